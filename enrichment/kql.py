@@ -154,7 +154,7 @@ def _signin_branch(table: Table, window: TimeWindow, users: str) -> str:
             " _tp = todynamic(TokenProtectionStatusDetails), _auth = tostring(AuthenticationDetails)",
             "    | project TimeGenerated,",
             f"        SourceTable = {string_literal(table.value)},",
-            "        User = tolower(UserPrincipalName), UserId = tostring(UserId),",
+            "        User = tolower(UserPrincipalName), UserId = tolower(tostring(UserId)),",
             "        IPAddress = tostring(IPAddress), Asn = tostring(AutonomousSystemNumber),",
             "        Country = tostring(_loc.countryOrRegion), City = tostring(_loc.city),",
             "        Latitude = todouble(_loc.geoCoordinates.latitude), Longitude = todouble(_loc.geoCoordinates.longitude),",
@@ -262,12 +262,12 @@ def baseline_query(accounts: Sequence[Account], window: TimeWindow) -> Query:
             f'        CompliantDeviceIds = make_set(iff(IsCompliant == "true", DeviceId, ""), {cap}),',
             "        Hours = make_set(hourofday(TimeGenerated), 24),",
             f"        AuthProtocols = make_set(AuthenticationProtocol, {cap})",
-            "        by User, SourceTable",
+            "        by User, UserId, SourceTable",
             '    | extend Scope = "table"),',
             "    (B",
             "    | summarize Events = count(), DistinctIps = dcount(IPAddress), DistinctApps = dcount(AppId),",
             "        DistinctAsns = dcount(Asn)",
-            "        by User, SourceTable, Day = startofday(TimeGenerated)",
+            "        by User, UserId, SourceTable, Day = startofday(TimeGenerated)",
             '    | extend Scope = "day")',
         )
     )

@@ -1,0 +1,9 @@
+"""Entry point of `python -m enrichment`."""
+
+from __future__ import annotations
+
+import sys
+
+from enrichment.cli import main
+
+sys.exit(main())

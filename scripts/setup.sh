@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Set up everything the product and its tests need, from the repository's own files.
+#   scripts/setup.sh           the laptop / demo environment (.venv, Python 3.11)
+#   scripts/setup.sh --dev     plus Python 3.13, test tools, node packages and Chromium for the card test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/_python.sh
+
+if [ "${1:-}" != "--dev" ]; then
+  make_venv .venv 3.11 requirements-local.txt
+  exit 0
+fi
+
+make_venv .venv 3.11 requirements-dev.txt
+make_venv .venv313 3.13 requirements-dev.txt
+
+for dir in tests/kusto tests/card; do
+  if [ -f "$dir/package-lock.json" ] && [ ! -d "$dir/node_modules" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
+
+if [ -d tests/card ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium is missing: install Debian's chromium package for the card rendering test" >&2
+    exit 1
+  fi
+fi

@@ -1,0 +1,93 @@
+"""Settings: parsed from app settings or local.settings.json, every problem reported by name."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+
+import pytest
+
+from enrichment.errors import SettingsError
+from enrichment.settings import Settings
+
+
+class TestFromValues:
+    def test_defaults_without_any_setting(self) -> None:
+        """An empty environment gives the documented defaults."""
+        settings = Settings.from_values({})
+
+        assert (14, 20_000, "TravelRecords", 70, 40) == (
+            settings.baseline_days,
+            settings.row_cap,
+            settings.travel_watchlist,
+            settings.threshold_likely,
+            settings.threshold_suspicious,
+        )
+
+    def test_lists_are_comma_separated(self) -> None:
+        """CIDRs (v4 and v6) and ASNs are comma-separated; an AS prefix is accepted."""
+        settings = Settings.from_values(
+            {"REPLAY_CORPORATE_CIDRS": "10.1.0.0/16, 2001:db8::/32", "REPLAY_TRUSTED_ASNS": "AS8075, 3598"}
+        )
+
+        assert (ipaddress.ip_network("10.1.0.0/16"), ipaddress.ip_network("2001:db8::/32")) == settings.corporate_cidrs
+        assert frozenset({8075, 3598}) == settings.trusted_asns
+
+    def test_every_bad_setting_is_reported_together(self) -> None:
+        """Three bad settings produce one error naming all three."""
+        with pytest.raises(SettingsError) as caught:
+            Settings.from_values({"REPLAY_ROW_CAP": "many", "REPLAY_VPN_CIDRS": "10.0.0.0/33", "REPLAY_OPTIONAL_ACTIONS": "nuke_tenant"})
+
+        names = [p.split(":")[0] for p in caught.value.problems]
+        assert ["REPLAY_ROW_CAP", "REPLAY_VPN_CIDRS", "REPLAY_OPTIONAL_ACTIONS"] == names
+
+    def test_thresholds_must_be_ordered(self) -> None:
+        """A suspicious threshold above the likely threshold is refused."""
+        with pytest.raises(SettingsError, match="REPLAY_THRESHOLD_SUSPICIOUS"):
+            Settings.from_values({"REPLAY_THRESHOLD_LIKELY": "30", "REPLAY_THRESHOLD_SUSPICIOUS": "50"})
+
+    def test_azure_requirements_are_named(self) -> None:
+        """The Function App's required settings are listed by name when missing."""
+        missing = Settings.from_values({}).missing_for_azure()
+
+        assert [m.split(":")[0] for m in missing] == [
+            "REPLAY_WORKSPACE_ID",
+            "REPLAY_TENANT_ID",
+            "REPLAY_BOT_APP_ID",
+            "REPLAY_TEAMS_CHANNEL_ID",
+            "REPLAY_APPROVER_GROUP_ID or REPLAY_APPROVER_OBJECT_IDS",
+        ]
+
+    def test_names_cover_every_field(self) -> None:
+        """Every field is reachable through exactly one app setting name."""
+        names = Settings.names()
+
+        assert len(names) == len(Settings.__dataclass_fields__)
+        assert all(n.startswith("REPLAY_") or n == "AZURE_CLIENT_ID" for n in names)
+
+
+class TestFromFile:
+    def test_reads_values_of_local_settings(self, tmp_path: Path) -> None:
+        """The Values object of local.settings.json holds the app settings."""
+        path = tmp_path / "local.settings.json"
+        path.write_text(json.dumps({"IsEncrypted": False, "Values": {"REPLAY_BASELINE_DAYS": "7"}}), encoding="utf-8")
+
+        assert 7 == Settings.from_file(path).baseline_days
+
+    @pytest.mark.parametrize(
+        ("content", "message"),
+        [("{not json", "not JSON"), ('{"Values": 3}', "no 'Values' object")],
+    )
+    def test_unusable_file_is_a_settings_error(self, tmp_path: Path, content: str, message: str) -> None:
+        """A file that is not a settings document is refused with the reason."""
+        path = tmp_path / "local.settings.json"
+        path.write_text(content, encoding="utf-8")
+
+        with pytest.raises(SettingsError, match=message):
+            Settings.from_file(path)
+
+    def test_missing_file_is_a_settings_error(self, tmp_path: Path) -> None:
+        """A missing file names the path."""
+        with pytest.raises(SettingsError, match="cannot read"):
+            Settings.from_file(tmp_path / "absent.json")
