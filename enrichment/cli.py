@@ -86,7 +86,9 @@ def run_triage(args: argparse.Namespace, out: TextIO) -> None:
             msg = f"--data: no such file or folder: {args.data}"
             raise InputError(msg)
         engine = EmbeddedEngine.open(args.data)
-    documents = [triage_document(evidence, assess(evidence, settings)) for evidence in gather_evidence(engine, accounts, at, settings)]
+    documents = [
+        triage_document(evidence, assess(evidence, settings)) for evidence in gather_evidence(engine, accounts, at, settings)
+    ]
     if args.format == "text":
         out.write("\n\n".join(render_text(d) for d in documents) + "\n")
     else:

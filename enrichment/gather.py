@@ -22,7 +22,9 @@ T = TypeVar("T")
 
 
 def evidence_window(at: datetime, settings: Settings) -> TimeWindow:
-    return TimeWindow.around(at, before=timedelta(hours=settings.window_before_hours), after=timedelta(hours=settings.window_after_hours))
+    return TimeWindow.around(
+        at, before=timedelta(hours=settings.window_before_hours), after=timedelta(hours=settings.window_after_hours)
+    )
 
 
 def baseline_window(window: TimeWindow, settings: Settings) -> TimeWindow:
@@ -61,7 +63,9 @@ def _parse_each(found: Iterable[rows.Row], parse: Callable[[rows.Row], T]) -> tu
     return parsed, []
 
 
-def gather_evidence(engine: QueryEngine, accounts: Sequence[Account], at: datetime, settings: Settings) -> tuple[UserEvidence, ...]:
+def gather_evidence(
+    engine: QueryEngine, accounts: Sequence[Account], at: datetime, settings: Settings
+) -> tuple[UserEvidence, ...]:
     """
     Evidence for every account around `at`: one evidence, one baseline and one context query.
 
@@ -88,7 +92,9 @@ def gather_evidence(engine: QueryEngine, accounts: Sequence[Account], at: dateti
         signins = sorted(signins, key=lambda s: abs((s.first - at).total_seconds()))[: settings.row_cap]
     shared_warnings = [*evidence.warnings, *history.warnings, *context.warnings, *signin_problems]
     if truncated:
-        shared_warnings.append(f"evidence truncated at {settings.row_cap} rows (REPLAY_ROW_CAP): the farthest from the incident time were left out")
+        shared_warnings.append(
+            f"evidence truncated at {settings.row_cap} rows (REPLAY_ROW_CAP): the farthest from the incident time were left out"
+        )
 
     results = []
     for account in wanted:
@@ -116,4 +122,3 @@ def gather_evidence(engine: QueryEngine, accounts: Sequence[Account], at: dateti
             )
         )
     return tuple(results)
-

@@ -115,33 +115,55 @@ class Settings:
     logs_endpoint: str = _setting("REPLAY_LOGS_ENDPOINT", _url, "https://api.loganalytics.io", "Log Analytics query endpoint")
     query_timeout_seconds: int = _setting("REPLAY_QUERY_TIMEOUT_SECONDS", _int(10, 600), 180, "server-side timeout of one query")
     # The evidence window and its limits.
-    window_before_hours: int = _setting("REPLAY_WINDOW_BEFORE_HOURS", _int(1, 720), 24, "hours of sign-ins before the incident time")
+    window_before_hours: int = _setting(
+        "REPLAY_WINDOW_BEFORE_HOURS", _int(1, 720), 24, "hours of sign-ins before the incident time"
+    )
     window_after_hours: int = _setting("REPLAY_WINDOW_AFTER_HOURS", _int(0, 168), 6, "hours of sign-ins after the incident time")
     baseline_days: int = _setting("REPLAY_BASELINE_DAYS", _int(1, 90), 14, "days of history summarised as the baseline")
     row_cap: int = _setting("REPLAY_ROW_CAP", _int(100, 400_000), 20_000, "most evidence rows one query returns")
     # Benign explanations.
     corporate_cidrs: tuple[IpNetwork, ...] = _setting("REPLAY_CORPORATE_CIDRS", _cidrs, (), "corporate egress networks")
     vpn_cidrs: tuple[IpNetwork, ...] = _setting("REPLAY_VPN_CIDRS", _cidrs, (), "corporate VPN egress networks")
-    trusted_asns: frozenset[int] = _setting("REPLAY_TRUSTED_ASNS", _asns, frozenset(), "ASNs whose traffic is the organisation's own")
-    travel_watchlist: str = _setting("REPLAY_TRAVEL_WATCHLIST", _text, "TravelRecords", "alias of the Sentinel watchlist of travel records")
+    trusted_asns: frozenset[int] = _setting(
+        "REPLAY_TRUSTED_ASNS", _asns, frozenset(), "ASNs whose traffic is the organisation's own"
+    )
+    travel_watchlist: str = _setting(
+        "REPLAY_TRAVEL_WATCHLIST", _text, "TravelRecords", "alias of the Sentinel watchlist of travel records"
+    )
     # Verdict thresholds.
-    threshold_likely: int = _setting("REPLAY_THRESHOLD_LIKELY", _int(1, 100), 70, "score at or above which the verdict is replay_likely")
-    threshold_suspicious: int = _setting("REPLAY_THRESHOLD_SUSPICIOUS", _int(1, 100), 40, "score at or above which the verdict is suspicious")
+    threshold_likely: int = _setting(
+        "REPLAY_THRESHOLD_LIKELY", _int(1, 100), 70, "score at or above which the verdict is replay_likely"
+    )
+    threshold_suspicious: int = _setting(
+        "REPLAY_THRESHOLD_SUSPICIOUS", _int(1, 100), 40, "score at or above which the verdict is suspicious"
+    )
     # Writing to the incident.
     arm_endpoint: str = _setting("REPLAY_ARM_ENDPOINT", _url, "https://management.azure.com", "Azure Resource Manager endpoint")
     comment_max_chars: int = _setting("REPLAY_COMMENT_MAX_CHARS", _int(1000, 100_000), 30_000, "longest incident comment written")
     raise_severity: bool = _setting("REPLAY_RAISE_SEVERITY", _bool, False, "raise the incident to High when a replay is likely")
     # Approval and containment.
-    containment_enabled: bool = _setting("REPLAY_CONTAINMENT_ENABLED", _bool, True, "ask for approval of containment on replay_likely")
-    optional_actions: frozenset[str] = _setting("REPLAY_OPTIONAL_ACTIONS", _actions, frozenset(), "optional containment actions offered")
-    approval_timeout_hours: int = _setting("REPLAY_APPROVAL_TIMEOUT_HOURS", _int(1, 168), 4, "hours an approval request stays open")
+    containment_enabled: bool = _setting(
+        "REPLAY_CONTAINMENT_ENABLED", _bool, True, "ask for approval of containment on replay_likely"
+    )
+    optional_actions: frozenset[str] = _setting(
+        "REPLAY_OPTIONAL_ACTIONS", _actions, frozenset(), "optional containment actions offered"
+    )
+    approval_timeout_hours: int = _setting(
+        "REPLAY_APPROVAL_TIMEOUT_HOURS", _int(1, 168), 4, "hours an approval request stays open"
+    )
     approver_group_id: str = _setting("REPLAY_APPROVER_GROUP_ID", _guid, "", "Entra group whose members may decide")
-    approver_object_ids: frozenset[str] = _setting("REPLAY_APPROVER_OBJECT_IDS", _guids, frozenset(), "object ids allowed to decide")
+    approver_object_ids: frozenset[str] = _setting(
+        "REPLAY_APPROVER_OBJECT_IDS", _guids, frozenset(), "object ids allowed to decide"
+    )
     graph_endpoint: str = _setting("REPLAY_GRAPH_ENDPOINT", _url, "https://graph.microsoft.com/v1.0", "Microsoft Graph endpoint")
     tenant_id: str = _setting("REPLAY_TENANT_ID", _guid, "", "Entra tenant id")
     bot_app_id: str = _setting("REPLAY_BOT_APP_ID", _text, "", "app (client) id of the approval bot")
-    teams_channel_id: str = _setting("REPLAY_TEAMS_CHANNEL_ID", _text, "", "Teams channel id (19:...@thread.tacv2) for approval cards")
-    teams_service_url: str = _setting("REPLAY_TEAMS_SERVICE_URL", _url, "https://smba.trafficmanager.net/teams", "Bot Framework service URL for the tenant")
+    teams_channel_id: str = _setting(
+        "REPLAY_TEAMS_CHANNEL_ID", _text, "", "Teams channel id (19:...@thread.tacv2) for approval cards"
+    )
+    teams_service_url: str = _setting(
+        "REPLAY_TEAMS_SERVICE_URL", _url, "https://smba.trafficmanager.net/teams", "Bot Framework service URL for the tenant"
+    )
     managed_identity_client_id: str = _setting("AZURE_CLIENT_ID", _text, "", "client id of the user-assigned managed identity")
 
     @classmethod

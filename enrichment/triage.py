@@ -129,7 +129,14 @@ def triage_document(evidence: UserEvidence, assessment: Assessment | None) -> Do
             "sessions": [_session_entry(s) for s in sessions(evidence.signins)],
             "baseline": _baseline(evidence.baseline),
             "security_events": [
-                {"time": _iso(e.time), "operation": e.operation, "result": e.result, "actor": e.actor, "actor_ip": e.actor_ip, "target": e.target}
+                {
+                    "time": _iso(e.time),
+                    "operation": e.operation,
+                    "result": e.result,
+                    "actor": e.actor,
+                    "actor_ip": e.actor_ip,
+                    "target": e.target,
+                }
                 for e in evidence.security_events
             ],
             "travel": [{"country": t.country, "start": _iso(t.start), "end": _iso(t.end)} for t in evidence.travel],
@@ -191,5 +198,7 @@ def render_text(document: Document) -> str:
                 f"ASNs {', '.join(map(str, part['asns'][:8]))}, countries {', '.join(part['countries'][:8])}"
             )
     for event in document["security_events"]:
-        lines.append(f"Security info: {event['time']} {event['operation']} by {event['actor']} from {event['actor_ip'] or 'unknown IP'}")
+        lines.append(
+            f"Security info: {event['time']} {event['operation']} by {event['actor']} from {event['actor_ip'] or 'unknown IP'}"
+        )
     return "\n".join(lines)

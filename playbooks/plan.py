@@ -71,7 +71,11 @@ class ContainmentPlan:
     def digest(self) -> str:
         """A stable fingerprint of (incident, user object id or UPN, actions) that a decision is bound to."""
         material = "|".join(
-            (self.incident_id.lower(), (self.account.object_id or self.account.upn).lower(), *[a.kind.value for a in self.actions])
+            (
+                self.incident_id.lower(),
+                (self.account.object_id or self.account.upn).lower(),
+                *[a.kind.value for a in self.actions],
+            )
         )
         return hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
 

@@ -10,9 +10,11 @@ from enrichment.logs import configure_logging, get_logger, redact_secrets
 
 def test_credential_keys_and_bearer_tokens_are_redacted() -> None:
     """Values of token/secret/password keys and bearer tokens inside strings never reach a log."""
-    event = redact_secrets(None, "info", {"access_token": "eyJ.abc", "detail": "sent Authorization: Bearer eyJhbGciOi.x.y", "incident": 7})
+    event = redact_secrets(
+        None, "info", {"access_token": "eyJ.abc", "detail": "sent Authorization: Bearer eyJhbGciOi.x.y", "incident": 7}
+    )
 
-    assert {"access_token": "[redacted]", "detail": "sent Authorization: Bearer [redacted]", "incident": 7} == event
+    assert event == {"access_token": "[redacted]", "detail": "sent Authorization: Bearer [redacted]", "incident": 7}
 
 
 def test_events_are_json_lines_on_the_given_stream() -> None:
@@ -23,5 +25,10 @@ def test_events_are_json_lines_on_the_given_stream() -> None:
     get_logger("test").info("incident_enriched", incident_number=42, client_secret="s3cr3t")
 
     line = json.loads(stream.getvalue().strip().splitlines()[-1])
-    assert ("incident_enriched", 42, "info", "[redacted]") == (line["event"], line["incident_number"], line["level"], line["client_secret"])
+    assert (line["event"], line["incident_number"], line["level"], line["client_secret"]) == (
+        "incident_enriched",
+        42,
+        "info",
+        "[redacted]",
+    )
     assert "timestamp" in line

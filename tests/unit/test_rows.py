@@ -53,7 +53,7 @@ class TestSignin:
         """Country upper-case, ASN an int, compliance a bool, only trusted named networks kept."""
         signin = rows.signin(_evidence_row())
 
-        assert (Table.NON_INTERACTIVE, 136787, "NG", False, ("HQ",), ("unfamiliarFeatures",), 4) == (
+        assert (
             signin.table,
             signin.asn,
             signin.country,
@@ -61,7 +61,7 @@ class TestSignin:
             signin.trusted_networks,
             signin.risk_events,
             signin.count,
-        )
+        ) == (Table.NON_INTERACTIVE, 136787, "NG", False, ("HQ",), ("unfamiliarFeatures",), 4)
 
     def test_unknown_table_is_a_row_error(self) -> None:
         """A row from a table the product does not know is refused, naming the column."""
@@ -77,7 +77,7 @@ class TestSignin:
         """Missing ASN, coordinates and flags stay unknown."""
         signin = rows.signin(_evidence_row(Asn="", Latitude=None, Longitude=float("nan"), IsCompliant=""))
 
-        assert (None, None, None, None) == (signin.asn, signin.latitude, signin.longitude, signin.is_compliant)
+        assert (signin.asn, signin.latitude, signin.longitude, signin.is_compliant) == (None, None, None, None)
 
 
 class TestBaseline:
@@ -86,8 +86,25 @@ class TestBaseline:
         window = TimeWindow(datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 14, 12, tzinfo=UTC))
         baseline = rows.baseline(
             [
-                {"Scope": "table", "SourceTable": "SigninLogs", "Events": 10, "DaysActive": 5, "Ips": '["1.2.3.4",""]', "Asns": '["7922"]', "Hours": "[8,9]", "CompliantDeviceIds": '["", "D1"]'},
-                {"Scope": "day", "SourceTable": "SigninLogs", "Day": datetime(2026, 6, 2), "Events": 3, "DistinctIps": 1, "DistinctApps": 2, "DistinctAsns": 1},
+                {
+                    "Scope": "table",
+                    "SourceTable": "SigninLogs",
+                    "Events": 10,
+                    "DaysActive": 5,
+                    "Ips": '["1.2.3.4",""]',
+                    "Asns": '["7922"]',
+                    "Hours": "[8,9]",
+                    "CompliantDeviceIds": '["", "D1"]',
+                },
+                {
+                    "Scope": "day",
+                    "SourceTable": "SigninLogs",
+                    "Day": datetime(2026, 6, 2),
+                    "Events": 3,
+                    "DistinctIps": 1,
+                    "DistinctApps": 2,
+                    "DistinctAsns": 1,
+                },
             ],
             window,
         )
@@ -100,7 +117,7 @@ class TestBaseline:
             baseline.interactive.compliant_device_ids,
         )
         assert baseline.non_interactive is None
-        assert [3] == [d.events for d in baseline.daily]
+        assert [d.events for d in baseline.daily] == [3]
 
 
 class TestMatching:

@@ -17,13 +17,13 @@ class TestFromValues:
         """An empty environment gives the documented defaults."""
         settings = Settings.from_values({})
 
-        assert (14, 20_000, "TravelRecords", 70, 40) == (
+        assert (
             settings.baseline_days,
             settings.row_cap,
             settings.travel_watchlist,
             settings.threshold_likely,
             settings.threshold_suspicious,
-        )
+        ) == (14, 20_000, "TravelRecords", 70, 40)
 
     def test_lists_are_comma_separated(self) -> None:
         """CIDRs (v4 and v6) and ASNs are comma-separated; an AS prefix is accepted."""
@@ -37,10 +37,12 @@ class TestFromValues:
     def test_every_bad_setting_is_reported_together(self) -> None:
         """Three bad settings produce one error naming all three."""
         with pytest.raises(SettingsError) as caught:
-            Settings.from_values({"REPLAY_ROW_CAP": "many", "REPLAY_VPN_CIDRS": "10.0.0.0/33", "REPLAY_OPTIONAL_ACTIONS": "nuke_tenant"})
+            Settings.from_values(
+                {"REPLAY_ROW_CAP": "many", "REPLAY_VPN_CIDRS": "10.0.0.0/33", "REPLAY_OPTIONAL_ACTIONS": "nuke_tenant"}
+            )
 
         names = [p.split(":")[0] for p in caught.value.problems]
-        assert ["REPLAY_ROW_CAP", "REPLAY_VPN_CIDRS", "REPLAY_OPTIONAL_ACTIONS"] == names
+        assert names == ["REPLAY_ROW_CAP", "REPLAY_VPN_CIDRS", "REPLAY_OPTIONAL_ACTIONS"]
 
     def test_thresholds_must_be_ordered(self) -> None:
         """A suspicious threshold above the likely threshold is refused."""
@@ -73,7 +75,7 @@ class TestFromFile:
         path = tmp_path / "local.settings.json"
         path.write_text(json.dumps({"IsEncrypted": False, "Values": {"REPLAY_BASELINE_DAYS": "7"}}), encoding="utf-8")
 
-        assert 7 == Settings.from_file(path).baseline_days
+        assert Settings.from_file(path).baseline_days == 7
 
     @pytest.mark.parametrize(
         ("content", "message"),

@@ -1,0 +1,148 @@
+"""The triage document: the JSON contract and the text a person reads first."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from enrichment.model import (
+    Account,
+    Assessment,
+    Baseline,
+    Explanation,
+    ExplanationKind,
+    Signal,
+    SignIn,
+    Table,
+    TableBaseline,
+    TimeWindow,
+    UserEvidence,
+    Verdict,
+)
+from enrichment.triage import render_text, triage_document
+
+AT = datetime(2026, 6, 15, 12, tzinfo=UTC)
+WINDOW = TimeWindow.around(AT, before=timedelta(hours=24), after=timedelta(hours=6))
+
+
+def _signin(ip: str, table: Table, minutes: int, *, asn: int, session: str, count: int = 1) -> SignIn:
+    first = AT - timedelta(minutes=minutes)
+    return SignIn(
+        user="a@contoso.com",
+        user_id="",
+        table=table,
+        first=first,
+        last=first + timedelta(minutes=1),
+        count=count,
+        ip=ip,
+        asn=asn,
+        session_id=session,
+        country="FR",
+    )
+
+
+EVIDENCE = UserEvidence(
+    account=Account("a@contoso.com"),
+    at=AT,
+    window=WINDOW,
+    signins=(
+        _signin("192.0.2.1", Table.INTERACTIVE, 120, asn=7922, session="s1"),
+        _signin("192.0.2.1", Table.NON_INTERACTIVE, 100, asn=7922, session="s1", count=30),
+        _signin("203.0.113.9", Table.NON_INTERACTIVE, 60, asn=136787, session="s1", count=12),
+    ),
+    baseline=Baseline(
+        window=TimeWindow(WINDOW.start - timedelta(days=14), WINDOW.start),
+        interactive=TableBaseline(
+            Table.INTERACTIVE, events=40, days_active=10, first=None, last=None, distinct_ips=2, asns=frozenset({7922})
+        ),
+    ),
+    truncated=False,
+    warnings=("partial result: E_QUERY_RESULT_SET_TOO_LARGE",),
+)
+
+ASSESSMENT = Assessment(
+    score=85,
+    verdict=Verdict.REPLAY_LIKELY,
+    signals=(
+        Signal(
+            "session_ip_drift", 30, "Session s1 was used from 192.0.2.1 (AS7922) and 203.0.113.9 (AS136787)", ("203.0.113.9",)
+        ),
+        Signal("noninteractive_only_network", 25, "203.0.113.9 only ever refreshed tokens", ("203.0.113.9",)),
+        Signal("odd_hours", 5, "Active at 03:00, an hour the user never is", ()),
+        Signal("new_app", 10, "Azure CLI is new for the user", ("203.0.113.9",)),
+    ),
+    explanations=(Explanation("192.0.2.1", ExplanationKind.DEVICE_CONTINUITY, "the user's own compliant device"),),
+    suspect_ips=("203.0.113.9",),
+)
+
+
+class TestDocument:
+    def test_contract_fields_are_present_and_json(self) -> None:
+        """Every field the CLI contract names is there, and the document is plain JSON."""
+        document = json.loads(json.dumps(triage_document(EVIDENCE, ASSESSMENT)))
+
+        assert {
+            "user",
+            "window",
+            "timeline",
+            "sessions",
+            "baseline",
+            "truncated",
+            "score",
+            "verdict",
+            "signals",
+            "explanations",
+            "suspect_ips",
+        } <= set(document)
+        assert (document["user"], document["verdict"], document["score"], document["suspect_ips"]) == (
+            "a@contoso.com",
+            "replay_likely",
+            85,
+            ["203.0.113.9"],
+        )
+        assert document["explanations"][0] == {
+            "ip": "192.0.2.1",
+            "kind": "device_continuity",
+            "detail": "the user's own compliant device",
+        }
+
+    def test_timeline_counts_each_table(self) -> None:
+        """The per-IP timeline counts interactive and non-interactive sign-ins separately, weighted by group size."""
+        timeline = {e["ip"]: e for e in triage_document(EVIDENCE, ASSESSMENT)["timeline"]}
+
+        assert timeline["192.0.2.1"]["count"] == {"SigninLogs": 1, "AADNonInteractiveUserSignInLogs": 30}
+        assert (timeline["203.0.113.9"]["asn"], timeline["203.0.113.9"]["session_ids"]) == (136787, ["s1"])
+
+    def test_session_lists_every_ip(self) -> None:
+        """A session used from two IPs shows both, and which one signed in interactively."""
+        (session,) = triage_document(EVIDENCE, ASSESSMENT)["sessions"]
+
+        assert (session["ips"], session["interactive_ips"], session["events"]) == (
+            ["192.0.2.1", "203.0.113.9"],
+            ["192.0.2.1"],
+            43,
+        )
+
+    def test_without_assessment_only_evidence(self) -> None:
+        """Before scoring, the document carries the evidence and no verdict."""
+        document = triage_document(EVIDENCE, None)
+
+        assert "verdict" not in document
+        assert document["signins"] == 43
+
+
+class TestText:
+    def test_leads_with_verdict_and_three_strongest_reasons(self) -> None:
+        """The first lines are the verdict, then the three heaviest signals in weight order."""
+        lines = render_text(triage_document(EVIDENCE, ASSESSMENT)).splitlines()
+
+        assert lines[0] == "TOKEN REPLAY LIKELY (score 85/100) for a@contoso.com"
+        assert lines[1:4] == [
+            "  - Session s1 was used from 192.0.2.1 (AS7922) and 203.0.113.9 (AS136787)",
+            "  - 203.0.113.9 only ever refreshed tokens",
+            "  - Azure CLI is new for the user",
+        ]
+
+    def test_warnings_are_shown(self) -> None:
+        """Partial-data warnings are visible to the person reading."""
+        assert "WARNING: partial result: E_QUERY_RESULT_SET_TOO_LARGE" in render_text(triage_document(EVIDENCE, ASSESSMENT))
