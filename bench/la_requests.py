@@ -1,0 +1,187 @@
+"""
+Requests and bytes per incident against a local Log Analytics endpoint, over a generated sample tenant.
+
+Two targets of the read side, measured rather than asserted in a timed test:
+
+* requests per incident stay at 3 (evidence, baseline, context) whatever the number of accounts;
+* the bytes the baseline query returns for a user stay flat when that user's raw sign-in volume
+  grows tenfold (it is summarised in KQL, with capped sets), so a busy account cannot blow up
+  the Function's memory or the query API's 64 MB answer limit.
+
+It generates a tenant (`python -m sample_tenant --out DIR --users N`), loads it with
+`enrichment.exports.load_exports`, serves it through the fake Log Analytics endpoint of the tests
+(duckdb-kql behind the real REST wire format, over HTTPS) and runs `gather_evidence` through the
+real `LogAnalyticsEngine`. `--exports DIR` uses an existing folder of exports instead.
+
+    .venv/bin/python bench/la_requests.py [--users 60] [--variants 2] [--exports DIR]
+
+Exits 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import duckdb_kql  # noqa: E402
+
+from enrichment import kql  # noqa: E402
+from enrichment.embedded import WATCHLIST_FUNCTION  # noqa: E402
+from enrichment.exports import TABLES, WATCHLIST_TABLE, load_exports  # noqa: E402
+from enrichment.gather import baseline_window, evidence_window, gather_evidence  # noqa: E402
+from enrichment.loganalytics import LogAnalyticsEngine  # noqa: E402
+from enrichment.logs import configure_logging  # noqa: E402
+from enrichment.model import Account  # noqa: E402
+from enrichment.settings import Settings  # noqa: E402
+from tests.fakes.loganalytics_server import FakeCredential, LogAnalyticsServer  # noqa: E402
+
+WORKSPACE = "00000000-0000-4000-8000-00000000be5c"
+MAX_REQUESTS = 3
+#: Baseline bytes may wobble a little (counts gain digits); more than this is growth, not noise.
+FLAT_TOLERANCE = 0.10
+NON_INTERACTIVE = "AADNonInteractiveUserSignInLogs"
+
+
+def generate(out: Path, users: int, variants: int) -> None:
+    """Run the sample tenant generator; say plainly when it is not there or refuses."""
+    if not (ROOT / "sample_tenant" / "__main__.py").exists():
+        sys.exit("bench/la_requests.py needs the generator: `python -m sample_tenant` is not available (or pass --exports DIR)")
+    command = [sys.executable, "-m", "sample_tenant", "--out", str(out), "--users", str(users), "--variants", str(variants)]
+    if subprocess.run(command, cwd=ROOT, check=False).returncode != 0:
+        sys.exit(f"the generator failed: {' '.join(command[1:])}")
+
+
+def copy_into_memory(database: Path) -> Any:
+    """A writable in-memory copy of the loaded exports, so a user's volume can be multiplied."""
+    con = duckdb_kql.connect()
+    con.execute("ATTACH ? AS src (READ_ONLY)", [str(database)])
+    present = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'src'").fetchall()}
+    for table in (*TABLES, WATCHLIST_TABLE):
+        if table in present:
+            con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM src."{table}"')
+    con.execute("DETACH src")
+    return con
+
+
+def busiest_users(con: Any, count: int) -> list[str]:
+    rows = con.execute(
+        f'SELECT lower(UserPrincipalName) AS u, count(*) AS n FROM "{NON_INTERACTIVE}" '
+        "WHERE UserPrincipalName IS NOT NULL AND UserPrincipalName <> '' GROUP BY u ORDER BY n DESC, u LIMIT ?",
+        [count],
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def incident_time(con: Any, settings: Settings) -> datetime:
+    """Late enough that the evidence window and the baseline days both hold data."""
+    latest = con.execute(f'SELECT max(TimeGenerated) FROM "{NON_INTERACTIVE}"').fetchone()[0]
+    return latest.replace(tzinfo=UTC) - timedelta(hours=settings.window_after_hours)
+
+
+def multiply(con: Any, user: str, factor: int) -> int:
+    """Make the user's non-interactive rows `factor` times as many (copies seconds apart, a refresh flood); returns them."""
+    table = f'"{NON_INTERACTIVE}"'
+    con.execute(f"CREATE TEMP TABLE original AS SELECT * FROM {table} WHERE lower(UserPrincipalName) = ?", [user])
+    for copy in range(1, factor):
+        con.execute(
+            f"INSERT INTO {table} SELECT * REPLACE (TimeGenerated + to_seconds(?) AS TimeGenerated) FROM original", [copy * 7]
+        )
+    con.execute("DROP TABLE original")
+    return int(con.execute(f"SELECT count(*) FROM {table} WHERE lower(UserPrincipalName) = ?", [user]).fetchone()[0])
+
+
+def bytes_by_query(server: LogAnalyticsServer, since: int) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for request in server.requests[since:]:
+        sizes[request.query_name] = sizes.get(request.query_name, 0) + request.response_bytes
+    return sizes
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=60, help="users in the generated tenant")
+    parser.add_argument("--variants", type=int, default=2, help="seeded variants of each attack scenario in the tenant")
+    parser.add_argument("--exports", type=Path, help="use this folder of exports instead of generating one")
+    args = parser.parse_args()
+    configure_logging(level=logging.WARNING)  # the table is the output; per-query log lines would interleave
+
+    with tempfile.TemporaryDirectory(prefix="la-bench-") as scratch:
+        folder = args.exports
+        if folder is None:
+            folder = Path(scratch) / "tenant"
+            generate(folder, args.users, args.variants)
+        loaded = load_exports(folder, cache=Path(scratch) / "cache.duckdb")
+        con = copy_into_memory(loaded.database)
+        settings = Settings.from_values({"REPLAY_WORKSPACE_ID": WORKSPACE})
+        at = incident_time(con, settings)
+        users = busiest_users(con, 10)
+        if len(users) < 10:
+            sys.exit(f"the tenant has {len(users)} users with non-interactive sign-ins; 10 are needed")
+        missed = False
+
+        with LogAnalyticsServer(con, workspace_id=WORKSPACE, functions=[WATCHLIST_FUNCTION]) as server:
+            engine = LogAnalyticsEngine.create(
+                Settings.from_values({"REPLAY_WORKSPACE_ID": WORKSPACE, "REPLAY_LOGS_ENDPOINT": server.url}),
+                FakeCredential(),
+                connection_verify=server.ca_path,
+            )
+            print(f"incident at {at.isoformat()}, tenant from {folder}")
+            print()
+            print("accounts  requests  evidence bytes  baseline bytes  context bytes  signins  elapsed ms")
+            for count in (1, 3, 10):
+                accounts = [Account(upn, "") for upn in users[:count]]
+                before = len(server.requests)
+                started = time.perf_counter()
+                evidence = gather_evidence(engine, accounts, at, settings)
+                elapsed = (time.perf_counter() - started) * 1000
+                requests = len(server.requests) - before
+                sizes = bytes_by_query(server, before)
+                signins = sum(len(e.signins) for e in evidence)
+                print(
+                    f"{count:>8}  {requests:>8}  {sizes.get('evidence', 0):>14}  {sizes.get('baseline', 0):>14}"
+                    f"  {sizes.get('context', 0):>13}  {signins:>7}  {elapsed:>10.0f}"
+                )
+                missed |= requests > MAX_REQUESTS
+
+            print()
+            user = users[0]
+            window = evidence_window(at, settings)
+            account = [Account(user, "")]
+            queries = {
+                "baseline": kql.baseline_query(account, baseline_window(window, settings)),
+                "evidence": kql.evidence_query(account, window, at, row_cap=settings.row_cap),
+            }
+            print(f"one user ({user}), raw non-interactive volume x1 then x10")
+            print("volume  user rows  baseline bytes  evidence bytes")
+            measured: dict[int, dict[str, int]] = {}
+            rows = multiply(con, user, 1)
+            for factor in (1, 10):
+                if factor > 1:
+                    rows = multiply(con, user, factor)
+                before = len(server.requests)
+                for query in queries.values():
+                    engine.run(query)
+                measured[factor] = bytes_by_query(server, before)
+                print(
+                    f"{'x' + str(factor):>6}  {rows:>9}  {measured[factor]['baseline']:>14}  {measured[factor]['evidence']:>14}"
+                )
+            growth = measured[10]["baseline"] / max(1, measured[1]["baseline"]) - 1
+            print(f"baseline bytes grew {growth:+.1%} for 10x the rows (target: within {FLAT_TOLERANCE:.0%})")
+            missed |= growth > FLAT_TOLERANCE
+        con.close()
+    print("targets met" if not missed else "TARGET MISSED")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

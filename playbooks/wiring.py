@@ -1,0 +1,121 @@
+"""
+The composition root of the Function App: settings, the query engine and the Sentinel adapter.
+
+Nothing is built at import time (indexing imports every module, and one failure there hides every
+function). Each piece is built on first use and kept for the life of the worker process: the
+credential and HTTP connection pools are meant to be reused across invocations. Tests install their
+own `Services` (pointing at the fake servers) with `install`; production code only calls `current`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from enrichment.errors import SettingsError
+from enrichment.settings import Settings
+
+if TYPE_CHECKING:
+    from enrichment.engine import QueryEngine
+    from playbooks.sentinel import SentinelIncidents
+
+EngineFactory = Callable[[Settings], "QueryEngine"]
+SentinelFactory = Callable[[Settings], "SentinelIncidents"]
+
+
+def _log_analytics(settings: Settings) -> QueryEngine:
+    from enrichment.loganalytics import LogAnalyticsEngine
+
+    return LogAnalyticsEngine.create(settings)
+
+
+def _sentinel(settings: Settings) -> SentinelIncidents:
+    from playbooks.sentinel import SentinelIncidents
+
+    return SentinelIncidents.create(settings)
+
+
+class Services:
+    """
+    What the functions use, built lazily from the app settings.
+
+    `settings()` validates everything at once, including what the Function App cannot run
+    without (`Settings.missing_for_azure`), and raises one `SettingsError` naming every problem.
+    A failure is not cached, so fixed app settings take effect on the next invocation.
+    """
+
+    def __init__(
+        self,
+        environ: Mapping[str, str] | None = None,
+        *,
+        engine: EngineFactory = _log_analytics,
+        sentinel: SentinelFactory = _sentinel,
+    ) -> None:
+        self._environ = environ
+        self._engine_factory = engine
+        self._sentinel_factory = sentinel
+        self._lock = threading.Lock()
+        self._settings: Settings | None = None
+        self._engine: QueryEngine | None = None
+        self._sentinel: SentinelIncidents | None = None
+
+    def settings(self) -> Settings:
+        with self._lock:
+            if self._settings is None:
+                settings = Settings.from_environ(os.environ if self._environ is None else self._environ)
+                missing = settings.missing_for_azure()
+                if missing:
+                    raise SettingsError(missing)
+                self._settings = settings
+            return self._settings
+
+    def engine(self) -> QueryEngine:
+        settings = self.settings()
+        with self._lock:
+            if self._engine is None:
+                self._engine = self._engine_factory(settings)
+            return self._engine
+
+    def sentinel(self) -> SentinelIncidents:
+        settings = self.settings()
+        with self._lock:
+            if self._sentinel is None:
+                self._sentinel = self._sentinel_factory(settings)
+            return self._sentinel
+
+
+_current: Services | None = None
+_current_lock = threading.Lock()
+
+
+def configure() -> None:
+    """
+    Route structlog through stdlib logging (idempotent, no I/O).
+
+    Every function entry point calls it, through `current()` or directly (the orchestrator, which
+    needs no services): a worker may run an orchestrator replay before anything else, and an
+    unconfigured structlog would print past the Functions host instead of through it.
+    """
+    from enrichment.logs import configure_logging
+
+    configure_logging()
+
+
+def current() -> Services:
+    """The process's services (created on first call, with logging configured)."""
+    global _current  # noqa: PLW0603 - the one process-wide composition root
+    with _current_lock:
+        if _current is None:
+            configure()
+            _current = Services()
+        return _current
+
+
+def install(services: Services | None) -> Services | None:
+    """Replace the process's services (tests point them at fakes); returns the previous ones."""
+    global _current
+    with _current_lock:
+        previous, _current = _current, services
+        return previous

@@ -1,0 +1,518 @@
+"""
+The attack families: AiTM session-cookie replay, stolen refresh-token replay, device-code phishing.
+
+Each variant draws its own infrastructure (hosting or consumer VPN abroad or at home, residential or
+mobile proxies, Azure VMs), tools, apps, timing and volume, so no single shape identifies an attack;
+what stays true to the technique is the SessionId reuse, the token-only authentication, the missing
+or unknown device and, for device-code phishing, the device registration and PRT that follow.
+"""
+
+from __future__ import annotations
+
+import random
+
+from sample_tenant import catalog, ids
+from sample_tenant.activity import BROWSER, NATIVE, DayPlan, Override, Simulation
+from sample_tenant.catalog import App, Resource
+from sample_tenant.events import HOUR, MINUTE, Actor, AuditEvent, Auth, Role, SignIn, Target
+from sample_tenant.scenarios import (
+    Scenario,
+    Script,
+    attacker_egress,
+    attacker_network,
+    decoy_travel,
+    pick_day,
+    time_between,
+    working,
+)
+from sample_tenant.tenant import Device, Egress
+
+_RISKS = (
+    ("none", ()),
+    ("none", ()),
+    ("low", ("unfamiliarFeatures",)),
+    ("medium", ("unfamiliarFeatures",)),
+    ("high", ("anomalousToken",)),
+)
+
+
+def _unregistered(operating_system: str, browser: str, user_agent: str) -> Device:
+    """A device Entra does not know: OS and browser parsed from the agent, no id, not compliant."""
+    return Device("", "", operating_system, browser, user_agent, (), compliant=False, managed=False, trust_type="")
+
+
+def _workday_override(scenario: Scenario, sim: Simulation) -> dict[int, Override]:
+    scenario.day = pick_day(scenario, sim)
+
+    def override(plan: DayPlan) -> DayPlan:
+        scenario.plan = working(plan, sim, scenario.rng)
+        return scenario.plan
+
+    return {scenario.day: override}
+
+
+def _spread(rng: random.Random, start: int, duration: int, count: int) -> list[int]:
+    """`count` times in [start, start + duration], bunched the way a person or a script works."""
+    return sorted(start + int(rng.betavariate(1.2, 2.0) * duration) for _ in range(count))
+
+
+class AitmCookieReplay(Script):
+    """
+    A phishing proxy relays the victim's password and MFA and keeps the session cookie; the attacker
+    replays it from elsewhere: token-only interactive sign-ins, then refreshes, same SessionId.
+    """
+
+    def overrides(self, scenario: Scenario, sim: Simulation) -> dict[int, Override]:
+        return _workday_override(scenario, sim)
+
+    def play(self, scenario: Scenario, sim: Simulation) -> None:
+        rng, user, plan = scenario.rng, sim.user, scenario.plan
+        assert plan is not None
+        at = time_between(rng, plan.start + HOUR, plan.end + 2 * HOUR, scenario.earliest, scenario.latest)
+        phish = at - int(rng.uniform(20, 180) * MINUTE)
+        replay = phish + int(rng.uniform(2, max(3, min(90, (at - phish) / MINUTE - 2))) * MINUTE)
+        scenario.at = max(at, replay + MINUTE)
+        weights = {
+            "hosting_foreign": 0.4,
+            "hosting_local": 0.15,
+            "vpn_local": 0.2,
+            "vpn_foreign": 0.1,
+            "residential_local": 0.08,
+            "azure": 0.07,
+        }
+        network = attacker_network(rng, user, weights)
+        attacker = attacker_egress(rng, network, user)
+        scenario.traits.update(infrastructure=network.kind.value, attacker_asn=network.asn, attacker_country=network.country)
+        session = ids.guid(rng)
+        laptop = user.laptop
+        victim_browser = _unregistered(laptop.operating_system, laptop.browser, laptop.user_agent)
+
+        # The victim's own sign-in, through the proxy (logged at the proxy) or seen from their own network.
+        if rng.random() < 0.55:
+            proxy_network = (
+                network if rng.random() < 0.3 else attacker_network(rng, user, {"hosting_foreign": 0.7, "hosting_local": 0.3})
+            )
+            proxy = attacker_egress(rng, proxy_network, user)
+            sim.events.append(
+                SignIn(
+                    phish,
+                    True,
+                    proxy,
+                    session,
+                    catalog.OFFICE_HOME,
+                    catalog.OFFICE_HOME_RESOURCE,
+                    victim_browser,
+                    laptop.user_agent,
+                    BROWSER,
+                    Auth.MFA,
+                    role=Role.ATTACKER,
+                )
+            )
+            for step in range(rng.randrange(1, 4)):
+                sim.events.append(
+                    SignIn(
+                        phish + (step + 1) * 4000,
+                        False,
+                        proxy,
+                        session,
+                        catalog.OFFICE_HOME,
+                        catalog.OFFICE_HOME_RESOURCE,
+                        victim_browser,
+                        laptop.user_agent,
+                        BROWSER,
+                        Auth.CLAIM,
+                        incoming="refreshToken",
+                        role=Role.ATTACKER,
+                    )
+                )
+            scenario.traits["proxy_logged"] = True
+        else:
+            own = plan.laptop_route(rng, phish)
+            sim.events.append(
+                SignIn(
+                    phish,
+                    True,
+                    own,
+                    session,
+                    catalog.OFFICE_HOME,
+                    catalog.OFFICE_HOME_RESOURCE,
+                    laptop,
+                    laptop.user_agent,
+                    BROWSER,
+                    Auth.MFA,
+                )
+            )
+            scenario.traits["proxy_logged"] = False
+
+        # The replay.
+        same_agent = rng.random() < 0.25
+        browser = catalog.ATTACKER_BROWSERS[rng.randrange(len(catalog.ATTACKER_BROWSERS))]
+        device = victim_browser if same_agent else _unregistered(browser.operating_system, browser.browser, browser.user_agent)
+        scenario.traits["copies_user_agent"] = same_agent
+        risk, risk_events = _RISKS[rng.randrange(len(_RISKS))]
+        egresses = [attacker]
+        if rng.random() < 0.25:
+            egresses.append(attacker_egress(rng, network, user))
+        t = replay
+        landing: tuple[tuple[App, Resource], ...] = (
+            (catalog.OFFICE_HOME, catalog.OFFICE_HOME_RESOURCE),
+            (catalog.ONE_OUTLOOK_WEB, catalog.EXCHANGE),
+            (catalog.OFFICE_HOME, catalog.SHAREPOINT),
+        )
+        for app, resource in landing[: rng.randrange(1, 4)]:
+            sim.events.append(
+                SignIn(
+                    t,
+                    True,
+                    attacker,
+                    session,
+                    app,
+                    resource,
+                    device,
+                    device.user_agent,
+                    BROWSER,
+                    Auth.SSO,
+                    risk_level=risk,
+                    risk_events=risk_events,
+                    role=Role.ATTACKER,
+                )
+            )
+            t += int(rng.uniform(5, 90) * 1000)
+        mailbox: tuple[tuple[App, Resource], ...] = (
+            (catalog.ONE_OUTLOOK_WEB, catalog.EXCHANGE),
+            (catalog.ONE_OUTLOOK_WEB, catalog.EXCHANGE),
+            (catalog.ONE_OUTLOOK_WEB, catalog.SUBSTRATE),
+            (catalog.OFFICE_HOME, catalog.GRAPH),
+            (catalog.OFFICE_HOME, catalog.SHAREPOINT),
+        )
+        duration = int(rng.uniform(0.5, 4.5) * HOUR)
+        count = rng.randrange(5, 81)
+        scenario.traits["replay_rows"] = count
+        for position, when in enumerate(_spread(rng, t, duration, count)):
+            app, resource = mailbox[rng.randrange(len(mailbox))]
+            egress = egresses[position % len(egresses)] if position else attacker
+            sim.events.append(
+                SignIn(
+                    when,
+                    False,
+                    egress,
+                    session,
+                    app,
+                    resource,
+                    device,
+                    device.user_agent,
+                    BROWSER,
+                    Auth.CLAIM,
+                    incoming="refreshToken",
+                    role=Role.ATTACKER,
+                )
+            )
+        if rng.random() < 0.45:
+            registered = replay + int(rng.uniform(5, 45) * MINUTE)
+            sim.events.append(
+                SignIn(
+                    registered - 60_000,
+                    True,
+                    attacker,
+                    session,
+                    catalog.MY_SIGNINS,
+                    catalog.GRAPH,
+                    device,
+                    device.user_agent,
+                    BROWSER,
+                    Auth.SSO,
+                    role=Role.ATTACKER,
+                )
+            )
+            sim.events.append(
+                SignIn(
+                    registered - 30_000,
+                    False,
+                    attacker,
+                    session,
+                    catalog.MY_SIGNINS,
+                    catalog.GRAPH,
+                    device,
+                    device.user_agent,
+                    BROWSER,
+                    Auth.CLAIM,
+                    incoming="refreshToken",
+                    role=Role.ATTACKER,
+                )
+            )
+            sim.security_info_registered(
+                registered,
+                attacker.ip,
+                rng.choice(("Authenticator App", "Mobile Phone SMS", "Software OATH token")),
+                Role.ATTACKER,
+            )
+            scenario.traits["mfa_method_registered"] = True
+        scenario.incident_ip = attacker.ip
+        decoy_travel(scenario, user, {network.country}, sim)
+
+
+class RefreshTokenReplay(Script):
+    """
+    A refresh token stolen from the victim's laptop, driven by a script: non-interactive only, the
+    victim's SessionId, admin-tool client ids, often at night while the victim's devices keep refreshing.
+    """
+
+    def overrides(self, scenario: Scenario, sim: Simulation) -> dict[int, Override]:
+        return _workday_override(scenario, sim)
+
+    def play(self, scenario: Scenario, sim: Simulation) -> None:
+        rng, user, plan = scenario.rng, sim.user, scenario.plan
+        assert plan is not None
+        night = rng.random() < 0.55
+        if night:
+            # Victim-local night or late evening, inside the allowed incident window.
+            windows = [
+                (plan.midnight - 2 * HOUR, plan.midnight + 5 * HOUR),
+                (plan.midnight + 20 * HOUR, plan.midnight + 29 * HOUR),
+            ]
+            low, high = windows[rng.randrange(2)]
+            start = time_between(rng, low, high, scenario.earliest, scenario.latest - 2 * HOUR)
+        else:
+            start = time_between(rng, plan.start + 30 * MINUTE, plan.end - HOUR, scenario.earliest, scenario.latest - 2 * HOUR)
+        scenario.traits["odd_hours"] = night
+        session = sim.laptop_session(start)
+        weights = {
+            "hosting_foreign": 0.35,
+            "hosting_local": 0.15,
+            "vpn_local": 0.2,
+            "residential_local": 0.08,
+            "mobile_local": 0.07,
+            "azure": 0.15,
+        }
+        network = attacker_network(rng, user, weights)
+        attacker = attacker_egress(rng, network, user)
+        scenario.traits.update(infrastructure=network.kind.value, attacker_asn=network.asn, attacker_country=network.country)
+        client = catalog.SCRIPTED_CLIENTS[rng.randrange(len(catalog.SCRIPTED_CLIENTS))]
+        device = _unregistered(client.operating_system, client.browser, client.user_agent)
+        apps = rng.sample(catalog.SCRIPTED_APPS, rng.randrange(1, 4))
+        scenario.traits["client_ids"] = sorted({app.app_id for app, _ in apps})
+        duration = int(rng.uniform(0.3, 5) * HOUR)
+        count = rng.randrange(5, 151)
+        scenario.traits["replay_rows"] = count
+        egresses: list[Egress] = [attacker]
+        if network.kind.value == "mobile" or rng.random() < 0.2:
+            egresses.append(attacker_egress(rng, network, user))
+        for position, when in enumerate(_spread(rng, start, duration, count)):
+            app, resource = apps[rng.randrange(len(apps))]
+            blocked = position > 0 and rng.random() < 0.05
+            sim.events.append(
+                SignIn(
+                    when,
+                    False,
+                    egresses[position % len(egresses)],
+                    session,
+                    app,
+                    resource,
+                    device,
+                    client.user_agent,
+                    NATIVE,
+                    Auth.BLOCKED if blocked else Auth.CLAIM,
+                    "53003" if blocked else "0",
+                    incoming="refreshToken",
+                    role=Role.ATTACKER,
+                )
+            )
+        # The victim's own devices keep refreshing the same session meanwhile (a laptop left on at home).
+        if night:
+            home = sim.plans[scenario.day].phone_home
+            sim.refreshes(start - int(rng.uniform(10, 60) * MINUTE), start + duration, home, mean_minutes=35.0, session=session)
+        scenario.at = start + int(rng.uniform(10, max(11, min(120, duration / MINUTE))) * MINUTE)
+        scenario.incident_ip = attacker.ip
+        decoy_travel(scenario, user, {network.country}, sim)
+
+
+class DeviceCodePhishing(Script):
+    """
+    The victim enters an attacker's device code: a deviceCode sign-in from the attacker's address,
+    a device registered in the victim's name, then that device's primary refresh token in use.
+    """
+
+    def overrides(self, scenario: Scenario, sim: Simulation) -> dict[int, Override]:
+        return _workday_override(scenario, sim)
+
+    def play(self, scenario: Scenario, sim: Simulation) -> None:
+        rng, user, plan = scenario.rng, sim.user, scenario.plan
+        assert plan is not None
+        at = time_between(rng, plan.start + HOUR, plan.end + HOUR, scenario.earliest, scenario.latest)
+        code = at - int(rng.uniform(15, 180) * MINUTE)
+        weights = {
+            "hosting_foreign": 0.35,
+            "hosting_local": 0.15,
+            "vpn_local": 0.25,
+            "vpn_foreign": 0.1,
+            "residential_local": 0.1,
+            "azure": 0.05,
+        }
+        network = attacker_network(rng, user, weights)
+        attacker = attacker_egress(rng, network, user)
+        scenario.traits.update(infrastructure=network.kind.value, attacker_asn=network.asn, attacker_country=network.country)
+        tool = rng.choice(
+            (
+                catalog.SCRIPTED_CLIENTS[0],
+                catalog.SCRIPTED_CLIENTS[5],
+                catalog.SCRIPTED_CLIENTS[6],
+                catalog.ScriptedClient(catalog.WINDOWS_BROWSERS[1].user_agent, "Windows10", catalog.WINDOWS_BROWSERS[1].browser),
+            )
+        )
+        tool_device = _unregistered(tool.operating_system, tool.browser, tool.user_agent)
+        session = ids.guid(rng)
+        app, resource = rng.choice(
+            (
+                (catalog.AUTH_BROKER, catalog.DEVICE_REGISTRATION),
+                (catalog.AUTH_BROKER, catalog.DEVICE_REGISTRATION),
+                (catalog.OFFICE, catalog.GRAPH),
+                (catalog.AZURE_CLI, catalog.GRAPH),
+            )
+        )
+        scenario.traits["device_code_client"] = app.name
+        sim.events.append(
+            SignIn(
+                code,
+                True,
+                attacker,
+                session,
+                app,
+                resource,
+                tool_device,
+                tool.user_agent,
+                NATIVE,
+                Auth.MFA,
+                protocol="deviceCode",
+                role=Role.ATTACKER,
+            )
+        )
+        if app != catalog.AUTH_BROKER:
+            # Tools obtain a broker token from the family refresh token before registering a device.
+            sim.events.append(
+                SignIn(
+                    code + 20_000,
+                    False,
+                    attacker,
+                    session,
+                    catalog.AUTH_BROKER,
+                    catalog.DEVICE_REGISTRATION,
+                    tool_device,
+                    tool.user_agent,
+                    NATIVE,
+                    Auth.CLAIM,
+                    incoming="refreshToken",
+                    role=Role.ATTACKER,
+                )
+            )
+        registered_at = code + int(rng.uniform(1, 20) * MINUTE)
+        name = ids.windows_device_name(rng)
+        device_object = ids.guid(rng)
+        rogue = Device(
+            ids.guid(rng), name, "Windows10", "", "", (), compliant=False, managed=False, trust_type="Azure AD registered"
+        )
+        actor = Actor(upn=user.upn, user_id=user.user_id, ip=attacker.ip)
+        target = Target("Device", device_object, name)
+        me = Target("User", user.user_id, user.display_name, user.upn)
+        details = (
+            ("Device Profile", "RegisteredDevice"),
+            ("Device Trust Type", "Azure AD registered"),
+            ("Device OS", "Windows"),
+            ("Device Id", rogue.device_id),
+        )
+        service = Actor(app="Device Registration Service", app_id=catalog.DEVICE_REGISTRATION.resource_id)
+        sim.audits.append(
+            AuditEvent(
+                registered_at,
+                "Register device",
+                "Device",
+                "Device Registration Service",
+                "Add",
+                actor,
+                (target,),
+                details=details,
+                role=Role.ATTACKER,
+            )
+        )
+        sim.audits.append(
+            AuditEvent(
+                registered_at + 1000,
+                "Add registered owner to device",
+                "Device",
+                "Core Directory",
+                "Assign",
+                service,
+                (target, me),
+                role=Role.ATTACKER,
+            )
+        )
+        sim.audits.append(
+            AuditEvent(
+                registered_at + 1500,
+                "Add registered users to device",
+                "Device",
+                "Core Directory",
+                "Assign",
+                service,
+                (target, me),
+                role=Role.ATTACKER,
+            )
+        )
+        scenario.traits["registered_device"] = name
+
+        # The new device's primary refresh token, used from the attacker's machine.
+        prt_agent = "Windows-AzureAD-Authentication-Provider/1.0" if rng.random() < 0.6 else tool.user_agent
+        uses: tuple[tuple[App, Resource], ...] = (
+            (catalog.OFFICE, catalog.EXCHANGE),
+            (catalog.OFFICE, catalog.GRAPH),
+            (catalog.OFFICE, catalog.SHAREPOINT),
+            (catalog.TEAMS, catalog.TEAMS_SERVICES),
+            (catalog.EDGE, catalog.GRAPH),
+        )
+        first_use = registered_at + int(rng.uniform(2, 30) * MINUTE)
+        duration = int(rng.uniform(0.5, 5) * HOUR)
+        count = rng.randrange(10, 121)
+        scenario.traits["replay_rows"] = count
+        for when in _spread(rng, first_use, duration, count):
+            use_app, use_resource = uses[rng.randrange(len(uses))]
+            sim.events.append(
+                SignIn(
+                    when,
+                    False,
+                    attacker,
+                    session,
+                    use_app,
+                    use_resource,
+                    rogue,
+                    prt_agent,
+                    NATIVE,
+                    Auth.CLAIM,
+                    incoming="primaryRefreshToken",
+                    role=Role.ATTACKER,
+                )
+            )
+        for _ in range(rng.randrange(0, 3)):
+            when = first_use + int(rng.uniform(0, duration))
+            sim.events.append(
+                SignIn(
+                    when,
+                    True,
+                    attacker,
+                    session,
+                    catalog.OFFICE_HOME,
+                    catalog.OFFICE_HOME_RESOURCE,
+                    rogue,
+                    catalog.WINDOWS_BROWSERS[0].user_agent,
+                    BROWSER,
+                    Auth.SSO,
+                    incoming="primaryRefreshToken",
+                    role=Role.ATTACKER,
+                )
+            )
+        if rng.random() < 0.3:
+            sim.security_info_registered(
+                first_use + int(rng.uniform(5, 60) * MINUTE), attacker.ip, "Authenticator App", Role.ATTACKER
+            )
+            scenario.traits["mfa_method_registered"] = True
+        scenario.at = max(at, code + 5 * MINUTE)
+        scenario.incident_ip = attacker.ip
+        decoy_travel(scenario, user, {network.country}, sim)

@@ -1,0 +1,250 @@
+"""POST /api/incidents through the decorated function, with a hand-written Durable client port."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import azure.functions as func
+import pytest
+from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
+from structlog.testing import capture_logs
+
+from playbooks import wiring
+from playbooks.http_api import duplicate_reason
+from playbooks.orchestrator import ORCHESTRATOR
+from tests.app.indexed import functions
+
+SUB = "d0cfe6b2-9ac0-4464-9919-dccaee2e48c0"
+NAME = "73e01a99-5cd7-4139-a149-9f2736ff2ab5"
+WORKSPACE = "8a1b2c3d-0000-4000-8000-000000000001"
+INSTANCE = f"incident-{NAME}"
+ENVIRON = {"REPLAY_WORKSPACE_ID": WORKSPACE, "REPLAY_CONTAINMENT_ENABLED": "false"}
+
+
+def _incident() -> dict[str, Any]:
+    return {
+        "id": f"/subscriptions/{SUB}/resourceGroups/soc-rg/providers/Microsoft.OperationalInsights/workspaces/soc-ws/providers/Microsoft.SecurityInsights/Incidents/{NAME}",
+        "name": NAME,
+        "properties": {
+            "title": "Token replay",
+            "severity": "Medium",
+            "status": "New",
+            "incidentNumber": 84,
+            "firstActivityTimeUtc": "2026-03-01T09:00:00Z",
+            "relatedEntities": [{"kind": "Account", "properties": {"accountName": "alice", "upnSuffix": "contoso.com"}}],
+        },
+    }
+
+
+def _trigger(**extra: Any) -> dict[str, Any]:
+    return {"objectSchemaType": "Incident", "objectEventType": "Create", "workspaceId": WORKSPACE, "object": _incident(), **extra}
+
+
+def _status(runtime: str, minutes_ago: float = 1) -> DurableOrchestrationStatus:
+    updated = (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat()
+    return DurableOrchestrationStatus.from_json(
+        {
+            "name": ORCHESTRATOR,
+            "instanceId": INSTANCE,
+            "createdTime": updated,
+            "lastUpdatedTime": updated,
+            "runtimeStatus": runtime,
+        }
+    )
+
+
+class FakeDurableClient:
+    """Our port of the Durable client: records starts, answers statuses like the extension does."""
+
+    def __init__(self, statuses: list[DurableOrchestrationStatus] | None = None, start_error: Exception | None = None) -> None:
+        self.statuses = list(statuses or [])
+        self.start_error = start_error
+        self.started: list[tuple[str, str | None, Any]] = []
+        self.status_reads: list[str] = []
+
+    async def get_status(self, instance_id: str) -> DurableOrchestrationStatus:
+        self.status_reads.append(instance_id)
+        if self.statuses:
+            return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        return DurableOrchestrationStatus.from_json("")  # what get_status gives for an unknown id (404)
+
+    async def start_new(self, orchestration_function_name: str, instance_id: str | None = None, client_input: Any = None) -> str:
+        self.started.append((orchestration_function_name, instance_id, client_input))
+        if self.start_error is not None:
+            raise self.start_error
+        self.statuses = [_status("Pending", 0)]
+        return instance_id or "generated"
+
+    def create_check_status_response(self, request: func.HttpRequest, instance_id: str) -> func.HttpResponse:
+        uri = f"https://app.example/runtime/webhooks/durabletask/instances/{instance_id}"
+        body = {"id": instance_id, "statusQueryGetUri": uri, "terminatePostUri": uri + "/terminate"}
+        return func.HttpResponse(
+            json.dumps(body), status_code=202, headers={"Content-Type": "application/json", "Location": uri, "Retry-After": "10"}
+        )
+
+
+class FakeContext:
+    """The part of func.Context the trigger reads."""
+
+    invocation_id = "inv-0001"
+    function_name = "incident_http_start"
+
+
+@pytest.fixture(autouse=True)
+def services() -> Iterator[wiring.Services]:
+    installed = wiring.Services(ENVIRON)
+    previous = wiring.install(installed)
+    yield installed
+    wiring.install(previous)
+
+
+def _request(body: Any) -> func.HttpRequest:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return func.HttpRequest("POST", "https://app.example/api/incidents", headers={"Content-Type": "application/json"}, body=raw)
+
+
+async def _post(body: Any, client: FakeDurableClient) -> tuple[func.HttpResponse, dict[str, Any]]:
+    user_code = functions()["incident_http_start"].get_user_function().client_function
+    response = await user_code(req=_request(body), client=client, context=FakeContext())
+    return response, json.loads(response.get_body())
+
+
+class TestStart:
+    async def test_trigger_body_starts_one_orchestration(self) -> None:
+        """The trigger body starts the orchestrator under the incident's instance id and answers 202 with the status URL."""
+        client = FakeDurableClient()
+
+        response, body = await _post(_trigger(), client)
+
+        assert response.status_code == 202
+        assert [(name, iid) for name, iid, _ in client.started] == [(ORCHESTRATOR, INSTANCE)]
+        assert client.started[0][2]["accounts"] == [{"upn": "alice@contoso.com", "object_id": ""}]
+        assert (body["id"], body["duplicate"], body["incident"]) == (INSTANCE, False, 84)
+        assert response.headers["Location"] == body["statusQueryGetUri"]
+
+    async def test_bare_incident_resource_is_accepted(self) -> None:
+        """A bare incident resource (GET shape) is accepted the same way."""
+        client = FakeDurableClient()
+
+        response, _body = await _post(_incident(), client)
+
+        assert response.status_code == 202
+        assert len(client.started) == 1
+
+    async def test_second_delivery_is_a_duplicate(self) -> None:
+        """The same incident delivered twice in a row starts one orchestration; the second answer says duplicate."""
+        client = FakeDurableClient()
+
+        await _post(_trigger(), client)
+        response, body = await _post(_trigger(objectEventType="Update"), client)
+
+        assert response.status_code == 202
+        assert len(client.started) == 1
+        assert (body["duplicate"], body["id"]) == (True, INSTANCE)
+        assert "pending" in body["reason"]
+
+    @pytest.mark.parametrize(
+        ("runtime", "minutes_ago", "starts"),
+        [
+            ("Running", 1, False),
+            ("Pending", 1, False),
+            ("Suspended", 300, False),
+            ("Completed", 10, False),
+            ("Completed", 120, True),
+            ("Failed", 1, True),
+            ("Terminated", 1, True),
+        ],
+    )
+    async def test_existing_instance_decides(self, runtime: str, minutes_ago: float, starts: bool) -> None:
+        """Running or recently completed: duplicate. Failed, terminated or older: started again."""
+        client = FakeDurableClient([_status(runtime, minutes_ago)])
+
+        response, body = await _post(_trigger(), client)
+
+        assert response.status_code == 202
+        assert (len(client.started) == 1, body["duplicate"]) == (starts, not starts)
+
+    async def test_lost_start_race_is_a_duplicate(self) -> None:
+        """start_new refused because another delivery just started it: answered as a duplicate, not an error."""
+        client = FakeDurableClient(
+            [DurableOrchestrationStatus.from_json(""), _status("Running", 0)], start_error=Exception("instance exists")
+        )
+
+        response, body = await _post(_trigger(), client)
+
+        assert (response.status_code, body["duplicate"]) == (202, True)
+
+    async def test_failed_start_is_503_for_the_logic_app_to_retry(self) -> None:
+        """start_new failing with no instance behind it answers 503 with Retry-After."""
+        client = FakeDurableClient(start_error=Exception("task hub unavailable"))
+
+        response, body = await _post(_trigger(), client)
+
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "30"
+        assert "task hub unavailable" in body["error"]
+
+
+class TestRefusals:
+    @pytest.mark.parametrize(
+        ("body", "message"),
+        [
+            (b"", "Run Trigger"),
+            (b"{not json", "the body is not JSON"),
+            ({"object": {"id": "/subscriptions/x", "properties": {}}}, "not a Sentinel incident resource id"),
+            ({**_trigger(), "objectSchemaType": "Alert"}, "incidents only"),
+            (_trigger(workspaceId="11111111-2222-4333-8444-555555555555"), "REPLAY_WORKSPACE_ID"),
+        ],
+    )
+    async def test_bad_input_is_400_with_the_reason(self, body: Any, message: str) -> None:
+        """Each bad body gets 400 with {"error": reason}; nothing is started."""
+        client = FakeDurableClient()
+
+        response, answer = await _post(body, client)
+
+        assert response.status_code == 400
+        assert message in answer["error"]
+        assert client.started == []
+
+    async def test_bad_settings_are_500_naming_each_setting(self) -> None:
+        """Bad settings answer 500 listing every problem by name, without echoing values."""
+        wiring.install(wiring.Services({"REPLAY_WORKSPACE_ID": "my-secret-looking-value", "REPLAY_THRESHOLD_LIKELY": "500"}))
+        client = FakeDurableClient()
+
+        response, body = await _post(_trigger(), client)
+
+        assert response.status_code == 500
+        assert sorted(p.split(":")[0] for p in body["settings"]) == ["REPLAY_THRESHOLD_LIKELY", "REPLAY_WORKSPACE_ID"]
+        assert "my-secret-looking-value" not in response.get_body().decode()
+        assert client.started == []
+
+    async def test_settings_needed_in_azure_are_required(self) -> None:
+        """A missing workspace id (and containment settings while enabled) is reported before anything starts."""
+        wiring.install(wiring.Services({}))
+
+        response, body = await _post(_trigger(), FakeDurableClient())
+
+        assert response.status_code == 500
+        assert any(p.startswith("REPLAY_WORKSPACE_ID") for p in body["settings"])
+        assert any(p.startswith("REPLAY_BOT_APP_ID") for p in body["settings"])
+
+
+class TestLogging:
+    async def test_one_summary_line_per_invocation(self) -> None:
+        """Each invocation logs one line with the incident number, the invocation id and the outcome."""
+        with capture_logs() as logs:
+            await _post(_trigger(), FakeDurableClient())
+            await _post(b"{", FakeDurableClient())
+
+        lines = [
+            (e["incident"], e["invocation_id"], e["outcome"], e["status"]) for e in logs if e["event"] == "incident_received"
+        ]
+        assert lines == [(84, "inv-0001", "started", 202), (None, "inv-0001", "rejected", 400)]
+
+
+def test_duplicate_reason_for_a_missing_instance_is_none() -> None:
+    """No instance yet (the extension's empty 404 answer) means a run may start."""
+    assert duplicate_reason(DurableOrchestrationStatus.from_json(""), datetime.now(UTC)) is None

@@ -1,0 +1,204 @@
+"""`python -m playbooks run`: the Function's steps inline over exports, writing files, never Sentinel."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from playbooks.run import EXIT_BAD_INPUT, EXIT_OK, NO_ENTITIES_WARNING, main
+from tests.service import replay_data as data
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return data.build_database(tmp_path_factory.mktemp("exports") / "signins.duckdb")
+
+
+def _incident_file(tmp_path: Path, body: object, name: str = "incident.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(body), encoding="utf-8")
+    return path
+
+
+def _run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+class TestRun:
+    def test_writes_the_comment_and_the_result_document(self, tmp_path: Path, database: Path) -> None:
+        """A trigger body and exports give comment.html and result.json with triage and plan per account."""
+        incident = _incident_file(tmp_path, data.trigger_body(data.ENTITIES))
+
+        code, out, err = _run(
+            "run", "--incident", str(incident), "--data", str(database), "--dry-run", "--out", str(tmp_path / "out")
+        )
+
+        assert (code, err) == (EXIT_OK, "")
+        assert "alice@contoso.com replay_likely" in out
+        result = json.loads((tmp_path / "out" / "result.json").read_text())
+        assert result["incident"] == {
+            "id": _incident_id(),
+            "name": data.INCIDENT_NAME,
+            "number": 4242,
+            "title": "Anomalous token <b>for</b> Alice",
+        }
+        alice, bob = result["accounts"]
+        assert (alice["account"]["upn"], alice["triage"]["verdict"], bob["triage"]["verdict"]) == (
+            data.ALICE_UPN,
+            "replay_likely",
+            "benign",
+        )
+        assert alice["plan"]["needs_approval"] is True
+        assert {a["kind"] for a in alice["plan"]["actions"]} >= {"revoke_sessions", "audit_mfa_methods"}
+        assert len(alice["plan"]["digest"]) == 32
+        assert bob["plan"] == {
+            "needs_approval": False,
+            "reason": "verdict is benign: no containment proposed",
+            "actions": [],
+            "digest": bob["plan"]["digest"],
+        }
+        html = (tmp_path / "out" / "comment.html").read_text()
+        assert "Token replay likely" in html
+        assert "<img" not in html
+
+    def test_settings_file_is_honoured(self, tmp_path: Path, database: Path) -> None:
+        """Settings from local.settings.json are honoured (a smaller comment limit is respected)."""
+        settings = tmp_path / "local.settings.json"
+        settings.write_text(json.dumps({"IsEncrypted": False, "Values": {"REPLAY_COMMENT_MAX_CHARS": "1500"}}))
+        incident = _incident_file(tmp_path, data.trigger_body(data.ENTITIES))
+
+        code, _out, _err = _run(
+            "run",
+            "--incident",
+            str(incident),
+            "--data",
+            str(database),
+            "--settings",
+            str(settings),
+            "--dry-run",
+            "--out",
+            str(tmp_path / "o"),
+        )
+
+        assert code == EXIT_OK
+        assert len((tmp_path / "o" / "comment.html").read_text()) <= 1500
+
+    def test_incident_without_entities_is_a_warned_no_account_run(self, tmp_path: Path, database: Path) -> None:
+        """A bare incident resource has no entities to read offline: no account, said in result.json and the comment."""
+        incident = _incident_file(tmp_path, data.incident_resource())
+
+        code, out, _err = _run(
+            "run", "--incident", str(incident), "--data", str(database), "--dry-run", "--out", str(tmp_path / "out")
+        )
+
+        assert code == EXIT_OK
+        assert "no account assessed" in out
+        result = json.loads((tmp_path / "out" / "result.json").read_text())
+        assert (result["accounts"], result["warnings"]) == ([], [NO_ENTITIES_WARNING])
+        assert "relatedEntities" in (tmp_path / "out" / "comment.html").read_text()
+
+    @pytest.mark.parametrize(
+        ("change", "message"),
+        [
+            ({"drop": "--dry-run"}, "--dry-run is required"),
+            ({"incident": "missing.json"}, "--incident: cannot read"),
+            ({"incident_text": "{not json"}, "is not JSON"),
+            ({"incident_body": {"id": "/subscriptions/x"}}, "not a Sentinel incident resource id"),
+            ({"data": "no-such-folder"}, "--data: no such file or folder"),
+            ({"drop": "--out"}, "the following arguments are required: --out"),
+        ],
+    )
+    def test_bad_input_is_exit_2_with_one_line(
+        self, tmp_path: Path, database: Path, change: dict[str, object], message: str
+    ) -> None:
+        """Each bad input exits 2 with exactly one clear line on stderr and no traceback."""
+        incident = _incident_file(tmp_path, change.get("incident_body", data.trigger_body(data.ENTITIES)))
+        if "incident_text" in change:
+            incident.write_text(str(change["incident_text"]))
+        argv = [
+            "run",
+            "--incident",
+            str(tmp_path / str(change.get("incident", incident.name))),
+            "--data",
+            str(tmp_path / str(change["data"])) if "data" in change else str(database),
+            "--dry-run",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+        if "drop" in change:
+            index = argv.index(str(change["drop"]))
+            del argv[index : index + (1 if change["drop"] == "--dry-run" else 2)]
+
+        code, out, err = _run(*argv)
+
+        assert (code, out) == (EXIT_BAD_INPUT, "")
+        assert len(err.splitlines()) == 1
+        assert err.startswith("error: ")
+        assert message in err
+
+
+def _incident_id() -> str:
+    return (
+        f"/subscriptions/{data.SUBSCRIPTION}/resourceGroups/{data.RESOURCE_GROUP}/providers/Microsoft.OperationalInsights/"
+        f"workspaces/{data.WORKSPACE_NAME}/providers/Microsoft.SecurityInsights/incidents/{data.INCIDENT_NAME}"
+    )
+
+
+# Run as a real process: the exit code, the files, and which modules the command loaded.
+WRAPPER = (
+    "import json, sys\n"
+    "from playbooks.run import main\n"
+    "code = main(sys.argv[1:])\n"
+    "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'msgraph' or m.startswith(('azure.functions', 'azure.durable_functions')))\n"
+    "print(json.dumps({'code': code, 'loaded': loaded}))\n"
+)
+
+
+def test_the_command_runs_without_graph_or_functions(tmp_path: Path, database: Path) -> None:
+    """In a fresh interpreter the run succeeds and never imports msgraph, azure.functions or durable functions."""
+    incident = _incident_file(tmp_path, data.trigger_body(data.ENTITIES))
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            WRAPPER,
+            "run",
+            "--incident",
+            str(incident),
+            "--data",
+            str(database),
+            "--dry-run",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"code": 0, "loaded": []}
+    assert (tmp_path / "out" / "comment.html").is_file()
+
+
+def test_module_entry_point_reports_bad_input_without_a_traceback(tmp_path: Path) -> None:
+    """`python -m playbooks` with a bad flag exits 2 with one stderr line."""
+    done = subprocess.run(
+        [sys.executable, "-m", "playbooks", "run", "--bogus"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "Traceback" not in done.stderr

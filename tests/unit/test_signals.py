@@ -1,0 +1,379 @@
+"""The replay signals, one by one: each fires on its evidence and stays silent on the look-alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from enrichment.explanations import explain
+from enrichment.model import Signal, UserEvidence
+from enrichment.settings import Settings
+from enrichment.signals import (
+    CATALOGUE,
+    DETECTORS,
+    Cover,
+    ReferenceSource,
+    detect,
+    haversine_km,
+    picture,
+)
+from tests.unit.factories import (
+    ATTACKER,
+    ATTACKER_2,
+    AZURE_CLI,
+    HOME,
+    LAPTOP,
+    NO_HISTORY,
+    NORDVPN,
+    OFFICE,
+    PHONE,
+    baseline,
+    evidence,
+    interactive,
+    ordinary_day,
+    registered,
+    settings,
+    signin,
+)
+
+
+def fired(ev: UserEvidence, config: Settings | None = None) -> dict[str, Signal]:
+    view = picture(ev)
+    return {s.id: s for s in detect(view, Cover.of(explain(view, config or Settings())))}
+
+
+class TestCatalogue:
+    def test_every_detector_has_a_weight_and_a_reason(self) -> None:
+        """Each signal function's id is in the one weights table with a positive weight and a reason."""
+        names = {d.__name__ for d in DETECTORS} | {"security_info_from_suspect_ip", "security_info_changed"}
+        assert names == set(CATALOGUE)
+        assert all(spec.weight > 0 and spec.reason for spec in CATALOGUE.values())
+
+    def test_signals_carry_the_catalogue_weight(self) -> None:
+        """A fired signal's weight is the table's, so the table is the only place weights live."""
+        found = fired(evidence(*ordinary_day(), signin(ATTACKER, 10, session_id="session-home", user_agent="curl/8.4")))
+        assert found
+        assert all(s.weight == CATALOGUE[s.id].weight for s in found.values())
+
+
+class TestSessionIpSwitch:
+    def test_session_used_from_a_new_as_implicates_the_new_side(self) -> None:
+        """The home session refreshed from a DigitalOcean address: the attacker IP, not home, is implicated."""
+        found = fired(evidence(*ordinary_day(), signin(ATTACKER, 30, session_id="session-home")))
+        assert found["session_ip_switch"].ips == (ATTACKER[0],)
+        assert "AS14061" in found["session_ip_switch"].detail
+        assert HOME[0] in found["session_ip_switch"].detail
+
+    def test_session_moving_between_known_networks_is_ordinary(self) -> None:
+        """Laptop from home to office and phone on the usual carrier, one session: nothing moved to a new network."""
+        history = baseline(asns=frozenset({HOME[1], PHONE[1]}), ips=frozenset({HOME[0], OFFICE[0], PHONE[0]}))
+        ev = evidence(*ordinary_day(), signin(OFFICE, 60), signin(PHONE, 90), history=history)
+        assert "session_ip_switch" not in fired(ev)
+
+    def test_session_inside_one_as_is_roaming(self) -> None:
+        """A new address in the same AS as the rest of the session is not a switch of network."""
+        same_as = ("198.51.100.77", HOME[1], "US", "Seattle", 47.61, -122.33)
+        assert "session_ip_switch" not in fired(evidence(*ordinary_day(), signin(same_as, 30)))
+
+
+class TestNonInteractiveUnknownNetwork:
+    def test_refreshes_where_the_user_never_signed_in(self) -> None:
+        """Only token refreshes from a network with no interactive sign-in, now or in the baseline."""
+        found = fired(evidence(*ordinary_day(), signin(ATTACKER, 30, session_id="other", count=40)))
+        signal = found["non_interactive_unknown_network"]
+        assert signal.ips == (ATTACKER[0],)
+        assert "40 non-interactive sign-ins" in signal.detail
+
+    def test_network_with_an_interactive_sign_in_is_not_flagged(self) -> None:
+        """A new network where the user also signed in interactively is a new place, not a stolen token."""
+        ev = evidence(*ordinary_day(), interactive(ATTACKER, 20), signin(ATTACKER, 30, session_id="other"))
+        assert "non_interactive_unknown_network" not in fired(ev)
+
+
+class TestConcurrentStreams:
+    def test_two_ases_refreshing_at_once(self) -> None:
+        """Refreshes from home and from another AS within minutes implicate only the unfamiliar side."""
+        ev = evidence(*ordinary_day(), signin(ATTACKER, -297, session_id="other"))
+        assert fired(ev)["concurrent_streams"].ips == (ATTACKER[0],)
+
+    def test_streams_hours_apart_are_not_concurrent(self) -> None:
+        """A new network two hours after home went quiet is not a second stream."""
+        rows = (interactive(HOME, -300), signin(HOME, -300), signin(ATTACKER, -180, session_id="other"))
+        assert "concurrent_streams" not in fired(evidence(*rows))
+
+    def test_laptop_and_phone_on_known_networks(self) -> None:
+        """Home broadband and the usual mobile carrier at once is one person with two devices."""
+        history = baseline(asns=frozenset({HOME[1], PHONE[1]}))
+        ev = evidence(*ordinary_day(), signin(PHONE, -297, session_id="phone"), history=history)
+        assert "concurrent_streams" not in fired(ev)
+
+
+class TestImpossibleTravel:
+    def test_seattle_then_amsterdam_in_half_an_hour(self) -> None:
+        """About 7,800 km in 30 minutes between successful sign-ins is impossible travel."""
+        rows = (interactive(HOME, 0), interactive(ATTACKER, 35, session_id="other"))
+        signal = fired(evidence(*rows))["impossible_travel"]
+        assert signal.ips == (ATTACKER[0],)
+        assert "km" in signal.detail
+
+    def test_a_day_apart_is_a_flight(self) -> None:
+        """The same two places twenty hours apart is an ordinary flight."""
+        rows = (interactive(HOME, -1300), interactive(ATTACKER, -100, session_id="other"))
+        assert "impossible_travel" not in fired(evidence(*rows))
+
+    def test_haversine_matches_a_known_distance(self) -> None:
+        """Paris to London is about 344 km on the great circle."""
+        assert haversine_km(48.8566, 2.3522, 51.5074, -0.1278) == pytest.approx(344, abs=3)
+
+
+class TestAnonymizingNetwork:
+    def test_commercial_vpn_is_flagged(self) -> None:
+        """A NordVPN address the user is not known on is where replays come from."""
+        found = fired(evidence(*ordinary_day(), signin(NORDVPN, 30, session_id="other")))
+        assert found["anonymizing_network"].ips == (NORDVPN[0],)
+        assert "NordVPN" in found["anonymizing_network"].detail
+
+    def test_asn_the_organisation_trusts_is_not(self) -> None:
+        """When the organisation lists the ASN as its own, the VPN is vouched for."""
+        ev = evidence(*ordinary_day(), signin(NORDVPN, 30, session_id="other"))
+        assert "anonymizing_network" not in fired(ev, settings(REPLAY_TRUSTED_ASNS="136787"))
+
+
+class TestTokenOnlyNewContext:
+    def test_claim_in_token_from_new_network_and_device(self) -> None:
+        """The AiTM signature: an interactive sign-in satisfied by a token claim, from a new network."""
+        found = fired(evidence(*ordinary_day(), interactive(ATTACKER, 30, token_only=True, session_id="stolen")))
+        assert found["token_only_new_context"].ips == (ATTACKER[0],)
+
+    def test_claim_in_token_at_home_is_single_sign_on(self) -> None:
+        """The same claim from the user's own network is ordinary SSO and must not count."""
+        found = fired(evidence(*ordinary_day(), interactive(HOME, 30, token_only=True)))
+        assert "token_only_new_context" not in found
+        assert found == {}
+
+    def test_claim_in_token_on_the_users_own_device(self) -> None:
+        """On a new network but from the user's known device, the context is not new."""
+        history = baseline(device_ids=frozenset({LAPTOP}))
+        ev = evidence(*ordinary_day(), interactive(ATTACKER, 30, token_only=True, device_id=LAPTOP), history=history)
+        assert "token_only_new_context" not in fired(ev)
+
+
+class TestDeviceCodeFlow:
+    def test_device_code_never_seen_before(self) -> None:
+        """Device-code authentication absent from the baseline fires."""
+        found = fired(evidence(*ordinary_day(), interactive(ATTACKER, 30, auth_protocol="deviceCode")))
+        assert found["device_code_flow"].ips == (ATTACKER[0],)
+
+    def test_device_code_in_the_baseline(self) -> None:
+        """A user who routinely uses the flow (a developer on a CLI) is not flagged for it."""
+        history = baseline(auth_protocols=frozenset({"none", "deviceCode"}))
+        ev = evidence(*ordinary_day(), interactive(HOME, 30, auth_protocol="deviceCode"), history=history)
+        assert "device_code_flow" not in fired(ev)
+
+
+class TestPrtUnknownDevice:
+    def test_prt_from_a_device_the_user_never_had(self) -> None:
+        """A primary refresh token from an unknown device (a planted registration) fires, naming the device."""
+        row = signin(ATTACKER, 30, incoming_token_type="primaryRefreshToken", device_id="dev-new", device_name="DESKTOP-X1")
+        found = fired(evidence(*ordinary_day(), row))
+        assert "DESKTOP-X1" in found["prt_unknown_device"].detail
+
+    def test_prt_from_a_new_managed_device(self) -> None:
+        """A new device Entra reports compliant (a replacement laptop, a Cloud PC) is managed, not planted."""
+        row = signin(ATTACKER, 30, incoming_token_type="primaryRefreshToken", device_id="dev-new", is_compliant=True)
+        assert "prt_unknown_device" not in fired(evidence(*ordinary_day(), row))
+
+    def test_prt_from_the_users_laptop(self) -> None:
+        """The PRT of the user's own joined laptop is how Windows signs in."""
+        history = baseline(device_ids=frozenset({LAPTOP}))
+        row = signin(HOME, 30, incoming_token_type="primaryRefreshToken", device_id=LAPTOP)
+        assert "prt_unknown_device" not in fired(evidence(*ordinary_day(), row, history=history))
+
+
+class TestScriptedClient:
+    def test_python_requests_is_flagged(self) -> None:
+        """python-requests where the user only ever used a browser."""
+        found = fired(evidence(*ordinary_day(), signin(HOME, 30, user_agent="python-requests/2.32.3")))
+        assert "python-requests" in found["scripted_client"].detail
+        assert found["scripted_client"].ips == (HOME[0],)
+
+    def test_scripts_the_user_always_runs(self) -> None:
+        """A user whose baseline shows python-requests (another version) is not flagged for it."""
+        history = baseline(user_agents=frozenset({"python-requests/2.31.0"}))
+        ev = evidence(*ordinary_day(), signin(HOME, 30, user_agent="python-requests/2.32.3"), history=history)
+        assert "scripted_client" not in fired(ev)
+
+    def test_empty_user_agent_counts_only_interactively(self) -> None:
+        """Service refreshes often carry no user agent; a person's interactive sign-in always has one."""
+        quiet = fired(evidence(*ordinary_day(), signin(HOME, 30, user_agent="")))
+        loud = fired(evidence(*ordinary_day(), interactive(HOME, 30, user_agent="")))
+        assert "scripted_client" not in quiet
+        assert "empty user agent" in loud["scripted_client"].detail
+
+
+class TestPublicClientNewNetwork:
+    def test_azure_cli_from_a_new_network(self) -> None:
+        """Azure CLI, never used by the user, from a new network: the FOCI token replay tool of choice."""
+        found = fired(evidence(*ordinary_day(), signin(ATTACKER, 30, app_id=AZURE_CLI, app="Microsoft Azure CLI")))
+        assert "Microsoft Azure CLI" in found["public_client_new_network"].detail
+
+    def test_azure_cli_from_a_new_address_in_the_users_isp(self) -> None:
+        """A new address inside the user's own ISP is not a new network (privacy addresses, the phished browser)."""
+        same_isp = ("198.51.100.123", HOME[1], "US", "Seattle", 47.61, -122.33)
+        found = fired(evidence(*ordinary_day(), signin(same_isp, 30, app_id=AZURE_CLI, app="Microsoft Azure CLI")))
+        assert "public_client_new_network" not in found
+
+    def test_azure_cli_on_a_managed_device(self) -> None:
+        """The client running on a device Entra reports compliant is the user's tool, not a lifted token."""
+        row = signin(ATTACKER, 30, app_id=AZURE_CLI, app="Microsoft Azure CLI", device_id="dev-new", is_compliant=True)
+        assert "public_client_new_network" not in fired(evidence(*ordinary_day(), row))
+
+    def test_azure_cli_at_home(self) -> None:
+        """The same client from the user's own network is the user trying a tool."""
+        ev = evidence(*ordinary_day(), signin(HOME, 30, app_id=AZURE_CLI, app="Microsoft Azure CLI"))
+        assert "public_client_new_network" not in fired(ev)
+
+
+class TestUnmanagedDevice:
+    def test_no_device_where_every_device_is_compliant(self) -> None:
+        """A user always on a compliant laptop appears from a new network with no device."""
+        history = baseline(device_ids=frozenset({LAPTOP}), compliant_device_ids=frozenset({LAPTOP}))
+        rows = (*[signin(HOME, m, device_id=LAPTOP, is_compliant=True) for m in (-60, -30)], signin(ATTACKER, 30))
+        assert fired(evidence(*rows, history=history))["unmanaged_device"].ips == (ATTACKER[0],)
+
+    def test_user_with_unmanaged_devices_in_the_baseline(self) -> None:
+        """When the baseline already holds a non-compliant device, a device-less sign-in says nothing."""
+        history = baseline(device_ids=frozenset({LAPTOP, "byod-1"}), compliant_device_ids=frozenset({LAPTOP}))
+        assert "unmanaged_device" not in fired(evidence(*ordinary_day(), signin(ATTACKER, 30), history=history))
+
+
+class TestUnboundSession:
+    def test_unbound_session_on_a_new_network(self) -> None:
+        """An unbound session used from a new network and device is weak evidence of a lifted cookie."""
+        found = fired(evidence(*ordinary_day(), signin(ATTACKER, 30, token_protection="unbound")))
+        assert found["unbound_session_new_network"].ips == (ATTACKER[0],)
+
+    def test_unbound_session_at_home(self) -> None:
+        """Most sessions are unbound; at home it means nothing."""
+        assert "unbound_session_new_network" not in fired(evidence(*ordinary_day(), signin(HOME, 30, token_protection="unbound")))
+
+
+class TestNewApp:
+    def test_new_app_from_a_new_network(self) -> None:
+        """An app the user never opened, reached from a new network."""
+        row = signin(ATTACKER, 30, app_id="aaaaaaaa-0000-4000-8000-000000000001", app="M365ChatClient")
+        assert "M365ChatClient" in fired(evidence(*ordinary_day(), row))["new_app"].detail
+
+    def test_new_app_at_home(self) -> None:
+        """Trying a new app at home is not replay evidence."""
+        row = signin(HOME, 30, app_id="aaaaaaaa-0000-4000-8000-000000000001", app="M365ChatClient")
+        assert "new_app" not in fired(evidence(*ordinary_day(), row))
+
+
+class TestUnusualHours:
+    def test_activity_at_an_hour_never_seen(self) -> None:
+        """Sign-ins at 03:00 UTC from a new network, for a user active 06:00-20:00 for two weeks."""
+        found = fired(evidence(*ordinary_day(), signin(ATTACKER, -660, session_id="x")))  # AT is 14:00, so 03:00
+        assert "03:00" in found["unusual_hours"].detail
+        assert found["unusual_hours"].ips == (ATTACKER[0],)
+
+    def test_the_user_awake_at_home(self) -> None:
+        """The user's own network at 03:00 is the user awake, not someone else's time zone."""
+        assert "unusual_hours" not in fired(evidence(*ordinary_day(), signin(HOME, -660)))
+
+    def test_round_the_clock_user(self) -> None:
+        """A user whose devices refresh at every hour has no unusual hour."""
+        history = baseline(hours=frozenset(range(24)))
+        assert "unusual_hours" not in fired(evidence(*ordinary_day(), signin(ATTACKER, -660, session_id="x"), history=history))
+
+    def test_too_little_history(self) -> None:
+        """Three days of history cannot say which hours are unusual."""
+        history = baseline(days_active=3)
+        assert "unusual_hours" not in fired(evidence(*ordinary_day(), signin(ATTACKER, -660, session_id="x"), history=history))
+
+
+class TestVolumeJump:
+    def test_refresh_flood_against_quiet_baseline(self) -> None:
+        """Thousands of refreshes a day against at most 100 on any baseline day."""
+        rows = [signin(HOME, -600 + 10 * i, count=100) for i in range(30)]
+        assert "against at most 100" in fired(evidence(*ordinary_day(), *rows))["volume_jump"].detail
+
+    def test_ordinary_volume(self) -> None:
+        """An ordinary day's refreshes do not fire."""
+        assert "volume_jump" not in fired(evidence(*ordinary_day()))
+
+
+class TestIdentityProtection:
+    @pytest.mark.parametrize(
+        ("event", "signal_id"),
+        [
+            ("attackerinTheMiddle", "risk_attacker_in_the_middle"),
+            ("anomalousToken", "risk_anomalous_token"),
+            ("unfamiliarFeatures", "risk_unfamiliar_sign_in"),
+        ],
+    )
+    def test_risk_event_corroborates(self, event: str, signal_id: str) -> None:
+        """Each Identity Protection detection class maps to its own signal, naming the event."""
+        found = fired(evidence(*ordinary_day(), signin(ATTACKER, 30, risk_events=(event,))))
+        assert event in found[signal_id].detail
+
+    def test_no_risk_no_signal(self) -> None:
+        """Rows without detections add no risk signal."""
+        assert not {k for k in fired(evidence(*ordinary_day())) if k.startswith("risk_")}
+
+
+class TestSecurityInfo:
+    def test_method_registered_from_the_replaying_ip(self) -> None:
+        """An Authenticator registered from the IP replaying the session is persistence."""
+        ev = evidence(*ordinary_day(), signin(ATTACKER, 30, session_id="session-home"), security=(registered(40, ATTACKER[0]),))
+        found = fired(ev)
+        assert found["security_info_from_suspect_ip"].ips == (ATTACKER[0],)
+        assert "security_info_changed" not in found
+
+    def test_method_registered_at_home(self) -> None:
+        """A registration from home is worth a mention, not an accusation."""
+        found = fired(evidence(*ordinary_day(), security=(registered(40, HOME[0]),)))
+        assert found["security_info_changed"].ips == ()
+        assert "security_info_from_suspect_ip" not in found
+
+    def test_deleting_a_method_is_not_registration(self) -> None:
+        """Deleting security info adds no way in."""
+        ev = evidence(*ordinary_day(), security=(registered(40, HOME[0], "User deleted security info"),))
+        assert not {k for k in fired(ev) if k.startswith("security_info")}
+
+
+class TestReference:
+    def test_no_history_uses_the_start_of_the_window(self) -> None:
+        """Without a baseline, the first network's activity before another appears is the reference."""
+        rows = (
+            interactive(HOME, -300),
+            signin(HOME, -290, user_agent="python-requests/2.32.3"),
+            signin(ATTACKER, 10, session_id="session-home"),
+            interactive(ATTACKER, 12, session_id="session-home", token_only=True),
+        )
+        view = picture(evidence(*rows, history=NO_HISTORY))
+        assert view.reference.source is ReferenceSource.WINDOW_START
+        found = fired(evidence(*rows, history=NO_HISTORY))
+        assert "scripted_client" not in found  # the script ran from home before anything else
+        assert found["token_only_new_context"].ips == (ATTACKER[0],)
+        assert "no baseline history" in found["token_only_new_context"].detail
+
+    def test_no_reference_silences_novelty(self) -> None:
+        """Two networks from the first moment: nothing is "new for the user", so novelty signals stay silent."""
+        rows = (signin(HOME, 0, user_agent="curl/8.4"), signin(ATTACKER_2, 0, user_agent="curl/8.4", session_id="x"))
+        view = picture(evidence(*rows, history=NO_HISTORY))
+        assert view.reference.source is ReferenceSource.NONE
+        assert "scripted_client" not in fired(evidence(*rows, history=NO_HISTORY))
+
+    def test_failed_sign_ins_are_not_token_use(self) -> None:
+        """A failed sign-in from a new network does not count as that network using the user's tokens."""
+        rows = (*ordinary_day(), signin(ATTACKER, 30, session_id="session-home", result_type="50126"))
+        view = picture(evidence(*rows))
+        assert ATTACKER[0] not in view.ips
+        assert "session_ip_switch" not in fired(evidence(*rows))
+
+    def test_interactive_rows_count_in_the_picture(self) -> None:
+        """The per-IP facts add event counts per table."""
+        view = picture(evidence(*ordinary_day()))
+        assert view.ips[HOME[0]].interactive == 1
+        assert view.ips[HOME[0]].non_interactive == 36
+        assert view.ips[HOME[0]].familiar
