@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from enrichment.engine import QueryEngine
 from enrichment.errors import InputError, SettingsError, UpstreamError
 from enrichment.model import Account
 from enrichment.settings import Settings
@@ -75,6 +76,7 @@ def run_triage(args: argparse.Namespace, out: TextIO) -> None:
     at = parse_time(args.at)
     settings = _settings(args.settings)
     accounts = [account_from(u) for u in args.user]
+    engine: QueryEngine
     if args.workspace:
         from enrichment.loganalytics import LogAnalyticsEngine
 
