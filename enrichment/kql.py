@@ -70,7 +70,9 @@ def string_literal(value: str) -> str:
         elif char == "\t":
             out.append("\\t")
         elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\u{ord(char):04x}")
+            # Kusto reads \uXXXX, duckdb-kql does not: refuse rather than mean two things.
+            msg = f"control character U+{ord(char):04X} cannot be written in a KQL literal"
+            raise InvalidQueryInput(msg)
         else:
             out.append(char)
     out.append('"')
@@ -87,21 +89,21 @@ def datetime_literal(moment: datetime) -> str:
 
 def validate_upn(upn: str) -> str:
     """Return the UPN lower-cased, or raise `InvalidQueryInput` saying why it was refused."""
-    if not _UPN.match(upn) or ".." in upn:
+    if not _UPN.fullmatch(upn) or ".." in upn:
         msg = f"not a user principal name: {upn!r}"
         raise InvalidQueryInput(msg)
     return upn.lower()
 
 
 def validate_object_id(object_id: str) -> str:
-    if not _GUID.match(object_id):
+    if not _GUID.fullmatch(object_id):
         msg = f"not an Entra object id (GUID): {object_id!r}"
         raise InvalidQueryInput(msg)
     return object_id.lower()
 
 
 def validate_watchlist_alias(alias: str) -> str:
-    if not _WATCHLIST_ALIAS.match(alias):
+    if not _WATCHLIST_ALIAS.fullmatch(alias):
         msg = f"not a watchlist alias: {alias!r}"
         raise InvalidQueryInput(msg)
     return alias
@@ -126,6 +128,9 @@ def _user_filter(accounts: Sequence[Account]) -> str:
         clauses.append(f"UserPrincipalName in~ ({', '.join(map(string_literal, upns))})")
     if ids:
         clauses.append(f"UserId in~ ({', '.join(map(string_literal, ids))})")
+    if not clauses:
+        msg = "a query needs at least one account"
+        raise InvalidQueryInput(msg)
     return " or ".join(clauses)
 
 

@@ -201,11 +201,6 @@ class TestStringLiteral:
         columns = ", ".join(f"x{index} = {kql.string_literal(value)}" for index, value in enumerate(values))
         assert list(duckdb_kql.kql(_connection(), f"print {columns}").fetchall()[0]) == values
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="duckdb-kql 1.1.2 decodes the \\uXXXX escape that string_literal writes for control characters as "
-        "'uXXXX' (Kusto decodes it correctly); string_literal should refuse these characters or write them raw",
-    )
     def test_control_characters_are_refused_or_round_trip(self) -> None:
         """A control character is either refused with InvalidQueryInput or read back exactly by the embedded engine."""
         for char in sorted(CONTROLS):
@@ -348,11 +343,6 @@ class TestValidateWatchlistAlias:
             kql.validate_watchlist_alias(alias)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the validators use re.match with `$`, which also matches before a trailing newline; "
-    "use re.fullmatch (or \\Z) so 'x\\n' is refused",
-)
 @pytest.mark.parametrize(
     ("validate", "value"),
     [
@@ -415,18 +405,8 @@ class TestQueries:
     @pytest.mark.parametrize(
         "builder",
         [
-            pytest.param(
-                "evidence",
-                marks=pytest.mark.xfail(
-                    strict=True, reason="_user_filter returns '' for Account('', ''), leaving an empty `| where`"
-                ),
-            ),
-            pytest.param(
-                "baseline",
-                marks=pytest.mark.xfail(
-                    strict=True, reason="_user_filter returns '' for Account('', ''), leaving an empty `| where`"
-                ),
-            ),
+            "evidence",
+            "baseline",
             "context",
         ],
     )
