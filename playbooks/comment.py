@@ -25,6 +25,8 @@ from datetime import datetime
 
 from enrichment.evidence import IpActivity, ip_timeline
 from enrichment.model import Assessment, Baseline, TableBaseline, UserEvidence, Verdict
+from playbooks.approval import ApprovalRecord, Phase
+from playbooks.approval import AttemptLine as ApprovalAttemptLine
 from playbooks.incident import IncidentRef, entity_summary
 
 #: The IP table is a summary, not an export: beyond this many rows the comment says how many more.
@@ -381,4 +383,70 @@ def failure_comment(
             "replaces this comment with the enrichment.</p>",
         )
     ]
+    return _bounded(_assemble(parts, max_chars), incident, generated_at, max_chars)
+
+
+# -- the approval comment (one per account whose containment was proposed) -------------------------
+
+_RESULT_TEXT = {"succeeded": "done", "failed": "FAILED", "skipped": "skipped"}
+
+
+def _approval_state(record: ApprovalRecord) -> str:
+    user = esc(record.target.key, 200)
+    deadline = esc(_time(record.expires_at))
+    if record.phase == Phase.NOT_POSTED:
+        return (
+            f"<p><b>The approval card for {user} could not be posted to Teams</b>: {esc(record.problem, 600)}. "
+            "Nothing was changed; contain the account by hand if needed, or fix the bot settings and run the playbook again.</p>"
+        )
+    if record.phase == Phase.PENDING:
+        return (
+            f"<p><b>Containment of {user} awaits approval in Teams</b> (requested {esc(_time(record.requested_at))}; "
+            f"decide by {deadline}). Nothing is changed until an authorised approver decides.</p>"
+        )
+    if record.phase == Phase.EXPIRED:
+        return (
+            f"<p><b>No decision on the containment of {user} by {deadline}</b>: the request expired and nothing was done. "
+            "Contain the account by hand if it is still needed.</p>"
+        )
+    who = esc(record.decided_by.label if record.decided_by else "an unidentified person", 300)
+    verb = "Approved" if record.approved else "Rejected"
+    follow = "" if record.approved else " Nothing was changed."
+    return f"<p><b>{verb}</b> by {who} at {esc(_time(record.decided_at))} (containment of {user}).{follow}</p>"
+
+
+def _attempt_item(attempt: ApprovalAttemptLine) -> str:
+    tried = "approve" if attempt.approve else "reject"
+    return (
+        f"<li>{esc(_time(attempt.at))}: {esc(attempt.person.label, 300)} tried to {tried} and was refused: "
+        f"{esc(attempt.reason, 300)}</li>"
+    )
+
+
+def approval_comment(incident: IncidentRef, record: ApprovalRecord, *, max_chars: int, generated_at: datetime) -> str:
+    """
+    The comment for one account's containment request: its state, each action's outcome with
+    Graph's request id, what containment learnt (MFA audit, privileged roles), and the audit trail of
+    refused clicks, each with the person and the time. Rewritten in place as the request moves on.
+    """
+    head = (
+        f"<h3>Token replay containment: incident {esc(incident.label, 60)}</h3>"
+        f"<p>Updated {esc(_time(generated_at))}. Plan {esc(record.plan.digest[:12])}.</p>"
+    )
+    parts = [_Part(0, head + _approval_state(record))]
+    actions = [f"<li>{esc(a.description, 300)}</li>" for a in record.plan.actions]
+    parts.append(_Part(1, "<p><b>Proposed actions</b>:</p><ul>", actions, "</ul>", "actions"))
+    if record.results:
+        rows = [
+            f"<tr><td>{esc(r.kind.value)}</td><td>{_RESULT_TEXT.get(r.status.value, esc(r.status.value))}</td>"
+            f"<td>{esc(r.detail, 600)}</td><td>{esc(r.request_id, 60)}</td></tr>"
+            for r in record.results
+        ]
+        head_row = "<p><b>Results</b>:</p><table><tr><th>action</th><th>outcome</th><th>detail</th><th>Graph request id</th></tr>"
+        parts.append(_Part(0, head_row, rows, "</table>", "results"))
+    if record.notes:
+        parts.append(_Part(1, "<p><b>Notes</b>:</p><ul>", [f"<li>{esc(n, 1200)}</li>" for n in record.notes], "</ul>", "notes"))
+    if record.attempts:
+        items = [_attempt_item(a) for a in record.attempts]
+        parts.append(_Part(1, "<p><b>Refused attempts</b>:</p><ul>", items, "</ul>", "attempts"))
     return _bounded(_assemble(parts, max_chars), incident, generated_at, max_chars)

@@ -2,7 +2,7 @@
 The Durable orchestration of one incident, and the activities that do its I/O (a `df.Blueprint`).
 
     [entities from Sentinel, if the trigger had none] -> enrich (gather, score, write the comment)
-        -> labels / severity -> end
+        -> labels / severity -> [an approval sub-orchestration per account whose plan needs one] -> end
 
 The orchestrator is a deterministic generator: no I/O, no clock but `context.current_utc_datetime`,
 no settings. Activities do the I/O and never raise for an expected failure: they return
@@ -14,11 +14,12 @@ Every comment this orchestration writes uses ONE comment id per incident (`comme
 "enrichment")`): the enrichment, the "no account" notice and the failure notice replace each other,
 so a re-run after a failure leaves the enrichment, not a stale error, and duplicates never pile up.
 
-Where approval plugs in: after the labels step, `summary["accounts"][*]["plan"]` holds each
-account's containment plan (`needs_approval`, actions, digest). The approval step is a generator
-called as `yield from <approval steps>(context, incident, summary)` right before the final
-`return`, for the accounts whose plan needs approval; it adds its activities to this blueprint
-(or its own) and its outcome to the returned dict. Nothing else here needs to change.
+Approval: the enrichment activity prepares, for each account whose plan needs approval, the request
+(`playbooks.approval.approval_requests`: the pending card, the deadline, the sub-orchestration id),
+timed from this orchestration's clock when it asked for the enrichment. After the labels, one
+approval sub-orchestration per request (`playbooks.approval_flow`) posts the card, waits for the
+decision or the deadline, contains and comments; this orchestration waits for all of them, so a
+duplicate delivery of the incident finds it running and starts nothing.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ import structlog
 from enrichment.errors import ReplayError
 from enrichment.logs import get_logger
 from enrichment.model import Verdict
-from playbooks import enrich, wiring
-from playbooks.incident import IncidentRef, comment_id, incident_update, resolve_accounts
+from playbooks import approval, enrich, wiring
+from playbooks.incident import IncidentRef, account_from_json, comment_id, incident_update, resolve_accounts
 
 bp = df.Blueprint()
 
@@ -72,28 +73,56 @@ def orchestrate(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
     """Entities if needed, enrichment and comment, labels; on a failure, the failure comment."""
     incident = IncidentRef.from_json(context.get_input())
     if incident.accounts is None:
-        found = yield from _activity(context, ACTIVITY_ENTITIES, incident.to_json())
+        found = yield from call_activity(context, ACTIVITY_ENTITIES, incident.to_json())
         if not found.get("ok"):
             return (yield from _failed(context, incident, found))
         incident = IncidentRef.from_json(found["incident"])
     if not incident.accounts:
-        notice = yield from _activity(context, ACTIVITY_NOTICE, {"incident": incident.to_json(), "notice": "no_account"})
+        notice = yield from call_activity(context, ACTIVITY_NOTICE, {"incident": incident.to_json(), "notice": "no_account"})
         return _finish(context, incident, "no_account", comment_written=bool(notice.get("ok")))
 
-    enriched = yield from _activity(context, ACTIVITY_ENRICH, {"incident": incident.to_json()})
+    asked = {"instance_id": context.instance_id, "requested_at": approval.iso(context.current_utc_datetime)}
+    enriched = yield from call_activity(context, ACTIVITY_ENRICH, {"incident": incident.to_json(), "approval": asked})
     if not enriched.get("ok"):
         return (yield from _failed(context, incident, enriched))
     summary = enriched["summary"]
     labels = "unchanged"
     if summary.get("verdict"):
-        labelled = yield from _activity(context, ACTIVITY_LABELS, {"incident": incident.to_json(), "verdict": summary["verdict"]})
+        labelled = yield from call_activity(
+            context, ACTIVITY_LABELS, {"incident": incident.to_json(), "verdict": summary["verdict"]}
+        )
         labels = ("updated" if labelled.get("changed") else "unchanged") if labelled.get("ok") else "failed"
-    # Approval plugs in here (see the module docstring): `yield from` the approval steps for the
-    # accounts whose `summary["accounts"][*]["plan"]["needs_approval"]` is true. Until then the run ends.
-    return _finish(context, incident, "enriched", verdict=summary.get("verdict"), labels=labels, accounts=summary["accounts"])
+    approvals = yield from _approvals(context, incident, summary["accounts"])
+    accounts = [{k: v for k, v in a.items() if k != "approval"} for a in summary["accounts"]]
+    details: Result = {"verdict": summary.get("verdict"), "labels": labels, "accounts": accounts}
+    return _finish(context, incident, "enriched", **details, **({"approvals": approvals} if approvals else {}))
 
 
-def _activity(context: df.DurableOrchestrationContext, name: str, payload: Result) -> Generator[Any, Any, Result]:
+def _approvals(
+    context: df.DurableOrchestrationContext, incident: IncidentRef, accounts: list[Result]
+) -> Generator[Any, Any, list[Result]]:
+    """One approval sub-orchestration per prepared request, run side by side; their outcomes, or why they failed."""
+    requests = [(a, a["approval"]) for a in accounts if a.get("approval")]
+    if not requests:
+        return []
+    tasks = [
+        context.call_sub_orchestrator(
+            approval.APPROVAL_ORCHESTRATOR,
+            approval.request_input(incident, account_from_json(a["account"]), a["plan"], request),
+            request["instance_id"],
+        )
+        for a, request in requests
+    ]
+    try:
+        outcomes = yield context.task_all(tasks)
+    except Exception as error:  # a defect in the sub-orchestration: recorded, the run still ends cleanly
+        if not context.is_replaying:
+            _log.error("approval_failed", instance_id=context.instance_id, error=str(error)[:500])
+        return [{"outcome": "failed", "error": str(error)[:500]}]
+    return [dict(o) if isinstance(o, dict) else {"outcome": str(o)} for o in outcomes]
+
+
+def call_activity(context: df.DurableOrchestrationContext, name: str, payload: Result) -> Generator[Any, Any, Result]:
     """Call an activity; a raise (a defect, or the host giving up) becomes a failure value."""
     try:
         result = yield context.call_activity(name, payload)
@@ -109,7 +138,7 @@ def _activity(context: df.DurableOrchestrationContext, name: str, payload: Resul
 
 def _failed(context: df.DurableOrchestrationContext, incident: IncidentRef, result: Result) -> Generator[Any, Any, Result]:
     failure = enrich.Failure.from_json(result.get("failure"))
-    notice = yield from _activity(
+    notice = yield from call_activity(
         context, ACTIVITY_NOTICE, {"incident": incident.to_json(), "notice": "failure", "failure": failure.to_json()}
     )
     return _finish(context, incident, "failed", failure=failure.to_json(), comment_written=bool(notice.get("ok")))
@@ -185,14 +214,29 @@ def enrich_incident(payload: Payload, context: func.Context) -> Payload:
             result_value = enrich.enrich(incident, services.engine(), settings)
         except ReplayError as error:
             return _logged(ACTIVITY_ENRICH, context, incident, started, _failure("query the sign-in logs", error))
+        asked = payload.get("approval")
+        requests = (
+            approval.approval_requests(
+                incident,
+                result_value.accounts,
+                parent_instance_id=str(asked["instance_id"]),
+                requested_at=approval.parse_time(asked["requested_at"], "requested_at"),
+                settings=settings,
+            )
+            if isinstance(asked, dict)
+            else {}
+        )
         html = enrich.comment_html(result_value, settings, generated_at=_now())
         try:
             written = services.sentinel().upsert_comment(incident, comment_id(incident, COMMENT_PURPOSE), html)
         except ReplayError as error:
             return _logged(ACTIVITY_ENRICH, context, incident, started, _failure("write the incident comment", error))
+        summary = enrich.summary(result_value)
+        for index, request in requests.items():
+            summary["accounts"][index]["approval"] = request
         result: Result = {
             "ok": True,
-            "summary": enrich.summary(result_value),
+            "summary": summary,
             "comment": {"id": written.comment_id, "created": written.created, "chars": len(html)},
         }
         return _logged(ACTIVITY_ENRICH, context, incident, started, result)

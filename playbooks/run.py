@@ -2,9 +2,11 @@
 `python -m playbooks run`: the Function's enrichment, run inline on a laptop over exported logs.
 
 The same steps as the orchestration's activities (`playbooks.enrich`), on the embedded engine, with
-the write replaced by files: `DIR/comment.html` (what would be posted on the incident) and
-`DIR/result.json` (per account the triage document and the containment plan). Only `--dry-run` is
-supported: the local run never writes to Sentinel, the Function App does.
+the write replaced by files: `DIR/comment.html` (what would be posted on the incident),
+`DIR/result.json` (per account the triage document and the containment plan) and, when a plan needs
+approval, `DIR/card.json` (the Teams approval card the bot would post; `card-2.json`, ... for further
+accounts). Only `--dry-run` is supported: the local run never writes to Sentinel or Teams, the
+Function App does.
 
 Exit 0 on success, 2 with one line on stderr for bad input (flags, files, incident, settings), 1
 when an engine failed. Neither the Graph SDK nor azure.functions is imported.
@@ -69,8 +71,8 @@ def _read_incident(path: Path) -> object:
 def run(args: argparse.Namespace, out: TextIO) -> None:
     """Parse, enrich, render, write; raises our errors for `main` to turn into exit codes."""
     from enrichment.embedded import EmbeddedEngine
-    from playbooks import enrich
-    from playbooks.incident import parse_incident
+    from playbooks import approval, enrich
+    from playbooks.incident import instance_id, parse_incident
 
     if not args.dry_run:
         msg = "--dry-run is required: the local run never writes to Sentinel (the Function App does)"
@@ -87,19 +89,38 @@ def run(args: argparse.Namespace, out: TextIO) -> None:
     else:
         with EmbeddedEngine.open(args.data) as engine:
             result = enrich.enrich(incident, engine, settings)
-    html = enrich.comment_html(result, settings, generated_at=datetime.now(UTC))
+    now = datetime.now(UTC)
+    html = enrich.comment_html(result, settings, generated_at=now)
     document = enrich.result_document(result)
+    requests = approval.approval_requests(
+        incident, result.accounts, parent_instance_id=instance_id(incident), requested_at=now, settings=settings
+    )
+    cards: dict[str, object] = {}
+    for number, (index, request) in enumerate(sorted(requests.items()), start=1):
+        name = "card.json" if number == 1 else f"card-{number}.json"
+        if "card" in request:
+            cards[name] = request["card"]
+        document["accounts"][index]["approval"] = {
+            "card": name if "card" in request else None,
+            "instance_id": request["instance_id"],
+            "expires_at": request["expires_at"],
+            **({"problem": request["problem"]} if "problem" in request else {}),
+        }
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "comment.html").write_text(html, encoding="utf-8")
         (args.out / "result.json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        for stale in args.out.glob("card*.json"):
+            if stale.name not in cards:
+                stale.unlink()
+        for name, card in cards.items():
+            (args.out / name).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     except OSError as error:
         msg = f"--out: cannot write to {args.out} ({error.strerror})"
         raise InputError(msg) from error
     verdicts = ", ".join(f"{a.evidence.account.key} {a.assessment.verdict.value} {a.assessment.score}" for a in result.accounts)
-    out.write(
-        f"incident {incident.label}: {verdicts or 'no account assessed'}; wrote {args.out / 'comment.html'} and {args.out / 'result.json'}\n"
-    )
+    written = ", ".join(str(args.out / name) for name in ("comment.html", "result.json", *cards))
+    out.write(f"incident {incident.label}: {verdicts or 'no account assessed'}; wrote {written}\n")
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:

@@ -80,6 +80,8 @@ DURABLE = "Durable Functions"
 
 #: The event the orchestration waits for (`context.wait_for_external_event(APPROVAL_EVENT)`).
 APPROVAL_EVENT = "ApprovalDecision"
+#: The event that tells the orchestration about a refused click, so the incident records it.
+ATTEMPT_EVENT = "ApprovalAttempt"
 #: The key of the orchestration's custom status that holds the approval state the bot reads.
 APPROVAL_STATUS_KEY = "approval"
 
@@ -174,6 +176,43 @@ def decision_from_payload(payload: object) -> tuple[Decision, str]:
         decided_at=decided_at,
     )
     return decision, str(data.get("decided_by_name", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedAttempt:
+    """A click that was refused, as the orchestration records it on the incident (UPN resolved there)."""
+
+    person_object_id: str
+    person_name: str
+    approve: bool
+    at: datetime
+    reason: str
+
+
+def attempt_payload(attempt: RefusedAttempt) -> dict[str, Any]:
+    """The `ApprovalAttempt` event data."""
+    return {
+        "person_object_id": attempt.person_object_id,
+        "person_name": attempt.person_name,
+        "approve": attempt.approve,
+        "at": _iso(attempt.at),
+        "reason": attempt.reason,
+    }
+
+
+def attempt_from_payload(payload: object) -> RefusedAttempt:
+    """The refused attempt from event data, or `InputError` naming the bad fields."""
+    data = _json_object(payload, "refused attempt")
+    texts = ("person_object_id", "person_name", "reason")
+    bad = [key for key in texts if not isinstance(data.get(key), str)]
+    bad += [] if isinstance(data.get("approve"), bool) else ["approve"]
+    at = _aware_time(data.get("at"))
+    if at is None:
+        bad.append("at")
+    if bad or at is None:
+        msg = f"refused attempt has bad or missing fields: {', '.join(bad)}"
+        raise InputError(msg)
+    return RefusedAttempt(str(data["person_object_id"]), str(data["person_name"]), bool(data["approve"]), at, str(data["reason"]))
 
 
 class ApprovalPhase(StrEnum):
@@ -287,6 +326,8 @@ class Orchestrations(Protocol):
 
     async def raise_decision(self, instance_id: str, payload: Mapping[str, Any]) -> None: ...
 
+    async def raise_attempt(self, instance_id: str, payload: Mapping[str, Any]) -> None: ...
+
 
 class DurableOrchestrations:
     """`Orchestrations` over the Durable Functions client binding of the HTTP function."""
@@ -305,10 +346,16 @@ class DurableOrchestrations:
         return approval_state(None if runtime is None else str(getattr(runtime, "value", runtime)), custom)
 
     async def raise_decision(self, instance_id: str, payload: Mapping[str, Any]) -> None:
+        await self._raise(instance_id, APPROVAL_EVENT, payload)
+
+    async def raise_attempt(self, instance_id: str, payload: Mapping[str, Any]) -> None:
+        await self._raise(instance_id, ATTEMPT_EVENT, payload)
+
+    async def _raise(self, instance_id: str, event: str, payload: Mapping[str, Any]) -> None:
         import aiohttp
 
         try:
-            await self._client.raise_event(instance_id, APPROVAL_EVENT, dict(payload))
+            await self._client.raise_event(instance_id, event, dict(payload))
         except (aiohttp.ClientError, TimeoutError) as error:  # the host did not answer: worth a retry
             msg = f"cannot reach the Durable host to deliver the decision to {instance_id}: {error}"
             raise TransientUpstreamError(DURABLE, msg) from error
@@ -708,11 +755,33 @@ class ApprovalBot:
             case Expired(expired_at):
                 return _ClickOutcome(expired_card(data, expired_at=expired_at))
             case Refused(reason):
+                await self._report_refusal(
+                    data.instance_id, RefusedAttempt(clicker.object_id, clicker.name, approved, now, reason), orchestrations
+                )
                 return _ClickOutcome(refused_card(data, clicker.name, reason))
             case Authorised(decision):
                 return await self._record(data, decision, clicker, orchestrations)
         msg = f"unexpected authorisation outcome {outcome!r}"
         raise AssertionError(msg)
+
+    async def _report_refusal(self, instance_id: str, attempt: RefusedAttempt, orchestrations: Orchestrations) -> None:
+        """
+        Hand a refused click to the waiting orchestration, which writes it on the incident.
+
+        The clicker's answer does not depend on it, so a failure to deliver is logged (with the
+        audit facts, so the log still holds the attempt) rather than turned into an error for them.
+        """
+        try:
+            await orchestrations.raise_attempt(instance_id, attempt_payload(attempt))
+        except UpstreamError as error:
+            _log.warning(
+                "bot.refusal_not_delivered",
+                instance_id=instance_id,
+                clicker=attempt.person_object_id,
+                at=_iso(attempt.at),
+                reason=attempt.reason,
+                error=str(error),
+            )
 
     async def _record(
         self, data: ActionData, decision: Decision, clicker: _Clicker, orchestrations: Orchestrations
@@ -1011,3 +1080,25 @@ async def update_card(
     finally:
         await client.close()
     _log.info("teams.card_updated", conversation_id=reference.conversation_id, activity_id=reference.activity_id)
+
+
+class Teams:
+    """
+    The approval channel as the orchestration's activities use it: post a card, refresh it.
+
+    Holds the settings, the bot's credential (its managed identity unless a test passes one) and the
+    retry bounds, so an activity says only what to send.
+    """
+
+    def __init__(
+        self, settings: Settings, *, token_provider: AccessTokenProviderBase | None = None, retries: Retries = Retries()
+    ) -> None:
+        self._settings = settings
+        self._token_provider = token_provider
+        self._retries = retries
+
+    async def post(self, card: Card) -> MessageReference:
+        return await post_card(self._settings, card, token_provider=self._token_provider, retries=self._retries)
+
+    async def update(self, reference: MessageReference, card: Card) -> None:
+        await update_card(reference, card, token_provider=self._token_provider, retries=self._retries)

@@ -1,5 +1,5 @@
 """
-The composition root of the Function App: settings, the query engine and the Sentinel adapter.
+The composition root of the Function App: settings, the query engine, the Sentinel, Graph and Teams adapters.
 
 Nothing is built at import time (indexing imports every module, and one failure there hides every
 function). Each piece is built on first use and kept for the life of the worker process: the
@@ -19,10 +19,14 @@ from enrichment.settings import Settings
 
 if TYPE_CHECKING:
     from enrichment.engine import QueryEngine
+    from playbooks.graph import GraphDirectory
     from playbooks.sentinel import SentinelIncidents
+    from playbooks.teams import ApprovalBot, Teams
 
 EngineFactory = Callable[[Settings], "QueryEngine"]
 SentinelFactory = Callable[[Settings], "SentinelIncidents"]
+GraphFactory = Callable[[Settings], "GraphDirectory"]
+TeamsFactory = Callable[[Settings], "Teams"]
 
 
 def _log_analytics(settings: Settings) -> QueryEngine:
@@ -35,6 +39,18 @@ def _sentinel(settings: Settings) -> SentinelIncidents:
     from playbooks.sentinel import SentinelIncidents
 
     return SentinelIncidents.create(settings)
+
+
+def _graph(settings: Settings) -> GraphDirectory:
+    from playbooks.graph import create_graph_directory
+
+    return create_graph_directory(settings)
+
+
+def _teams(settings: Settings) -> Teams:
+    from playbooks.teams import Teams
+
+    return Teams(settings)
 
 
 class Services:
@@ -52,14 +68,21 @@ class Services:
         *,
         engine: EngineFactory = _log_analytics,
         sentinel: SentinelFactory = _sentinel,
+        graph: GraphFactory = _graph,
+        teams: TeamsFactory = _teams,
     ) -> None:
         self._environ = environ
         self._engine_factory = engine
         self._sentinel_factory = sentinel
+        self._graph_factory = graph
+        self._teams_factory = teams
         self._lock = threading.Lock()
         self._settings: Settings | None = None
         self._engine: QueryEngine | None = None
         self._sentinel: SentinelIncidents | None = None
+        self._graph: GraphDirectory | None = None
+        self._teams: Teams | None = None
+        self._bot: ApprovalBot | None = None
 
     def settings(self) -> Settings:
         with self._lock:
@@ -84,6 +107,36 @@ class Services:
             if self._sentinel is None:
                 self._sentinel = self._sentinel_factory(settings)
             return self._sentinel
+
+    def graph(self) -> GraphDirectory:
+        """
+        The Graph adapter (async). Built on first use inside an async function, so its HTTP pool
+        belongs to the worker's event loop, which runs every async function of the process.
+        """
+        settings = self.settings()
+        with self._lock:
+            if self._graph is None:
+                self._graph = self._graph_factory(settings)
+            return self._graph
+
+    def teams(self) -> Teams:
+        """Posting and refreshing approval cards with the bot's identity."""
+        settings = self.settings()
+        with self._lock:
+            if self._teams is None:
+                self._teams = self._teams_factory(settings)
+            return self._teams
+
+    def bot(self) -> ApprovalBot:
+        """The approval bot behind POST /api/messages, built once: its key, token and decision caches live with the worker."""
+        from playbooks.teams import ApprovalBot
+
+        settings = self.settings()
+        directory = self.graph()
+        with self._lock:
+            if self._bot is None:
+                self._bot = ApprovalBot(settings, directory)
+            return self._bot
 
 
 _current: Services | None = None

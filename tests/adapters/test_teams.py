@@ -78,6 +78,7 @@ class FakeOrchestrations:
     def __init__(self) -> None:
         self.status: dict[str, tuple[str | None, Any]] = {}
         self.raised: list[tuple[str, dict[str, Any]]] = []
+        self.attempts: list[tuple[str, dict[str, Any]]] = []
         self.fail_raise: Exception | None = None
         self.fail_status: Exception | None = None
 
@@ -99,6 +100,11 @@ class FakeOrchestrations:
         assert state.request is not None
         decision, name = decision_from_payload(payload)
         self.status[instance_id] = (runtime, {APPROVAL_STATUS_KEY: decided_approval(state.request, decision, name)})
+
+    async def raise_attempt(self, instance_id: str, payload: Any) -> None:
+        if self.fail_raise is not None:
+            raise self.fail_raise
+        self.attempts.append((instance_id, dict(payload)))
 
 
 @pytest.fixture
@@ -361,6 +367,24 @@ async def test_unauthorised_click_is_refused_without_an_event(world: World) -> N
     assert "Approved by" in card_text(await world.click(APPROVE, APPROVER))  # still open for approvers
 
 
+async def test_refused_click_is_handed_to_the_orchestration_for_the_incident(world: World) -> None:
+    """A refused click becomes one ApprovalAttempt event with who, when, what they tried and why, for the audit trail."""
+    await world.click(REJECT, OUTSIDER, clicker_name="Mallory")
+    [(instance, payload)] = world.orchestrations.attempts
+    attempt = teams.attempt_from_payload(payload)
+    assert (attempt.person_object_id, attempt.person_name, attempt.approve) == (OUTSIDER, "Mallory", False)
+    assert "approver group" in attempt.reason
+    assert attempt.at.tzinfo is not None
+    assert instance == s.INSTANCE_ID
+
+
+async def test_refusal_that_cannot_be_delivered_still_answers_the_clicker(world: World) -> None:
+    """When the Durable host cannot take the refusal event, the clicker is still told they may not decide."""
+    world.orchestrations.fail_raise = TransientUpstreamError("Durable Functions", "host unreachable")
+    response = await world.click(APPROVE, OUTSIDER, clicker_name="Mallory")
+    assert "Mallory may not decide on this containment" in card_text(response)
+
+
 async def test_suspect_cannot_approve_their_own_containment(world: World) -> None:
     """The suspect user is refused even when they are an approver."""
     world.graph.add_member(GROUP, s.USER_ID)
@@ -566,6 +590,14 @@ def test_bad_decision_payload_is_an_input_error(payload: Any) -> None:
     """Event data that is not a decision is refused clearly rather than half-read."""
     with pytest.raises(InputError):
         decision_from_payload(payload)
+
+
+def test_refused_attempt_payload_round_trips_and_bad_data_is_refused() -> None:
+    """The refusal event reads back into the same attempt; event data missing a field is an input error."""
+    attempt = teams.RefusedAttempt(OUTSIDER, "Mallory", True, s.AT, "not an approver")
+    assert teams.attempt_from_payload(json.dumps(teams.attempt_payload(attempt))) == attempt
+    with pytest.raises(InputError, match="reason"):
+        teams.attempt_from_payload({**teams.attempt_payload(attempt), "reason": None})
 
 
 def test_approval_status_round_trips_through_custom_status() -> None:

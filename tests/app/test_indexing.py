@@ -20,6 +20,12 @@ EXPECTED = {
     "enrich_incident": {"activityTrigger"},
     "label_incident": {"activityTrigger"},
     "comment_incident": {"activityTrigger"},
+    "approval_orchestrator": {"orchestrationTrigger"},
+    "post_approval_card": {"activityTrigger"},
+    "update_approval_card": {"activityTrigger"},
+    "contain_account": {"activityTrigger"},
+    "comment_approval": {"activityTrigger"},
+    "bot_messages": {"httpTrigger", "durableClient", "http"},
 }
 
 
@@ -42,8 +48,8 @@ def test_http_trigger_is_post_incidents_with_a_function_key() -> None:
 
 
 def test_activity_and_orchestrator_names_match_what_the_orchestrator_calls() -> None:
-    """The names the orchestrator schedules are the names the triggers register."""
-    from playbooks import orchestrator
+    """The names the orchestrators schedule are the names the triggers register."""
+    from playbooks import approval, approval_flow, orchestrator
 
     names = {
         json.loads(json.dumps(f.get_trigger().get_dict_repr(), default=str)).get("activity")
@@ -56,7 +62,12 @@ def test_activity_and_orchestrator_names_match_what_the_orchestrator_calls() -> 
         orchestrator.ACTIVITY_ENRICH,
         orchestrator.ACTIVITY_LABELS,
         orchestrator.ACTIVITY_NOTICE,
+        approval_flow.ACTIVITY_POST_CARD,
+        approval_flow.ACTIVITY_UPDATE_CARD,
+        approval_flow.ACTIVITY_CONTAIN,
+        approval_flow.ACTIVITY_COMMENT,
     }
+    assert approval.APPROVAL_ORCHESTRATOR in functions()
 
 
 def test_importing_the_app_builds_nothing_and_skips_the_graph_sdk() -> None:
@@ -124,18 +135,48 @@ def test_the_real_worker_indexes_every_function() -> None:
     assert result["graph_loaded"] is False
 
 
+#: Log Analytics runs at most 5 queries at once per identity (further ones wait in a FIFO queue, 429 after 3 min).
+LOG_ANALYTICS_CONCURRENT_QUERIES = 5
+#: The enrichment activity runs the evidence, baseline and context queries one after the other (enrichment.gather).
+QUERIES_PER_ENRICHMENT = 3
+
+
 def test_host_json_suits_log_analytics_and_durable() -> None:
-    """host.json: v2, bundle [4.*, 5.0.0), a named task hub, at most 5 activities at once, Request telemetry unsampled."""
+    """host.json: v2, bundle [4.*, 5.0.0), task hub TokenReplay, one instance never runs more than 5 queries at once."""
     host = json.loads((ROOT / "host.json").read_text())
     durable = host["extensions"]["durableTask"]
 
     assert (host["version"], host["extensionBundle"]["version"]) == ("2.0", "[4.*, 5.0.0)")
+    # Renaming the hub orphans every running orchestration (pending approvals) in the old one.
+    assert durable["hubName"] == "TokenReplay"
     assert re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,44}", durable["hubName"])
-    # Log Analytics runs 5 concurrent queries per identity; each activity runs its queries one by one.
-    assert 1 <= durable["maxConcurrentActivityFunctions"] <= 5
+    # One activity runs one query at a time, so the activity slots are the per-instance query limit.
+    assert durable["maxConcurrentActivityFunctions"] == LOG_ANALYTICS_CONCURRENT_QUERIES
     assert durable["overridableExistingInstanceStates"] == "NonRunningStates"
     assert "Request" in host["logging"]["applicationInsights"]["samplingSettings"]["excludedTypes"].split(";")
     assert re.fullmatch(r"\d{2}:\d{2}:\d{2}", host["functionTimeout"])
+
+
+def test_function_timeout_outlasts_the_slowest_enrichment_and_traces_keep_personal_data_out() -> None:
+    """functionTimeout covers 3 queries at the largest allowed server timeout plus their retries; inputs are not traced."""
+    from enrichment.errors import SettingsError
+    from enrichment.loganalytics import READ_TIMEOUT_MARGIN, Retries
+    from enrichment.settings import Settings
+
+    host = json.loads((ROOT / "host.json").read_text())
+    hours, minutes, seconds = (int(part) for part in host["functionTimeout"].split(":"))
+    largest = 600
+    assert Settings.from_values({"REPLAY_QUERY_TIMEOUT_SECONDS": str(largest)}).query_timeout_seconds == largest
+    with pytest.raises(SettingsError):
+        Settings.from_values({"REPLAY_QUERY_TIMEOUT_SECONDS": str(largest + 1)})
+    r = Retries()
+    waits = r.attempts * r.sdk_total * max(r.sdk_backoff_max, r.retry_after_max) + (r.attempts - 1) * r.wait_max
+
+    assert hours * 3600 + minutes * 60 + seconds >= QUERIES_PER_ENRICHMENT * (largest + READ_TIMEOUT_MARGIN + waits)
+    # Orchestration inputs and outputs hold UPNs, IPs and attacker-controlled strings.
+    tracing = host["extensions"]["durableTask"].get("tracing", {})
+    assert tracing.get("traceInputsAndOutputs", False) is False
+    assert host["logging"]["logLevel"]["default"] in ("Warning", "Error")
 
 
 def test_funcignore_keeps_tests_and_tooling_out_of_the_package() -> None:

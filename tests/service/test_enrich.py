@@ -81,7 +81,10 @@ class Wired:
                 settings, self.credential, endpoint=sentinel.url, connection_verify=sentinel.ca_path, retries=SENTINEL_RETRIES
             )
 
-        self.services = wiring.Services(environ or ENVIRON, engine=build_engine, sentinel=build_sentinel)
+        # Containment is off here: these tests pin the enrichment; tests/service/test_approval_pipeline.py runs the approval.
+        self.services = wiring.Services(
+            environ or {**ENVIRON, "REPLAY_CONTAINMENT_ENABLED": "false"}, engine=build_engine, sentinel=build_sentinel
+        )
 
 
 @pytest.fixture

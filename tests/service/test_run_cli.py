@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,52 @@ class TestRun:
         html = (tmp_path / "out" / "comment.html").read_text()
         assert "Token replay likely" in html
         assert "<img" not in html
+
+    def test_writes_the_approval_card_for_the_account_that_needs_one(self, tmp_path: Path, database: Path) -> None:
+        """card.json is the pending Teams card for the replay_likely account, bound to its plan; the benign one gets none."""
+        incident = _incident_file(tmp_path, data.trigger_body(data.ENTITIES))
+        out_dir = tmp_path / "out"
+
+        code, out, _err = _run("run", "--incident", str(incident), "--data", str(database), "--dry-run", "--out", str(out_dir))
+
+        assert code == EXIT_OK
+        assert str(out_dir / "card.json") in out
+        assert sorted(p.name for p in out_dir.glob("card*.json")) == ["card.json"]
+        alice, bob = json.loads((out_dir / "result.json").read_text())["accounts"]
+        assert alice["approval"]["card"] == "card.json"
+        assert alice["approval"]["instance_id"].startswith(f"incident-{data.INCIDENT_NAME}:approval:0:")
+        assert "approval" not in bob
+        card = json.loads((out_dir / "card.json").read_text())
+        assert (card["type"], card["version"]) == ("AdaptiveCard", "1.5")
+        execute = [a for a in card["actions"] if a["type"] == "Action.Execute"]
+        assert {a["verb"] for a in execute} == {"approve", "reject"}
+        assert {a["data"]["plan_digest"] for a in execute} == {alice["plan"]["digest"]}
+        assert {a["data"]["user_upn"] for a in execute} == {data.ALICE_UPN}
+
+    def test_a_second_run_without_approvals_removes_the_old_card(self, tmp_path: Path, database: Path) -> None:
+        """A re-run into the same folder that proposes nothing leaves no stale card.json behind."""
+        out_dir = tmp_path / "out"
+        out_dir.mkdir()
+        (out_dir / "card.json").write_text("{}")
+        settings = tmp_path / "local.settings.json"
+        settings.write_text(json.dumps({"Values": {"REPLAY_CONTAINMENT_ENABLED": "false"}}))
+        incident = _incident_file(tmp_path, data.trigger_body(data.ENTITIES))
+
+        code, _out, _err = _run(
+            "run",
+            "--incident",
+            str(incident),
+            "--data",
+            str(database),
+            "--settings",
+            str(settings),
+            "--dry-run",
+            "--out",
+            str(out_dir),
+        )
+
+        assert code == EXIT_OK
+        assert list(out_dir.glob("card*.json")) == []
 
     def test_settings_file_is_honoured(self, tmp_path: Path, database: Path) -> None:
         """Settings from local.settings.json are honoured (a smaller comment limit is respected)."""
@@ -161,6 +208,30 @@ WRAPPER = (
     "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'msgraph' or m.startswith(('azure.functions', 'azure.durable_functions')))\n"
     "print(json.dumps({'code': code, 'loaded': loaded}))\n"
 )
+
+
+@pytest.mark.slow
+def test_dry_run_card_renders_cleanly_in_the_official_renderer(tmp_path: Path, database: Path) -> None:
+    """DIR/card.json from a dry run parses, validates and renders in adaptivecards on headless Chromium (screenshot kept)."""
+    card_dir = ROOT / "tests" / "card"
+    chromium, node = shutil.which("chromium"), shutil.which("node")
+    if chromium is None or node is None or not (card_dir / "node_modules" / "adaptivecards").is_dir():
+        pytest.fail("the card renderer is not set up: run `bash scripts/setup.sh --dev`")
+    incident = _incident_file(tmp_path, data.trigger_body(data.ENTITIES))
+    assert _run("run", "--incident", str(incident), "--data", str(database), "--dry-run", "--out", str(tmp_path))[0] == EXIT_OK
+    card = json.loads((tmp_path / "card.json").read_text())
+    payload = {"chromium": chromium, "outDir": str(card_dir / "out"), "cards": [{"name": "dry_run", "card": card}]}
+
+    done = subprocess.run(
+        [node, str(card_dir / "render.mjs")], input=json.dumps(payload), capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert done.returncode == 0, done.stderr
+    [result] = json.loads(done.stdout)["results"]
+    assert (result["parseEvents"], result["validationEvents"], result["console"], result["pageErrors"]) == ([], [], [], [])
+    assert result["buttons"][:2] == ["Approve containment", "Reject"]
+    assert data.ALICE_UPN in result["text"]
+    assert (card_dir / "out" / "dry_run.png").is_file()
 
 
 def test_the_command_runs_without_graph_or_functions(tmp_path: Path, database: Path) -> None:
