@@ -86,7 +86,7 @@ def run_approval(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
     digest = str(request["plan"]["digest"])
     expires_at = approval.parse_time(request["expires_at"], "expires_at")
     waiting = ApprovalRequest(incident.name, account, digest, approval.parse_time(request["requested_at"], "requested_at"))
-    base = {key: request[key] for key in ("incident", "account", "plan", "requested_at", "expires_at")}
+    base = {key: request[key] for key in ("incident", "account", "plan", "requested_at", "expires_at", "instance_id")}
     if request.get("problem") or not request.get("card"):
         problem = str(request.get("problem") or "the request carries no card")
         yield from _comment(context, base, record_json(phase=Phase.NOT_POSTED, problem=problem))
@@ -94,7 +94,7 @@ def run_approval(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
     card = request["card"]
 
     context.set_custom_status({APPROVAL_STATUS_KEY: pending_approval(waiting)})
-    posted = yield from call_activity(context, ACTIVITY_POST_CARD, {"card": card})
+    posted = yield from call_activity(context, ACTIVITY_POST_CARD, {**base, "card": card})
     if not posted.get("ok"):
         context.set_custom_status({APPROVAL_STATUS_KEY: None})
         failure = enrich.Failure.from_json(posted.get("failure"))
@@ -108,14 +108,14 @@ def run_approval(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
     waited = yield from _wait_for_decision(context, base, digest, expires_at, attempts)
     if waited is None:
         context.set_custom_status({APPROVAL_STATUS_KEY: expired_approval(waiting)})
-        notes = yield from _refresh(context, reference, card, expired=True)
+        notes = yield from _refresh(context, base, reference, card, expired=True)
         yield from _comment(context, base, record_json(phase=Phase.EXPIRED, attempts=attempts, notes=notes))
         return _finish(context, incident, "expired", attempts=len(attempts))
     decision, name = waited
 
     decided = decision_payload(decision, name)
     context.set_custom_status({APPROVAL_STATUS_KEY: decided_approval(waiting, decision, name)})
-    notes = yield from _refresh(context, reference, card, decision=decided)
+    notes = yield from _refresh(context, base, reference, card, decision=decided)
     results: list[Any] = []
     if decision.approved:
         contained = yield from call_activity(context, ACTIVITY_CONTAIN, {**base, "decision": decided})
@@ -125,7 +125,7 @@ def run_approval(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
             failure = enrich.Failure.from_json(contained.get("failure"))
             results = approval.failed_results(request["plan"], f"containment did not run: {failure.error}")
             notes = [*([failure.hint] if failure.hint else []), *notes]
-        notes = [*notes, *(yield from _refresh(context, reference, card, decision=decided, results=results))]
+        notes = [*notes, *(yield from _refresh(context, base, reference, card, decision=decided, results=results))]
     record = record_json(phase=Phase.DECIDED, attempts=attempts, decision=decided, results=results, notes=notes)
     yield from _comment(context, base, record)
     outcome = "approved" if decision.approved else "rejected"
@@ -174,9 +174,12 @@ def _comment(context: df.DurableOrchestrationContext, base: Result, record: Resu
     return (yield from call_activity(context, ACTIVITY_COMMENT, {**base, "record": record}))
 
 
-def _refresh(context: df.DurableOrchestrationContext, reference: Any, card: Any, **state: Any) -> Generator[Any, Any, list[str]]:
+def _refresh(
+    context: df.DurableOrchestrationContext, base: Result, reference: Any, card: Any, **state: Any
+) -> Generator[Any, Any, list[str]]:
     """Refresh the posted card; a failure becomes a note for the comment (the decision stands regardless)."""
-    updated = yield from call_activity(context, ACTIVITY_UPDATE_CARD, {"reference": reference, "card": card, **state})
+    payload = {"incident": base["incident"], "instance_id": context.instance_id, "reference": reference, "card": card, **state}
+    updated = yield from call_activity(context, ACTIVITY_UPDATE_CARD, payload)
     if updated.get("ok"):
         return []
     failure = enrich.Failure.from_json(updated.get("failure"))
@@ -201,12 +204,18 @@ def _failure(what: str, error: BaseException) -> Result:
     return {"ok": False, "failure": enrich.Failure.from_error(what, error).to_json()}
 
 
-def _done(activity: str, context: func.Context, started: float, result: Result) -> Result:
+def _done(activity: str, context: func.Context, payload: Payload, started: float, result: Result) -> Result:
+    """The one summary line of an activity invocation, with the incident and the approval it serves."""
     failure = result.get("failure") or {}
+    raw = payload.get("incident")
+    incident: dict[str, Any] = raw if isinstance(raw, dict) else {}
     _log.info(
         "activity_done",
         activity=activity,
         invocation_id=context.invocation_id,
+        incident=incident.get("number"),
+        incident_id=incident.get("name"),
+        approval=payload.get("instance_id"),
         outcome="ok" if result.get("ok") else "failed",
         failure=failure.get("error"),
         hint=failure.get("hint"),
@@ -225,7 +234,7 @@ async def post_approval_card(payload: Payload, context: func.Context) -> Payload
             result: Result = {"ok": True, "reference": reference.to_dict()}
         except ReplayError as error:
             result = _failure("post the approval card to Teams", error)
-        return _done(ACTIVITY_POST_CARD, context, started, result)
+        return _done(ACTIVITY_POST_CARD, context, payload, started, result)
 
 
 @bp.activity_trigger(input_name="payload", activity=ACTIVITY_UPDATE_CARD)  # type: ignore[untyped-decorator]
@@ -245,7 +254,7 @@ async def update_approval_card(payload: Payload, context: func.Context) -> Paylo
             result: Result = {"ok": True}
         except ReplayError as error:
             result = _failure("refresh the approval card in Teams", error)
-        return _done(ACTIVITY_UPDATE_CARD, context, started, result)
+        return _done(ACTIVITY_UPDATE_CARD, context, payload, started, result)
 
 
 def _evidence_or_bare(incident: IncidentRef, account: Any, services: wiring.Services) -> tuple[Any, list[str]]:
@@ -296,7 +305,7 @@ async def contain_account(payload: Payload, context: func.Context) -> Payload:
             result: Result = {"ok": True, "results": [approval.result_json(r) for r in report.results], "notes": notes}
         except ReplayError as error:
             result = _failure("contain the account through Microsoft Graph", error)
-        return _done(ACTIVITY_CONTAIN, context, started, result)
+        return _done(ACTIVITY_CONTAIN, context, payload, started, result)
 
 
 async def _person(object_id: str, name: str, services: wiring.Services) -> Person:
@@ -359,4 +368,4 @@ async def comment_approval(payload: Payload, context: func.Context) -> Payload:
             result: Result = {"ok": True, "comment": {"id": written.comment_id, "created": written.created}}
         except ReplayError as error:
             result = _failure("write the approval comment", error)
-        return _done(ACTIVITY_COMMENT, context, started, result)
+        return _done(ACTIVITY_COMMENT, context, payload, started, result)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import azure.durable_functions as df
 import azure.functions as func
+import structlog
 
 from playbooks.teams import ApprovalBot, BotResponse, DurableOrchestrations, Orchestrations
 
@@ -50,7 +51,10 @@ def approval_blueprint(bot: Callable[[], ApprovalBot]) -> df.Blueprint:
     @blueprint.function_name(FUNCTION_NAME)  # type: ignore[untyped-decorator]
     @blueprint.route(route=MESSAGES_ROUTE, methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)  # type: ignore[untyped-decorator]
     @blueprint.durable_client_input(client_name="client")  # type: ignore[untyped-decorator]
-    async def bot_messages(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-        return await answer(bot(), req, DurableOrchestrations(client))
+    async def bot_messages(
+        req: func.HttpRequest, client: df.DurableOrchestrationClient, context: func.Context
+    ) -> func.HttpResponse:
+        with structlog.contextvars.bound_contextvars(invocation_id=context.invocation_id):
+            return await answer(bot(), req, DurableOrchestrations(client))
 
     return blueprint

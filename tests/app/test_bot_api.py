@@ -111,10 +111,24 @@ def endpoint(bf: BotFrameworkFake, settings: Settings, directory: GraphDirectory
     app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
     app.register_functions(approval_blueprint(bot))
     (function,) = app.get_functions()
-    endpoint_ = function.get_user_function().client_function
-    endpoint_.definition = function
-    endpoint_.built = built
-    return endpoint_
+    return Endpoint(function.get_user_function().client_function, function, built)
+
+
+class Endpoint:
+    """The bot function as the host calls it: the request, the durable client and an invocation context."""
+
+    def __init__(self, function: Any, definition: Any, built: list[Any]) -> None:
+        self.function, self.definition, self.built = function, definition, built
+
+    async def __call__(self, **bindings: Any) -> Any:
+        return await self.function(context=Invocation("inv-bot"), **bindings)
+
+
+class Invocation:
+    """The part of func.Context the function reads."""
+
+    def __init__(self, invocation_id: str) -> None:
+        self.invocation_id = invocation_id
 
 
 def _waiting() -> tuple[ActionData, DurableOrchestrationStatus]:
