@@ -13,6 +13,8 @@ fi
 
 make_venv .venv 3.11 requirements-dev.txt
 make_venv .venv313 3.13 requirements-dev.txt
+# checkov (the infra/ policy scan) pins many packages of its own, so it gets a venv of its own.
+make_venv .venv-checkov 3.11 requirements-checkov.txt
 
 for dir in tests/kusto tests/card; do
   if [ -f "$dir/package-lock.json" ] && [ ! -d "$dir/node_modules" ]; then

@@ -129,7 +129,7 @@ class TestDecisions:
         assert ACTIVITY_CONTAIN not in played.names()
         assert played.output["outcome"] == "expired"
         assert _phases(played)[-1] == "expired"
-        assert [p for n, p in played.called if n == ACTIVITY_UPDATE_CARD][0]["expired"] is True
+        assert next(p for n, p in played.called if n == ACTIVITY_UPDATE_CARD)["expired"] is True
         assert _comments(played)[-1]["phase"] == Phase.EXPIRED
 
     def test_the_timer_is_set_at_the_requests_deadline(self) -> None:
