@@ -149,9 +149,17 @@ def enabled_features(settings: Settings) -> tuple[Feature, ...]:
     return tuple(feature for feature in Feature if feature in features)
 
 
+#: Permission -> the narrower one it includes; when both are needed only the broader is granted.
+SUPERSEDES = {"UserAuthenticationMethod.ReadWrite.All": "UserAuthenticationMethod.Read.All"}
+
+
 def required_graph_permissions(settings: Settings) -> frozenset[str]:
-    """Exactly the Graph application permissions the enabled features need: nothing for enrichment only."""
-    return frozenset(permission for feature in enabled_features(settings) for permission in GRAPH_NEEDS[feature].permissions)
+    """
+    Exactly the Graph application permissions the enabled features need: nothing for enrichment only,
+    and never a permission next to a broader one that includes it (ReadWrite covers Read).
+    """
+    needed = {permission for feature in enabled_features(settings) for permission in GRAPH_NEEDS[feature].permissions}
+    return frozenset(needed - {narrower for broader, narrower in SUPERSEDES.items() if broader in needed})
 
 
 def permissions_for(feature: Feature) -> tuple[str, ...]:
@@ -206,6 +214,13 @@ AZURE_ROLES: tuple[AzureRole, ...] = (
         "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
         "the Function App's storage account",
         "Durable Functions history and instance tables",
+    ),
+    AzureRole(
+        "Monitoring Metrics Publisher",
+        "3913510d-42f4-4e42-8a64-420c390055eb",
+        "the Function App's Application Insights component",
+        "send telemetry with Entra ID auth (APPLICATIONINSIGHTS_AUTHENTICATION_STRING): the component has local "
+        "(instrumentation key) auth disabled",
     ),
 )
 
@@ -266,3 +281,9 @@ def privileged_target_note(roles: Iterable[DirectoryRole]) -> str:
         "and Graph application permissions alone are not enough. Act manually with such an account, or assign "
         f"{SENSITIVE_ACTION_ROLE} to the Function App's managed identity if the organisation accepts that"
     )
+
+
+if __name__ == "__main__":  # `python -m playbooks.permissions`: the command line lives in permissions_cli
+    from playbooks.permissions_cli import main
+
+    raise SystemExit(main())

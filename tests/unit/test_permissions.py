@@ -44,13 +44,19 @@ class TestRequiredGraphPermissions:
         [
             ("confirm_compromised", {"IdentityRiskyUser.ReadWrite.All"}),
             ("disable_account", {"User.EnableDisableAccount.All"}),
-            ("delete_flagged_methods", {"UserAuthenticationMethod.ReadWrite.All"}),
         ],
     )
     def test_each_optional_action_adds_exactly_its_permission(self, action: str, added: set[str]) -> None:
         """An optional action enabled in settings adds its permission and nothing else."""
         settings = Settings.from_values({"REPLAY_OPTIONAL_ACTIONS": action})
         assert required_graph_permissions(settings) == CORE | added
+
+    def test_deleting_methods_replaces_the_read_permission_with_read_write(self) -> None:
+        """ReadWrite covers Read: with method deletion on, UserAuthenticationMethod.Read.All is not granted beside it."""
+        settings = Settings.from_values({"REPLAY_OPTIONAL_ACTIONS": "delete_flagged_methods"})
+        assert required_graph_permissions(settings) == (CORE - {"UserAuthenticationMethod.Read.All"}) | {
+            "UserAuthenticationMethod.ReadWrite.All"
+        }
 
     def test_no_feature_asks_for_a_broad_permission(self) -> None:
         """The table never falls back to the broad permissions old playbooks grant."""
@@ -86,8 +92,8 @@ class TestHints:
 
 
 class TestAzureRoles:
-    def test_the_five_roles_with_built_in_ids(self) -> None:
-        """Workspace reader, Sentinel responder and the three Durable Functions storage roles, by id."""
+    def test_the_six_roles_with_built_in_ids(self) -> None:
+        """Workspace reader, Sentinel responder, the three Durable Functions storage roles and the telemetry publisher, by id."""
         by_name = {role.name: role.role_id for role in AZURE_ROLES}
         assert by_name == {
             "Log Analytics Reader": "73c42c96-874c-492b-b04d-ab87d138a893",
@@ -95,6 +101,7 @@ class TestAzureRoles:
             "Storage Blob Data Owner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
             "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
             "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
+            "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
         }
 
     def test_every_role_says_where_and_why(self) -> None:
