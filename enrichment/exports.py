@@ -51,6 +51,11 @@ WATCHLIST_TABLE = "Watchlists"
 WATCHLIST_COLUMNS = ("WatchlistAlias", "SearchKey", "UserPrincipalName", "Country", "StartTime", "EndTime")
 WATCHLIST_FOLDER = "watchlists"
 
+#: Files that travel with exports but are never one: the sample tenant generator's ground truth and
+#: app settings, and a Functions settings file. Skipped without a word (its `incidents/` folder is a
+#: folder, and folders other than `watchlists/` are not read).
+COMPANION_FILES = frozenset({"scenarios.json", "settings.json", "local.settings.json"})
+
 #: Where the cache goes unless the caller names a path.
 CACHE_NAME = ".triage-cache.duckdb"
 
@@ -87,8 +92,11 @@ _MAX_OBJECT = 16 * 1024 * 1024
 #: A JSON array larger than this is not re-parsed in Python to locate a syntax error.
 _LOCATE_ARRAY_LIMIT = 64 * 1024 * 1024
 #: DuckDB's buffer pool while building: bounded so a multi-million-row export spills to disk
-#: instead of exhausting a laptop.
-_BUILD_MEMORY_LIMIT = "1GB"
+#: instead of exhausting a laptop. Measured on 1M non-interactive rows (bench/embedded_load.py):
+#: 512MB peaks at about 0.55 GB RSS for the same CPU time as 1GB, which peaks at about 1 GB.
+_BUILD_MEMORY_LIMIT = "512MB"
+#: Scratch columns of a table while one file is inserted (see `_load_table_file`); no schema column starts so.
+_UNTYPED_PREFIX = "__untyped_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +333,8 @@ def _discover(folder: Path, mapping: Mapping[str, str]) -> tuple[list[_Export], 
         name = path.name
         if name.startswith(".") or not path.is_file():
             continue
+        if name.lower() in COMPANION_FILES and name not in wanted:
+            continue
         split = _split_name(name)
         if split is None:
             ignored.append(f"{name}: not a .json, .jsonl, .ndjson or .csv file (optionally .gz)")
@@ -557,7 +567,7 @@ def _load_table_file(
     One file into its table, typed on the way in.
 
     Values that do not type (a time in an unknown format, "maybe" in a bool column) become NULL and
-    are counted in a first, cheaper scan of only the typed columns, so the report can name them.
+    are counted, with an example, in the same pass, so the report can name them.
     """
     readable = _readable(export, scratch)
     sources = _source_columns(con, export, readable)
@@ -580,14 +590,26 @@ def _load_table_file(
         for column_name, identifier in _unsampled_keys(columns, sources):
             feeds[column_name].append(identifier)
             reads.append(identifier)
-    problems.extend(_untyped_values(con, export, readable, columns, feeds))
-    select = ", ".join(
+    # Reading a big gzipped export is most of the cost, so it is read once: each typed column gets
+    # a scratch column holding the raw text where the cast failed, read back and dropped after the
+    # insert (a separate counting scan cost a quarter of the load).
+    checked = [c for c in columns if c.kusto_type not in {"string", "dynamic"} and feeds[c.name]]
+    scratch_columns = [f"{_UNTYPED_PREFIX}{index}" for index in range(len(checked))]
+    for name in scratch_columns:
+        con.execute(f"ALTER TABLE {_ident(table)} ADD COLUMN {_ident(name)} VARCHAR")
+    select = [
         _cast_sql(_text_expression(c, feeds[c.name], present=c.name in present), c.kusto_type, c.duckdb_type) for c in columns
-    )
-    names = ", ".join(_ident(c.name) for c in columns)
+    ]
+    for c in checked:
+        text = _text_expression(c, feeds[c.name])
+        select.append(
+            f"CASE WHEN ({text}) IS NOT NULL AND ({_cast_sql(text, c.kusto_type, c.duckdb_type)}) IS NULL THEN {text} END"
+        )
+    names = ", ".join(_ident(name) for name in [*(c.name for c in columns), *scratch_columns])
     reader, params = _reader(export, readable, reads)
-    sql = f"INSERT INTO {_ident(table)} ({names}) SELECT {select} FROM {reader}"  # noqa: S608 - quoted identifiers, bound values
+    sql = f"INSERT INTO {_ident(table)} ({names}) SELECT {', '.join(select)} FROM {reader}"  # noqa: S608 - quoted identifiers, bound values
     rows = _count(_run(con, export, sql, params, readable))
+    problems.extend(_untyped_values(con, table, checked, scratch_columns))
     return FileReport(
         path=export.display,
         table=table,
@@ -616,22 +638,18 @@ def _unsampled_keys(columns: Sequence[_Column], sources: Sequence[tuple[str, str
     return out
 
 
-def _untyped_values(
-    con: DuckDBPyConnection, export: _Export, readable: _Readable, columns: Sequence[_Column], feeds: Mapping[str, Sequence[str]]
-) -> list[str]:
-    """For each typed column the file has: how many values will not type, with one example."""
-    checked = [c for c in columns if c.kusto_type not in {"string", "dynamic"} and feeds[c.name]]
+def _untyped_values(con: DuckDBPyConnection, table: str, checked: Sequence[_Column], scratch_columns: Sequence[str]) -> list[str]:
+    """
+    For each typed column: how many values did not type, with one example; drops the scratch columns.
+
+    Only the file just inserted has values there: each file adds its scratch columns afresh.
+    """
     if not checked:
         return []
-    clauses = []
-    for c in checked:
-        text = _text_expression(c, feeds[c.name])
-        bad = f"({text}) IS NOT NULL AND ({_cast_sql(text, c.kusto_type, c.duckdb_type)}) IS NULL"
-        clauses.append(f"count(*) FILTER (WHERE {bad}), min({text}) FILTER (WHERE {bad})")
-    used = sorted({identifier for c in checked for identifier in feeds[c.name]})
-    reader, params = _reader(export, readable, used)
-    sql = f"SELECT {', '.join(clauses)} FROM {reader}"  # noqa: S608 - quoted identifiers, bound values
-    row = _run(con, export, sql, params, readable).fetchone() or ()
+    clauses = ", ".join(f"count({_ident(name)}), min({_ident(name)})" for name in scratch_columns)
+    row = con.execute(f"SELECT {clauses} FROM {_ident(table)}").fetchone() or ()  # noqa: S608 - quoted identifiers
+    for name in scratch_columns:
+        con.execute(f"ALTER TABLE {_ident(table)} DROP COLUMN {_ident(name)}")
     found = []
     for position, c in enumerate(checked):
         count, example = row[2 * position], row[2 * position + 1]

@@ -10,7 +10,8 @@ layers and every wait is bounded.
 
 * **azure-core's RetryPolicy** (inside the SDK, `sdk_total` retries, exponential backoff capped
   at `sdk_backoff_max`) owns what it already retries for a POST: 500 and 503, and any response
-  carrying `Retry-After` (429 included), which it honours. Two changes, made in a subclass:
+  carrying `Retry-After` (429 included), which it honours. Two changes, made by the shared
+  `enrichment.azure_retry.bounded_retry_policy`:
   a `Retry-After` longer than `retry_after_max` is not slept (azure-core would sleep any value,
   for hours if told to); it surfaces at once as `TransientUpstreamError` so the caller (the
   function's own retry, a queue's visibility timeout) reschedules the whole operation instead of
@@ -45,6 +46,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from enrichment.azure_retry import bounded_retry_policy
+from enrichment.credentials import default_credential
 from enrichment.errors import SettingsError, TransientUpstreamError, UpstreamError
 from enrichment.kql import Query
 from enrichment.logs import get_logger
@@ -121,38 +124,19 @@ def _owned_by_sdk(status: int, headers: Any) -> bool:
     return bool(headers.get("Retry-After")) or status in (500, 503)
 
 
+def _query_timed_out(status: int, retry_after: float | None) -> bool:
+    """A 504 without Retry-After: the query overran its server timeout, and running it again costs the same."""
+    return status == 504 and retry_after is None
+
+
 def _retry_policy(retries: Retries) -> Any:
     """azure-core's RetryPolicy with the two changes the module docstring explains."""
-    from azure.core.pipeline.policies import RetryPolicy
-
-    class BoundedRetryPolicy(RetryPolicy[Any, Any]):
-        """Refuses to sleep a Retry-After beyond the cap and does not re-run a query that timed out (504)."""
-
-        def __init__(self, retry_after_max: float, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.retry_after_max = retry_after_max
-
-        def get_retry_after(self, response: Any) -> float | None:
-            # azure-core raises on a Retry-After that is neither seconds nor an HTTP date; treat it as absent.
-            try:
-                value = super().get_retry_after(response)
-            except (ValueError, TypeError, OverflowError):
-                return None
-            return None if value is None else float(value)
-
-        def is_retry(self, settings: dict[str, Any], response: Any) -> bool:
-            retry_after = self.get_retry_after(response)
-            if retry_after is not None and retry_after > self.retry_after_max:
-                return False
-            if response.http_response.status_code == 504 and retry_after is None:
-                return False
-            return bool(super().is_retry(settings, response))
-
-    return BoundedRetryPolicy(
-        retries.retry_after_max,
-        retry_total=retries.sdk_total,
-        retry_backoff_factor=retries.sdk_backoff_factor,
-        retry_backoff_max=retries.sdk_backoff_max,
+    return bounded_retry_policy(
+        total=retries.sdk_total,
+        backoff_factor=retries.sdk_backoff_factor,
+        backoff_max=retries.sdk_backoff_max,
+        retry_after_max=retries.retry_after_max,
+        extra_no_retry=_query_timed_out,
     )
 
 
@@ -293,19 +277,6 @@ class LogAnalyticsEngine:
                 warnings=(f"{query.name} query: partial result from Log Analytics: {_describe_error(partial)}",),
             )
         return QueryOutcome(rows=_rows(result.tables))
-
-
-def default_credential(settings: Settings) -> TokenCredential:
-    """
-    The Function App's identity: the user-assigned managed identity named by AZURE_CLIENT_ID when
-    set (DefaultAzureCredential would otherwise pick whichever identity it finds first), else
-    DefaultAzureCredential (system-assigned identity in Azure, `az login` on a laptop).
-    """
-    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
-
-    if settings.managed_identity_client_id:
-        return ManagedIdentityCredential(client_id=settings.managed_identity_client_id)
-    return DefaultAzureCredential()
 
 
 def _rows(tables: Iterable[LogsTable]) -> tuple[dict[str, object], ...]:

@@ -499,13 +499,9 @@ def create_graph_directory(
     from msgraph_core import GraphClientFactory  # type: ignore[import-untyped]
 
     if credential is None:
-        from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+        from enrichment.credentials import default_async_credential
 
-        credential = (
-            ManagedIdentityCredential(client_id=settings.managed_identity_client_id)
-            if settings.managed_identity_client_id
-            else DefaultAzureCredential()
-        )
+        credential = default_async_credential(settings)
     host = urlparse(settings.graph_endpoint).hostname or ""
     transport = httpx.AsyncHTTPTransport(verify=_tls())
     http = httpx.AsyncClient(

@@ -10,7 +10,8 @@ Who retries what (one owner per failure):
 * **azure-core's RetryPolicy** owns HTTP-level retries: GET and PUT on 408/429/5xx and read or
   connection failures, honouring `Retry-After`. Listing entities is a read that ARM exposes as a
   POST, so that one call opts POST into the same policy (`retry_on_methods`). A `Retry-After`
-  longer than `retry_after_max` is not slept: it surfaces as `TransientUpstreamError` at once.
+  longer than `retry_after_max` is not slept: it surfaces as `TransientUpstreamError` at once
+  (the shared `enrichment.azure_retry.bounded_retry_policy`, also used by Log Analytics).
 * **tenacity** owns only the optimistic-concurrency loop of `update_incident`: a 412 means someone
   changed the incident between our GET and PUT, which no HTTP retry can fix; the whole GET, merge,
   PUT is done again, a bounded number of times.
@@ -27,6 +28,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from enrichment.azure_retry import bounded_retry_policy
+from enrichment.credentials import default_credential
 from enrichment.errors import SettingsError, TransientUpstreamError, UpstreamError
 from enrichment.settings import Settings
 from playbooks.incident import IncidentRef
@@ -93,26 +96,12 @@ def arm_scope(arm_endpoint: str) -> str:
 
 
 def _retry_policy(retries: SentinelRetries) -> Any:
-    from azure.core.pipeline.policies import RetryPolicy
-
-    class BoundedRetryPolicy(RetryPolicy[Any, Any]):
-        """azure-core's policy, except that it will not sleep a Retry-After beyond the cap."""
-
-        def __init__(self, retry_after_max: float, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.retry_after_max = retry_after_max
-
-        def is_retry(self, settings: dict[str, Any], response: Any) -> bool:
-            retry_after = self.get_retry_after(response)
-            if retry_after is not None and retry_after > self.retry_after_max:
-                return False
-            return bool(super().is_retry(settings, response))
-
-    return BoundedRetryPolicy(
-        retries.retry_after_max,
-        retry_total=retries.sdk_total,
-        retry_backoff_factor=retries.sdk_backoff_factor,
-        retry_backoff_max=retries.sdk_backoff_max,
+    """azure-core's RetryPolicy, except that it will not sleep a Retry-After beyond the cap."""
+    return bounded_retry_policy(
+        total=retries.sdk_total,
+        backoff_factor=retries.sdk_backoff_factor,
+        backoff_max=retries.sdk_backoff_max,
+        retry_after_max=retries.retry_after_max,
     )
 
 
@@ -153,13 +142,7 @@ class SentinelIncidents:
         if not settings.arm_endpoint:
             raise SettingsError(["REPLAY_ARM_ENDPOINT: required to write to Sentinel"])
         if credential is None:
-            from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
-
-            credential = (
-                ManagedIdentityCredential(client_id=settings.managed_identity_client_id)
-                if settings.managed_identity_client_id
-                else DefaultAzureCredential()
-            )
+            credential = default_credential(settings)
         chosen = retries or SentinelRetries()
         policies = [
             RequestIdPolicy(),
