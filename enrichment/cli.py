@@ -20,16 +20,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from enrichment.command import run_command
 from enrichment.engine import QueryEngine
-from enrichment.errors import InputError, SettingsError, UpstreamError
+from enrichment.errors import InputError
 from enrichment.model import Account
 from enrichment.settings import Settings
 
 if TYPE_CHECKING:
     from enrichment.embedded import EmbeddedEngine
     from enrichment.exports import LoadReport
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 class _Parser(argparse.ArgumentParser):
@@ -172,13 +171,4 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     from enrichment.logs import configure_logging
 
     configure_logging(stream=err)
-    try:
-        args = _parser().parse_args(argv)
-        run_triage(args, out, err)
-    except (InputError, SettingsError) as error:
-        err.write(f"error: {error}\n")
-        return EXIT_BAD_INPUT
-    except UpstreamError as error:
-        err.write(f"error: {error}" + (f" ({error.hint})" if error.hint else "") + "\n")
-        return EXIT_FAILED
-    return EXIT_OK
+    return run_command(lambda: run_triage(_parser().parse_args(argv), out, err), err)

@@ -23,10 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from enrichment.errors import InputError, SettingsError, UpstreamError
+from enrichment.command import run_command
+from enrichment.errors import InputError
 from enrichment.settings import Settings
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 NO_ENTITIES_WARNING = (
     "the incident file carries no entities (relatedEntities): the Function App reads them from Sentinel, "
@@ -130,12 +129,4 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
 
     # Warnings only: a normal run prints one summary line, and bad input exactly one error line.
     configure_logging(stream=err, level=logging.WARNING)
-    try:
-        run(_parser().parse_args(argv), out)
-    except (InputError, SettingsError) as error:
-        err.write(f"error: {error}\n")
-        return EXIT_BAD_INPUT
-    except UpstreamError as error:
-        err.write(f"error: {error}" + (f" ({error.hint})" if error.hint else "") + "\n")
-        return EXIT_FAILED
-    return EXIT_OK
+    return run_command(lambda: run(_parser().parse_args(argv), out), err)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from playbooks.run import EXIT_BAD_INPUT, EXIT_OK, NO_ENTITIES_WARNING, main
+from enrichment.command import EXIT_BAD_INPUT, EXIT_OK
+from playbooks.run import NO_ENTITIES_WARNING, main
 from tests.service import replay_data as data
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from enrichment.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from enrichment.cli import main
+from enrichment.command import EXIT_BAD_INPUT, EXIT_OK
 from enrichment.exports import CACHE_NAME, load_exports
 from sample_tenant.generate import Options, generate
 
