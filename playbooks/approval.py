@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from enrichment.errors import InputError
@@ -167,7 +168,7 @@ def failed_results(plan_json: Mapping[str, Any], detail: str) -> list[dict[str, 
 # -- the record the approval comment is rendered from ----------------------------------------------
 
 
-class Phase:
+class Phase(StrEnum):
     """Where one approval stands, as the incident comment tells it."""
 
     NOT_POSTED = "not_posted"

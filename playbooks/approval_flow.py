@@ -37,7 +37,7 @@ from playbooks.authorization import ApprovalRequest
 from playbooks.card import refreshed_card
 from playbooks.comment import approval_comment
 from playbooks.incident import IncidentRef, comment_id
-from playbooks.orchestrator import Payload, Result, call_activity
+from playbooks.orchestrator import Payload, Result, call_activity, log_activity
 from playbooks.plan import Decision
 from playbooks.teams import (
     APPROVAL_EVENT,
@@ -205,23 +205,11 @@ def _failure(what: str, error: BaseException) -> Result:
 
 
 def _done(activity: str, context: func.Context, payload: Payload, started: float, result: Result) -> Result:
-    """The one summary line of an activity invocation, with the incident and the approval it serves."""
-    failure = result.get("failure") or {}
+    """The activity's summary line, with the incident and the approval it serves."""
     raw = payload.get("incident")
     incident: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    _log.info(
-        "activity_done",
-        activity=activity,
-        invocation_id=context.invocation_id,
-        incident=incident.get("number"),
-        incident_id=incident.get("name"),
-        approval=payload.get("instance_id"),
-        outcome="ok" if result.get("ok") else "failed",
-        failure=failure.get("error"),
-        hint=failure.get("hint"),
-        ms=round((time.monotonic() - started) * 1000),
-    )
-    return result
+    ids = {"incident": incident.get("number"), "incident_id": incident.get("name"), "approval": payload.get("instance_id")}
+    return log_activity(activity, context.invocation_id, started, result, **ids)
 
 
 @bp.activity_trigger(input_name="payload", activity=ACTIVITY_POST_CARD)  # type: ignore[untyped-decorator]

@@ -171,21 +171,24 @@ def _failure(what: str, error: BaseException) -> Result:
     return {"ok": False, "failure": enrich.Failure.from_error(what, error).to_json()}
 
 
-def _logged(activity: str, context: func.Context, incident: IncidentRef, started: float, result: Result) -> Result:
-    """The one summary line of an activity invocation."""
+def log_activity(activity: str, invocation_id: str, started: float, result: Result, **ids: Any) -> Result:
+    """The one summary line of an activity invocation: which step, which incident, the outcome and the time."""
     failure = result.get("failure") or {}
     _log.info(
         "activity_done",
         activity=activity,
-        invocation_id=context.invocation_id,
-        incident=incident.number,
-        incident_id=incident.name,
+        invocation_id=invocation_id,
+        **ids,
         outcome="ok" if result.get("ok") else "failed",
         failure=failure.get("error"),
         hint=failure.get("hint"),
         ms=round((time.monotonic() - started) * 1000),
     )
     return result
+
+
+def _logged(activity: str, context: func.Context, incident: IncidentRef, started: float, result: Result) -> Result:
+    return log_activity(activity, context.invocation_id, started, result, incident=incident.number, incident_id=incident.name)
 
 
 @bp.activity_trigger(input_name="payload", activity=ACTIVITY_ENTITIES)  # type: ignore[untyped-decorator]

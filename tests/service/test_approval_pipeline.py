@@ -39,21 +39,6 @@ OUTSIDER = "aaaaaaaa-0000-4000-8000-000000000009"
 GROUP = "a0a0a0a0-0000-4000-8000-000000000010"
 
 
-@pytest.fixture(scope="module")
-def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return data.build_database(tmp_path_factory.mktemp("exports") / "signins.duckdb")
-
-
-@pytest.fixture
-def sentinel() -> Iterator[SentinelServer]:
-    with SentinelServer() as server:
-        resource = data.incident_resource()
-        server.add_incident(
-            data.SUBSCRIPTION, data.RESOURCE_GROUP, data.WORKSPACE_NAME, data.INCIDENT_NAME, resource["properties"], data.ENTITIES
-        )
-        yield server
-
-
 @pytest.fixture
 def graph() -> Iterator[graph_server.FakeGraph]:
     with graph_server.running() as fake:

@@ -50,21 +50,6 @@ class FakeContext:
         self.invocation_id = invocation_id
 
 
-@pytest.fixture(scope="module")
-def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return data.build_database(tmp_path_factory.mktemp("exports") / "signins.duckdb")
-
-
-@pytest.fixture
-def sentinel() -> Iterator[SentinelServer]:
-    with SentinelServer() as server:
-        resource = data.incident_resource()
-        server.add_incident(
-            data.SUBSCRIPTION, data.RESOURCE_GROUP, data.WORKSPACE_NAME, data.INCIDENT_NAME, resource["properties"], data.ENTITIES
-        )
-        yield server
-
-
 class Wired:
     """Services pointed at the fakes, counting how often the engine was asked for."""
 

@@ -18,11 +18,6 @@ from tests.service import replay_data as data
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return data.build_database(tmp_path_factory.mktemp("exports") / "signins.duckdb")
-
-
 def _incident_file(tmp_path: Path, body: object, name: str = "incident.json") -> Path:
     path = tmp_path / name
     path.write_text(json.dumps(body), encoding="utf-8")
@@ -33,6 +28,13 @@ def _run(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = main(list(argv), out=out, err=err)
     return code, out.getvalue(), err.getvalue()
+
+
+def _run_with_settings(tmp_path: Path, database: Path, settings: Path, out_dir: Path) -> tuple[int, str, str]:
+    """The scenario's trigger body run with a settings file."""
+    incident = _incident_file(tmp_path, data.trigger_body(data.ENTITIES))
+    argv = ["run", "--incident", str(incident), "--data", str(database), "--settings", str(settings)]
+    return _run(*argv, "--dry-run", "--out", str(out_dir))
 
 
 class TestRun:
@@ -100,20 +102,8 @@ class TestRun:
         (out_dir / "card.json").write_text("{}")
         settings = tmp_path / "local.settings.json"
         settings.write_text(json.dumps({"Values": {"REPLAY_CONTAINMENT_ENABLED": "false"}}))
-        incident = _incident_file(tmp_path, data.trigger_body(data.ENTITIES))
 
-        code, _out, _err = _run(
-            "run",
-            "--incident",
-            str(incident),
-            "--data",
-            str(database),
-            "--settings",
-            str(settings),
-            "--dry-run",
-            "--out",
-            str(out_dir),
-        )
+        code, _out, _err = _run_with_settings(tmp_path, database, settings, out_dir)
 
         assert code == EXIT_OK
         assert list(out_dir.glob("card*.json")) == []
@@ -122,20 +112,8 @@ class TestRun:
         """Settings from local.settings.json are honoured (a smaller comment limit is respected)."""
         settings = tmp_path / "local.settings.json"
         settings.write_text(json.dumps({"IsEncrypted": False, "Values": {"REPLAY_COMMENT_MAX_CHARS": "1500"}}))
-        incident = _incident_file(tmp_path, data.trigger_body(data.ENTITIES))
 
-        code, _out, _err = _run(
-            "run",
-            "--incident",
-            str(incident),
-            "--data",
-            str(database),
-            "--settings",
-            str(settings),
-            "--dry-run",
-            "--out",
-            str(tmp_path / "o"),
-        )
+        code, _out, _err = _run_with_settings(tmp_path, database, settings, tmp_path / "o")
 
         assert code == EXIT_OK
         assert len((tmp_path / "o" / "comment.html").read_text()) <= 1500
