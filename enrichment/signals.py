@@ -20,6 +20,7 @@ by IP and by session, never pairs of rows.
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -66,6 +67,11 @@ class Spec:
 CATALOGUE: Mapping[str, Spec] = {
     # Network novelty: every benign explanation of the IP covers these.
     "session_ip_switch": Spec(35, _ALL, "one Entra session used from another AS is the token itself moving to a new network"),
+    "session_left_device": Spec(
+        30,
+        _ORGANISATION | _SERVICE,
+        "a session issued to the user's own device, used with no device from another address, is the token lifted off it",
+    ),
     "non_interactive_unknown_network": Spec(
         25, _ALL, "refreshing tokens where the user never signed in is what a stolen refresh token looks like"
     ),
@@ -239,6 +245,7 @@ class Picture:
     window_interactive_ips: frozenset[str]
     window_interactive_asns: frozenset[int]
     unfamiliar: frozenset[str]  # IPs of successful sign-ins on networks the user is not known on
+    lifted: Mapping[str, frozenset[str]] = field(default_factory=dict)  # session -> IPs it was used from with no device
 
     def familiar(self, ip: str) -> bool:
         """Whether a successful sign-in came from `ip` on a network the user is known on."""
@@ -396,6 +403,48 @@ def _facts(ip: str, tally: _Tally, reference: Reference, *, failures: int, succe
     )
 
 
+def _lifted_sessions(rows: Sequence[SignIn], reference: Reference) -> dict[str, frozenset[str]]:
+    """
+    Sessions seen on one of the user's own devices (known or compliant) and, from other addresses,
+    with no device at all: session -> those other addresses.
+
+    An Entra session belongs to the browser or app it was issued to, whose sign-ins carry its device
+    id; the same SessionId arriving without any device from an address that device never used is the
+    cookie or refresh token replayed elsewhere. One pass, grouped by session.
+    """
+    on_device: dict[str, set[str]] = defaultdict(set)
+    bare: dict[str, set[str]] = defaultdict(set)
+    for s in rows:
+        if not s.session_id:
+            continue
+        if s.device_id:
+            if s.device_id in reference.device_ids or s.is_compliant is True:
+                on_device[s.session_id].add(s.ip)
+        else:
+            bare[s.session_id].add(s.ip)
+    lifted: dict[str, frozenset[str]] = {}
+    for sid, device_ips in on_device.items():
+        sites = {_site(ip) for ip in device_ips}
+        elsewhere = frozenset(ip for ip in bare.get(sid, ()) if _site(ip) not in sites)
+        if elsewhere:
+            lifted[sid] = elsewhere
+    return lifted
+
+
+def _site(ip: str) -> str:
+    """
+    The network an address sits in at one site: its /24 (IPv4) or /48 (IPv6). A device's own tools
+    (a CLI beside the browser) send no device id and leave through a sibling address of the same
+    NAT pool or prefix; an attacker's address is not in it.
+    """
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
 def picture(evidence: UserEvidence) -> Picture:
     """Group the evidence once: successful rows, per-IP facts (one pass), the reference."""
     rows: list[SignIn] = []
@@ -414,6 +463,8 @@ def picture(evidence: UserEvidence) -> Picture:
         if ip not in tallies
     }
     interactive = [s for s in rows if s.table is Table.INTERACTIVE]
+    lifted = _lifted_sessions(rows, reference)
+    lifted_ips = frozenset().union(*lifted.values()) if lifted else frozenset()
     return Picture(
         evidence=evidence,
         reference=reference,
@@ -423,7 +474,10 @@ def picture(evidence: UserEvidence) -> Picture:
         failed_only=failed_only,
         window_interactive_ips=frozenset(s.ip for s in interactive),
         window_interactive_asns=frozenset(s.asn for s in interactive if s.asn is not None),
-        unfamiliar=frozenset(ip for ip, f in facts.items() if not f.familiar),
+        # An address a session was lifted to is not the user, whatever network it is on: an attacker
+        # in the victim's own ISP or carrier is still an attacker.
+        unfamiliar=frozenset(ip for ip, f in facts.items() if not f.familiar) | lifted_ips,
+        lifted=lifted,
     )
 
 
@@ -536,6 +590,20 @@ def session_ip_switch(p: Picture, cover: Cover) -> Signal | None:
         + "."
     )
     return _signal("session_ip_switch", detail, implicated)
+
+
+def session_left_device(p: Picture, cover: Cover) -> Signal | None:
+    """A session of the user's own device used with no device from other addresses (see `_lifted_sessions`)."""
+    implicated = {ip for ips in p.lifted.values() for ip in ips if not cover.covers("session_left_device", ip)}
+    if not implicated:
+        return None
+    sessions = sum(1 for ips in p.lifted.values() if ips & implicated)
+    agents = sorted({s.user_agent for s in p.rows if s.ip in implicated and not s.device_id and s.user_agent})
+    detail = (
+        f"{_count(sessions, 'Entra session')} of the user's own device used with no device from "
+        f"{_listing(_labels(p, implicated))}" + (f" (client {_listing(agents, 2)})" if agents else "") + "."
+    )
+    return _signal("session_left_device", detail, implicated)
 
 
 def non_interactive_unknown_network(p: Picture, cover: Cover) -> Signal | None:
@@ -1017,6 +1085,7 @@ def security_info(p: Picture, suspects: frozenset[str]) -> Signal | None:
 #: Every signal that reads only the picture and the cover, in report order.
 DETECTORS: tuple[Callable[[Picture, Cover], Signal | None], ...] = (
     session_ip_switch,
+    session_left_device,
     non_interactive_unknown_network,
     concurrent_streams,
     impossible_travel,

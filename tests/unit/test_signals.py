@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from enrichment.explanations import explain
-from enrichment.model import Signal, UserEvidence
+from enrichment.model import Signal, SignIn, UserEvidence
 from enrichment.settings import Settings
 from enrichment.signals import (
     CATALOGUE,
@@ -22,6 +22,7 @@ from tests.unit.factories import (
     AZURE_CLI,
     HOME,
     LAPTOP,
+    MICROSOFT,
     NO_HISTORY,
     NORDVPN,
     OFFICE,
@@ -73,6 +74,48 @@ class TestSessionIpSwitch:
         """A new address in the same AS as the rest of the session is not a switch of network."""
         same_as = ("198.51.100.77", HOME[1], "US", "Seattle", 47.61, -122.33)
         assert "session_ip_switch" not in fired(evidence(*ordinary_day(), signin(same_as, 30)))
+
+
+class TestSessionLeftDevice:
+    NEIGHBOUR = ("198.51.100.77", HOME[1], "US", "Seattle", 47.61, -122.33)  # same ISP, same /24 as HOME
+    SAME_ISP = ("192.0.2.201", HOME[1], "US", "Seattle", 47.61, -122.33)  # same ISP, another part of it
+
+    def _laptop_day(self) -> tuple[SignIn, ...]:
+        return tuple(signin(HOME, m, device_id=LAPTOP, is_compliant=True, session_id="s-laptop") for m in (-240, -120, -60))
+
+    def test_laptop_session_used_without_a_device_elsewhere_in_the_same_isp(self) -> None:
+        """The laptop's session replayed by a device-less client from another address of the user's own ISP is caught."""
+        history = baseline(device_ids=frozenset({LAPTOP}), ips=frozenset({HOME[0]}))
+        thief = signin(self.SAME_ISP, 30, session_id="s-laptop", user_agent="python-requests/2.31")
+        found = fired(evidence(*self._laptop_day(), thief, history=history))
+        assert found["session_left_device"].ips == (self.SAME_ISP[0],)
+        assert "python-requests/2.31" in found["session_left_device"].detail
+
+    def test_a_lifted_address_is_not_familiar_even_in_a_known_network(self) -> None:
+        """Once the session is lifted to it, an address in the user's own AS counts as new for the other signals."""
+        history = baseline(device_ids=frozenset({LAPTOP}), ips=frozenset({HOME[0]}))
+        view = picture(evidence(*self._laptop_day(), signin(self.SAME_ISP, 30, session_id="s-laptop"), history=history))
+        assert self.SAME_ISP[0] in view.unfamiliar
+        assert not view.familiar(self.SAME_ISP[0])
+
+    def test_the_devices_own_cli_beside_it_is_not_a_lift(self) -> None:
+        """A device-less tool on the same machine, leaving through a sibling address of the same /24, is the user."""
+        history = baseline(device_ids=frozenset({LAPTOP}), ips=frozenset({HOME[0]}))
+        cli = signin(self.NEIGHBOUR, 30, session_id="s-laptop", app_id=AZURE_CLI, user_agent="python/3.11 azure-cli")
+        found = fired(evidence(*self._laptop_day(), cli, history=history))
+        assert "session_left_device" not in found
+
+    def test_a_session_never_seen_on_a_device_says_nothing(self) -> None:
+        """Without the user's device in the session there is nothing it could have left."""
+        history = baseline(ips=frozenset({HOME[0]}))
+        rows = (signin(HOME, -60, session_id="s-browser"), signin(self.SAME_ISP, 30, session_id="s-browser"))
+        assert "session_left_device" not in fired(evidence(*rows, history=history))
+
+    def test_microsoft_acting_for_the_user_is_covered(self) -> None:
+        """A Microsoft service refreshing the user's session carries no device; its explanation covers the signal."""
+        history = baseline(device_ids=frozenset({LAPTOP}), ips=frozenset({HOME[0]}))
+        service = signin(MICROSOFT, 30, session_id="s-laptop", user_agent="", app="Office 365 Exchange Online")
+        assert "session_left_device" not in fired(evidence(*self._laptop_day(), service, history=history))
 
 
 class TestNonInteractiveUnknownNetwork:
