@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 
 from enrichment import networks
 from enrichment.model import Explanation, ExplanationKind, SignIn, Table, TravelRecord
+from enrichment.picture import IpFacts, Picture
 from enrichment.settings import Settings
-from enrichment.signals import IpFacts, Picture
 
 #: Travel is refuted when the user is seen at home this close in time to a sign-in at the destination.
 HOME_PRESENCE_TOLERANCE = timedelta(hours=1)

@@ -13,8 +13,9 @@ from collections import defaultdict
 
 from enrichment.explanations import explain
 from enrichment.model import Assessment, Signal, UserEvidence, Verdict
+from enrichment.picture import picture
 from enrichment.settings import Settings
-from enrichment.signals import CATALOGUE, WEIGHTS, Cover, detect, picture
+from enrichment.signals import CATALOGUE, WEIGHTS, Cover, detect
 
 __all__ = ["CATALOGUE", "MAX_SCORE", "WEIGHTS", "assess", "score_of", "verdict_for"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from enrichment.explanations import explain
 from enrichment.model import ExplanationKind, SignIn, UserEvidence
+from enrichment.picture import picture
 from enrichment.scoring import assess
 from enrichment.settings import Settings
-from enrichment.signals import picture
 from tests.unit.factories import (
     ATTACKER,
     ATTACKER_2,

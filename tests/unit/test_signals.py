@@ -6,16 +6,9 @@ import pytest
 
 from enrichment.explanations import explain
 from enrichment.model import Signal, SignIn, UserEvidence
+from enrichment.picture import ReferenceSource, picture
 from enrichment.settings import Settings
-from enrichment.signals import (
-    CATALOGUE,
-    DETECTORS,
-    Cover,
-    ReferenceSource,
-    detect,
-    haversine_km,
-    picture,
-)
+from enrichment.signals import CATALOGUE, DETECTORS, Cover, detect, haversine_km
 from tests.unit.factories import (
     ATTACKER,
     ATTACKER_2,
