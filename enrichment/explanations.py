@@ -285,16 +285,21 @@ def explain(p: Picture, settings: Settings) -> tuple[Explanation, ...]:
             homes[destination] = _home_presence(p, settings, destination)
         return homes[destination]
 
+    # Carrier churn and dual stack say the user's own device moved to a sibling address; an address
+    # one of the user's device sessions was lifted to carries none of the user's devices, so neither
+    # explains it (an attacker inside the victim's own carrier or ISP is not churn).
+    lifted = frozenset().union(*p.lifted.values()) if p.lifted else frozenset()
     found: list[Explanation] = []
     for ip in sorted(every):
         facts = every[ip]
+        churn = ip not in lifted
         found.extend(_corporate(facts, settings))
         for candidate in (
             _trusted_asn(facts, settings),
             _named_location(facts),
             _microsoft(p, facts, rows_by_ip.get(ip, [])) if ip in microsoft_ips else None,
-            _mobile_carrier(p, facts),
-            _dual_stack(facts, presence, lans),
+            _mobile_carrier(p, facts) if churn else None,
+            _dual_stack(facts, presence, lans) if churn else None,
             _travel(facts, rows_by_ip.get(ip, []), records, home) if ip in travel_ips else None,
             _device_continuity(p, facts),
         ):

@@ -69,6 +69,11 @@ CATALOGUE: Mapping[str, Spec] = {
         _ORGANISATION | _SERVICE,
         "a session issued to the user's own device, used with no device from another address, is the token lifted off it",
     ),
+    "session_browser_switch": Spec(
+        30,
+        _ORGANISATION,
+        "a browser session cookie moves to another browser only when it is copied: the AiTM or stolen-cookie replay",
+    ),
     "non_interactive_unknown_network": Spec(
         25, _ALL, "refreshing tokens where the user never signed in is what a stolen refresh token looks like"
     ),
@@ -266,6 +271,94 @@ def session_left_device(p: Picture, cover: Cover) -> Signal | None:
         f"{_listing(_labels(p, implicated))}" + (f" (client {_listing(agents, 2)})" if agents else "") + "."
     )
     return _signal("session_left_device", detail, implicated)
+
+
+#: Web browsers as Entra names them in DeviceDetail.browser ("Edge 137.0.3296", "Mobile Safari"), longest
+#: first so "mobile safari" is not read as "safari". Native clients ("Rich Client 5.2", "Python Requests
+#: 2.32", "IE 7.0" for PowerShell) share a device's session with its browser, so only web browsers say
+#: which browser a session cookie lives in.
+_WEB_BROWSERS = ("samsung browser", "mobile safari", "firefox", "vivaldi", "chrome", "safari", "opera", "brave", "edge")
+#: Operating-system prefixes -> family: "Windows10" and "Windows" are one system.
+_SYSTEMS: tuple[tuple[str, str], ...] = (
+    ("windows", "windows"),
+    ("macos", "macos"),
+    ("mac os", "macos"),
+    ("ios", "ios"),
+    ("android", "android"),
+    ("linux", "linux"),
+    ("chrome os", "chrome os"),
+)
+
+
+def browser_family(signin: SignIn) -> tuple[str, str] | None:
+    """
+    (operating system, web browser) of a sign-in, versions dropped; None for native clients and services.
+
+    "Windows10" and "Windows" are one system, and "Edge 137" and "Edge 138" one browser: an update in
+    the middle of a session is not a new browser.
+    """
+    return _family(signin.operating_system, signin.browser)
+
+
+def _family(operating_system: str, browser: str) -> tuple[str, str] | None:
+    """`browser_family` on the two DeviceDetail fields, so callers can cache it per distinct pair."""
+    name = browser.strip().lower()
+    found = next((b for b in _WEB_BROWSERS if name.startswith(b)), None)
+    if found is None:
+        return None
+    system = operating_system.strip().lower()
+    return next((family for prefix, family in _SYSTEMS if system.startswith(prefix)), system), found
+
+
+def session_browser_switch(p: Picture, cover: Cover) -> Signal | None:
+    """
+    One session opened in one web browser and later used by another, without any of the user's devices.
+
+    A session cookie lives in the browser it was issued to; the same SessionId in another browser or
+    operating system is the cookie copied (the AiTM proxy logs the victim's browser, the replay the
+    attacker's). Sign-ins carrying the user's own device are left out (one Windows device's browsers
+    can share its primary refresh token's session), and so are addresses where the session's own
+    browser was also seen. One pass, grouped by session.
+    """
+    families: dict[tuple[str, str], tuple[str, str] | None] = {}  # few distinct clients, many rows
+    opened: dict[str, tuple[datetime, tuple[str, str], str]] = {}
+    used: dict[str, list[tuple[tuple[str, str], SignIn]]] = defaultdict(list)
+    for s in p.rows:
+        if not s.session_id or not s.browser:
+            continue
+        key = (s.operating_system, s.browser)
+        if key not in families:
+            families[key] = _family(*key)
+        family = families[key]
+        if family is None:
+            continue
+        used[s.session_id].append((family, s))
+        first = opened.get(s.session_id)
+        if first is None or (s.first, family, s.ip) < first:
+            opened[s.session_id] = (s.first, family, s.ip)
+    implicated: set[str] = set()
+    switches: set[tuple[tuple[str, str], tuple[str, str]]] = set()
+    for session_id, rows in used.items():
+        _, owner, _ = opened[session_id]
+        owner_ips = {s.ip for family, s in rows if family == owner}
+        for family, s in rows:
+            if family == owner or s.ip in owner_ips or _managed_device(p, s):
+                continue
+            if cover.covers("session_browser_switch", s.ip):
+                continue
+            implicated.add(s.ip)
+            switches.add((owner, family))
+    if not implicated:
+        return None
+    moves = [
+        f"{a[1].title()} on {a[0] or 'an unknown system'} to {b[1].title()} on {b[0] or 'an unknown system'}"
+        for a, b in sorted(switches)
+    ]
+    detail = (
+        f"an Entra session moved from {_listing(moves, 2)}: the second browser, with none of the user's devices, used it "
+        f"from {_listing(_labels(p, implicated))}."
+    )
+    return _signal("session_browser_switch", detail, implicated)
 
 
 def non_interactive_unknown_network(p: Picture, cover: Cover) -> Signal | None:
@@ -748,6 +841,7 @@ def security_info(p: Picture, suspects: frozenset[str]) -> Signal | None:
 DETECTORS: tuple[Callable[[Picture, Cover], Signal | None], ...] = (
     session_ip_switch,
     session_left_device,
+    session_browser_switch,
     non_interactive_unknown_network,
     concurrent_streams,
     impossible_travel,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enrichment.explanations import explain
-from enrichment.model import ExplanationKind, SignIn, UserEvidence
+from enrichment.model import ExplanationKind, SignIn, UserEvidence, Verdict
 from enrichment.picture import picture
 from enrichment.scoring import assess
 from enrichment.settings import Settings
@@ -125,6 +125,13 @@ class TestMobileCarrier:
         history = baseline(asns=frozenset({HOME[1], PHONE[1]}))
         assert kinds(evidence(signin(abroad), history=history), PHONE[0]) == set()
 
+    def test_an_address_the_laptops_session_was_lifted_to_is_not_churn(self) -> None:
+        """The laptop's session used with no device from an address of the usual carrier: not the user's phone churning."""
+        history = baseline(asns=frozenset({HOME[1], PHONE[1]}), device_ids=frozenset({LAPTOP}))
+        laptop = [signin(HOME, m, session_id="s-laptop", device_id=LAPTOP, is_compliant=True) for m in (-60, 0)]
+        lifted = signin(PHONE, 2, session_id="s-laptop", user_agent="python-requests/2.31")
+        assert kinds(evidence(*laptop, lifted, history=history), PHONE[0]) == set()
+
 
 class TestDualStack:
     def test_ipv6_of_the_home_network_at_the_same_time(self) -> None:
@@ -143,6 +150,15 @@ class TestDualStack:
         history = baseline(ips=frozenset({HOME[0], "2001:db8:7922::1"}))
         ev = evidence(signin(HOME, -600), signin(HOME_V6, 0), history=history)
         assert kinds(ev, HOME_V6[0]) == {ExplanationKind.DUAL_STACK}
+
+    def test_an_address_the_laptops_session_was_lifted_to_is_not_the_router(self) -> None:
+        """The other family of the home AS, used by the laptop's session with no device, is not the home router."""
+        laptop = signin(HOME, 0, session_id="s-laptop", device_id=LAPTOP, is_compliant=True)
+        history = baseline(device_ids=frozenset({LAPTOP}))
+        lifted = evidence(laptop, signin(HOME_V6, 2, session_id="s-laptop"), history=history)
+        own = evidence(laptop, signin(HOME_V6, 2, session_id="s-laptop", device_id=LAPTOP), history=history)
+        assert ExplanationKind.DUAL_STACK not in kinds(lifted, HOME_V6[0])
+        assert ExplanationKind.DUAL_STACK in kinds(own, HOME_V6[0])
 
     def test_ipv6_of_home_hours_later(self) -> None:
         """The same AS's other family hours apart is not "at the same time"."""
@@ -219,6 +235,17 @@ class TestHonesty:
         assert ExplanationKind.TRAVEL in {e.kind for e in result.explanations if e.ip == HOTEL_FR[0]}
         assert "scripted_client" in ids
         assert HOTEL_FR[0] in result.suspect_ips
+
+    def test_a_script_in_the_victims_own_carrier_is_still_a_replay(self) -> None:
+        """The laptop's session driven by a script from the user's usual carrier scores as a replay, not churn."""
+        history = baseline(
+            asns=frozenset({HOME[1], PHONE[1]}), device_ids=frozenset({LAPTOP}), compliant_device_ids=frozenset({LAPTOP})
+        )
+        laptop = [signin(HOME, m, session_id="s-laptop", device_id=LAPTOP, is_compliant=True) for m in range(-60, 60, 15)]
+        thief = [signin(PHONE, m, session_id="s-laptop", user_agent="python-requests/2.31") for m in range(-50, 50, 10)]
+        result = assess(evidence(*laptop, *thief, history=history), Settings())
+        assert result.verdict is Verdict.REPLAY_LIKELY
+        assert result.suspect_ips == (PHONE[0],)
 
     def test_travel_removes_network_novelty(self) -> None:
         """The trip's hotel joining the user's session is not a session switch once the trip explains it."""

@@ -8,7 +8,7 @@ from enrichment.explanations import explain
 from enrichment.model import Signal, SignIn, UserEvidence
 from enrichment.picture import ReferenceSource, picture
 from enrichment.settings import Settings
-from enrichment.signals import CATALOGUE, DETECTORS, Cover, detect, haversine_km
+from enrichment.signals import CATALOGUE, DETECTORS, Cover, browser_family, detect, haversine_km
 from tests.unit.factories import (
     ATTACKER,
     ATTACKER_2,
@@ -109,6 +109,80 @@ class TestSessionLeftDevice:
         history = baseline(device_ids=frozenset({LAPTOP}), ips=frozenset({HOME[0]}))
         service = signin(MICROSOFT, 30, session_id="s-laptop", user_agent="", app="Office 365 Exchange Online")
         assert "session_left_device" not in fired(evidence(*self._laptop_day(), service, history=history))
+
+
+class TestSessionBrowserSwitch:
+    EDGE = {"operating_system": "Windows10", "browser": "Edge 137.0.3296"}
+    CHROME_LINUX = {"operating_system": "Linux", "browser": "Chrome 137.0.0"}
+
+    def _phish(self) -> tuple[SignIn, ...]:
+        """The victim's MFA sign-in, logged at the proxy, then the proxy's own refreshes: Edge on Windows."""
+        return (
+            interactive(ATTACKER, -60, session_id="s-phish", **self.EDGE),
+            signin(ATTACKER, -59, session_id="s-phish", **self.EDGE),
+        )
+
+    def test_the_phished_session_replayed_in_another_browser(self) -> None:
+        """A session opened in Edge on Windows and used by Chrome on Linux with no device implicates the Chrome side."""
+        replay = (
+            interactive(ATTACKER_2, -30, session_id="s-phish", token_only=True, **self.CHROME_LINUX),
+            signin(ATTACKER_2, -29, session_id="s-phish", **self.CHROME_LINUX),
+        )
+        signal = fired(evidence(*ordinary_day(), *self._phish(), *replay))["session_browser_switch"]
+        assert signal.ips == (ATTACKER_2[0],)
+        assert "Edge on windows to Chrome on linux" in signal.detail
+
+    def test_a_browser_update_inside_a_session_is_the_same_browser(self) -> None:
+        """Edge 137 then Edge 138 in one session is one browser updating, not a copied cookie."""
+        update = signin(ATTACKER_2, -20, session_id="s-phish", operating_system="Windows", browser="Edge 138.0.3351")
+        assert "session_browser_switch" not in fired(evidence(*ordinary_day(), *self._phish(), update))
+
+    def test_native_clients_share_the_session_of_their_device(self) -> None:
+        """Office and scripts on the same machine ("Rich Client", "Python Requests") say nothing about the browser."""
+        rows = [
+            signin(ATTACKER_2, -20 + i, session_id="s-phish", operating_system="Windows", browser=name)
+            for i, name in enumerate(("Rich Client 5.2.8", "Python Requests 2.32", "IE 7.0", ""))
+        ]
+        assert "session_browser_switch" not in fired(evidence(*ordinary_day(), *self._phish(), *rows))
+
+    def test_the_users_own_device_may_carry_one_session_in_two_browsers(self) -> None:
+        """Edge and Chrome on one Windows device share its primary refresh token's session: not a copy."""
+        history = baseline(device_ids=frozenset({LAPTOP}), ips=frozenset({HOME[0]}))
+        edge = interactive(HOME, -60, session_id="s-laptop", device_id=LAPTOP, is_compliant=True, **self.EDGE)
+        chrome = signin(
+            PHONE, -30, session_id="s-laptop", device_id=LAPTOP, operating_system="Windows10", browser="Chrome 137.0.0"
+        )
+        assert "session_browser_switch" not in fired(evidence(edge, chrome, history=history))
+
+    def test_an_address_the_sessions_own_browser_used_is_not_implicated(self) -> None:
+        """A second browser at the address where the session's own browser works is not called the thief."""
+        other = signin(ATTACKER, -20, session_id="s-phish", **self.CHROME_LINUX)
+        assert "session_browser_switch" not in fired(evidence(*ordinary_day(), *self._phish(), other))
+
+    def test_the_organisations_network_vouches_for_the_second_browser(self) -> None:
+        """Inside the corporate VPN the organisation vouches for who holds the session; nothing else does."""
+        replay = signin(ATTACKER_2, -29, session_id="s-phish", **self.CHROME_LINUX)
+        ev = evidence(*ordinary_day(), *self._phish(), replay)
+        assert "session_browser_switch" in fired(ev)
+        assert "session_browser_switch" not in fired(ev, settings(REPLAY_VPN_CIDRS=f"{ATTACKER_2[0]}/32"))
+
+    @pytest.mark.parametrize(
+        ("operating_system", "browser", "family"),
+        [
+            ("Windows10", "Edge 137.0.3296", ("windows", "edge")),
+            ("Windows", "Chrome 138.0.0", ("windows", "chrome")),
+            ("Ios", "Mobile Safari", ("ios", "mobile safari")),
+            ("MacOs", "Safari 18.4", ("macos", "safari")),
+            ("Windows10", "Rich Client 5.2.8.0", None),
+            ("Windows", "Python Requests 2.32", None),
+            ("", "", None),
+        ],
+    )
+    def test_browser_family_drops_versions_and_native_clients(
+        self, operating_system: str, browser: str, family: tuple[str, str] | None
+    ) -> None:
+        """Versions and Windows editions collapse into one family; native clients and services have none."""
+        assert browser_family(signin(operating_system=operating_system, browser=browser)) == family
 
 
 class TestNonInteractiveUnknownNetwork:
