@@ -12,10 +12,10 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from playbooks import wiring
-from playbooks.approval_flow import bp as approval_orchestration
-from playbooks.bot_api import approval_blueprint
-from playbooks.http_api import bp as incident_api
-from playbooks.orchestrator import bp as incident_orchestration
+from playbooks.functions.approval_flow import bp as approval_orchestration
+from playbooks.functions.bot_api import approval_blueprint
+from playbooks.functions.http_api import bp as incident_api
+from playbooks.functions.orchestrator import bp as incident_orchestration
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(incident_api)

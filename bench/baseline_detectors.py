@@ -4,7 +4,7 @@ Two community token-replay detections, as KQL, to compare the product's score ag
 Both are from the field survey (section 3), anchored at each incident with `datetime()` literals
 over the same evidence window the product reads, instead of `ago()`, so a past incident replays
 exactly. They run through the same `QueryEngine` as the product; every value entering the text goes
-through `enrichment.kql`'s validators and literals.
+through `enrichment.queries.kql`'s validators and literals.
 
 * `ip_mismatch` (SignInASNMismatchInteractiveVsNonInteractive, simplified as the brief states it):
   non-interactive sign-ins from an IP the user never used interactively in the window, more than 5.
@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from enrichment.engine import QueryEngine
-from enrichment.kql import Query, datetime_literal, string_literal, validate_upn
-from enrichment.model import TimeWindow
+from enrichment.domain.model import TimeWindow
+from enrichment.ports import QueryEngine
+from enrichment.queries.kql import Query, datetime_literal, string_literal, validate_upn
 
 
 def _scope(table: str, upn: str, window: TimeWindow) -> str:

@@ -9,7 +9,7 @@ It generates the sample tenant (`python -m sample_tenant --compress`) into a tem
 `--data DIR`, then measures, each step in a child process of its own so that the peak resident
 memory printed is that step's and nothing else's (the generator's included):
 
-* load: the exports parsed into a fresh DuckDB cache (`enrichment.exports.load_exports`, the
+* load: the exports parsed into a fresh DuckDB cache (`enrichment.adapters.exports.load_exports`, the
   loader the CLI uses): wall and CPU seconds, peak RSS, rows per table, cache file size;
 * open: a second open of the same folder, answered from the cache (`EmbeddedEngine.open`);
 * triage: with that engine open, `--runs` different users, each through the path
@@ -63,7 +63,7 @@ def cpu_seconds() -> float:
 
 
 def child_load(data: Path, cache: Path) -> dict[str, Any]:
-    from enrichment.exports import load_exports
+    from enrichment.adapters.exports import load_exports
 
     started, cpu = time.perf_counter(), cpu_seconds()
     loaded = load_exports(data, cache=cache)
@@ -85,7 +85,7 @@ def pick_users(engine: Any, runs: int) -> list[tuple[str, datetime]]:
     At that time the evidence window is full and the baseline days before it hold the user's history,
     which is what an incident on an ordinary day looks like.
     """
-    from enrichment.kql import Query
+    from enrichment.queries.kql import Query
 
     outcome = engine.run(
         Query(
@@ -108,12 +108,12 @@ def _utc(value: Any) -> datetime:
 
 
 def child_triage(data: Path, cache: Path, runs: int) -> dict[str, Any]:
-    from enrichment.embedded import EmbeddedEngine
-    from enrichment.gather import gather_evidence
-    from enrichment.model import Account
-    from enrichment.scoring import assess
-    from enrichment.settings import Settings
-    from enrichment.triage import triage_document
+    from common.settings import Settings
+    from enrichment.adapters.embedded import EmbeddedEngine
+    from enrichment.domain.model import Account
+    from enrichment.domain.scoring import assess
+    from enrichment.render.triage import triage_document
+    from enrichment.services.gather import gather_evidence
 
     settings = Settings.from_file(data / "settings.json") if (data / "settings.json").is_file() else Settings()
     started = time.perf_counter()

@@ -36,11 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from baseline_detectors import DETECTORS
 
-from enrichment.embedded import EmbeddedEngine
-from enrichment.gather import gather_evidence
-from enrichment.model import Account, Assessment, Verdict
-from enrichment.scoring import assess
-from enrichment.settings import Settings
+from common.settings import Settings
+from enrichment.adapters.embedded import EmbeddedEngine
+from enrichment.domain.model import Account, Assessment, Verdict
+from enrichment.domain.scoring import assess
+from enrichment.services.gather import gather_evidence
 
 RECALL_TARGET = 0.95
 FP_TARGET = 0.05

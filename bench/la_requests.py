@@ -9,7 +9,7 @@ Two targets of the read side, measured rather than asserted in a timed test:
   the Function's memory or the query API's 64 MB answer limit.
 
 It generates a tenant (`python -m sample_tenant --out DIR --users N`), loads it with
-`enrichment.exports.load_exports`, serves it through the fake Log Analytics endpoint of the tests
+`enrichment.adapters.exports.load_exports`, serves it through the fake Log Analytics endpoint of the tests
 (duckdb-kql behind the real REST wire format, over HTTPS) and runs `gather_evidence` through the
 real `LogAnalyticsEngine`. `--exports DIR` uses an existing folder of exports instead.
 
@@ -35,14 +35,14 @@ sys.path.insert(0, str(ROOT))
 
 import duckdb_kql  # noqa: E402
 
-from enrichment import kql  # noqa: E402
-from enrichment.embedded import WATCHLIST_FUNCTION  # noqa: E402
-from enrichment.exports import TABLES, WATCHLIST_TABLE, load_exports  # noqa: E402
-from enrichment.gather import baseline_window, evidence_window, gather_evidence  # noqa: E402
-from enrichment.loganalytics import LogAnalyticsEngine  # noqa: E402
-from enrichment.logs import configure_logging  # noqa: E402
-from enrichment.model import Account  # noqa: E402
-from enrichment.settings import Settings  # noqa: E402
+from common.logs import configure_logging  # noqa: E402
+from common.settings import Settings  # noqa: E402
+from enrichment.adapters.embedded import WATCHLIST_FUNCTION  # noqa: E402
+from enrichment.adapters.exports import TABLES, WATCHLIST_TABLE, load_exports  # noqa: E402
+from enrichment.adapters.loganalytics import LogAnalyticsEngine  # noqa: E402
+from enrichment.domain.model import Account  # noqa: E402
+from enrichment.queries import kql  # noqa: E402
+from enrichment.services.gather import baseline_window, evidence_window, gather_evidence  # noqa: E402
 from tests.fakes.loganalytics_server import FakeCredential, LogAnalyticsServer  # noqa: E402
 
 WORKSPACE = "00000000-0000-4000-8000-00000000be5c"

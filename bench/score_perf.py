@@ -22,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from enrichment.model import (
+from common.settings import Settings
+from enrichment.domain.model import (
     Account,
     Baseline,
     DailyActivity,
@@ -34,8 +35,7 @@ from enrichment.model import (
     TravelRecord,
     UserEvidence,
 )
-from enrichment.scoring import assess
-from enrichment.settings import Settings
+from enrichment.domain.scoring import assess
 
 AT = datetime(2026, 5, 4, 15, 0, tzinfo=UTC)
 USER = "perf.user@contoso.example"

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from enrichment.cli import main
+from enrichment.cli.triage import main
 
 sys.exit(main())

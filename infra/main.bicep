@@ -7,7 +7,7 @@
 // does not fit:
 // - the Function App and its Flex Consumption plan: the infra tests read its app settings from this source, and
 //   the Flex `functionAppConfig` block is clearer written out than passed through a generic site module;
-// - role assignments: each names its role by the built-in id the code declares (playbooks/permissions.py
+// - role assignments: each names its role by the built-in id the code declares (playbooks/domain/permissions.py
 //   AZURE_ROLES), with deterministic guid() names, several on resources that already exist in another
 //   resource group (the Sentinel workspace), which a resource module cannot target;
 // - the automation rule (an extension resource on the existing Sentinel workspace, no AVM module);
@@ -75,7 +75,7 @@ param automationRuleProductNames array = []
 @description('Azure Bot pricing tier; Teams is a standard channel, so F0 serves it without message limits.')
 param botSku string = 'F0'
 
-// ---------- App settings the code reads (enrichment/settings.py), same names ----------
+// ---------- App settings the code reads (common/settings.py), same names ----------
 
 @description('Log Analytics query endpoint.')
 param REPLAY_LOGS_ENDPOINT string = 'https://api.loganalytics.io'

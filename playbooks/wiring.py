@@ -14,14 +14,14 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from enrichment.errors import SettingsError
-from enrichment.settings import Settings
+from common.errors import SettingsError
+from common.settings import Settings
 
 if TYPE_CHECKING:
-    from enrichment.engine import QueryEngine
-    from playbooks.graph import GraphDirectory
-    from playbooks.sentinel import SentinelIncidents
-    from playbooks.teams import ApprovalBot, Teams
+    from enrichment.ports import QueryEngine
+    from playbooks.adapters.graph import GraphDirectory
+    from playbooks.adapters.sentinel import SentinelIncidents
+    from playbooks.adapters.teams import ApprovalBot, Teams
 
 EngineFactory = Callable[[Settings], "QueryEngine"]
 SentinelFactory = Callable[[Settings], "SentinelIncidents"]
@@ -30,25 +30,25 @@ TeamsFactory = Callable[[Settings], "Teams"]
 
 
 def _log_analytics(settings: Settings) -> QueryEngine:
-    from enrichment.loganalytics import LogAnalyticsEngine
+    from enrichment.adapters.loganalytics import LogAnalyticsEngine
 
     return LogAnalyticsEngine.create(settings)
 
 
 def _sentinel(settings: Settings) -> SentinelIncidents:
-    from playbooks.sentinel import SentinelIncidents
+    from playbooks.adapters.sentinel import SentinelIncidents
 
     return SentinelIncidents.create(settings)
 
 
 def _graph(settings: Settings) -> GraphDirectory:
-    from playbooks.graph import create_graph_directory
+    from playbooks.adapters.graph import create_graph_directory
 
     return create_graph_directory(settings)
 
 
 def _teams(settings: Settings) -> Teams:
-    from playbooks.teams import Teams
+    from playbooks.adapters.teams import Teams
 
     return Teams(settings)
 
@@ -129,7 +129,7 @@ class Services:
 
     def bot(self) -> ApprovalBot:
         """The approval bot behind POST /api/messages, built once: its key, token and decision caches live with the worker."""
-        from playbooks.teams import ApprovalBot
+        from playbooks.adapters.teams import ApprovalBot
 
         settings = self.settings()
         directory = self.graph()
@@ -151,7 +151,7 @@ def configure() -> None:
     needs no services): a worker may run an orchestrator replay before anything else, and an
     unconfigured structlog would print past the Functions host instead of through it.
     """
-    from enrichment.logs import configure_logging
+    from common.logs import configure_logging
 
     configure_logging()
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from pathlib import Path
 
-from enrichment.model import Table
+from enrichment.domain.model import Table
 from sample_tenant import catalog, ids
 from sample_tenant.activity import Simulation
 from sample_tenant.attacks import AitmCookieReplay, DeviceCodePhishing, RefreshTokenReplay

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import enrichment
-from enrichment.model import Table
+from enrichment.domain.model import Table
 from sample_tenant import catalog, ids
 from sample_tenant.catalog import App, Place, Resource
 from sample_tenant.events import AuditEvent, Auth, SignIn, iso

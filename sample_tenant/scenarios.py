@@ -17,7 +17,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from enrichment.model import ExplanationKind
+from enrichment.domain.model import ExplanationKind
 from sample_tenant import catalog, ids, routes
 from sample_tenant.activity import DayPlan, Override, Simulation
 from sample_tenant.catalog import Network

@@ -49,7 +49,7 @@ param replaySettings object
 
 var deploymentContainerName = 'app-package'
 
-// The three storage data roles of playbooks/permissions.py AZURE_ROLES, by built-in role id.
+// The three storage data roles of playbooks/domain/permissions.py AZURE_ROLES, by built-in role id.
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
 var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'

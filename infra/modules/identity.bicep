@@ -1,6 +1,6 @@
 // The one user-assigned managed identity the product acts as: the Function App (Log Analytics, Sentinel,
 // Graph, storage, Application Insights) and the Azure Bot (msaAppType UserAssignedMSI) share it, so every
-// right the product holds is granted to one principal and listed in one place (playbooks/permissions.py).
+// right the product holds is granted to one principal and listed in one place (playbooks/domain/permissions.py).
 targetScope = 'resourceGroup'
 
 @description('Name of the user-assigned managed identity.')

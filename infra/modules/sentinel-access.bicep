@@ -34,7 +34,7 @@ param incidentTitles array
 @description('Alert product names the rule runs on; empty = every product.')
 param productNames array
 
-// Built-in role ids. The Function App's two are those of playbooks/permissions.py AZURE_ROLES.
+// Built-in role ids. The Function App's two are those of playbooks/domain/permissions.py AZURE_ROLES.
 var logAnalyticsReader = '73c42c96-874c-492b-b04d-ab87d138a893'
 var sentinelResponder = '3e150937-b8fe-4cfb-8069-0eaf05ecd056'
 // The Logic App only receives incidents through its trigger and writes nothing to Sentinel, so it gets the

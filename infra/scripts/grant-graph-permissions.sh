@@ -3,7 +3,7 @@
 # enabled features need, and with --prune take back the ones no feature needs any more.
 #
 # The permission list is never typed here: `python -m playbooks.permissions` derives it from the same
-# table the code uses (playbooks/permissions.py) and the same settings the Function App reads. This
+# table the code uses (playbooks/domain/permissions.py) and the same settings the Function App reads. This
 # script only talks to Graph (az rest), so it is safe to re-run: a permission already held is left as
 # it is, and every run prints one line per permission: granted, already granted, removed (no longer
 # needed), or not needed (kept without --prune). --dry-run prints the plan and writes nothing.
@@ -80,7 +80,7 @@ else
   python="python3"
 fi
 
-# playbooks.permissions reads only the standard library and enrichment.settings: no venv needed.
+# playbooks.permissions reads only the standard library and common.settings: no venv needed.
 permissions() {
   local args=()
   [[ -z "$settings" ]] || args+=(--settings "$settings")

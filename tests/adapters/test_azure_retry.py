@@ -12,7 +12,7 @@ import pytest
 from azure.core import PipelineClient
 from azure.core.rest import HttpRequest
 
-from enrichment.azure_retry import bounded_retry_policy
+from common.azure_retry import bounded_retry_policy
 
 Answer = tuple[int, dict[str, str]]
 

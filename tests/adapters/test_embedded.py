@@ -16,12 +16,12 @@ from typing import Any
 import duckdb_kql
 import pytest
 
-from enrichment import kql
-from enrichment.embedded import EmbeddedEngine
-from enrichment.errors import InputError, UpstreamError
-from enrichment.exports import CACHE_NAME, load_exports
-from enrichment.kql import Query
-from enrichment.model import Account, TimeWindow
+from common.errors import InputError, UpstreamError
+from enrichment.adapters.embedded import EmbeddedEngine
+from enrichment.adapters.exports import CACHE_NAME, load_exports
+from enrichment.domain.model import Account, TimeWindow
+from enrichment.queries import kql
+from enrichment.queries.kql import Query
 
 ROOT = Path(__file__).resolve().parents[2]
 REALDATA = Path("/work/shared/reference/realdata")
@@ -365,7 +365,7 @@ def test_open_refuses_anything_else(tmp_path: Path, name: str, message: str) -> 
 
 def test_importing_the_engine_does_not_import_duckdb() -> None:
     """`python -m enrichment --help` stays fast: DuckDB and duckdb-kql load only when an engine opens."""
-    code = "import sys, enrichment.embedded, enrichment.exports; print(sorted(m for m in sys.modules if m.startswith('duckdb')))"
+    code = "import sys, enrichment.adapters.embedded, enrichment.adapters.exports; print(sorted(m for m in sys.modules if m.startswith('duckdb')))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -12,12 +12,12 @@ import duckdb
 import duckdb_kql
 import pytest
 
-from enrichment import kql
-from enrichment.embedded import WATCHLIST_FUNCTION, EmbeddedEngine
-from enrichment.gather import baseline_window, evidence_window, gather_evidence
-from enrichment.loganalytics import LogAnalyticsEngine, Retries
-from enrichment.model import Account, QueryOutcome, Table, UserEvidence
-from enrichment.settings import Settings
+from common.settings import Settings
+from enrichment.adapters.embedded import WATCHLIST_FUNCTION, EmbeddedEngine
+from enrichment.adapters.loganalytics import LogAnalyticsEngine, Retries
+from enrichment.domain.model import Account, QueryOutcome, Table, UserEvidence
+from enrichment.queries import kql
+from enrichment.services.gather import baseline_window, evidence_window, gather_evidence
 from tests.fakes.loganalytics_server import FakeCredential, LogAnalyticsServer, no_content, partial, server_error, throttled
 from tests.fakes.workspace_tables import create_schema_tables, insert_rows
 

@@ -19,8 +19,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from enrichment.errors import InputError
-from enrichment.exports import (
+from common.errors import InputError
+from enrichment.adapters.exports import (
     CACHE_NAME,
     TABLES,
     WATCHLIST_COLUMNS,

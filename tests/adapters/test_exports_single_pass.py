@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from enrichment.exports import load_exports, schema_columns
+from enrichment.adapters.exports import load_exports, schema_columns
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, str]]) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from enrichment.errors import TransientUpstreamError
-from enrichment.settings import Settings
-from playbooks.graph import AuthMethod, GraphDirectory, GraphError, TransientGraphError, create_graph_directory
+from common.errors import TransientUpstreamError
+from common.settings import Settings
+from playbooks.adapters.graph import AuthMethod, GraphDirectory, GraphError, TransientGraphError, create_graph_directory
 from tests.fakes.graph_server import FakeCredential, FakeGraph, running
 
 USER = "11111111-2222-3333-4444-555555555555"
@@ -308,7 +308,7 @@ class TestErrors:
 
 
 def test_importing_the_adapter_does_not_import_the_graph_sdk() -> None:
-    """playbooks.graph is cheap to import: msgraph, kiota and azure.identity load only when a client is built."""
-    code = "import sys, playbooks.graph, playbooks.containment; print(sorted(m for m in sys.modules if m.split('.')[0] in ('msgraph', 'msgraph_core', 'kiota_http', 'kiota_abstractions') or m.startswith('azure.identity')))"
+    """playbooks.adapters.graph is cheap to import: msgraph, kiota and azure.identity load only when a client is built."""
+    code = "import sys, playbooks.adapters.graph, playbooks.services.containment; print(sorted(m for m in sys.modules if m.split('.')[0] in ('msgraph', 'msgraph_core', 'kiota_http', 'kiota_abstractions') or m.startswith('azure.identity')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2])
     assert out.stdout.strip() == "[]"

@@ -22,10 +22,10 @@ import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 
-from enrichment.errors import SettingsError, TransientUpstreamError, UpstreamError
-from enrichment.kql import Query
-from enrichment.loganalytics import HINT_ACCESS, HINT_TIMEOUT, LogAnalyticsEngine, Retries, default_credential
-from enrichment.settings import Settings
+from common.errors import SettingsError, TransientUpstreamError, UpstreamError
+from common.settings import Settings
+from enrichment.adapters.loganalytics import HINT_ACCESS, HINT_TIMEOUT, LogAnalyticsEngine, Retries, default_credential
+from enrichment.queries.kql import Query
 from tests.fakes.loganalytics_server import (
     FakeCredential,
     LogAnalyticsServer,
@@ -401,7 +401,7 @@ class TestCreate:
     def test_import_is_cheap_and_loads_no_azure_sdk(self) -> None:
         """Importing the module loads neither azure.* nor tenacity (the CLI imports it at start-up)."""
         probe = (
-            "import sys, enrichment.loganalytics; "
+            "import sys, enrichment.adapters.loganalytics; "
             "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(('azure', 'tenacity', 'msgraph'))}))"
         )
         result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)

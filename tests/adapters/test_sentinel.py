@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
 
-from enrichment.errors import TransientUpstreamError, UpstreamError
-from enrichment.model import Verdict
-from enrichment.settings import Settings
-from playbooks import sentinel
-from playbooks.incident import IncidentRef, comment_id, incident_update
-from playbooks.sentinel import SentinelIncidents, SentinelRetries
+from common.errors import TransientUpstreamError, UpstreamError
+from common.settings import Settings
+from enrichment.domain.model import Verdict
+from playbooks.adapters import sentinel
+from playbooks.adapters.sentinel import SentinelIncidents, SentinelRetries
+from playbooks.domain.incident import IncidentRef, comment_id, incident_update
 from tests.fakes.sentinel_server import FakeCredential, SentinelServer, forbidden, server_error, slow, throttled
 
 SUB = "d0cfe6b2-9ac0-4464-9919-dccaee2e48c0"

@@ -12,15 +12,12 @@ from typing import Any
 
 import pytest
 
-from enrichment.errors import InputError, TransientUpstreamError, UpstreamError
-from enrichment.model import Account
-from enrichment.settings import Settings
-from playbooks import teams
-from playbooks.authorization import ApprovalRequest
-from playbooks.card import APPROVE, REJECT, ActionData, card_for
-from playbooks.graph import GraphDirectory, create_graph_directory
-from playbooks.plan import ContainmentPlan, Decision
-from playbooks.teams import (
+from common.errors import InputError, TransientUpstreamError, UpstreamError
+from common.settings import Settings
+from enrichment.domain.model import Account
+from playbooks.adapters import teams
+from playbooks.adapters.graph import GraphDirectory, create_graph_directory
+from playbooks.adapters.teams import (
     APPROVAL_STATUS_KEY,
     ApprovalBot,
     ApprovalState,
@@ -34,6 +31,9 @@ from playbooks.teams import (
     expired_approval,
     pending_approval,
 )
+from playbooks.domain.authorization import ApprovalRequest
+from playbooks.domain.plan import ContainmentPlan, Decision
+from playbooks.render.card import APPROVE, REJECT, ActionData, card_for
 from tests.fakes.botframework_server import BOT_APP_ID, CHANNEL_ID, KID, TENANT_ID, BotFrameworkFake, Scripted
 from tests.fakes.graph_server import FakeCredential, FakeGraph, running
 from tests.unit import card_samples as s

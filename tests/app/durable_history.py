@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from playbooks.orchestrator import ORCHESTRATOR
+from playbooks.functions.orchestrator import ORCHESTRATOR
 from tests.app.indexed import functions
 
 T0 = "2026-03-01T10:00:00.000000Z"

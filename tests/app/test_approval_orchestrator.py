@@ -7,14 +7,21 @@ from typing import Any
 
 import pytest
 
-from enrichment.model import Account
-from playbooks.approval import APPROVAL_ORCHESTRATOR, Phase, approval_instance_id, request_input
-from playbooks.approval_flow import ACTIVITY_COMMENT, ACTIVITY_CONTAIN, ACTIVITY_POST_CARD, ACTIVITY_UPDATE_CARD
-from playbooks.enrich import plan_json
-from playbooks.incident import IncidentRef
-from playbooks.orchestrator import ACTIVITY_ENRICH, ACTIVITY_LABELS
-from playbooks.plan import ACTION_DESCRIPTIONS, ActionKind, ContainmentPlan, Decision, ProposedAction
-from playbooks.teams import APPROVAL_EVENT, APPROVAL_STATUS_KEY, ATTEMPT_EVENT, RefusedAttempt, attempt_payload, decision_payload
+from enrichment.domain.model import Account
+from playbooks.adapters.teams import (
+    APPROVAL_EVENT,
+    APPROVAL_STATUS_KEY,
+    ATTEMPT_EVENT,
+    RefusedAttempt,
+    attempt_payload,
+    decision_payload,
+)
+from playbooks.domain.approval import APPROVAL_ORCHESTRATOR, Phase, approval_instance_id, request_input
+from playbooks.domain.incident import IncidentRef
+from playbooks.domain.plan import ACTION_DESCRIPTIONS, ActionKind, ContainmentPlan, Decision, ProposedAction
+from playbooks.functions.approval_flow import ACTIVITY_COMMENT, ACTIVITY_CONTAIN, ACTIVITY_POST_CARD, ACTIVITY_UPDATE_CARD
+from playbooks.functions.orchestrator import ACTIVITY_ENRICH, ACTIVITY_LABELS
+from playbooks.services.enrich import plan_json
 from tests.app.durable_history import Played, play
 from tests.app.test_orchestrator import INCIDENT
 
@@ -289,6 +296,6 @@ class TestIncidentOrchestration:
 @pytest.mark.parametrize("index", [0, 3])
 def test_approval_instance_ids_are_valid_for_the_card(index: int) -> None:
     """The sub-orchestration id fits what the bot accepts on a button, whatever the incident."""
-    from playbooks.card import _INSTANCE_ID
+    from playbooks.render.card import _INSTANCE_ID
 
     assert _INSTANCE_ID.match(approval_instance_id(PARENT, index, REQUESTED))

@@ -12,12 +12,12 @@ import azure.functions as func
 import pytest
 from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
 
-from enrichment.settings import Settings
-from playbooks.authorization import ApprovalRequest
-from playbooks.bot_api import FUNCTION_NAME, MESSAGES_ROUTE, approval_blueprint
-from playbooks.card import APPROVE, ActionData
-from playbooks.graph import GraphDirectory, create_graph_directory
-from playbooks.teams import APPROVAL_EVENT, APPROVAL_STATUS_KEY, ApprovalBot, BotFrameworkKeys, pending_approval
+from common.settings import Settings
+from playbooks.adapters.graph import GraphDirectory, create_graph_directory
+from playbooks.adapters.teams import APPROVAL_EVENT, APPROVAL_STATUS_KEY, ApprovalBot, BotFrameworkKeys, pending_approval
+from playbooks.domain.authorization import ApprovalRequest
+from playbooks.functions.bot_api import FUNCTION_NAME, MESSAGES_ROUTE, approval_blueprint
+from playbooks.render.card import APPROVE, ActionData
 from tests.fakes.botframework_server import BOT_APP_ID, CHANNEL_ID, TENANT_ID, BotFrameworkFake
 from tests.fakes.graph_server import FakeCredential, FakeGraph, running
 from tests.unit import card_samples as s

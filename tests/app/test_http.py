@@ -13,8 +13,8 @@ from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrc
 from structlog.testing import capture_logs
 
 from playbooks import wiring
-from playbooks.http_api import duplicate_reason
-from playbooks.orchestrator import ORCHESTRATOR
+from playbooks.functions.http_api import duplicate_reason
+from playbooks.functions.orchestrator import ORCHESTRATOR
 from tests.app.indexed import functions
 
 SUB = "d0cfe6b2-9ac0-4464-9919-dccaee2e48c0"

@@ -49,7 +49,8 @@ def test_http_trigger_is_post_incidents_with_a_function_key() -> None:
 
 def test_activity_and_orchestrator_names_match_what_the_orchestrator_calls() -> None:
     """The names the orchestrators schedule are the names the triggers register."""
-    from playbooks import approval, approval_flow, orchestrator
+    from playbooks.domain import approval
+    from playbooks.functions import approval_flow, orchestrator
 
     names = {
         json.loads(json.dumps(f.get_trigger().get_dict_repr(), default=str)).get("activity")
@@ -138,7 +139,7 @@ def test_the_real_worker_indexes_every_function() -> None:
 
 #: Log Analytics runs at most 5 queries at once per identity (further ones wait in a FIFO queue, 429 after 3 min).
 LOG_ANALYTICS_CONCURRENT_QUERIES = 5
-#: The enrichment activity runs the evidence, baseline and context queries one after the other (enrichment.gather).
+#: The enrichment activity runs the evidence, baseline and context queries one after the other (enrichment.services.gather).
 QUERIES_PER_ENRICHMENT = 3
 
 
@@ -160,9 +161,9 @@ def test_host_json_suits_log_analytics_and_durable() -> None:
 
 def test_function_timeout_outlasts_the_slowest_enrichment_and_traces_keep_personal_data_out() -> None:
     """functionTimeout covers 3 queries at the largest allowed server timeout plus their retries; inputs are not traced."""
-    from enrichment.errors import SettingsError
-    from enrichment.loganalytics import READ_TIMEOUT_MARGIN, Retries
-    from enrichment.settings import Settings
+    from common.errors import SettingsError
+    from common.settings import Settings
+    from enrichment.adapters.loganalytics import READ_TIMEOUT_MARGIN, Retries
 
     host = json.loads((ROOT / "host.json").read_text())
     hours, minutes, seconds = (int(part) for part in host["functionTimeout"].split(":"))

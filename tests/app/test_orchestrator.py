@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from playbooks.orchestrator import ACTIVITY_ENRICH, ACTIVITY_ENTITIES, ACTIVITY_LABELS, ACTIVITY_NOTICE
+from playbooks.functions.orchestrator import ACTIVITY_ENRICH, ACTIVITY_ENTITIES, ACTIVITY_LABELS, ACTIVITY_NOTICE
 from tests.app.durable_history import History, run
 
 INCIDENT: dict[str, Any] = {

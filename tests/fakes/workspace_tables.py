@@ -2,7 +2,7 @@
 Empty Log Analytics tables in DuckDB, shaped exactly as the exports loader shapes them, and a row inserter.
 
 Tests fill these with a handful of hand-made rows; both engines (embedded, and Log Analytics through
-the fake endpoint) then read the same DuckDB data. Column types come from `enrichment.exports`, so
+the fake endpoint) then read the same DuckDB data. Column types come from `enrichment.adapters.exports`, so
 the tables are the ones `load_exports` would build (dynamic -> JSON, datetime -> TIMESTAMP in UTC,
 JSON-text columns as VARCHAR).
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-from enrichment.exports import TABLES, WATCHLIST_COLUMNS, WATCHLIST_TABLE, schema_columns
+from enrichment.adapters.exports import TABLES, WATCHLIST_COLUMNS, WATCHLIST_TABLE, schema_columns
 
 
 def _ident(name: str) -> str:

@@ -21,9 +21,9 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 from pycep import BicepParser
 
-from enrichment.errors import SettingsError
-from enrichment.settings import Settings
-from playbooks.permissions import AZURE_ROLES
+from common.errors import SettingsError
+from common.settings import Settings
+from playbooks.domain.permissions import AZURE_ROLES
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"

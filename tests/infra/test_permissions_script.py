@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from enrichment.settings import Settings
-from playbooks.permissions import GRAPH_NEEDS, required_graph_permissions
+from common.settings import Settings
+from playbooks.domain.permissions import GRAPH_NEEDS, required_graph_permissions
 from tests.fakes import az_cli
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,17 +14,17 @@ from typing import Any
 
 import pytest
 
-from enrichment.embedded import EmbeddedEngine
-from enrichment.engine import QueryEngine
-from enrichment.settings import Settings
+from common.settings import Settings
+from enrichment.adapters.embedded import EmbeddedEngine
+from enrichment.ports import QueryEngine
 from playbooks import wiring
-from playbooks.approval import APPROVAL_ORCHESTRATOR
-from playbooks.approval_flow import COMMENT_PURPOSE
-from playbooks.graph import GraphDirectory, create_graph_directory
-from playbooks.incident import comment_id, parse_incident
-from playbooks.plan import Decision
-from playbooks.sentinel import SentinelIncidents
-from playbooks.teams import APPROVAL_EVENT, ATTEMPT_EVENT, RefusedAttempt, Teams, attempt_payload, decision_payload
+from playbooks.adapters.graph import GraphDirectory, create_graph_directory
+from playbooks.adapters.sentinel import SentinelIncidents
+from playbooks.adapters.teams import APPROVAL_EVENT, ATTEMPT_EVENT, RefusedAttempt, Teams, attempt_payload, decision_payload
+from playbooks.domain.approval import APPROVAL_ORCHESTRATOR
+from playbooks.domain.incident import comment_id, parse_incident
+from playbooks.domain.plan import Decision
+from playbooks.functions.approval_flow import COMMENT_PURPOSE
 from tests.adapters.test_teams import FAST, FakeTokens
 from tests.app.durable_history import Happening, play
 from tests.app.indexed import functions

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from enrichment.model import Account, Assessment, Baseline, SecurityEvent, SignIn, Table, TimeWindow, UserEvidence, Verdict
-from enrichment.settings import Settings
-from playbooks.containment import ContainmentReport, contain
-from playbooks.graph import GraphDirectory, create_graph_directory
-from playbooks.plan import ActionKind, ActionStatus, ContainmentPlan, Decision, plan_containment
+from common.settings import Settings
+from enrichment.domain.model import Account, Assessment, Baseline, SecurityEvent, SignIn, Table, TimeWindow, UserEvidence, Verdict
+from playbooks.adapters.graph import GraphDirectory, create_graph_directory
+from playbooks.domain.plan import ActionKind, ActionStatus, ContainmentPlan, Decision, plan_containment
+from playbooks.services.containment import ContainmentReport, contain
 from tests.fakes.graph_server import FakeCredential, FakeGraph, running
 
 USER = "11111111-2222-3333-4444-555555555555"

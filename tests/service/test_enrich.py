@@ -10,15 +10,16 @@ import duckdb
 import pytest
 from structlog.testing import capture_logs
 
-from enrichment.embedded import WATCHLIST_FUNCTION, EmbeddedEngine
-from enrichment.engine import QueryEngine
-from enrichment.loganalytics import LogAnalyticsEngine, Retries
-from enrichment.model import Verdict
-from enrichment.settings import Settings
-from playbooks import enrich, wiring
-from playbooks.incident import comment_id, parse_incident
-from playbooks.orchestrator import ACTIVITY_ENTITIES, ACTIVITY_NOTICE
-from playbooks.sentinel import SentinelIncidents, SentinelRetries
+from common.settings import Settings
+from enrichment.adapters.embedded import WATCHLIST_FUNCTION, EmbeddedEngine
+from enrichment.adapters.loganalytics import LogAnalyticsEngine, Retries
+from enrichment.domain.model import Verdict
+from enrichment.ports import QueryEngine
+from playbooks import wiring
+from playbooks.adapters.sentinel import SentinelIncidents, SentinelRetries
+from playbooks.domain.incident import comment_id, parse_incident
+from playbooks.functions.orchestrator import ACTIVITY_ENTITIES, ACTIVITY_NOTICE
+from playbooks.services import enrich
 from tests.app.durable_history import drive
 from tests.app.indexed import functions
 from tests.fakes import loganalytics_server as la

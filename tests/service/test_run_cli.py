@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from enrichment.command import EXIT_BAD_INPUT, EXIT_OK
-from playbooks.run import NO_ENTITIES_WARNING, main
+from common.command import EXIT_BAD_INPUT, EXIT_OK
+from playbooks.cli.run import NO_ENTITIES_WARNING, main
 from tests.service import replay_data as data
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,7 +182,7 @@ def _incident_id() -> str:
 # Run as a real process: the exit code, the files, and which modules the command loaded.
 WRAPPER = (
     "import json, sys\n"
-    "from playbooks.run import main\n"
+    "from playbooks.cli.run import main\n"
     "code = main(sys.argv[1:])\n"
     "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'msgraph' or m.startswith(('azure.functions', 'azure.durable_functions')))\n"
     "print(json.dumps({'code': code, 'loaded': loaded}))\n"

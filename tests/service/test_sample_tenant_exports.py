@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from enrichment.embedded import EmbeddedEngine
-from enrichment.exports import load_exports
-from enrichment.gather import gather_evidence
-from enrichment.model import Account, UserEvidence
-from enrichment.settings import Settings
+from common.settings import Settings
+from enrichment.adapters.embedded import EmbeddedEngine
+from enrichment.adapters.exports import load_exports
+from enrichment.domain.model import Account, UserEvidence
+from enrichment.services.gather import gather_evidence
 from sample_tenant.generate import Options, Summary, generate
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from enrichment.cli import main
-from enrichment.command import EXIT_BAD_INPUT, EXIT_OK
-from enrichment.exports import CACHE_NAME, load_exports
+from common.command import EXIT_BAD_INPUT, EXIT_OK
+from enrichment.adapters.exports import CACHE_NAME, load_exports
+from enrichment.cli.triage import main
 from sample_tenant.generate import Options, generate
 
 

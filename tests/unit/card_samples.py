@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from enrichment.model import (
+from common.settings import Settings
+from enrichment.domain.model import (
     Account,
     Assessment,
     Baseline,
@@ -17,9 +18,8 @@ from enrichment.model import (
     UserEvidence,
     Verdict,
 )
-from enrichment.settings import Settings
-from playbooks.card import IncidentRef
-from playbooks.plan import ContainmentPlan, plan_containment
+from playbooks.domain.plan import ContainmentPlan, plan_containment
+from playbooks.render.card import IncidentRef
 
 AT = datetime(2026, 11, 5, 14, 0, tzinfo=UTC)
 EXPIRES = AT + timedelta(hours=4)

@@ -12,7 +12,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from enrichment.model import (
+from common.settings import Settings
+from enrichment.domain.model import (
     Account,
     Baseline,
     DailyActivity,
@@ -24,7 +25,6 @@ from enrichment.model import (
     TravelRecord,
     UserEvidence,
 )
-from enrichment.settings import Settings
 
 USER = "alice@contoso.example"
 USER_ID = "0c7f6a1e-52a3-4d7e-9b55-1f0e9d3c2b10"

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from enrichment.model import Account
-from playbooks.approval import ApprovalRecord, AttemptLine, Person, Phase
-from playbooks.comment import approval_comment
-from playbooks.incident import IncidentRef
-from playbooks.plan import ACTION_DESCRIPTIONS, ActionKind, ActionResult, ActionStatus, ContainmentPlan, ProposedAction
+from enrichment.domain.model import Account
+from playbooks.domain.approval import ApprovalRecord, AttemptLine, Person, Phase
+from playbooks.domain.incident import IncidentRef
+from playbooks.domain.plan import ACTION_DESCRIPTIONS, ActionKind, ActionResult, ActionStatus, ContainmentPlan, ProposedAction
+from playbooks.render.comment import approval_comment
 
 AT = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 TARGET = Account("alice@contoso.com", "0f6f2a3e-51a5-4c5e-9b8e-2c9a1e7d4b10")

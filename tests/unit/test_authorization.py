@@ -1,4 +1,4 @@
-"""Who may decide a containment plan: the rules of playbooks.authorization, one by one."""
+"""Who may decide a containment plan: the rules of playbooks.domain.authorization, one by one."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from enrichment.model import Account, Assessment, Verdict
-from enrichment.settings import Settings
-from playbooks.authorization import (
+from common.settings import Settings
+from enrichment.domain.model import Account, Assessment, Verdict
+from playbooks.domain.authorization import (
     AlreadyDecided,
     ApprovalRequest,
     Attempt,
@@ -21,7 +21,7 @@ from playbooks.authorization import (
     audit_line,
     authorise,
 )
-from playbooks.plan import Decision, plan_containment
+from playbooks.domain.plan import Decision, plan_containment
 
 GROUP = "0f0f0f0f-1111-2222-3333-444444444444"
 ANALYST = "a1a1a1a1-1111-2222-3333-444444444444"

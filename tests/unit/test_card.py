@@ -12,9 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enrichment.errors import InputError
-from enrichment.model import Assessment, Explanation, ExplanationKind, Signal, Verdict
-from playbooks.card import (
+from common.errors import InputError
+from enrichment.domain.model import Assessment, Explanation, ExplanationKind, Signal, Verdict
+from playbooks.domain.plan import ActionKind, ActionResult, ActionStatus, Decision
+from playbooks.render.card import (
     APPROVE,
     CARD_BUDGET,
     DATA_MARKER,
@@ -35,7 +36,6 @@ from playbooks.card import (
     refused_card,
     stale_card,
 )
-from playbooks.plan import ActionKind, ActionResult, ActionStatus, Decision
 from tests.unit import card_samples as s
 
 _ESCAPABLE = set("\\`*_[]<>#|~{}&")

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from playbooks.card import ActionData, already_decided_card, card_for, expired_card, recorded_card, refused_card
-from playbooks.plan import ActionKind, ActionResult, ActionStatus, Decision
+from playbooks.domain.plan import ActionKind, ActionResult, ActionStatus, Decision
+from playbooks.render.card import ActionData, already_decided_card, card_for, expired_card, recorded_card, refused_card
 from tests.unit import card_samples as s
 
 pytestmark = pytest.mark.slow

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from enrichment.cli import load_line, table_options
-from enrichment.errors import InputError
-from enrichment.exports import LoadReport
+from common.errors import InputError
+from enrichment.adapters.exports import LoadReport
+from enrichment.cli.triage import load_line, table_options
 
 ROWS = (("SigninLogs", 60458), ("AADNonInteractiveUserSignInLogs", 1010684), ("AuditLogs", 0), ("Watchlists", 3))
 

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enrichment.model import (
+from enrichment.domain.model import (
     Account,
     Assessment,
     Baseline,
@@ -23,8 +23,8 @@ from enrichment.model import (
     UserEvidence,
     Verdict,
 )
-from playbooks.comment import TIMELINE_ROWS, AccountReport, enrichment_comment, esc, failure_comment, no_account_comment
-from playbooks.incident import IncidentRef
+from playbooks.domain.incident import IncidentRef
+from playbooks.render.comment import TIMELINE_ROWS, AccountReport, enrichment_comment, esc, failure_comment, no_account_comment
 
 AT = datetime(2026, 3, 1, 9, tzinfo=UTC)
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from enrichment.explanations import explain
-from enrichment.model import ExplanationKind, SignIn, UserEvidence, Verdict
-from enrichment.picture import picture
-from enrichment.scoring import assess
-from enrichment.settings import Settings
+from common.settings import Settings
+from enrichment.domain.explanations import explain
+from enrichment.domain.model import ExplanationKind, SignIn, UserEvidence, Verdict
+from enrichment.domain.picture import picture
+from enrichment.domain.scoring import assess
 from tests.unit.factories import (
     ATTACKER,
     ATTACKER_2,

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from enrichment.errors import InputError
-from enrichment.model import Account, Verdict
-from playbooks.incident import (
+from common.errors import InputError
+from enrichment.domain.model import Account, Verdict
+from playbooks.domain.incident import (
     IncidentRef,
     comment_id,
     incident_update,

@@ -22,8 +22,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from enrichment import kql
-from enrichment.model import Account, Table, TimeWindow
+from enrichment.domain.model import Account, Table, TimeWindow
+from enrichment.queries import kql
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "enrichment" / "schemas"
 

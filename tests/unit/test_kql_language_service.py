@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from enrichment import kql
-from enrichment.model import Account, TimeWindow
+from enrichment.domain.model import Account, TimeWindow
+from enrichment.queries import kql
 
 pytestmark = pytest.mark.slow
 
@@ -180,7 +180,7 @@ def production(node: str) -> dict[tuple[str, str, str], tuple[str, dict[str, Any
 
 
 def test_every_query_builder_is_checked() -> None:
-    """A new public function in enrichment.kql that returns a Query fails here until it is added to BUILDERS."""
+    """A new public function in enrichment.queries.kql that returns a Query fails here until it is added to BUILDERS."""
     returning_query = {
         name
         for name, function in inspect.getmembers(kql, inspect.isfunction)

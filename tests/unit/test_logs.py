@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from enrichment.logs import configure_logging, get_logger, redact_secrets
+from common.logs import configure_logging, get_logger, redact_secrets
 
 
 def test_credential_keys_and_bearer_tokens_are_redacted() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from enrichment.model import Account, Baseline, SecurityEvent, SignIn, Table, TimeWindow, UserEvidence
-from playbooks.containment import audit_methods, suspicious_window
-from playbooks.graph import AuthMethod
+from enrichment.domain.model import Account, Baseline, SecurityEvent, SignIn, Table, TimeWindow, UserEvidence
+from playbooks.adapters.graph import AuthMethod
+from playbooks.services.containment import audit_methods, suspicious_window
 
 AT = datetime(2026, 6, 15, 16, 0, tzinfo=UTC)
 WINDOW = TimeWindow(AT - timedelta(hours=2), AT + timedelta(hours=1))

@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
-from enrichment import networks
-from enrichment.networks import NetworkKind
+from enrichment.domain import networks
+from enrichment.domain.networks import NetworkKind
 
 
 class TestNetworkKind:

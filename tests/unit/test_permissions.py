@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from enrichment.settings import OPTIONAL_ACTIONS, Settings
-from playbooks.permissions import (
+from common.settings import OPTIONAL_ACTIONS, Settings
+from playbooks.domain.permissions import (
     AZURE_ROLES,
     GLOBAL_ADMINISTRATOR,
     GRAPH_NEEDS,
@@ -19,7 +19,7 @@ from playbooks.permissions import (
     protected_roles,
     required_graph_permissions,
 )
-from playbooks.plan import ActionKind
+from playbooks.domain.plan import ActionKind
 
 GUID = re.compile(r"^[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}$")
 CORE = {"User.Read.All", "User.RevokeSessions.All", "UserAuthenticationMethod.Read.All", "RoleManagement.Read.Directory"}

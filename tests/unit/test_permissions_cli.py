@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from enrichment.errors import InputError
-from enrichment.settings import Settings
-from playbooks import permissions_cli as cli
-from playbooks.permissions import AZURE_ROLES, Feature, required_graph_permissions
+from common.errors import InputError
+from common.settings import Settings
+from playbooks.cli import permissions as cli
+from playbooks.domain.permissions import AZURE_ROLES, Feature, required_graph_permissions
 
 GRAPH_SP = "a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d"
 

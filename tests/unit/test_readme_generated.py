@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from enrichment.settings import Settings
-from playbooks import permissions_cli
-from playbooks.permissions import AZURE_ROLES, GRAPH_NEEDS
+from common.settings import Settings
+from playbooks.cli import permissions as permissions_cli
+from playbooks.domain.permissions import AZURE_ROLES, GRAPH_NEEDS
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from enrichment import rows
-from enrichment.model import Account, Table, TimeWindow
+from enrichment.domain.model import Account, Table, TimeWindow
+from enrichment.queries import rows
 
 AT = datetime(2026, 6, 15, 12, tzinfo=UTC)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from enrichment.settings import Settings
+from common.settings import Settings
 from sample_tenant import catalog
 from sample_tenant.cli import main
 from sample_tenant.generate import Options, generate

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, assume, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from enrichment.model import Assessment, Baseline, SignIn, Table, UserEvidence, Verdict
-from enrichment.scoring import MAX_SCORE, WEIGHTS, assess, score_of, verdict_for
-from enrichment.settings import Settings
+from common.settings import Settings
+from enrichment.domain.model import Assessment, Baseline, SignIn, Table, UserEvidence, Verdict
+from enrichment.domain.scoring import MAX_SCORE, WEIGHTS, assess, score_of, verdict_for
 from tests.unit.factories import (
     ATTACKER,
     ATTACKER_2,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from enrichment.errors import SettingsError
-from enrichment.settings import Settings
+from common.errors import SettingsError
+from common.settings import Settings
 
 
 class TestFromValues:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from enrichment.explanations import explain
-from enrichment.model import Signal, SignIn, UserEvidence
-from enrichment.picture import ReferenceSource, picture
-from enrichment.settings import Settings
-from enrichment.signals import CATALOGUE, DETECTORS, Cover, browser_family, detect, haversine_km
+from common.settings import Settings
+from enrichment.domain.explanations import explain
+from enrichment.domain.model import Signal, SignIn, UserEvidence
+from enrichment.domain.picture import ReferenceSource, picture
+from enrichment.domain.signals import CATALOGUE, DETECTORS, Cover, browser_family, detect, haversine_km
 from tests.unit.factories import (
     ATTACKER,
     ATTACKER_2,

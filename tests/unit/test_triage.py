@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from enrichment.model import (
+from enrichment.domain.model import (
     Account,
     Assessment,
     Baseline,
@@ -19,7 +19,7 @@ from enrichment.model import (
     UserEvidence,
     Verdict,
 )
-from enrichment.triage import render_text, triage_document
+from enrichment.render.triage import render_text, triage_document
 
 AT = datetime(2026, 6, 15, 12, tzinfo=UTC)
 WINDOW = TimeWindow.around(AT, before=timedelta(hours=24), after=timedelta(hours=6))

@@ -1,0 +1,174 @@
+"""
+`python -m enrichment triage`: the analyst's command line over exports or a workspace.
+
+A contract that outside checks call: flags, JSON fields and exit codes stay as documented. Exit 0 on
+success (a user with no sign-ins is a result), 2 with one line on stderr for bad input, 1 when a
+service failed. stdout carries only the document; what loading exports took (tables, rows, seconds,
+parsed or cached) is one line on stderr. Only the engine that is asked for is imported, and never
+the Graph SDK.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from common.command import run_command
+from common.errors import InputError
+from common.settings import Settings
+from enrichment.domain.model import Account
+from enrichment.ports import QueryEngine
+
+if TYPE_CHECKING:
+    from enrichment.adapters.embedded import EmbeddedEngine
+    from enrichment.adapters.exports import LoadReport
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as bad input (exit 2, one line) instead of its own format."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(message)
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601; a time without an offset is taken as UTC, the unit every sign-in log uses."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as error:
+        msg = f"--at: not an ISO 8601 time: {text!r}"
+        raise InputError(msg) from error
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def account_from(text: str) -> Account:
+    """A `--user` value: a UPN, or an Entra object id (GUID)."""
+    value = text.strip()
+    if "@" in value:
+        return Account(upn=value)
+    return Account(object_id=value)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m enrichment", description="Token-replay triage of Entra ID sign-ins.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    triage = commands.add_parser("triage", help="evidence, score and verdict for users around a time")
+    source = triage.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="folder of exports (SigninLogs.*, ...) or a DuckDB file made from one")
+    source.add_argument("--workspace", help="Log Analytics workspace id to query instead of exports")
+    triage.add_argument("--user", action="append", required=True, help="UPN or object id; repeat for several users")
+    triage.add_argument("--at", required=True, help="incident time, ISO 8601 (UTC when no offset)")
+    triage.add_argument("--settings", type=Path, help="a Functions local.settings.json whose Values are app settings")
+    triage.add_argument("--format", choices=("json", "text"), default="json")
+    triage.add_argument("--cache", type=Path, help="where the DuckDB cache of --data goes (default PATH/.triage-cache.duckdb)")
+    triage.add_argument(
+        "--table",
+        action="append",
+        default=[],
+        metavar="FILE=TABLE",
+        help="load FILE (in the --data folder) into TABLE when its name does not say it; repeatable",
+    )
+    return parser
+
+
+def table_options(values: Sequence[str], folder: Path) -> dict[str, str]:
+    """
+    `--table FILE=TABLE` values as the loader's mapping {file name in `folder`: table}.
+
+    FILE may be a bare name or a path, as long as it is in `folder`: the loader reads one folder,
+    so a file elsewhere is bad input rather than silently not loaded. The table name itself is
+    checked by the loader, which knows the tables.
+    """
+    mapping: dict[str, str] = {}
+    for value in values:
+        name, equals, table = value.rpartition("=")
+        if not equals or not name.strip() or not table.strip():
+            msg = f"--table: expected FILE=TABLE, got {value!r}"
+            raise InputError(msg)
+        file = Path(name.strip())
+        if file.parent != Path() and file.resolve().parent != folder.resolve():
+            msg = f"--table: {name} is not in the --data folder {folder}"
+            raise InputError(msg)
+        mapping[file.name] = table.strip()
+    return mapping
+
+
+def load_line(report: LoadReport | None, source: Path, seconds: float) -> str:
+    """
+    The one stderr line saying what the exports gave: rows per table, time, parsed or cached.
+
+    An analyst who gets "no sign-ins" needs to see at once whether the table was empty; a slow
+    first run needs to say it was parsing, so the second (cached) run is not a surprise.
+    """
+    if report is None:
+        return f"load: opened the DuckDB file {source} in {seconds:.1f} s"
+    tables = ", ".join(f"{table} {rows:,}" for table, rows in report.table_rows)
+    how = "from the cache" if report.from_cache else "parsed the exports and cached them"
+    ignored = f"; {len(report.ignored)} file(s) ignored" if report.ignored else ""
+    return f"load: {tables} rows; {how} in {seconds:.1f} s{ignored}"
+
+
+def _settings(path: Path | None) -> Settings:
+    return Settings.from_file(path) if path is not None else Settings()
+
+
+def open_exports(args: argparse.Namespace, err: TextIO) -> EmbeddedEngine:
+    """The embedded engine over `--data` (with `--cache` and `--table`), and its load line on `err`."""
+    from enrichment.adapters.embedded import EmbeddedEngine
+
+    if not args.data.exists():
+        msg = f"--data: no such file or folder: {args.data}"
+        raise InputError(msg)
+    tables = table_options(args.table, args.data)
+    if (args.cache is not None or tables) and not args.data.is_dir():
+        msg = "--cache and --table apply to a folder of exports, not to a DuckDB file"
+        raise InputError(msg)
+    started = time.perf_counter()
+    engine = EmbeddedEngine.open(args.data, cache=args.cache, tables=tables)
+    err.write(load_line(engine.report, args.data, time.perf_counter() - started) + "\n")
+    return engine
+
+
+def run_triage(args: argparse.Namespace, out: TextIO, err: TextIO | None = None) -> None:
+    from enrichment.domain.scoring import assess
+    from enrichment.render.triage import render_text, triage_document
+    from enrichment.services.gather import gather_evidence
+
+    at = parse_time(args.at)
+    settings = _settings(args.settings)
+    accounts = [account_from(u) for u in args.user]
+    engine: QueryEngine
+    if args.workspace:
+        if args.cache is not None or args.table:
+            msg = "--cache and --table go with --data, not --workspace"
+            raise InputError(msg)
+        from enrichment.adapters.loganalytics import LogAnalyticsEngine
+
+        engine = LogAnalyticsEngine.create(dataclasses.replace(settings, workspace_id=args.workspace))
+    else:
+        engine = open_exports(args, err or sys.stderr)
+    documents = [
+        triage_document(evidence, assess(evidence, settings)) for evidence in gather_evidence(engine, accounts, at, settings)
+    ]
+    if args.format == "text":
+        out.write("\n\n".join(render_text(d) for d in documents) + "\n")
+    else:
+        payload: object = documents[0] if len(documents) == 1 else documents
+        json.dump(payload, out, indent=2, ensure_ascii=False)
+        out.write("\n")
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    from common.logs import configure_logging
+
+    configure_logging(stream=err)
+    return run_command(lambda: run_triage(_parser().parse_args(argv), out, err), err)

@@ -1,0 +1,308 @@
+"""
+Benign explanations, checked per IP before anything is called suspect.
+
+Each check names the fact it rests on (the corporate range, the named location, the travel record,
+the device) so an analyst can verify it. An explanation covers what it explains and no more: which
+signals it covers is decided by `signals.CATALOGUE`, not here; a travel record explains a country and
+dates, not a scripting client, and a commercial VPN or hosting provider is never "the corporate VPN".
+Private (RFC 1918) addresses get no special treatment: they are corporate only if settings say so.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from common.settings import Settings
+from enrichment.domain import networks
+from enrichment.domain.model import Explanation, ExplanationKind, SignIn, Table, TravelRecord
+from enrichment.domain.picture import IpFacts, Picture
+
+#: Travel is refuted when the user is seen at home this close in time to a sign-in at the destination.
+HOME_PRESENCE_TOLERANCE = timedelta(hours=1)
+#: Slack around a trip's dates: watchlist dates are local days, sign-in times are UTC.
+TRIP_SLACK = timedelta(days=1)
+#: IPv4 and IPv6 of one network count as "at the same time" within this gap.
+DUAL_STACK_GAP = timedelta(minutes=30)
+
+
+def _corporate(facts: IpFacts, settings: Settings) -> Iterable[Explanation]:
+    for kind, cidrs, setting in (
+        (ExplanationKind.CORPORATE_NETWORK, settings.corporate_cidrs, "REPLAY_CORPORATE_CIDRS"),
+        (ExplanationKind.CORPORATE_VPN, settings.vpn_cidrs, "REPLAY_VPN_CIDRS"),
+    ):
+        matched = [str(net) for net in cidrs if networks.in_networks(facts.ip, (net,))]
+        if matched:
+            what = "corporate network" if kind is ExplanationKind.CORPORATE_NETWORK else "corporate VPN egress"
+            yield Explanation(facts.ip, kind, f"{facts.ip} is inside the {what} {matched[0]} ({setting}).")
+
+
+def _trusted_asn(facts: IpFacts, settings: Settings) -> Explanation | None:
+    trusted = sorted(facts.asns & settings.trusted_asns)
+    if not trusted:
+        return None
+    return Explanation(
+        facts.ip,
+        ExplanationKind.TRUSTED_ASN,
+        f"{facts.ip} is announced by AS{trusted[0]}, which the organisation trusts (REPLAY_TRUSTED_ASNS).",
+    )
+
+
+def _named_location(facts: IpFacts) -> Explanation | None:
+    if not facts.trusted_networks:
+        return None
+    names = ", ".join(sorted(facts.trusted_networks)[:3])
+    return Explanation(
+        facts.ip, ExplanationKind.NAMED_LOCATION, f"Entra matched {facts.ip} to the trusted named location(s) {names}."
+    )
+
+
+def _service_like(signin: SignIn) -> bool:
+    """A Microsoft service acting for the user: non-interactive, no user agent, no device."""
+    return signin.table is Table.NON_INTERACTIVE and not signin.user_agent and not signin.device_id
+
+
+def _own_device(p: Picture, signin: SignIn) -> bool:
+    """A device the user had before, or one Entra reports compliant (managed by the organisation, e.g. a Cloud PC)."""
+    return bool(signin.device_id) and (signin.device_id in p.reference.device_ids or signin.is_compliant is True)
+
+
+def _microsoft(p: Picture, facts: IpFacts, rows: Sequence[SignIn]) -> Explanation | None:
+    """
+    Microsoft's own network, when what comes from it is Microsoft's services or the user's own (cloud) device.
+
+    Anyone can rent a virtual machine on Azure, so the ASN alone explains nothing: every sign-in from
+    the address must look like a service acting for the user, or come from the user's own device or
+    a device the organisation manages (compliance is Entra's verdict, not the client's claim).
+    """
+    owned = sorted(a for a in facts.asns if networks.network_kind(a) is networks.NetworkKind.MICROSOFT)
+    if not owned or not rows:
+        return None
+    if not all(_service_like(s) or _own_device(p, s) for s in rows):
+        return None
+    return Explanation(
+        facts.ip,
+        ExplanationKind.MICROSOFT_NETWORK,
+        f"{facts.ip} is Microsoft's own network (AS{owned[0]} {networks.operator_name(owned[0])}) and its sign-ins are "
+        "Microsoft services acting for the user or the user's own cloud device, not a place the user went.",
+    )
+
+
+def _mobile_carrier(p: Picture, facts: IpFacts) -> Explanation | None:
+    """A new address inside the carrier and country the user is already known on: ordinary churn."""
+    ref = p.reference
+    carriers = sorted(a for a in facts.asns if networks.network_kind(a) is networks.NetworkKind.MOBILE_CARRIER and a in ref.asns)
+    if not carriers or not facts.countries or not facts.countries <= ref.countries:
+        return None
+    asn = carriers[0]
+    return Explanation(
+        facts.ip,
+        ExplanationKind.MOBILE_CARRIER,
+        f"{facts.ip} is on {networks.operator_name(asn)} (AS{asn}) in {facts.country}, the user's usual mobile carrier "
+        f"and country in {ref.describe()}.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Presence:
+    """Merged time intervals (widened by a tolerance) with one example IP each, searchable by bisection."""
+
+    starts: list[datetime]
+    ends: list[datetime]
+    examples: list[str]
+
+    @classmethod
+    def of(cls, spans: Iterable[tuple[datetime, datetime, str]], slack: timedelta) -> _Presence:
+        starts: list[datetime] = []
+        ends: list[datetime] = []
+        examples: list[str] = []
+        for first, last, ip in sorted(spans):
+            start, end = first - slack, last + slack
+            if ends and start <= ends[-1]:
+                ends[-1] = max(ends[-1], end)
+            else:
+                starts.append(start)
+                ends.append(end)
+                examples.append(ip)
+        return cls(starts, ends, examples)
+
+    def during(self, first: datetime, last: datetime) -> str | None:
+        """An example IP active between `first` and `last` (within the slack), or None."""
+        index = bisect.bisect_right(self.starts, last) - 1
+        return self.examples[index] if index >= 0 and self.ends[index] >= first else None
+
+
+def _dual_stack_presence(p: Picture) -> dict[tuple[int, int, str], _Presence]:
+    """(AS, IP version, country) -> when familiar addresses of that network were in use."""
+    spans: dict[tuple[int, int, str], list[tuple[datetime, datetime, str]]] = defaultdict(list)
+    for facts in p.ips.values():
+        version = networks.ip_version(facts.ip)
+        if not facts.familiar or version is None:
+            continue
+        for asn in facts.asns:
+            for country in facts.countries or {""}:
+                spans[(asn, version, country)].append((facts.first, facts.last, facts.ip))
+    return {key: _Presence.of(found, DUAL_STACK_GAP) for key, found in spans.items()}
+
+
+def _prefix64(ip: str) -> ipaddress.IPv6Network | None:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    return ipaddress.ip_network(f"{address}/64", strict=False) if address.version == 6 else None  # type: ignore[return-value]
+
+
+def _dual_stack(
+    facts: IpFacts, presence: dict[tuple[int, int, str], _Presence], lans: dict[ipaddress.IPv6Network, frozenset[int]]
+) -> Explanation | None:
+    """
+    The other address family of a network the user is known on.
+
+    Either the other family of the same AS is in use at the same time, or (IPv6) the address is a
+    new privacy address inside a /64 the user is known on, of an AS where the user also uses IPv4:
+    one household router handing out rotating IPv6 addresses next to its IPv4 one.
+    """
+    version = networks.ip_version(facts.ip)
+    if version is None:
+        return None
+    other = 10 - version  # 4 <-> 6
+    for asn in sorted(facts.asns):
+        for country in sorted(facts.countries or {""}):
+            known = presence.get((asn, other, country))
+            peer = known.during(facts.first, facts.last) if known is not None else None
+            if peer is not None:
+                return Explanation(
+                    facts.ip,
+                    ExplanationKind.DUAL_STACK,
+                    f"{facts.ip} and {peer} are the IPv{version} and IPv{other} addresses of AS{asn} in use at the "
+                    "same time, and the user is known on that network.",
+                )
+    lan = _prefix64(facts.ip)
+    if lan is not None:
+        for asn in sorted(facts.asns & lans.get(lan, frozenset())):
+            if any(key[0] == asn and key[1] == 4 for key in presence):
+                return Explanation(
+                    facts.ip,
+                    ExplanationKind.DUAL_STACK,
+                    f"{facts.ip} is inside {lan}, an IPv6 network the user is known on, of AS{asn} where the user also "
+                    "signs in over IPv4: the household router's rotating IPv6 addresses.",
+                )
+    return None
+
+
+def _known_lans(p: Picture) -> dict[ipaddress.IPv6Network, frozenset[int]]:
+    """/64 networks of IPv6 addresses in the user's reference, with the ASes seen in them in the window."""
+    lans = {lan for lan in map(_prefix64, p.reference.ips) if lan is not None}
+    asns_by_lan: dict[ipaddress.IPv6Network, set[int]] = defaultdict(set)
+    for facts in p.ips.values():
+        lan = _prefix64(facts.ip)
+        if lan is not None and lan in lans:
+            asns_by_lan[lan] |= {a for a in facts.asns if not networks.shared_infrastructure(a)}
+    return {lan: frozenset(asns) for lan, asns in asns_by_lan.items() if asns}
+
+
+def _device_continuity(p: Picture, facts: IpFacts) -> Explanation | None:
+    devices = sorted(facts.device_ids & p.reference.compliant_device_ids)
+    if not devices:
+        return None
+    return Explanation(
+        facts.ip,
+        ExplanationKind.DEVICE_CONTINUITY,
+        f"sign-ins from {facts.ip} came from device {devices[0]}, the user's own compliant device in {p.reference.describe()}.",
+    )
+
+
+def _home_presence(p: Picture, settings: Settings, destination: str) -> _Presence:
+    """
+    When the user was provably at home: home-country sign-ins from networks that place a person.
+
+    Not placing anyone: clouds, hosting and commercial VPNs, the corporate VPN, mobile-only carriers,
+    and phones or tablets on any network (a roaming phone is routed home by its carrier).
+    """
+    home = p.reference.countries - {destination}
+    spans = []
+    for s in p.rows:
+        if s.country not in home or networks.shared_infrastructure(s.asn) or s.asn in networks.MOBILE_CARRIER_ASNS:
+            continue
+        if networks.handheld(s.operating_system) or networks.in_networks(s.ip, settings.vpn_cidrs):
+            continue
+        spans.append((s.first, s.last, s.ip))
+    return _Presence.of(spans, HOME_PRESENCE_TOLERANCE)
+
+
+def _travel(
+    facts: IpFacts, rows: Sequence[SignIn], records: Sequence[TravelRecord], home: Callable[[str], _Presence]
+) -> Explanation | None:
+    """
+    A travel record for the user whose country and dates match the IP, unless the user was at home meanwhile.
+
+    The refutation is what keeps this honest: a record for France explains sign-ins from France, and
+    only while the user is not also signing in from home at the same time.
+    """
+    for record in records:
+        if record.country not in facts.countries:
+            continue
+        if not (record.start - TRIP_SLACK <= facts.first and facts.last <= record.end + TRIP_SLACK):
+            continue
+        presence = home(record.country)
+        if any(presence.during(s.first, s.last) is not None for s in rows):
+            continue
+        return Explanation(
+            facts.ip,
+            ExplanationKind.TRAVEL,
+            f"{facts.ip} is in {record.country}, and the travel record puts the user in {record.country} "
+            f"from {record.start:%Y-%m-%d} to {record.end:%Y-%m-%d}; no sign-in placed the user at home meanwhile.",
+        )
+    return None
+
+
+def explain(p: Picture, settings: Settings) -> tuple[Explanation, ...]:
+    """Every benign explanation found, per IP (sorted), in `ExplanationKind` order."""
+    user = p.evidence.account.upn.lower()
+    records = [t for t in p.evidence.travel if not user or not t.user or t.user.lower() == user]
+    every = {**p.failed_only, **p.ips}
+    travel_ips = {ip for ip, f in every.items() if any(t.country in f.countries for t in records)}
+    microsoft_ips = {
+        ip for ip, f in every.items() if any(networks.network_kind(a) is networks.NetworkKind.MICROSOFT for a in f.asns)
+    }
+    wanted = travel_ips | microsoft_ips
+    rows_by_ip: dict[str, list[SignIn]] = defaultdict(list)
+    if wanted:
+        for s in (*p.rows, *p.failed):
+            if s.ip in wanted:
+                rows_by_ip[s.ip].append(s)
+    lans = _known_lans(p)
+    presence = _dual_stack_presence(p)
+    homes: dict[str, _Presence] = {}
+
+    def home(destination: str) -> _Presence:
+        if destination not in homes:
+            homes[destination] = _home_presence(p, settings, destination)
+        return homes[destination]
+
+    # Carrier churn and dual stack say the user's own device moved to a sibling address; an address
+    # one of the user's device sessions was lifted to carries none of the user's devices, so neither
+    # explains it (an attacker inside the victim's own carrier or ISP is not churn).
+    lifted = frozenset().union(*p.lifted.values()) if p.lifted else frozenset()
+    found: list[Explanation] = []
+    for ip in sorted(every):
+        facts = every[ip]
+        churn = ip not in lifted
+        found.extend(_corporate(facts, settings))
+        for candidate in (
+            _trusted_asn(facts, settings),
+            _named_location(facts),
+            _microsoft(p, facts, rows_by_ip.get(ip, [])) if ip in microsoft_ips else None,
+            _mobile_carrier(p, facts) if churn else None,
+            _dual_stack(facts, presence, lans) if churn else None,
+            _travel(facts, rows_by_ip.get(ip, []), records, home) if ip in travel_ips else None,
+            _device_continuity(p, facts),
+        ):
+            if candidate is not None:
+                found.append(candidate)
+    return tuple(found)

@@ -1,0 +1,355 @@
+"""
+The user's picture: the evidence rows grouped once, and the reference they are compared with.
+
+Every signal and every explanation reads the same `Picture`, built in one pass over the rows: the
+successful and failed sign-ins, per-IP facts (first/last, counts per table, networks, devices), the
+user's *reference* (the baseline when there is one; with no history at all, the user's own activity
+at the start of the window, before a second network appears and before the incident time) and which
+addresses are unfamiliar: on a network the user is not known on, or where a session of the user's
+own device was used with no device at all (`lifted`).
+
+Pure: no clock (the incident time is `evidence.at`), no I/O, no settings.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from enrichment.domain import networks
+from enrichment.domain.model import SignIn, Table, UserEvidence
+
+
+def utc_text(moment: datetime) -> str:
+    """A time as the detail sentences show it."""
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+class ReferenceSource(StrEnum):
+    """Where the user's reference came from: the baseline, the start of the window, or nowhere."""
+
+    BASELINE = "baseline"
+    WINDOW_START = "window_start"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """What is known about the user: the baseline, or with no history the start of the window."""
+
+    source: ReferenceSource
+    ips: frozenset[str] = frozenset()
+    asns: frozenset[int] = frozenset()
+    countries: frozenset[str] = frozenset()
+    interactive_ips: frozenset[str] = frozenset()
+    interactive_asns: frozenset[int] = frozenset()
+    app_ids: frozenset[str] = frozenset()
+    resources: frozenset[str] = frozenset()
+    client_families: frozenset[str] = frozenset()
+    device_ids: frozenset[str] = frozenset()
+    compliant_device_ids: frozenset[str] = frozenset()
+    auth_protocols: frozenset[str] = frozenset()
+    hours: frozenset[int] | None = None
+    days: int = 0
+    until: datetime | None = None  # WINDOW_START: rows before this time are the reference
+
+    @property
+    def known(self) -> bool:
+        return self.source is not ReferenceSource.NONE
+
+    def describe(self) -> str:
+        """How the reference was made, for detail sentences."""
+        if self.source is ReferenceSource.BASELINE:
+            return f"the {self.days}-day baseline" if self.days else "the baseline"
+        if self.source is ReferenceSource.WINDOW_START and self.until is not None:
+            return f"the user's activity before {utc_text(self.until)} (no baseline history)"
+        return "no history"
+
+
+@dataclass(frozen=True, slots=True)
+class IpFacts:
+    """One IP's part of the window, over successful sign-ins unless a field says otherwise."""
+
+    ip: str
+    asns: frozenset[int]
+    countries: frozenset[str]
+    cities: frozenset[str]
+    first: datetime
+    last: datetime
+    interactive: int
+    non_interactive: int
+    failures: int  # failed sign-ins, counted but not used as token use
+    device_ids: frozenset[str]
+    trusted_networks: frozenset[str]
+    familiar: bool
+
+    @property
+    def asn(self) -> int | None:
+        return min(self.asns) if self.asns else None
+
+    @property
+    def country(self) -> str:
+        return min(self.countries) if self.countries else ""
+
+    def label(self) -> str:
+        """'203.0.113.9 (AS14061 DigitalOcean, NL)': the IP with what is known about its network."""
+        parts = []
+        if self.asn is not None:
+            name = networks.operator_name(self.asn)
+            parts.append(f"AS{self.asn}" + (f" {name}" if name else ""))
+        if self.countries:
+            parts.append("/".join(sorted(self.countries)))
+        return f"{self.ip} ({', '.join(parts)})" if parts else self.ip
+
+
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """The evidence of one user, grouped once for every signal and explanation to read."""
+
+    evidence: UserEvidence
+    reference: Reference
+    rows: tuple[SignIn, ...]  # successful sign-ins, in the evidence's order
+    failed: tuple[SignIn, ...]
+    ips: Mapping[str, IpFacts]  # IPs with successful sign-ins: the ones that used the user's tokens
+    failed_only: Mapping[str, IpFacts]  # IPs seen only failing: explained if they can be, never token use
+    window_interactive_ips: frozenset[str]
+    window_interactive_asns: frozenset[int]
+    unfamiliar: frozenset[str]  # IPs of successful sign-ins on networks the user is not known on
+    lifted: Mapping[str, frozenset[str]] = field(default_factory=dict)  # session -> IPs it was used from with no device
+
+    def familiar(self, ip: str) -> bool:
+        """Whether a successful sign-in came from `ip` on a network the user is known on."""
+        return ip in self.ips and ip not in self.unfamiliar
+
+
+def _network_known(reference: Reference, ip: str, asns: Iterable[int], countries: Iterable[str]) -> bool:
+    """An IP the user is known on: seen before, or inside an AS and country the user is known in."""
+    if ip in reference.ips:
+        return True
+    # A cloud, hosting provider or commercial VPN is shared by anyone who pays: the user's history
+    # there vouches for the addresses the user used, not for the whole AS.
+    known_asn = any(a in reference.asns and not networks.shared_infrastructure(a) for a in asns)
+    if not known_asn:
+        return False
+    return all(c in reference.countries for c in countries if c)
+
+
+def _families(user_agents: Iterable[str]) -> frozenset[str]:
+    return frozenset(f for f in (networks.scripted_client(ua) for ua in user_agents) if f)
+
+
+def _baseline_reference(evidence: UserEvidence) -> Reference:
+    base = evidence.baseline
+    parts = [p for p in (base.interactive, base.non_interactive) if p is not None]
+    hours: frozenset[int] = frozenset().union(*(p.hours for p in parts)) if parts else frozenset()
+    days = max((p.days_active for p in parts), default=0)
+    interactive = base.interactive
+    return Reference(
+        source=ReferenceSource.BASELINE,
+        ips=frozenset().union(*(p.ips for p in parts)),
+        asns=frozenset().union(*(p.asns for p in parts)),
+        countries=frozenset(c.upper() for p in parts for c in p.countries),
+        interactive_ips=interactive.ips if interactive else frozenset(),
+        interactive_asns=interactive.asns if interactive else frozenset(),
+        app_ids=frozenset(a.lower() for p in parts for a in p.app_ids),
+        resources=frozenset().union(*(p.resources for p in parts)),
+        client_families=_families(ua for p in parts for ua in p.user_agents),
+        device_ids=frozenset(d.lower() for p in parts for d in p.device_ids),
+        compliant_device_ids=frozenset(d.lower() for p in parts for d in p.compliant_device_ids),
+        auth_protocols=frozenset(a.lower() for p in parts for a in p.auth_protocols),
+        hours=hours,
+        days=days,
+    )
+
+
+def _network_key(signin: SignIn) -> str:
+    return f"AS{signin.asn}" if signin.asn is not None else f"IP{signin.ip}"
+
+
+def _window_start_reference(rows: Sequence[SignIn], at: datetime) -> Reference:
+    """
+    With no history: the first network's sign-ins before any other network appears (and before `at`).
+
+    The earliest row decides which network is "the user's"; if two networks start at the same moment
+    nothing can be said and the reference is empty.
+    """
+    if not rows:
+        return Reference(ReferenceSource.NONE)
+    earliest = min(rows, key=lambda s: (s.first, _network_key(s), s.ip))
+    home = _network_key(earliest)
+    cutoff = min((s.first for s in rows if _network_key(s) != home), default=at)
+    cutoff = min(cutoff, at)
+    prefix = [s for s in rows if s.first < cutoff]
+    if not prefix:
+        return Reference(ReferenceSource.NONE)
+    interactive = [s for s in prefix if s.interactive]
+    return Reference(
+        source=ReferenceSource.WINDOW_START,
+        ips=frozenset(s.ip for s in prefix),
+        asns=frozenset(s.asn for s in prefix if s.asn is not None),
+        countries=frozenset(s.country for s in prefix if s.country),
+        interactive_ips=frozenset(s.ip for s in interactive),
+        interactive_asns=frozenset(s.asn for s in interactive if s.asn is not None),
+        app_ids=frozenset(s.app_id for s in prefix if s.app_id),
+        resources=frozenset(s.resource for s in prefix if s.resource),
+        client_families=_families({s.user_agent for s in prefix}),
+        device_ids=frozenset(s.device_id for s in prefix if s.device_id),
+        compliant_device_ids=frozenset(s.device_id for s in prefix if s.device_id and s.is_compliant),
+        auth_protocols=frozenset(s.auth_protocol.lower() for s in prefix if s.auth_protocol),
+        until=cutoff,
+    )
+
+
+def reference_for(evidence: UserEvidence, rows: Sequence[SignIn]) -> Reference:
+    """The baseline if the user has one, else the start of the window (see the module docstring)."""
+    base = evidence.baseline
+    events = sum(p.events for p in (base.interactive, base.non_interactive) if p is not None)
+    if events > 0:
+        return _baseline_reference(evidence)
+    return _window_start_reference(rows, evidence.at)
+
+
+class _Tally:
+    """A mutable per-IP accumulator, used only while `picture` makes its one pass over the rows."""
+
+    __slots__ = ("asns", "cities", "countries", "devices", "first", "interactive", "last", "non_interactive", "trusted")
+
+    def __init__(self, first: SignIn) -> None:
+        self.first = first.first
+        self.last = first.last
+        self.interactive = 0
+        self.non_interactive = 0
+        self.asns: set[int] = set()
+        self.countries: set[str] = set()
+        self.cities: set[str] = set()
+        self.devices: set[str] = set()
+        self.trusted: set[str] = set()
+
+
+def _tally(rows: Iterable[SignIn]) -> dict[str, _Tally]:
+    """One pass over the rows: per-IP first/last, counts per table and the sets of facts."""
+    tallies: dict[str, _Tally] = {}
+    for s in rows:
+        tally = tallies.get(s.ip)
+        if tally is None:
+            tally = tallies[s.ip] = _Tally(s)
+        else:
+            if s.first < tally.first:  # noqa: PLR1730 - a comparison is cheaper than min() in this hot loop
+                tally.first = s.first
+            if s.last > tally.last:  # noqa: PLR1730
+                tally.last = s.last
+        if s.table is Table.INTERACTIVE:
+            tally.interactive += s.count
+        else:
+            tally.non_interactive += s.count
+        if s.asn is not None:
+            tally.asns.add(s.asn)
+        if s.country:
+            tally.countries.add(s.country)
+        if s.city:
+            tally.cities.add(s.city)
+        if s.device_id:
+            tally.devices.add(s.device_id)
+        if s.trusted_networks:
+            tally.trusted.update(s.trusted_networks)
+    return tallies
+
+
+def _facts(ip: str, tally: _Tally, reference: Reference, *, failures: int, succeeded: bool) -> IpFacts:
+    asns, countries = frozenset(tally.asns), frozenset(tally.countries)
+    return IpFacts(
+        ip=ip,
+        asns=asns,
+        countries=countries,
+        cities=frozenset(tally.cities),
+        first=tally.first,
+        last=tally.last,
+        interactive=tally.interactive if succeeded else 0,
+        non_interactive=tally.non_interactive if succeeded else 0,
+        failures=failures,
+        device_ids=frozenset(tally.devices),
+        trusted_networks=frozenset(tally.trusted),
+        familiar=_network_known(reference, ip, asns, countries),
+    )
+
+
+def _lifted_sessions(rows: Sequence[SignIn], reference: Reference) -> dict[str, frozenset[str]]:
+    """
+    Sessions seen on one of the user's own devices (known or compliant) and, from other addresses,
+    with no device at all: session -> those other addresses.
+
+    An Entra session belongs to the browser or app it was issued to, whose sign-ins carry its device
+    id; the same SessionId arriving without any device from an address that device never used is the
+    cookie or refresh token replayed elsewhere. One pass, grouped by session.
+    """
+    on_device: dict[str, set[str]] = defaultdict(set)
+    bare: dict[str, set[str]] = defaultdict(set)
+    for s in rows:
+        if not s.session_id:
+            continue
+        if s.device_id:
+            if s.device_id in reference.device_ids or s.is_compliant is True:
+                on_device[s.session_id].add(s.ip)
+        else:
+            bare[s.session_id].add(s.ip)
+    lifted: dict[str, frozenset[str]] = {}
+    for sid, device_ips in on_device.items():
+        sites = {_site(ip) for ip in device_ips}
+        elsewhere = frozenset(ip for ip in bare.get(sid, ()) if _site(ip) not in sites)
+        if elsewhere:
+            lifted[sid] = elsewhere
+    return lifted
+
+
+def _site(ip: str) -> str:
+    """
+    The network an address sits in at one site: its /24 (IPv4) or /48 (IPv6). A device's own tools
+    (a CLI beside the browser) send no device id and leave through a sibling address of the same
+    NAT pool or prefix; an attacker's address is not in it.
+    """
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+def picture(evidence: UserEvidence) -> Picture:
+    """Group the evidence once: successful rows, per-IP facts (one pass), the reference."""
+    rows: list[SignIn] = []
+    failed: list[SignIn] = []
+    for signin in evidence.signins:
+        (rows if signin.result_type in ("0", "") else failed).append(signin)
+    reference = reference_for(evidence, rows)
+
+    tallies = _tally(rows)
+    failed_tallies = _tally(failed)
+    failures = {ip: t.interactive + t.non_interactive for ip, t in failed_tallies.items()}
+    facts = {ip: _facts(ip, t, reference, failures=failures.get(ip, 0), succeeded=True) for ip, t in tallies.items()}
+    failed_only = {
+        ip: _facts(ip, t, reference, failures=failures[ip], succeeded=False)
+        for ip, t in failed_tallies.items()
+        if ip not in tallies
+    }
+    interactive = [s for s in rows if s.table is Table.INTERACTIVE]
+    lifted = _lifted_sessions(rows, reference)
+    lifted_ips = frozenset().union(*lifted.values()) if lifted else frozenset()
+    return Picture(
+        evidence=evidence,
+        reference=reference,
+        rows=tuple(rows),
+        failed=tuple(failed),
+        ips=facts,
+        failed_only=failed_only,
+        window_interactive_ips=frozenset(s.ip for s in interactive),
+        window_interactive_asns=frozenset(s.asn for s in interactive if s.asn is not None),
+        # An address a session was lifted to is not the user, whatever network it is on: an attacker
+        # in the victim's own ISP or carrier is still an attacker.
+        unfamiliar=frozenset(ip for ip, f in facts.items() if not f.familiar) | lifted_ips,
+        lifted=lifted,
+    )

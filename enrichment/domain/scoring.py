@@ -1,0 +1,65 @@
+"""
+The replay score: explanations first, then signals, then one number and a verdict.
+
+`assess` is the whole decision for one user and is pure: no clock (the incident time is
+`evidence.at`), no I/O, no environment; the same evidence and settings give the same `Assessment`
+whatever order the rows arrived in. The points come from `signals.CATALOGUE`, the one table of
+weights; the score is their sum capped at 100, so adding evidence never lowers it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from common.settings import Settings
+from enrichment.domain.explanations import explain
+from enrichment.domain.model import Assessment, Signal, UserEvidence, Verdict
+from enrichment.domain.picture import picture
+from enrichment.domain.signals import CATALOGUE, WEIGHTS, Cover, detect
+
+__all__ = ["CATALOGUE", "MAX_SCORE", "WEIGHTS", "assess", "score_of", "verdict_for"]
+
+MAX_SCORE = 100
+
+
+def score_of(signals: tuple[Signal, ...]) -> int:
+    """The sum of the signals' points, capped at `MAX_SCORE`."""
+    return min(MAX_SCORE, sum(s.weight for s in signals))
+
+
+def verdict_for(score: int, settings: Settings) -> Verdict:
+    """The verdict the thresholds in settings give a score."""
+    if score >= settings.threshold_likely:
+        return Verdict.REPLAY_LIKELY
+    if score >= settings.threshold_suspicious:
+        return Verdict.SUSPICIOUS
+    return Verdict.BENIGN
+
+
+def _suspects(signals: tuple[Signal, ...]) -> tuple[str, ...]:
+    """
+    IPs implicated by signals, heaviest first.
+
+    Signals already leave out the IPs their explanations cover, so an IP listed here is one that
+    some signal still holds against, explained or not: a python client from a travel IP stays suspect.
+    """
+    weight: dict[str, int] = defaultdict(int)
+    for signal in signals:
+        for ip in signal.ips:
+            weight[ip] += signal.weight
+    return tuple(sorted(weight, key=lambda ip: (-weight[ip], ip)))
+
+
+def assess(evidence: UserEvidence, settings: Settings) -> Assessment:
+    """Score how likely a token replay is for one user, with every reason for and against."""
+    view = picture(evidence)
+    explanations = explain(view, settings)
+    signals = detect(view, Cover.of(explanations))
+    score = score_of(signals)
+    return Assessment(
+        score=score,
+        verdict=verdict_for(score, settings),
+        signals=signals,
+        explanations=explanations,
+        suspect_ips=_suspects(signals),
+    )

@@ -1,0 +1,204 @@
+"""
+The triage document: the JSON contract of `python -m enrichment triage` and of `result.json`.
+
+Pure rendering of evidence and assessment into plain JSON types, plus a text form for a person that
+leads with the verdict and the three strongest reasons. Field names here are a contract that outside
+checks call: extend, never rename.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from enrichment.domain.evidence import IpActivity, SessionActivity, ip_timeline, sessions
+from enrichment.domain.model import Assessment, Baseline, Table, TableBaseline, UserEvidence, Verdict
+
+Document = dict[str, Any]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def _timeline_entry(activity: IpActivity) -> Document:
+    return {
+        "ip": activity.ip,
+        "first": _iso(activity.first),
+        "last": _iso(activity.last),
+        "count": {Table.INTERACTIVE.value: activity.interactive, Table.NON_INTERACTIVE.value: activity.non_interactive},
+        "failures": activity.failures,
+        "asn": activity.asn,
+        "countries": list(activity.countries),
+        "cities": list(activity.cities),
+        "apps": list(activity.apps),
+        "resources": list(activity.resources),
+        "user_agents": list(activity.user_agents),
+        "device_ids": list(activity.device_ids),
+        "session_ids": list(activity.session_ids),
+    }
+
+
+def _session_entry(session: SessionActivity) -> Document:
+    return {
+        "session_id": session.session_id,
+        "first": _iso(session.first),
+        "last": _iso(session.last),
+        "ips": list(session.ips),
+        "asns": list(session.asns),
+        "countries": list(session.countries),
+        "tables": [t.value for t in session.tables],
+        "interactive_ips": list(session.interactive_ips),
+        "events": session.events,
+    }
+
+
+def _sorted(values: Iterable[object]) -> list[Any]:
+    return sorted(values, key=str)
+
+
+def _table_baseline(part: TableBaseline | None) -> Document | None:
+    if part is None:
+        return None
+    return {
+        "events": part.events,
+        "days_active": part.days_active,
+        "first": _iso(part.first),
+        "last": _iso(part.last),
+        "distinct_ips": part.distinct_ips,
+        "ips": _sorted(part.ips),
+        "asns": sorted(part.asns),
+        "countries": _sorted(part.countries),
+        "apps": _sorted(part.app_ids),
+        "resources": _sorted(part.resources),
+        "user_agents": _sorted(part.user_agents),
+        "device_ids": _sorted(part.device_ids),
+        "compliant_device_ids": _sorted(part.compliant_device_ids),
+        "hours": sorted(part.hours),
+        "auth_protocols": _sorted(part.auth_protocols),
+    }
+
+
+def _baseline(baseline: Baseline) -> Document:
+    return {
+        "window": {"start": _iso(baseline.window.start), "end": _iso(baseline.window.end)},
+        "days": (baseline.window.end - baseline.window.start).days,
+        Table.INTERACTIVE.value: _table_baseline(baseline.interactive),
+        Table.NON_INTERACTIVE.value: _table_baseline(baseline.non_interactive),
+        "daily": [
+            {
+                "day": _iso(d.day),
+                "table": d.table.value,
+                "events": d.events,
+                "distinct_ips": d.distinct_ips,
+                "distinct_apps": d.distinct_apps,
+                "distinct_asns": d.distinct_asns,
+            }
+            for d in baseline.daily
+        ],
+    }
+
+
+def assessment_fields(assessment: Assessment) -> Document:
+    return {
+        "score": assessment.score,
+        "verdict": assessment.verdict.value,
+        "signals": [{"id": s.id, "weight": s.weight, "detail": s.detail, "ips": list(s.ips)} for s in assessment.signals],
+        "explanations": [{"ip": e.ip, "kind": e.kind.value, "detail": e.detail} for e in assessment.explanations],
+        "suspect_ips": list(assessment.suspect_ips),
+    }
+
+
+def triage_document(evidence: UserEvidence, assessment: Assessment | None) -> Document:
+    """The per-user document; without an assessment it carries the evidence alone."""
+    document: Document = {
+        "user": evidence.account.upn or evidence.account.object_id,
+        "user_id": evidence.account.object_id or None,
+        "at": _iso(evidence.at),
+        "window": {"start": _iso(evidence.window.start), "end": _iso(evidence.window.end)},
+        "truncated": evidence.truncated,
+        "warnings": list(evidence.warnings),
+    }
+    if assessment is not None:
+        document.update(assessment_fields(assessment))
+    document.update(
+        {
+            "signins": sum(s.count for s in evidence.signins),
+            "timeline": [_timeline_entry(a) for a in ip_timeline(evidence.signins)],
+            "sessions": [_session_entry(s) for s in sessions(evidence.signins)],
+            "baseline": _baseline(evidence.baseline),
+            "security_events": [
+                {
+                    "time": _iso(e.time),
+                    "operation": e.operation,
+                    "result": e.result,
+                    "actor": e.actor,
+                    "actor_ip": e.actor_ip,
+                    "target": e.target,
+                }
+                for e in evidence.security_events
+            ],
+            "travel": [{"country": t.country, "start": _iso(t.start), "end": _iso(t.end)} for t in evidence.travel],
+        }
+    )
+    return document
+
+
+_VERDICT_HEADLINE = {
+    Verdict.REPLAY_LIKELY.value: "TOKEN REPLAY LIKELY",
+    Verdict.SUSPICIOUS.value: "SUSPICIOUS",
+    Verdict.BENIGN.value: "BENIGN",
+}
+
+
+def render_text(document: Document) -> str:
+    """The document for a person: verdict and strongest reasons first, then the detail."""
+    lines: list[str] = []
+    user, window = document["user"], document["window"]
+    if "verdict" in document:
+        lines.append(f"{_VERDICT_HEADLINE[document['verdict']]} (score {document['score']}/100) for {user}")
+        strongest = sorted(document["signals"], key=lambda s: -s["weight"])[:3]
+        lines.extend(f"  - {s['detail']}" for s in strongest)
+        if not strongest:
+            lines.append("  - no replay signal in the window")
+        suspects = document["suspect_ips"]
+        lines.append(f"Suspect IPs: {', '.join(suspects) if suspects else 'none'}")
+        for explanation in document["explanations"]:
+            lines.append(f"  explained {explanation['ip']}: {explanation['kind']} ({explanation['detail']})")
+    else:
+        lines.append(f"Evidence for {user}")
+    lines.append(f"Window {window['start']} .. {window['end']}: {document['signins']} sign-ins")
+    if document["truncated"]:
+        lines.append("WARNING: the evidence was truncated at the row cap")
+    lines.extend(f"WARNING: {w}" for w in document["warnings"])
+    lines.append("")
+    lines.append(f"{'IP':<40} {'ASN':>7} {'CC':<3} {'inter':>6} {'non-int':>8}  first .. last")
+    for entry in document["timeline"]:
+        counts = entry["count"]
+        lines.append(
+            f"{entry['ip']:<40} {entry['asn'] or '':>7} {','.join(entry['countries'])[:3]:<3} "
+            f"{counts[Table.INTERACTIVE.value]:>6} {counts[Table.NON_INTERACTIVE.value]:>8}  {entry['first']} .. {entry['last']}"
+        )
+    shared = [s for s in document["sessions"] if len(s["ips"]) > 1]
+    if shared:
+        lines.append("")
+        lines.append("Sessions used from more than one IP:")
+        lines.extend(f"  {s['session_id']}: {', '.join(s['ips'])} (ASNs {', '.join(map(str, s['asns']))})" for s in shared)
+    baseline = document["baseline"]
+    lines.append("")
+    lines.append(f"Baseline ({baseline['days']} days before the window):")
+    for table in (Table.INTERACTIVE.value, Table.NON_INTERACTIVE.value):
+        part = baseline[table]
+        if part is None:
+            lines.append(f"  {table}: no sign-ins")
+        else:
+            lines.append(
+                f"  {table}: {part['events']} sign-ins on {part['days_active']} days, {part['distinct_ips']} IPs, "
+                f"ASNs {', '.join(map(str, part['asns'][:8]))}, countries {', '.join(part['countries'][:8])}"
+            )
+    for event in document["security_events"]:
+        lines.append(
+            f"Security info: {event['time']} {event['operation']} by {event['actor']} from {event['actor_ip'] or 'unknown IP'}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,124 @@
+"""
+Gather: three queries per incident, whatever the number of accounts, split into per-user evidence.
+
+This is the imperative shell of the read side. It builds the queries from validated values, runs them
+on whichever engine it is given, and parses the rows; it decides nothing. Partial results and empty
+answers travel on as `warnings` so the incident comment can say what is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from common.errors import InputError
+from common.settings import Settings
+from enrichment.domain.model import Account, TimeWindow, UserEvidence
+from enrichment.ports import QueryEngine
+from enrichment.queries import kql, rows
+
+T = TypeVar("T")
+
+
+def evidence_window(at: datetime, settings: Settings) -> TimeWindow:
+    return TimeWindow.around(
+        at, before=timedelta(hours=settings.window_before_hours), after=timedelta(hours=settings.window_after_hours)
+    )
+
+
+def baseline_window(window: TimeWindow, settings: Settings) -> TimeWindow:
+    """The N days that end where the evidence window starts, so the two never overlap."""
+    return TimeWindow(window.start - timedelta(days=settings.baseline_days), window.start)
+
+
+def _usable(accounts: Sequence[Account]) -> tuple[Account, ...]:
+    """Drop duplicates; refuse accounts whose names cannot safely enter a query."""
+    seen: dict[tuple[str, str], Account] = {}
+    for account in accounts:
+        if not account.upn and not account.object_id:
+            msg = "an account needs a UPN or an Entra object id"
+            raise InputError(msg)
+        try:
+            upn = kql.validate_upn(account.upn) if account.upn else ""
+            object_id = kql.validate_object_id(account.object_id) if account.object_id else ""
+        except kql.InvalidQueryInput as error:
+            raise InputError(str(error)) from error
+        seen.setdefault((upn, object_id), Account(upn, object_id))
+    return tuple(seen.values())
+
+
+def _parse_each(found: Iterable[rows.Row], parse: Callable[[rows.Row], T]) -> tuple[list[T], list[str]]:
+    """Parse rows one by one; a malformed row is reported, not fatal, so the rest still counts."""
+    parsed: list[T] = []
+    problems: list[str] = []
+    for row in found:
+        try:
+            parsed.append(parse(row))
+        except (rows.RowError, ValueError) as error:
+            problems.append(str(error))
+    if problems:
+        shown = "; ".join(sorted(set(problems))[:3])
+        return parsed, [f"{len(problems)} row(s) could not be read: {shown}"]
+    return parsed, []
+
+
+def gather_evidence(
+    engine: QueryEngine, accounts: Sequence[Account], at: datetime, settings: Settings
+) -> tuple[UserEvidence, ...]:
+    """
+    Evidence for every account around `at`: one evidence, one baseline and one context query.
+
+    Raises `InputError` for an account that cannot be queried and `UpstreamError` when an engine
+    gets nothing usable back; a partial answer is evidence with warnings.
+    """
+    if at.tzinfo is None:
+        msg = "the incident time needs a timezone"
+        raise InputError(msg)
+    wanted = _usable(accounts)
+    if not wanted:
+        return ()
+    window = evidence_window(at, settings)
+    before = baseline_window(window, settings)
+
+    evidence = engine.run(kql.evidence_query(wanted, window, at, row_cap=settings.row_cap))
+    history = engine.run(kql.baseline_query(wanted, before))
+    context = engine.run(kql.context_query(wanted, window, travel_watchlist=settings.travel_watchlist))
+
+    signins, signin_problems = _parse_each(evidence.rows, rows.signin)
+    truncated = len(evidence.rows) > settings.row_cap
+    if truncated:
+        # The query asked for one row more than the cap to learn that it was cut; keep the nearest.
+        signins = sorted(signins, key=lambda s: abs((s.first - at).total_seconds()))[: settings.row_cap]
+    shared_warnings = [*evidence.warnings, *history.warnings, *context.warnings, *signin_problems]
+    if truncated:
+        shared_warnings.append(
+            f"evidence truncated at {settings.row_cap} rows (REPLAY_ROW_CAP): the farthest from the incident time were left out"
+        )
+
+    results = []
+    for account in wanted:
+        mine = [s for s in signins if rows.belongs_to(account, s.user, s.user_id)]
+        named = Account(
+            account.upn or next((s.user for s in mine if s.user), ""),
+            account.object_id or next((s.user_id for s in mine if s.user_id), ""),
+        )
+        history_rows = [r for r in history.rows if rows.belongs_to(named, *rows.row_user(r))]
+        audit_rows = [r for r in context.rows if r.get("Kind") == "audit" and rows.concerns(named, r)]
+        travel_rows = [r for r in context.rows if r.get("Kind") == "travel" and rows.concerns(named, r)]
+        security, security_problems = _parse_each(audit_rows, rows.security_event)
+        travel, travel_problems = _parse_each(travel_rows, rows.travel_record)
+        results.append(
+            UserEvidence(
+                account=named,
+                at=at,
+                window=window,
+                signins=tuple(sorted(mine, key=lambda s: (s.first, s.table.value, s.ip, s.session_id, s.app_id))),
+                baseline=rows.baseline(history_rows, before),
+                security_events=tuple(sorted(security, key=lambda e: (e.time, e.operation))),
+                travel=tuple(sorted(travel, key=lambda t: (t.start, t.country))),
+                truncated=truncated,
+                warnings=tuple(dict.fromkeys([*shared_warnings, *security_problems, *travel_problems])),
+            )
+        )
+    return tuple(results)

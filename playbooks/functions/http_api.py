@@ -1,0 +1,186 @@
+"""
+`POST /api/incidents`: a Sentinel incident in, its orchestration started (once), 202 out.
+
+The body is the Logic App "Microsoft Sentinel incident" trigger body or a bare incident resource.
+Bad input gets 400 with `{"error": ...}`; bad app settings get 500 naming every setting (never a
+value that could be a secret); otherwise 202 with Durable's status URLs.
+
+Incidents are delivered more than once (automation rules fire on create and on update, Logic Apps
+retry), so the orchestration's instance id is derived from the incident and the starter looks before
+it starts: an instance that is still pending or running, or that completed within
+`DUPLICATE_WINDOW`, is not started again; the answer is the same 202 with `"duplicate": true`.
+Failed, terminated or older runs are started again under the same id, and their comment replaces
+the previous one (deterministic comment id).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from common.errors import InputError, SettingsError
+from common.logs import get_logger
+from playbooks import wiring
+from playbooks.domain.incident import IncidentRef, instance_id, parse_incident
+from playbooks.functions.orchestrator import ORCHESTRATOR
+
+bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
+
+#: A completed run this recent answers a new delivery of the same incident as a duplicate.
+DUPLICATE_WINDOW = timedelta(minutes=60)
+#: Runtime statuses of an instance that is still going: never start a second one beside it.
+IN_PROGRESS = frozenset({"Pending", "Running", "ContinuedAsNew", "Suspended"})
+
+_log = get_logger("http")
+
+
+class DurableClient(Protocol):
+    """The part of `DurableOrchestrationClient` the starter uses (tests pass their own)."""
+
+    async def start_new(
+        self, orchestration_function_name: str, instance_id: str | None = None, client_input: Any = None
+    ) -> str: ...
+
+    async def get_status(self, instance_id: str) -> Any: ...
+
+    def create_check_status_response(self, request: func.HttpRequest, instance_id: str) -> func.HttpResponse: ...
+
+
+def _json(status: int, body: dict[str, Any]) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
+
+
+def runtime_status(status: Any) -> str | None:
+    """The instance's runtime status name, or None when no instance has this id."""
+    if not status:  # DurableOrchestrationStatus is falsy when the instance does not exist
+        return None
+    value = getattr(status, "runtime_status", None)
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
+
+
+def duplicate_reason(status: Any, now: datetime, window: timedelta = DUPLICATE_WINDOW) -> str | None:
+    """Why an existing instance makes this delivery a duplicate, or None when a run may start."""
+    name = runtime_status(status)
+    if name in IN_PROGRESS:
+        return f"an orchestration for this incident is {name.lower()}"
+    if name == "Completed":
+        finished = getattr(status, "last_updated_time", None)
+        if isinstance(finished, datetime):
+            finished = finished if finished.tzinfo else finished.replace(tzinfo=UTC)
+            if now - finished < window:
+                minutes = max(0, int((now - finished).total_seconds() // 60))
+                return f"this incident was enriched {minutes} minute(s) ago"
+    return None
+
+
+def _refused(error: Exception) -> bool:
+    """
+    Whether an exception is the Durable client reporting a refusal or an unreachable host.
+
+    The client raises bare `Exception` for any unexpected answer and aiohttp's errors for the
+    connection; anything else is a defect and must not be dressed up as a 503.
+    """
+    import aiohttp
+
+    return type(error) is Exception or isinstance(error, OSError | TimeoutError | aiohttp.ClientError)
+
+
+def _accepted(client: DurableClient, req: func.HttpRequest, iid: str, **extra: Any) -> func.HttpResponse:
+    """Durable's check-status response with our fields added to its JSON body."""
+    base = client.create_check_status_response(req, iid)
+    try:
+        body = json.loads(base.get_body() or b"{}")
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    body.update(extra)
+    return func.HttpResponse(json.dumps(body), status_code=base.status_code, headers=dict(base.headers))
+
+
+async def receive_incident(
+    req: func.HttpRequest, client: DurableClient, *, services: wiring.Services, now: datetime, invocation_id: str = ""
+) -> func.HttpResponse:
+    """Validate, de-duplicate and start; logs one line saying what happened."""
+    incident: IncidentRef | None = None
+    outcome, response = "rejected", None
+    try:
+        try:
+            settings = services.settings()
+        except SettingsError as error:
+            outcome = "bad_settings"
+            response = _json(500, {"error": "the Function App's settings are missing or wrong", "settings": list(error.problems)})
+            return response
+        try:
+            body = req.get_json() if req.get_body() else None
+        except ValueError:
+            response = _json(400, {"error": "the body is not JSON"})
+            return response
+        try:
+            incident = parse_incident(body, received_at=now)
+        except InputError as error:
+            response = _json(400, {"error": str(error)})
+            return response
+        if incident.workspace_id and settings.workspace_id and incident.workspace_id != settings.workspace_id:
+            response = _json(
+                400,
+                {
+                    "error": f"the incident is from workspace {incident.workspace_id}; this app queries {settings.workspace_id} (REPLAY_WORKSPACE_ID)"
+                },
+            )
+            return response
+        iid = instance_id(incident)
+        try:
+            reason = duplicate_reason(await client.get_status(iid), now)
+        except Exception as error:
+            if not _refused(error):
+                raise
+            outcome = "status_failed"
+            response = _json(503, {"error": f"the orchestration status could not be read: {str(error)[:300]}"})
+            response.headers["Retry-After"] = "30"
+            return response
+        if reason is None:
+            try:
+                await client.start_new(ORCHESTRATOR, iid, incident.to_json())
+            except Exception as error:
+                if not _refused(error):
+                    raise
+                # Another delivery may have started it a moment ago; look again before failing.
+                reason = duplicate_reason(await client.get_status(iid), now)
+                if reason is None:
+                    outcome = "start_failed"
+                    response = _json(503, {"error": f"the orchestration could not be started: {str(error)[:300]}"})
+                    response.headers["Retry-After"] = "30"
+                    return response
+        if reason is not None:
+            outcome = "duplicate"
+            response = _accepted(client, req, iid, duplicate=True, reason=reason, incident=incident.number)
+        else:
+            outcome = "started"
+            response = _accepted(client, req, iid, duplicate=False, incident=incident.number)
+        return response
+    finally:
+        _log.info(
+            "incident_received",
+            invocation_id=invocation_id,
+            incident=incident.number if incident else None,
+            incident_id=incident.name if incident else None,
+            outcome=outcome,
+            status=response.status_code if response is not None else None,
+        )
+
+
+@bp.route(route="incidents", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)  # type: ignore[untyped-decorator]
+@bp.durable_client_input(client_name="client")  # type: ignore[untyped-decorator]
+async def incident_http_start(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient, context: func.Context
+) -> func.HttpResponse:
+    """The HTTP trigger the Logic App calls."""
+    return await receive_incident(
+        req, client, services=wiring.current(), now=datetime.now(UTC), invocation_id=context.invocation_id
+    )

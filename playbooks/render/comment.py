@@ -1,0 +1,452 @@
+"""
+The incident comment: evidence and verdicts rendered as HTML for Sentinel's comment pane.
+
+Pure rendering. One comment per incident (one comment id, so a re-run, a duplicate delivery or a
+success after an earlier failure all update the same comment) with a section per account, most
+severe first. Inside a section the summary comes first (verdict, score, strongest signals in plain
+English, suspect IPs with their explanation or the lack of one), then the per-IP timeline as a small
+table, then the baseline; warnings about truncated or partial data are shown near the top.
+
+Two rules hold whatever the input:
+
+* **Size.** The result is at most `max_chars` characters. Whole rows and whole sections are dropped,
+  most detailed first, each drop announced ("12 more IPs not shown"); nothing is ever cut inside a
+  tag or an entity, and long values are clipped before they are escaped.
+* **Escaping.** Every value that came from a sign-in row, an incident or an entity is escaped with
+  `html.escape(quote=True)`; only this module's own tag literals reach the output unescaped.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from enrichment.domain.evidence import IpActivity, ip_timeline
+from enrichment.domain.model import Assessment, Baseline, TableBaseline, UserEvidence, Verdict
+from playbooks.domain.approval import ApprovalRecord, Phase
+from playbooks.domain.approval import AttemptLine as ApprovalAttemptLine
+from playbooks.domain.incident import IncidentRef, entity_summary
+
+#: The IP table is a summary, not an export: beyond this many rows the comment says how many more.
+TIMELINE_ROWS = 40
+#: Longest value shown in a cell; longer values (user agents) are clipped with an ellipsis.
+CELL_CHARS = 120
+STRONGEST = 3
+
+_VERDICT_TEXT = {
+    Verdict.REPLAY_LIKELY: "Token replay likely",
+    Verdict.SUSPICIOUS: "Suspicious",
+    Verdict.BENIGN: "Benign",
+}
+_EXPLANATION_TEXT = {
+    "corporate_network": "corporate network",
+    "corporate_vpn": "corporate VPN",
+    "trusted_asn": "trusted ASN",
+    "named_location": "trusted named location",
+    "microsoft_network": "Microsoft network",
+    "mobile_carrier": "mobile carrier",
+    "dual_stack": "IPv6/IPv4 dual stack of a known address",
+    "travel": "travel record",
+    "device_continuity": "same known device",
+}
+_ORDER = {Verdict.REPLAY_LIKELY: 0, Verdict.SUSPICIOUS: 1, Verdict.BENIGN: 2}
+
+
+def esc(value: object, limit: int = CELL_CHARS) -> str:
+    """
+    `value` escaped for HTML, at most `limit` characters of OUTPUT.
+
+    Characters are escaped one by one and whole escapes are kept, so a clip never cuts an entity
+    in half and a value of quotes (six characters each once escaped) cannot outgrow its budget.
+    """
+    text = "" if value is None else str(value)
+    escaped = html.escape(text, quote=True)
+    if len(escaped) <= limit:
+        return escaped
+    out: list[str] = []
+    used = 0
+    for char in text:
+        piece = html.escape(char, quote=True)
+        if used + len(piece) > limit - 1:
+            break
+        out.append(piece)
+        used += len(piece)
+    return "".join(out) + "\u2026"
+
+
+def _time(moment: datetime | None) -> str:
+    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _short_time(moment: datetime) -> str:
+    return moment.strftime("%m-%d %H:%M")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountReport:
+    """One account's evidence and the assessment made from it."""
+
+    evidence: UserEvidence
+    assessment: Assessment
+
+
+# -- the size-bounded assembly ----------------------------------------------------------------
+
+
+@dataclass
+class _Part:
+    """
+    A piece of the comment in reading order. A plain part is `head` alone; a group is `head`, as
+    many `items` as fit, then `tail`, with a note for the items left out. Parts are admitted by
+    `priority` (0 first) and dropped whole, with their children, when they do not fit.
+    """
+
+    priority: int
+    head: str
+    items: list[str] = field(default_factory=list)
+    tail: str = ""
+    noun: str = ""
+    parent: int | None = None
+    extra: int = 0  # items left out before assembly (a table's own row limit), counted in the note
+    note_open: str = "<p><i>"
+    note_close: str = "</i></p>"
+
+
+def _note(part: _Part, omitted: int) -> str:
+    return f"{part.note_open}{omitted} more {part.noun} not shown (comment size limit).{part.note_close}"
+
+
+def _final_note(omitted: int, max_chars: int) -> str:
+    return f"<p><i>{omitted} more section(s) not shown to stay within {max_chars} characters.</i></p>"
+
+
+def _assemble(parts: Sequence[_Part], max_chars: int) -> str:
+    """Admit parts by priority within `max_chars`, then emit the admitted ones in reading order."""
+    reserve = len(_final_note(len(parts), max_chars))
+    remaining = max_chars - reserve
+    chosen: dict[int, str] = {}
+    dropped = 0
+    for index in sorted(range(len(parts)), key=lambda i: (parts[i].priority, i)):
+        part = parts[index]
+        if part.parent is not None and part.parent not in chosen:
+            dropped += 1
+            continue
+        if not part.items:
+            text = part.head + part.tail
+            if len(text) <= remaining:
+                chosen[index] = text
+                remaining -= len(text)
+            else:
+                dropped += 1
+            continue
+        frame = len(part.head) + len(part.tail) + len(_note(part, len(part.items) + part.extra))
+        if frame > remaining:
+            dropped += 1
+            continue
+        budget = remaining - frame
+        taken: list[str] = []
+        for item in part.items:
+            if len(item) > budget:
+                break
+            taken.append(item)
+            budget -= len(item)
+        if not taken:
+            # A table head with no row is noise; the whole group counts as not shown.
+            dropped += 1
+            continue
+        omitted = len(part.items) - len(taken) + part.extra
+        text = part.head + "".join(taken) + part.tail + (_note(part, omitted) if omitted else "")
+        chosen[index] = text
+        remaining -= len(text)
+    body = "".join(chosen[i] for i in sorted(chosen))
+    if dropped:
+        body += _final_note(dropped, max_chars)
+    return body
+
+
+# -- the enrichment comment ---------------------------------------------------------------------
+
+
+def _header(incident: IncidentRef, generated_at: datetime, subtitle: str) -> str:
+    title = f" {esc(incident.title, 160)}" if incident.title else ""
+    return (
+        f"<h3>Token replay enrichment: incident {esc(incident.label, 60)}{title}</h3>"
+        f"<p>{subtitle} Generated {esc(_time(generated_at))}; incident time {esc(_time(incident.at))}.</p>"
+    )
+
+
+def _overview_row(report: AccountReport) -> str:
+    a = report.assessment
+    return (
+        f"<tr><td>{esc(report.evidence.account.key)}</td><td><b>{esc(_VERDICT_TEXT[a.verdict])}</b></td>"
+        f"<td>{a.score}/100</td><td>{esc(', '.join(a.suspect_ips[:5]) or 'none')}"
+        f"{esc(f' +{len(a.suspect_ips) - 5}') if len(a.suspect_ips) > 5 else ''}</td></tr>"
+    )
+
+
+def _table_line(part: TableBaseline | None, name: str) -> str:
+    if part is None:
+        return f"<li>{esc(name)}: no sign-ins</li>"
+    asns = ", ".join(str(a) for a in sorted(part.asns)[:8]) or "none"
+    countries = ", ".join(sorted(part.countries)[:8]) or "none"
+    return (
+        f"<li>{esc(name)}: {part.events} sign-ins on {part.days_active} day(s) from {part.distinct_ips} IP(s); "
+        f"ASNs {esc(asns)}; countries {esc(countries)}</li>"
+    )
+
+
+def _baseline_html(baseline: Baseline) -> str:
+    days = (baseline.window.end - baseline.window.start).days
+    head = f"<p><b>Baseline</b> ({days} days before the window, {esc(_time(baseline.window.start))} to {esc(_time(baseline.window.end))}):</p>"
+    if baseline.empty:
+        return head + "<ul><li>no sign-ins in the baseline: the user's usual IPs, ASNs and apps are unknown</li></ul>"
+    return (
+        head
+        + "<ul>"
+        + _table_line(baseline.interactive, "interactive")
+        + _table_line(baseline.non_interactive, "non-interactive")
+        + "</ul>"
+    )
+
+
+def _ip_row(activity: IpActivity, status: str) -> str:
+    location = ", ".join([*activity.countries, *activity.cities][:3])
+    apps = ", ".join(activity.apps[:2]) + (f" +{len(activity.apps) - 2}" if len(activity.apps) > 2 else "")
+    return (
+        f"<tr><td>{esc(activity.ip, 45)}</td><td>{esc(activity.asn if activity.asn is not None else '')}</td>"
+        f"<td>{esc(location, 60)}</td><td>{activity.interactive}</td><td>{activity.non_interactive}</td>"
+        f"<td>{activity.failures}</td><td>{esc(_short_time(activity.first))} to {esc(_short_time(activity.last))}</td>"
+        f"<td>{esc(apps, 80)}</td><td>{esc(status, 60)}</td></tr>"
+    )
+
+
+_IP_TABLE_HEAD = (
+    "<table><tr><th>IP</th><th>ASN</th><th>Location</th><th>Interactive</th><th>Non-interactive</th>"
+    "<th>Failed</th><th>First to last</th><th>Apps</th><th>Status</th></tr>"
+)
+
+
+def _account_parts(report: AccountReport, parts: list[_Part]) -> None:
+    evidence, a = report.evidence, report.assessment
+    explanations: dict[str, list[str]] = {}
+    for explanation in a.explanations:
+        explanations.setdefault(explanation.ip, []).append(_EXPLANATION_TEXT.get(explanation.kind.value, explanation.kind.value))
+    suspects = set(a.suspect_ips)
+    volume = sum(s.count for s in evidence.signins)
+    heading = (
+        f"<h4>{esc(evidence.account.key)}</h4>"
+        f"<p><b>{esc(_VERDICT_TEXT[a.verdict])}</b>, score <b>{a.score}/100</b>. "
+        f"{volume} sign-in(s) from {len({s.ip for s in evidence.signins})} IP(s) between "
+        f"{esc(_time(evidence.window.start))} and {esc(_time(evidence.window.end))}.</p>"
+    )
+    parts.append(_Part(1, heading))
+    parent = len(parts) - 1
+    warnings = [
+        *(
+            ["the evidence was truncated at the row cap: the sign-ins farthest from the incident time are missing"]
+            if evidence.truncated
+            else []
+        ),
+        *evidence.warnings,
+    ]
+    if warnings:
+        parts.append(
+            _Part(
+                1, "<p><b>Data warnings</b>:</p><ul>", [f"<li>{esc(w, 300)}</li>" for w in warnings], "</ul>", "warnings", parent
+            )
+        )
+    strongest = a.strongest(STRONGEST)
+    if strongest:
+        items = [f"<li>{esc(s.detail, 400)} <i>(+{s.weight})</i></li>" for s in strongest]
+        parts.append(_Part(1, "<p><b>Strongest signals</b>:</p><ul>", items, "</ul>", "signals", parent))
+    else:
+        parts.append(_Part(1, "<p>No replay signal in the window.</p>", parent=parent))
+    if a.suspect_ips:
+        items = [
+            f"<li>{esc(ip, 45)}: "
+            + (f"partly explained ({esc(', '.join(explanations[ip]))})" if ip in explanations else "no benign explanation found")
+            + "</li>"
+            for ip in a.suspect_ips
+        ]
+        parts.append(_Part(1, "<p><b>Suspect IPs</b>:</p><ul>", items, "</ul>", "suspect IPs", parent))
+    explained = [a_ip for a_ip in dict.fromkeys(e.ip for e in a.explanations) if a_ip not in suspects]
+    if explained:
+        items = [f"<li>{esc(ip, 45)}: {esc(', '.join(explanations[ip]))}</li>" for ip in explained]
+        parts.append(_Part(3, "<p><b>Explained IPs</b> (benign):</p><ul>", items, "</ul>", "explained IPs", parent))
+    timeline = ip_timeline(evidence.signins)
+    if timeline:
+        # Suspect IPs first, then by volume: when rows must go, the quiet explained ones go first.
+        ordered = sorted(timeline, key=lambda t: (t.ip not in suspects, -t.total, t.first, t.ip))[:TIMELINE_ROWS]
+        rows = [_ip_row(t, "suspect" if t.ip in suspects else ", ".join(explanations.get(t.ip, []))) for t in ordered]
+        head = "<p><b>IP timeline</b> (suspect first, then by volume):</p>" + _IP_TABLE_HEAD
+        parts.append(_Part(3, head, rows, "</table>", "IPs", parent, extra=len(timeline) - len(ordered)))
+    parts.append(_Part(2, _baseline_html(evidence.baseline), parent=parent))
+    others = [s for s in sorted(a.signals, key=lambda s: -s.weight) if s not in strongest]
+    if others:
+        items = [f"<li>{esc(s.detail, 300)} <i>(+{s.weight})</i></li>" for s in others]
+        parts.append(_Part(4, "<p>Other signals:</p><ul>", items, "</ul>", "signals", parent))
+
+
+def enrichment_comment(
+    incident: IncidentRef,
+    reports: Sequence[AccountReport],
+    *,
+    max_chars: int,
+    generated_at: datetime,
+    warnings: Sequence[str] = (),
+) -> str:
+    """The comment for an enriched incident, every account in one comment, within `max_chars`."""
+    ordered = sorted(reports, key=lambda r: (_ORDER[r.assessment.verdict], -r.assessment.score, r.evidence.account.key))
+    counts = {v: sum(1 for r in reports if r.assessment.verdict is v) for v in Verdict}
+    subtitle = esc(
+        f"{len(reports)} account(s): {counts[Verdict.REPLAY_LIKELY]} replay likely, "
+        f"{counts[Verdict.SUSPICIOUS]} suspicious, {counts[Verdict.BENIGN]} benign."
+    )
+    parts = [_Part(0, _header(incident, generated_at, subtitle))]
+    unresolved = [f"account entity without an Entra identity, not assessed: {u}" for u in incident.unresolved]
+    shared = [*warnings, *unresolved]
+    if shared:
+        parts.append(_Part(0, "<p><b>Warnings</b>:</p><ul>", [f"<li>{esc(w, 300)}</li>" for w in shared], "</ul>", "warnings"))
+    if len(ordered) > 1:
+        parts.append(
+            _Part(
+                0,
+                "<table><tr><th>Account</th><th>Verdict</th><th>Score</th><th>Suspect IPs</th></tr>",
+                [_overview_row(r) for r in ordered],
+                "</table>",
+                "accounts",
+            )
+        )
+    for report in ordered:
+        _account_parts(report, parts)
+    return _bounded(_assemble(parts, max_chars), incident, generated_at, max_chars)
+
+
+def _bounded(text: str, incident: IncidentRef, generated_at: datetime, max_chars: int) -> str:
+    """The last guard: if even the required parts overflow, a short comment that says so."""
+    if len(text) <= max_chars:
+        return text
+    fallback = _header(incident, generated_at, "The enrichment is too large for a comment of this size; see the function's logs.")
+    return fallback if len(fallback) <= max_chars else "<p>Token replay enrichment: too large for a comment of this size.</p>"
+
+
+# -- notices: no account, failure -----------------------------------------------------------------
+
+
+def no_account_comment(incident: IncidentRef, *, max_chars: int, generated_at: datetime, warnings: Sequence[str] = ()) -> str:
+    """The comment for an incident that names no Entra account: what it did contain, what to do."""
+    found = entity_summary(incident.entity_kinds)
+    parts = [
+        _Part(
+            0,
+            _header(incident, generated_at, "No account to assess.")
+            + f"<p>The incident names no Entra ID account (entities: {esc(found, 300)}), so no sign-in was queried. "
+            "If a user is involved, map the Account entity (aadUserId, or accountName and upnSuffix) in the "
+            "analytics rule's entity mapping and run the playbook again.</p>",
+        )
+    ]
+    if warnings:
+        parts.append(_Part(0, "<p><b>Warnings</b>:</p><ul>", [f"<li>{esc(w, 300)}</li>" for w in warnings], "</ul>", "warnings"))
+    if incident.unresolved:
+        parts.append(
+            _Part(
+                0,
+                "<p>Account entities without an Entra identity (no aadUserId or UPN):</p><ul>",
+                [f"<li>{esc(u)}</li>" for u in incident.unresolved],
+                "</ul>",
+                "accounts",
+            )
+        )
+    return _bounded(_assemble(parts, max_chars), incident, generated_at, max_chars)
+
+
+def failure_comment(
+    incident: IncidentRef,
+    *,
+    what: str,
+    error: str,
+    hint: str,
+    max_chars: int,
+    generated_at: datetime,
+) -> str:
+    """The comment for an enrichment that failed after its retries: what failed and what to check."""
+    check = hint or "check the Function App's logs for this incident and run the playbook again"
+    parts = [
+        _Part(
+            0,
+            _header(incident, generated_at, "<b>The enrichment failed.</b>")
+            + f"<p><b>What failed</b>: {esc(what, 200)}: {esc(error, 600)}</p>"
+            + f"<p><b>What to check</b>: {esc(check, 600)}</p>"
+            + "<p>No verdict was reached and nothing was changed on the incident. Running the playbook again "
+            "replaces this comment with the enrichment.</p>",
+        )
+    ]
+    return _bounded(_assemble(parts, max_chars), incident, generated_at, max_chars)
+
+
+# -- the approval comment (one per account whose containment was proposed) -------------------------
+
+_RESULT_TEXT = {"succeeded": "done", "failed": "FAILED", "skipped": "skipped"}
+
+
+def _approval_state(record: ApprovalRecord) -> str:
+    user = esc(record.target.key, 200)
+    deadline = esc(_time(record.expires_at))
+    if record.phase == Phase.NOT_POSTED:
+        return (
+            f"<p><b>The approval card for {user} could not be posted to Teams</b>: {esc(record.problem, 600)}. "
+            "Nothing was changed; contain the account by hand if needed, or fix the bot settings and run the playbook again.</p>"
+        )
+    if record.phase == Phase.PENDING:
+        return (
+            f"<p><b>Containment of {user} awaits approval in Teams</b> (requested {esc(_time(record.requested_at))}; "
+            f"decide by {deadline}). Nothing is changed until an authorised approver decides.</p>"
+        )
+    if record.phase == Phase.EXPIRED:
+        return (
+            f"<p><b>No decision on the containment of {user} by {deadline}</b>: the request expired and nothing was done. "
+            "Contain the account by hand if it is still needed.</p>"
+        )
+    who = esc(record.decided_by.label if record.decided_by else "an unidentified person", 300)
+    verb = "Approved" if record.approved else "Rejected"
+    follow = "" if record.approved else " Nothing was changed."
+    return f"<p><b>{verb}</b> by {who} at {esc(_time(record.decided_at))} (containment of {user}).{follow}</p>"
+
+
+def _attempt_item(attempt: ApprovalAttemptLine) -> str:
+    tried = "approve" if attempt.approve else "reject"
+    return (
+        f"<li>{esc(_time(attempt.at))}: {esc(attempt.person.label, 300)} tried to {tried} and was refused: "
+        f"{esc(attempt.reason, 300)}</li>"
+    )
+
+
+def approval_comment(incident: IncidentRef, record: ApprovalRecord, *, max_chars: int, generated_at: datetime) -> str:
+    """
+    The comment for one account's containment request: its state, each action's outcome with
+    Graph's request id, what containment learnt (MFA audit, privileged roles), and the audit trail of
+    refused clicks, each with the person and the time. Rewritten in place as the request moves on.
+    """
+    head = (
+        f"<h3>Token replay containment: incident {esc(incident.label, 60)}</h3>"
+        f"<p>Updated {esc(_time(generated_at))}. Plan {esc(record.plan.digest[:12])}.</p>"
+    )
+    parts = [_Part(0, head + _approval_state(record))]
+    actions = [f"<li>{esc(a.description, 300)}</li>" for a in record.plan.actions]
+    parts.append(_Part(1, "<p><b>Proposed actions</b>:</p><ul>", actions, "</ul>", "actions"))
+    if record.results:
+        rows = [
+            f"<tr><td>{esc(r.kind.value)}</td><td>{_RESULT_TEXT.get(r.status.value, esc(r.status.value))}</td>"
+            f"<td>{esc(r.detail, 600)}</td><td>{esc(r.request_id, 60)}</td></tr>"
+            for r in record.results
+        ]
+        head_row = "<p><b>Results</b>:</p><table><tr><th>action</th><th>outcome</th><th>detail</th><th>Graph request id</th></tr>"
+        parts.append(_Part(0, head_row, rows, "</table>", "results"))
+    if record.notes:
+        parts.append(_Part(1, "<p><b>Notes</b>:</p><ul>", [f"<li>{esc(n, 1200)}</li>" for n in record.notes], "</ul>", "notes"))
+    if record.attempts:
+        items = [_attempt_item(a) for a in record.attempts]
+        parts.append(_Part(1, "<p><b>Refused attempts</b>:</p><ul>", items, "</ul>", "attempts"))
+    return _bounded(_assemble(parts, max_chars), incident, generated_at, max_chars)
