@@ -22,9 +22,10 @@ from enrichment.adapters.exports import CACHE_NAME, load_exports
 from enrichment.domain.model import Account, TimeWindow
 from enrichment.queries import kql
 from enrichment.queries.kql import Query
+from tests.reference import REFERENCE
 
 ROOT = Path(__file__).resolve().parents[2]
-REALDATA = Path("/work/shared/reference/realdata")
+REALDATA = REFERENCE / "realdata"
 
 VICTIM = "victim@contoso.example"
 VICTIM_ID = "6f0c2a8e-1d4b-4c3a-9e7f-0a1b2c3d4e5f"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +20,9 @@ from playbooks.domain.incident import (
     parse_incident,
     resolve_accounts,
 )
+from tests.reference import REFERENCE
 
-PAYLOADS = Path("/work/shared/reference/payloads")
+PAYLOADS = REFERENCE / "payloads"
 needs_payloads = pytest.mark.skipif(not PAYLOADS.is_dir(), reason="reference payloads not available")
 
 SUB = "d0cfe6b2-9ac0-4464-9919-dccaee2e48c0"
