@@ -137,9 +137,8 @@ def open_exports(args: argparse.Namespace, err: TextIO) -> EmbeddedEngine:
 
 
 def run_triage(args: argparse.Namespace, out: TextIO, err: TextIO | None = None) -> None:
-    from enrichment.domain.scoring import assess
     from enrichment.render.triage import render_text, triage_document
-    from enrichment.services.gather import gather_evidence
+    from enrichment.services.investigate import investigate
 
     at = parse_time(args.at)
     settings = _settings(args.settings)
@@ -154,9 +153,7 @@ def run_triage(args: argparse.Namespace, out: TextIO, err: TextIO | None = None)
         engine = LogAnalyticsEngine.create(dataclasses.replace(settings, workspace_id=args.workspace))
     else:
         engine = open_exports(args, err or sys.stderr)
-    documents = [
-        triage_document(evidence, assess(evidence, settings)) for evidence in gather_evidence(engine, accounts, at, settings)
-    ]
+    documents = [triage_document(evidence, assessment) for evidence, assessment in investigate(engine, accounts, at, settings)]
     if args.format == "text":
         out.write("\n\n".join(render_text(d) for d in documents) + "\n")
     else:

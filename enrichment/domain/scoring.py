@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from common.settings import Settings
+from enrichment.domain.activity_signals import detect_activity
 from enrichment.domain.explanations import explain
 from enrichment.domain.model import Assessment, Signal, UserEvidence, Verdict
 from enrichment.domain.picture import picture
@@ -50,11 +51,17 @@ def _suspects(signals: tuple[Signal, ...]) -> tuple[str, ...]:
     return tuple(sorted(weight, key=lambda ip: (-weight[ip], ip)))
 
 
+def _in_catalogue_order(signals: tuple[Signal, ...]) -> tuple[Signal, ...]:
+    order = {name: index for index, name in enumerate(CATALOGUE)}
+    return tuple(sorted(signals, key=lambda s: order[s.id]))
+
+
 def assess(evidence: UserEvidence, settings: Settings) -> Assessment:
     """Score how likely a token replay is for one user, with every reason for and against."""
     view = picture(evidence)
     explanations = explain(view, settings)
-    signals = detect(view, Cover.of(explanations))
+    found = detect(view, Cover.of(explanations))
+    signals = _in_catalogue_order((*found, *detect_activity(view, frozenset(ip for s in found for ip in s.ips))))
     score = score_of(signals)
     return Assessment(
         score=score,

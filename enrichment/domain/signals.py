@@ -113,6 +113,19 @@ CATALOGUE: Mapping[str, Spec] = {
         25, _NOTHING, "persistence: methods or devices registered from an IP already implicated"
     ),
     "security_info_changed": Spec(10, _NOTHING, "methods or devices registered in the window; users do this too"),
+    # What the suspect sessions did (enrichment.domain.activity_signals): acts, not networks, so nothing explains them away.
+    "inbox_rule_hides_mail": Spec(
+        30, _NOTHING, "an inbox rule that moves or deletes mail, made from a stolen session, hides the attacker's conversation"
+    ),
+    "mail_forwarded_outside": Spec(
+        35, _NOTHING, "forwarding to another domain from a stolen session exfiltrates every new message"
+    ),
+    "mass_mail_access_scripted": Spec(
+        25, _NOTHING, "people read mail in a client; a script reading the mailbox in bulk is collection"
+    ),
+    "consent_to_unknown_app": Spec(
+        30, _NOTHING, "consent to an application from a stolen session gives the attacker access that outlives it"
+    ),
 }
 
 #: Signal id -> points, the view most callers need.

@@ -1,8 +1,8 @@
 """
 The enrichment pipeline for one incident, shared by the Function's activities and the local run.
 
-Gather (three queries for all the incident's accounts) -> decide (assess each account, plan its
-containment) -> render (the comment, the result document, a compact summary). Nothing here writes
+Gather (three queries for all the incident's accounts, then the scope of the suspect sessions) ->
+decide (assess each account, plan its containment) -> render (the comment, the result document, a compact summary). Nothing here writes
 anywhere: the caller applies the result, to Sentinel (the activity) or to files (`python -m
 playbooks run`). So the laptop run is the same code as production, minus the write.
 
@@ -125,14 +125,12 @@ def enrich(incident: IncidentRef, engine: QueryEngine, settings: Settings) -> En
     Raises `UpstreamError` when the engine gets nothing usable and `InputError` for unusable data;
     an incident without accounts gives an enrichment without accounts.
     """
-    from enrichment.domain.scoring import assess
-    from enrichment.services.gather import gather_evidence
+    from enrichment.services.investigate import investigate
 
     if not incident.accounts:
         return Enrichment(incident, ())
     outcomes = []
-    for evidence in gather_evidence(engine, incident.accounts, incident.at, settings):
-        assessment = assess(evidence, settings)
+    for evidence, assessment in investigate(engine, incident.accounts, incident.at, settings):
         outcomes.append(
             AccountOutcome(evidence, assessment, plan_containment(incident.name, evidence.account, assessment, settings))
         )

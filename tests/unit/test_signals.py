@@ -8,6 +8,7 @@ from common.settings import Settings
 from enrichment.domain.explanations import explain
 from enrichment.domain.model import Signal, SignIn, UserEvidence
 from enrichment.domain.picture import ReferenceSource, picture
+from enrichment.domain.activity_signals import DETECTORS as ACTIVITY_DETECTORS
 from enrichment.domain.signals import CATALOGUE, DETECTORS, Cover, browser_family, detect, haversine_km
 from tests.unit.factories import (
     ATTACKER,
@@ -38,7 +39,11 @@ def fired(ev: UserEvidence, config: Settings | None = None) -> dict[str, Signal]
 class TestCatalogue:
     def test_every_detector_has_a_weight_and_a_reason(self) -> None:
         """Each signal function's id is in the one weights table with a positive weight and a reason."""
-        names = {d.__name__ for d in DETECTORS} | {"security_info_from_suspect_ip", "security_info_changed"}
+        names = (
+            {d.__name__ for d in DETECTORS}
+            | {d.__name__ for d in ACTIVITY_DETECTORS}
+            | {"security_info_from_suspect_ip", "security_info_changed"}
+        )
         assert names == set(CATALOGUE)
         assert all(spec.weight > 0 and spec.reason for spec in CATALOGUE.values())
 
