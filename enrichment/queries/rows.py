@@ -465,7 +465,8 @@ def identity_context(rows: Iterable[Row], counts: Mapping[str, int], *, identity
     events = [e for r in mine if _text(r.get("Kind")) == "risk_events" for e in _objects(r.get("Detections"))]
 
     def missing(table: str) -> str:
-        return gap(TableCoverage(table, collected=False), "", "")
+        """Why `table` cannot answer: not collected (empty when it is)."""
+        return "" if table in counts else gap(TableCoverage(table, collected=False), "", "")
 
     answers: list[Answer] = []
     if profile is None:

@@ -21,7 +21,7 @@ from common.errors import InputError, UpstreamError
 from common.logs import get_logger
 from common.settings import Settings
 from enrichment.domain import coverage
-from enrichment.domain.activity import Scope
+from enrichment.domain.activity import ActivityRecord, Scope
 from enrichment.domain.attribution import tied_identifiers
 from enrichment.domain.identity import Answer, Facet, IdentityContext
 from enrichment.domain.model import Account, QueryOutcome, SignIn, TimeWindow, UserEvidence
@@ -203,6 +203,22 @@ def gather_at_times(
     return tuple(found[(at, _usable([account])[0])] for account, at in requests)
 
 
+def _record_order(record: ActivityRecord) -> tuple[str, ...]:
+    """A total order of scope records, so the rows' order (which no engine promises) never shows."""
+    return (
+        record.first.isoformat(),
+        record.kind.value,
+        record.source,
+        record.operation,
+        record.ip,
+        record.session_id,
+        record.token_id,
+        record.method,
+        record.client,
+        record.app_id,
+    )
+
+
 def _queryable(account: Account) -> Account:
     """The account's names a query can carry: a UPN or object id read from an (anonymised) row may not be one."""
     try:
@@ -266,7 +282,7 @@ def gather_scope(
             out.append(replace(e, scope=Scope(asked=False)))
             continue
         names = {e.account.upn.lower(), e.account.object_id.lower()} - {""}
-        mine = tuple(r for r in records if r.user in names)
+        mine = tuple(sorted((r for r in records if r.user in names), key=_record_order))
         told = set(e.warnings)  # the engine's notes on the data travel with every answer; the evidence says them already
         problems_here = tuple(n for n in notes if n not in told)
         out.append(replace(e, scope=Scope(asked=True, coverage=table_coverage, records=mine, problems=problems_here)))
