@@ -22,8 +22,8 @@ from enrichment.adapters.loganalytics import LogAnalyticsEngine, Retries
 from enrichment.domain.attribution import attribute
 from enrichment.domain.model import Account, QueryOutcome, Table, UserEvidence
 from enrichment.queries import kql
-from enrichment.services.gather import baseline_window, evidence_window, gather_evidence
 from enrichment.render.scope_document import activity_document
+from enrichment.services.gather import baseline_window, evidence_window, gather_evidence
 from enrichment.services.investigate import investigate
 from tests.fakes.loganalytics_server import (
     FakeCredential,
@@ -655,7 +655,8 @@ class TestScope:
         """Graph reads and the sent mail by token, the rule by address, the mail access by session; Alice's own rule and Graph use are absent."""
         (alice, assessment), *_ = investigate(EmbeddedEngine(con), ACCOUNTS, AT, _settings())
         assert ATTACKER_IP in assessment.suspect_ips
-        assert alice.scope is not None and alice.scope.asked
+        assert alice.scope is not None
+        assert alice.scope.asked
         (session,) = attribute(alice, assessment.suspect_ips)
         assert session.session_id == SESSION
         ties = {(a.record.operation, a.tie.value, a.ip) for a in session.acts}

@@ -37,7 +37,11 @@ BUILDERS: Mapping[str, Callable[[Sequence[Account]], kql.Query]] = {
     "baseline": lambda accounts: kql.baseline_query(accounts, WINDOW),
     "context": lambda accounts: kql.context_query(accounts, WINDOW, travel_watchlist="TravelRecords"),
     "scope": lambda accounts: kql.scope_query(
-        accounts, WINDOW, suspect_ips=("203.0.113.9",), token_ids=("aBc-123_x",), session_ids=("5e5510a1-0000-4000-8000-000000000001",)
+        accounts,
+        WINDOW,
+        suspect_ips=("203.0.113.9",),
+        token_ids=("aBc-123_x",),
+        session_ids=("5e5510a1-0000-4000-8000-000000000001",),
     ),
 }
 
@@ -382,7 +386,10 @@ class TestQueries:
         if builder == "evidence":
             expected.add(kql.datetime_literal(AT))
         if builder == "context":
-            expected |= {kql.datetime_literal(WINDOW.end - kql.IDENTITY_LOOKBACK), kql.datetime_literal(WINDOW.end - kql.RISK_LOOKBACK)}
+            expected |= {
+                kql.datetime_literal(WINDOW.end - kql.IDENTITY_LOOKBACK),
+                kql.datetime_literal(WINDOW.end - kql.RISK_LOOKBACK),
+            }
         assert found == expected
 
     @pytest.mark.parametrize("builder", BUILDERS)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from common.settings import Settings
+from enrichment.domain.activity_signals import DETECTORS as ACTIVITY_DETECTORS
 from enrichment.domain.explanations import explain
 from enrichment.domain.model import Signal, SignIn, UserEvidence
 from enrichment.domain.picture import ReferenceSource, picture
-from enrichment.domain.activity_signals import DETECTORS as ACTIVITY_DETECTORS
 from enrichment.domain.signals import CATALOGUE, DETECTORS, Cover, browser_family, detect, haversine_km
 from tests.unit.factories import (
     ATTACKER,
