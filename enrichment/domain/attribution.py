@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from enrichment.domain.activity import ActivityRecord, ActKind, DirectoryChange, Forwarding, InboxRule, Tie
@@ -142,9 +142,52 @@ def attribute(evidence: UserEvidence, suspects: Iterable[str]) -> tuple[SuspectS
 
     found = []
     for (session, _), acts in groups.items():
-        ordered = tuple(sorted(acts, key=lambda a: (a.record.first, a.record.kind.value, a.record.operation, a.ip)))
+        ordered = tuple(sorted(_merged(acts), key=lambda a: (a.record.first, a.record.kind.value, a.record.operation, a.ip)))
         found.append(SuspectSession(session, tuple(sorted({a.ip for a in acts if a.ip})), ordered))
     return tuple(sorted(found, key=lambda s: (s.first, s.session_id, s.ips)))
+
+
+#: Ties from the strongest to the weakest: a merged act keeps the strongest of its parts.
+_TIE_STRENGTH = (Tie.ADDRESS, Tie.TOKEN, Tie.SESSION)
+#: Samples a merged act keeps (each part kept a few already).
+_MERGED_SAMPLES = 20
+
+
+def _merged(acts: Sequence[Act]) -> list[Act]:
+    """
+    One act per thing done, however many tokens did it: the query summarises per token (every refresh
+    brings a new one), a person wants "86 Graph mail reads", not eighty rows of one or two.
+    """
+    by_key: dict[tuple[str, ...], list[Act]] = defaultdict(list)
+    for act in acts:
+        r = act.record
+        by_key[(r.kind.value, r.source, r.operation, r.method, act.ip, r.client, r.app_id)].append(act)
+    out = []
+    for parts in by_key.values():
+        if len(parts) == 1:
+            out.append(parts[0])
+            continue
+        records = [p.record for p in parts]
+        tokens = {r.token_id for r in records}
+        sessions = {r.session_id for r in records}
+        merged = replace(
+            records[0],
+            count=sum(r.count for r in records),
+            items=sum(r.items for r in records),
+            bytes=sum(r.bytes for r in records),
+            failures=sum(r.failures for r in records),
+            first=min(r.first for r in records),
+            last=max(r.last for r in records),
+            token_id=tokens.pop() if len(tokens) == 1 else "",
+            session_id=sessions.pop() if len(sessions) == 1 else "",
+            samples=tuple(sorted({s for r in records for s in r.samples}))[:_MERGED_SAMPLES],
+            rules=tuple(sorted((x for r in records for x in r.rules), key=lambda x: (x.time, x.name))),
+            forwarding=tuple(sorted((x for r in records for x in r.forwarding), key=lambda x: (x.time, x.address))),
+            changes=tuple(sorted((x for r in records for x in r.changes), key=lambda x: (x.time, x.target))),
+        )
+        tie = min((p.tie for p in parts), key=_TIE_STRENGTH.index)
+        out.append(Act(merged, tie, parts[0].ip))
+    return out
 
 
 def _session_of(record: ActivityRecord, owner: SignIn | None, lifted: set[str], at_address: set[str]) -> str:
