@@ -470,6 +470,26 @@ SCOPE_TEXT_CAP = 4000
 RISK_DETECTIONS_CAP = 50
 
 
+def _text_set(packed: str) -> str:
+    """
+    The distinct JSON texts of a `pack(...)` per group, uncapped (`_first` cuts them). Each text is
+    collected as a one-element array: Kusto unions the arrays, and duckdb-kql, which parses every string
+    given to `make_set` as JSON and fails on one that is JSON-array text, always gets an array. The
+    packed keys are named in alphabetical order, so the text reads the same whichever order an engine
+    writes a bag's keys in.
+    """
+    return f"make_set(pack_array(tostring({packed})))"
+
+
+def _first(column: str, count: int, *, newest: bool = False) -> str:
+    """
+    The first `count` texts of a set in text order (the last, `newest`, for texts that start with their
+    time): make_set's own cap keeps whichever came first, which differs between runs and engines.
+    """
+    order = "array_sort_desc" if newest else "array_sort_asc"
+    return f"array_slice({order}({column}), 0, {count - 1})"
+
+
 def _coverage(table: str, since: str) -> str:
     """
     A branch answering one row, the table's rows since `since` for the whole tenant, when the table
@@ -525,10 +545,13 @@ CONTEXT_BODY = _lines(
         "    | extend User = tolower(tostring(UserPrincipalName)), UserId = tolower(tostring(UserId))",
         "    | where User in (upns) or UserId in (object_ids)",
         "    | summarize arg_max(TimeGenerated, RiskEventType, RiskLevel, RiskState, DetectedDateTime, IpAddress) by User, UserId, Id",
-        '    | summarize Detections = make_list(pack("kind", tostring(RiskEventType), "level", tostring(RiskLevel),',
-        '        "state", tostring(RiskState), "detected", DetectedDateTime, "ip", tostring(IpAddress)),',
-        f"        {RISK_DETECTIONS_CAP}) by User, UserId",
-        '    | project Kind = "risk_events", User, UserId, Detections),',
+        "    | summarize Detections = "
+        + _text_set(
+            'pack("detected", DetectedDateTime, "ip", tostring(IpAddress), "kind", tostring(RiskEventType),'
+            ' "level", tostring(RiskLevel), "state", tostring(RiskState))'
+        )
+        + " by User, UserId",
+        f'    | project Kind = "risk_events", User, UserId, Detections = {_first("Detections", RISK_DETECTIONS_CAP, newest=True)}),',
         _coverage(IDENTITY_INFO, "identity_since") + ",",
         _coverage(RISKY_USERS, "risk_since") + ",",
         _coverage(RISK_EVENTS, "risk_since"),
@@ -605,16 +628,16 @@ def _mailbox_branch(source: str, lines: Sequence[str]) -> str:
             '    | extend Items = iff(Operation =~ "MailItemsAccessed",',
             "        countof(_folders, '\"Id\":') - countof(_folders, '\"FolderItems\":'), 1),",
             f"        Sample = case(Operation in~ ({rules}),",
-            '            pack("time", TimeGenerated, "object", _object, "mailbox", _mailbox,',
+            '            pack("at", TimeGenerated, "mailbox", _mailbox, "object", _object,',
             f'                "parameters", substring(_parameters, 0, {SCOPE_TEXT_CAP}),',
             f'                "properties", substring(_properties, 0, {SCOPE_TEXT_CAP})),',
             '            Operation startswith "File", pack("file", substring(_object, 0, 300)),',
             '            Operation =~ "MailItemsAccessed", pack("access", substring(_properties, 0, 300)),',
             '            pack("subject", substring(_subject, 0, 200)))',
             "    | summarize Count = count(), Items = sum(Items), FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated),",
-            f"        Samples = make_set(Sample, {SCOPE_SAMPLE_CAP})",
+            f"        Samples = {_text_set('Sample')}",
             '        by User, Ip, SessionId, TokenKey = iff(TokenId in (token_ids), TokenId, ""), Operation, Client, AppId',
-            f'    | extend Kind = "mailbox", Source = {string_literal(source)})',
+            f'    | extend Kind = "mailbox", Source = {string_literal(source)}, Samples = {_first("Samples", SCOPE_SAMPLE_CAP)})',
         )
     )
 
@@ -647,10 +670,10 @@ SCOPE_BODY = _lines(
         '        "other")',
         "    | summarize Count = count(), Bytes = sum(ResponseSizeBytes), Failures = countif(ResponseStatusCode >= 400),",
         "        FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated),",
-        f'        Samples = make_set(pack("path", substring(Path, 0, 300)), {SCOPE_SAMPLE_CAP})',
+        "        Samples = " + _text_set('pack("path", substring(Path, 0, 300))'),
         '        by User = tolower(tostring(UserId)), Ip, TokenKey = iff(TokenId in (token_ids), TokenId, ""),',
         "        Method, Operation = Family, Client = tostring(UserAgent), AppId = tostring(AppId)",
-        f'    | extend Kind = "graph", Source = {string_literal(GRAPH_ACTIVITY)}),',
+        f'    | extend Kind = "graph", Source = {string_literal(GRAPH_ACTIVITY)}, Samples = {_first("Samples", SCOPE_SAMPLE_CAP)}),',
         _mailbox_branch(
             OFFICE_ACTIVITY,
             (
@@ -693,11 +716,13 @@ SCOPE_BODY = _lines(
         "        Ip = tostring(_ini.user.ipAddress)",
         "    | where (User in (upns) or ActorId in (object_ids)) and Ip in (suspect_ips)",
         "    | summarize Count = count(), FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated),",
-        '        Samples = make_set(pack("time", TimeGenerated, "target", tostring(_tgt[0].displayName),',
-        f'            "id", tostring(_tgt[0].id), "detail", substring(tostring(_tgt[0].modifiedProperties), 0, {SCOPE_TEXT_CAP})),',
-        f"            {SCOPE_SAMPLE_CAP})",
+        "        Samples = "
+        + _text_set(
+            'pack("at", TimeGenerated, "detail", substring(tostring(_tgt[0].modifiedProperties), 0, '
+            f'{SCOPE_TEXT_CAP}), "id", tostring(_tgt[0].id), "target", tostring(_tgt[0].displayName))'
+        ),
         "        by User, Ip, Operation = tostring(OperationName)",
-        f'    | extend Kind = "directory", Source = {string_literal(AUDIT_LOGS)}),',
+        f'    | extend Kind = "directory", Source = {string_literal(AUDIT_LOGS)}, Samples = {_first("Samples", SCOPE_SAMPLE_CAP)}),',
         _coverage(GRAPH_ACTIVITY, "window_start") + ",",
         _coverage(OFFICE_ACTIVITY, "window_start") + ",",
         _coverage(CLOUD_APP_EVENTS, "window_start") + ",",

@@ -360,7 +360,7 @@ def inbox_rule(operation: str, sample: Mapping[str, object], user: str) -> Inbox
         name=parameters.get("Name") or properties.get("RuleName") or _rule_object_name(identity),
         identity=identity,
         mailbox=_text(sample.get("mailbox")).lower() or user,
-        time=_time(sample.get("time"), "time"),
+        time=_time(sample.get("at"), "at"),
         move_to=parameters.get("MoveToFolder", "") or ("a folder" if "movetofolder" in actions.lower() else ""),
         delete=_true(parameters.get("DeleteMessage", ""))
         or _true(parameters.get("SoftDeleteMessage", ""))
@@ -382,7 +382,7 @@ def forwarding(sample: Mapping[str, object], user: str) -> Forwarding | None:
     return Forwarding(
         mailbox=_text(sample.get("mailbox")).lower() or user,
         address=targets[0],
-        time=_time(sample.get("time"), "time"),
+        time=_time(sample.get("at"), "at"),
         deliver_and_forward=None if deliver is None else _true(deliver),
     )
 
@@ -415,7 +415,7 @@ def activity_record(row: Row) -> ActivityRecord:
             changes.append(
                 DirectoryChange(
                     operation=operation,
-                    time=_time(sample.get("time"), "time"),
+                    time=_time(sample.get("at"), "at"),
                     target=_text(sample.get("target")),
                     target_id=_text(sample.get("id")),
                     detail=_text(sample.get("detail")),

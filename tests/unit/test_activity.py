@@ -81,7 +81,7 @@ class TestParsing:
             {"Name": "MarkAsRead", "Value": "True"},
         ]
         sample = {
-            "time": "2026-03-10T14:05:00Z",
+            "at": "2026-03-10T14:05:00Z",
             "object": "srv/corp/Alice\\eg",
             "mailbox": "Alice@Contoso.example",
             "parameters": json.dumps(parameters),
@@ -101,7 +101,7 @@ class TestParsing:
     def test_an_outlook_rule_is_read_from_its_operation_properties(self) -> None:
         """UpdateInboxRules describes the rule in OperationProperties (RuleName, RuleActions)."""
         properties = [{"Name": "RuleName", "Value": "x"}, {"Name": "RuleActions", "Value": '[{"ActionType":"Delete"}]'}]
-        sample = {"time": "2026-03-10T14:05:00Z", "parameters": "", "properties": json.dumps(properties)}
+        sample = {"at": "2026-03-10T14:05:00Z", "parameters": "", "properties": json.dumps(properties)}
         found = rows.inbox_rule("UpdateInboxRules", sample, USER)
         assert (found.name, found.delete, found.mailbox) == ("x", True, USER)
 
@@ -111,7 +111,7 @@ class TestParsing:
             {"Name": "ForwardingSmtpAddress", "Value": "smtp:drop@exfil.example"},
             {"Name": "DeliverToMailboxAndForward", "Value": "False"},
         ]
-        sample = {"time": "2026-03-10T14:05:00Z", "mailbox": USER, "parameters": json.dumps(setting)}
+        sample = {"at": "2026-03-10T14:05:00Z", "mailbox": USER, "parameters": json.dumps(setting)}
         assert rows.forwarding(sample, USER) == Forwarding(USER, "drop@exfil.example", AT + timedelta(minutes=5), False)
         cleared = {**sample, "parameters": json.dumps([{"Name": "ForwardingSmtpAddress", "Value": "$null"}])}
         assert rows.forwarding(cleared, USER) is None
