@@ -21,7 +21,7 @@ from enrichment.adapters.exports import TABLES, WATCHLIST_TABLE
 from enrichment.adapters.loganalytics import LogAnalyticsEngine, Retries
 from enrichment.domain.attribution import attribute
 from enrichment.domain.model import Account, QueryOutcome, Table, UserEvidence
-from enrichment.queries import kql
+from enrichment.queries import kql, rows
 from enrichment.render.scope_document import activity_document
 from enrichment.services.gather import baseline_window, evidence_window, gather_evidence
 from enrichment.services.investigate import investigate
@@ -761,3 +761,51 @@ def _dataset_signins_only(con: duckdb.DuckDBPyConnection) -> None:
         for record in full.execute(f'SELECT * FROM "{table}"').fetchall():
             insert_rows(con, table, [dict(zip(names, record, strict=True))])
     full.close()
+
+
+class TestCloudAppEvents:
+    def test_defender_for_cloud_apps_answers_the_mailbox_audit_when_office_activity_is_absent(
+        self, la: LogAnalyticsServer
+    ) -> None:
+        """CloudAppEvents' raw audit record gives the same rule, from the same address and session, on both engines."""
+        tenant = duckdb_kql.connect()
+        create_schema_tables(tenant, (*TABLES, "CloudAppEvents", WATCHLIST_TABLE))
+        raw = {
+            "UserId": "Alice@Contoso.com",
+            "ClientIP": f"{ATTACKER_IP}:51234",
+            "ObjectId": "Alice\\\\.",
+            "MailboxOwnerUPN": "alice@contoso.com",
+            "Parameters": [{"Name": "Name", "Value": "."}, {"Name": "DeleteMessage", "Value": "True"}],
+            "AppAccessContext": {"AADSessionId": SESSION, "UniqueTokenId": "tokOther"},
+        }
+        insert_rows(
+            tenant,
+            "CloudAppEvents",
+            [
+                {
+                    "TimeGenerated": AT - timedelta(minutes=40),
+                    "ActionType": "New-InboxRule",
+                    "AccountObjectId": ALICE.object_id,
+                    "IPAddress": ATTACKER_IP,
+                    "RawEventData": raw,
+                }
+            ],
+        )
+        query = kql.scope_query([ALICE], evidence_window(AT, _settings()), suspect_ips=(ATTACKER_IP,))
+        try:
+            with LogAnalyticsServer(tenant, workspace_id=WORKSPACE, functions=[WATCHLIST_FUNCTION]) as endpoint:
+                remote = _remote(endpoint).run(query)
+            local = EmbeddedEngine(tenant).run(query)
+        finally:
+            tenant.close()
+        assert _normalised(remote) == _normalised(local)
+        (row,) = [r for r in local.rows if r["Kind"] == "mailbox"]
+        record = rows.activity_record(row)
+        assert (record.source, record.ip, record.session_id, record.operation) == (
+            "CloudAppEvents",
+            ATTACKER_IP,
+            SESSION,
+            "New-InboxRule",
+        )
+        assert [(r.name, r.delete, r.mailbox) for r in record.rules] == [(".", True, "alice@contoso.com")]
+        assert {r["Source"] for r in local.rows if r["Kind"] == "coverage"} == {"CloudAppEvents", "AuditLogs"}
