@@ -461,12 +461,12 @@ def _not_a_file(path: Path) -> list[str]:
         try:
             path.resolve(strict=True)
         except RuntimeError:
-            return ["a link that leads nowhere readable (a symlink loop); not read"]
+            return ["a link that leads nowhere readable (a symlink loop), not read"]
         except OSError as error:
-            return [f"a link that leads nowhere readable ({(error.strerror or type(error).__name__).lower()}); not read"]
+            return [f"a link that leads nowhere readable ({(error.strerror or type(error).__name__).lower()}), not read"]
     if path.is_dir():
         return []
-    return ["not a regular file (a pipe, socket or device); not read"]
+    return ["not a regular file (a pipe, socket or device), not read"]
 
 
 def _fingerprint(folder: Path, exports: Sequence[_Export], ignored: Sequence[str], mapping: Mapping[str, str]) -> str:
