@@ -211,8 +211,12 @@ def run_triage(args: argparse.Namespace, out: TextIO, err: TextIO | None = None,
         if args.cache is not None or args.table:
             msg = "--cache and --table go with --data, not --workspace"
             raise InputError(msg)
+        from common.logs import configure_logging
         from enrichment.adapters.loganalytics import LogAnalyticsEngine
 
+        # The workspace engine is the one that logs (retries, failures); the embedded engine does not,
+        # so a laptop run does not pay for loading the logging stack.
+        configure_logging(stream=err or sys.stderr)
         engine = LogAnalyticsEngine.create(dataclasses.replace(settings, workspace_id=args.workspace))
     else:
         engine = open_exports(args, err or sys.stderr)
@@ -228,7 +232,4 @@ def run_triage(args: argparse.Namespace, out: TextIO, err: TextIO | None = None,
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    from common.logs import configure_logging
-
-    configure_logging(stream=err)
     return run_command(lambda: run_triage(_parser().parse_args(argv), out, err), err)

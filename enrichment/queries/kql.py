@@ -282,7 +282,19 @@ def _lines(parts: Iterable[str]) -> str:
     return "\n".join(parts)
 
 
-#: JSON columns each sign-in branch parses once, by the name the flattened columns read them as.
+def _text(column: str) -> str:
+    """
+    A string column's value as text: `coalesce(X, "")`.
+
+    For a column that is a string in every table it is read from, Kusto gives the same value for
+    `tostring(X)` (its strings are never null); duckdb-kql, which cannot know the column's type,
+    writes `tostring()` as a switch over every type (about 1 KB of SQL each, bound and optimised on
+    every run) and `coalesce()` as a few lines, with a NULL (a column the export lacked) as "".
+    """
+    return f'coalesce({column}, "")'
+
+
+#: JSON columns each sign-in branch reads once, by the name the flattened columns use.
 #: `todynamic()` parses the JSON text of the non-interactive table and passes the dynamic columns of
 #: the interactive one through, so both branches project the same scalar columns and the union
 #: never splits a column into `X_dynamic` / `X_string`.
@@ -291,28 +303,28 @@ _PARSED = {
     "_dev": "todynamic(DeviceDetail)",
     "_tp": "todynamic(TokenProtectionStatusDetails)",
     "_auth": "todynamic(AuthenticationDetails)",
-    "_authText": "tostring(AuthenticationDetails)",
+    "_authText": _text("AuthenticationDetails"),
 }
 
 #: Every column a sign-in is flattened to, as KQL over either table's row (plus `_PARSED`).
 _FLAT = {
-    "User": "tolower(UserPrincipalName)",
-    "UserId": "tolower(tostring(UserId))",
-    "IPAddress": "tostring(IPAddress)",
-    "Asn": "tostring(AutonomousSystemNumber)",
+    "User": f"tolower({_text('UserPrincipalName')})",
+    "UserId": f"tolower({_text('UserId')})",
+    "IPAddress": _text("IPAddress"),
+    "Asn": _text("AutonomousSystemNumber"),
     "Country": "tostring(_loc.countryOrRegion)",
     "City": "tostring(_loc.city)",
     "Latitude": "todouble(_loc.geoCoordinates.latitude)",
     "Longitude": "todouble(_loc.geoCoordinates.longitude)",
-    "SessionId": "tostring(SessionId)",
-    "AppId": "tostring(AppId)",
-    "AppDisplayName": "tostring(AppDisplayName)",
-    "ResourceId": "tostring(ResourceIdentity)",
-    "ResourceDisplayName": "tostring(ResourceDisplayName)",
-    "UserAgent": "tostring(UserAgent)",
-    "ClientAppUsed": "tostring(ClientAppUsed)",
-    "AuthenticationProtocol": "tostring(AuthenticationProtocol)",
-    "IncomingTokenType": "tostring(IncomingTokenType)",
+    "SessionId": _text("SessionId"),
+    "AppId": _text("AppId"),
+    "AppDisplayName": _text("AppDisplayName"),
+    "ResourceId": _text("ResourceIdentity"),
+    "ResourceDisplayName": _text("ResourceDisplayName"),
+    "UserAgent": _text("UserAgent"),
+    "ClientAppUsed": _text("ClientAppUsed"),
+    "AuthenticationProtocol": _text("AuthenticationProtocol"),
+    "IncomingTokenType": _text("IncomingTokenType"),
     "DeviceId": "tostring(_dev.deviceId)",
     "DeviceName": "tostring(_dev.displayName)",
     "OperatingSystem": "tostring(_dev.operatingSystem)",
@@ -320,14 +332,14 @@ _FLAT = {
     "IsCompliant": "tostring(_dev.isCompliant)",
     "IsManaged": "tostring(_dev.isManaged)",
     "TrustType": "tostring(_dev.trustType)",
-    "ResultType": "tostring(ResultType)",
-    "AuthenticationRequirement": "tostring(AuthenticationRequirement)",
+    "ResultType": _text("ResultType"),
+    "AuthenticationRequirement": _text("AuthenticationRequirement"),
     "AuthMethod": "tostring(_auth[0].authenticationMethod)",
     "TokenOnly": '_authText contains "satisfied by claim in the token" or _authText contains "Previously satisfied"',
     "TokenProtection": "tostring(_tp.signInSessionStatus)",
-    "RiskLevel": "tostring(RiskLevelDuringSignIn)",
-    "RiskEvents": "tostring(RiskEventTypes_V2)",
-    "NetworkLocations": "tostring(NetworkLocationDetails)",
+    "RiskLevel": _text("RiskLevelDuringSignIn"),
+    "RiskEvents": _text("RiskEventTypes_V2"),
+    "NetworkLocations": _text("NetworkLocationDetails"),
 }
 
 
@@ -452,8 +464,8 @@ CONTEXT_BODY = _lines(
         "        ActorIp = tostring(_ini.user.ipAddress), Target = tolower(tostring(_tgt[0].userPrincipalName)),",
         "        TargetId = tostring(_tgt[0].id)",
         "    | where Actor in (upns) or Target in (upns) or ActorId in~ (object_ids) or TargetId in~ (object_ids)",
-        '    | project Kind = "audit", TimeGenerated, OperationName = tostring(OperationName),',
-        "        Result = tostring(Result), Actor, ActorIp, Target, Detail = tostring(_tgt[0].displayName)),",
+        f'    | project Kind = "audit", TimeGenerated, OperationName = {_text("OperationName")},',
+        f"        Result = {_text('Result')}, Actor, ActorIp, Target, Detail = tostring(_tgt[0].displayName)),",
         "    (_GetWatchlist(travel_watchlist)",
         "    | extend User = tolower(tostring(UserPrincipalName))",
         "    | where User in (upns)",
