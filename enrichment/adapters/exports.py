@@ -751,6 +751,9 @@ def _text_expression(column: _Column, identifiers: Sequence[str], *, present: bo
     """The text one schema column takes from its sources, before typing (NULL when it has none)."""
     if not identifiers:
         return "NULL"
+    if column.kusto_type == "string" and present and len(identifiers) == 1:
+        # Kusto strings are never null: a missing cell is the empty string (one call per value, not two).
+        return f"coalesce({_ident(identifiers[0])}, '')"
     parts = [f"NULLIF({_ident(i)}, '')" for i in identifiers]
     if column.kusto_type == "string" and present:
         # Kusto strings are never null: a present but empty cell is the empty string.
@@ -899,11 +902,12 @@ def _cast_sql(raw: str, kind: str, duckdb_type: str) -> str:
     if kind == "string":
         return raw
     if kind == "datetime":
+        # ISO 8601 first (API and JSON exports): DuckDB's COALESCE tries the portal's formats only
+        # on the rows that are left, so a large JSON export pays for one cast per value.
         formats = ", ".join(_sql_string(f) for f in _PORTAL_TIME_FORMATS)
         return (
-            f"CASE WHEN {raw} IS NULL THEN NULL"
-            f" WHEN upper({raw}) LIKE '%M' THEN try_strptime({raw}, [{formats}])"
-            f" ELSE CAST(try_cast({raw} AS TIMESTAMPTZ) AS TIMESTAMP) END"
+            f"COALESCE(CAST(try_cast({raw} AS TIMESTAMPTZ) AS TIMESTAMP),"
+            f" CASE WHEN upper({raw}) LIKE '%M' THEN try_strptime({raw}, [{formats}]) END)"
         )
     if kind == "dynamic":
         # Objects arrive as JSON text (CSV cells, JSON objects re-serialised by the reader, JSON

@@ -424,6 +424,18 @@ _BASELINE_COLUMNS = (
     "AuthenticationProtocol",
 )
 
+
+def _set_of(expression: str) -> str:
+    """
+    `make_set` of a string, capped, that no value can break: the value is collected as a one-element array.
+
+    Kusto unions the arrays it is given, so the set is the same; duckdb-kql parses every string given to
+    `make_set` as JSON and fails on one that is JSON-array text (a user agent of `[1,2]` stopped the
+    baseline on the embedded engine; see docs/duckdb-kql-upstream.md). A one-element array is always one.
+    """
+    return f"make_set(pack_array({expression}), {BASELINE_SET_CAP})"
+
+
 #: The users' previous days summarised per table (sets, capped) and per day (counts only), so the
 #: bytes returned stay flat however many sign-ins the user makes.
 BASELINE_BODY = _lines(
@@ -433,13 +445,13 @@ BASELINE_BODY = _lines(
         "    (signins",
         "    | summarize Events = count(), DaysActive = dcount(startofday(TimeGenerated)),",
         "        FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated), DistinctIps = dcount(IPAddress),",
-        f"        Ips = make_set(IPAddress, {BASELINE_SET_CAP}), Asns = make_set(Asn, {BASELINE_SET_CAP}),",
-        f"        Countries = make_set(Country, {BASELINE_SET_CAP}), AppIds = make_set(AppId, {BASELINE_SET_CAP}),",
-        f"        Resources = make_set(ResourceDisplayName, {BASELINE_SET_CAP}),",
-        f"        UserAgents = make_set(UserAgent, {BASELINE_SET_CAP}), DeviceIds = make_set(DeviceId, {BASELINE_SET_CAP}),",
-        f'        CompliantDeviceIds = make_set(iff(IsCompliant == "true", DeviceId, ""), {BASELINE_SET_CAP}),',
+        f"        Ips = {_set_of('IPAddress')}, Asns = {_set_of('Asn')},",
+        f"        Countries = {_set_of('Country')}, AppIds = {_set_of('AppId')},",
+        f"        Resources = {_set_of('ResourceDisplayName')},",
+        f"        UserAgents = {_set_of('UserAgent')}, DeviceIds = {_set_of('DeviceId')},",
+        f'        CompliantDeviceIds = {_set_of("""iff(IsCompliant == "true", DeviceId, "")""")},',
         "        Hours = make_set(hourofday(TimeGenerated), 24),",
-        f"        AuthProtocols = make_set(AuthenticationProtocol, {BASELINE_SET_CAP})",
+        f"        AuthProtocols = {_set_of('AuthenticationProtocol')}",
         "        by User, UserId, SourceTable",
         '    | extend Scope = "table"),',
         "    (signins",

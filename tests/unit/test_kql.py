@@ -712,3 +712,26 @@ class TestOnTheEmbeddedEngine:
         """Travel rows come from the configured watchlist alias and the suspect's UPN only."""
         found = _run(workspace, kql.context_query([Account(HOSTILE_UPN)], WINDOW, travel_watchlist="TravelRecords"))
         assert [(row["Kind"], row["User"], row["Country"]) for row in found] == [("travel", HOSTILE_UPN.lower(), "FR")]
+
+
+def test_values_that_look_like_json_arrays_are_collected_as_themselves() -> None:
+    """A user agent or address of `[1,2]` is one value of the baseline's sets, not an error and not two values."""
+    con = duckdb_kql.connect()
+    for path in sorted(SCHEMA_DIR.glob("*.json")):
+        fixture = json.loads(path.read_text(encoding="utf-8"))
+        columns = ", ".join(f'"{c["name"]}" {_DUCKDB_TYPES[c["type"]]}' for c in fixture["columns"])
+        con.execute(f'CREATE TABLE "{fixture["table"]}" ({columns})')
+    hostile = ['["x","y"]', "[1,2]", "[]"]
+    for index, value in enumerate(hostile):
+        _insert(
+            con,
+            Table.NON_INTERACTIVE.value,
+            TimeGenerated=AT.replace(tzinfo=None) - timedelta(hours=index + 1),
+            UserPrincipalName="mallory@contoso.com",
+            UserAgent=value,
+            IPAddress=value,
+        )
+    window = TimeWindow(AT - timedelta(days=1), AT)
+    (summary,) = [r for r in _run(con, kql.baseline_query([Account("mallory@contoso.com")], window)) if r["Scope"] == "table"]
+    assert sorted(json.loads(summary["UserAgents"])) == sorted(hostile)
+    assert sorted(json.loads(summary["Ips"])) == sorted(hostile)
