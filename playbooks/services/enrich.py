@@ -144,9 +144,10 @@ def enrich(incident: IncidentRef, engine: QueryEngine, settings: Settings) -> En
 
 def comment_html(enrichment: Enrichment, settings: Settings, *, generated_at: datetime) -> str:
     """The incident comment: the enrichment, or the "no account" notice when there was nobody to assess."""
+    warnings = _warnings(enrichment)
     if not enrichment.accounts:
         return comment.no_account_comment(
-            enrichment.incident, max_chars=settings.comment_max_chars, generated_at=generated_at, warnings=enrichment.warnings
+            enrichment.incident, max_chars=settings.comment_max_chars, generated_at=generated_at, warnings=warnings
         )
     reports = [comment.AccountReport(a.evidence, a.assessment) for a in enrichment.accounts]
     return comment.enrichment_comment(
@@ -154,8 +155,13 @@ def comment_html(enrichment: Enrichment, settings: Settings, *, generated_at: da
         reports,
         max_chars=settings.comment_max_chars,
         generated_at=generated_at,
-        warnings=enrichment.warnings,
+        warnings=warnings,
     )
+
+
+def _warnings(enrichment: Enrichment) -> tuple[str, ...]:
+    """What intake left out (accounts over REPLAY_MAX_ACCOUNTS, unlisted names), then the run's own warnings."""
+    return (*enrichment.incident.intake_notes(), *enrichment.warnings)
 
 
 def failure_html(incident: IncidentRef, failure: Failure, settings: Settings, *, generated_at: datetime) -> str:
@@ -197,7 +203,9 @@ def result_document(enrichment: Enrichment) -> dict[str, Any]:
             for a in enrichment.accounts
         ],
         "unresolved_accounts": list(enrichment.incident.unresolved),
-        "warnings": list(enrichment.warnings),
+        "not_assessed_accounts": [account_json(a) for a in enrichment.incident.not_assessed],
+        "not_assessed_total": enrichment.incident.not_assessed_total,
+        "warnings": list(_warnings(enrichment)),
     }
 
 

@@ -13,6 +13,7 @@ from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrc
 from structlog.testing import capture_logs
 
 from playbooks import wiring
+from playbooks.domain.incident import MAX_BODY_BYTES, TITLE_CHARS
 from playbooks.functions.http_api import duplicate_reason
 from playbooks.functions.orchestrator import ORCHESTRATOR
 from tests.app.indexed import functions
@@ -230,6 +231,96 @@ class TestRefusals:
         assert response.status_code == 500
         assert any(p.startswith("REPLAY_WORKSPACE_ID") for p in body["settings"])
         assert any(p.startswith("REPLAY_BOT_APP_ID") for p in body["settings"])
+
+
+class TestHostileIntake:
+    """Bodies built to hurt the intake: each gets a clear 4xx, or is cleaned and bounded before it is stored."""
+
+    async def test_body_over_the_limit_is_413(self) -> None:
+        """A body over MAX_BODY_BYTES answers 413 without being parsed; nothing starts."""
+        client = FakeDurableClient()
+
+        response, answer = await _post(b" " * (MAX_BODY_BYTES + 1), client)
+
+        assert response.status_code == 413
+        assert "an incident is at most" in answer["error"]
+        assert client.started == []
+
+    @pytest.mark.parametrize(
+        ("body", "message"),
+        [
+            (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+            (b"\xff\xfe{}", "the body is not JSON"),
+            (
+                _trigger(
+                    object={
+                        **_incident(),
+                        "properties": {**_incident()["properties"], "firstActivityTimeUtc": "9999-12-31T23:59:59Z"},
+                    }
+                ),
+                "not the time of a Sentinel incident",
+            ),
+            (
+                _trigger(
+                    object={
+                        **_incident(),
+                        "properties": {**_incident()["properties"], "firstActivityTimeUtc": "0001-01-01T00:00:00+01:00"},
+                    }
+                ),
+                "not the time of a Sentinel incident",
+            ),
+        ],
+    )
+    async def test_hostile_bodies_are_400(self, body: Any, message: str) -> None:
+        """Deep nesting, bytes that are not UTF-8 and years 9999/0001 answer 400 with the reason, never a 500."""
+        client = FakeDurableClient()
+
+        response, answer = await _post(body, client)
+
+        assert response.status_code == 400
+        assert message in answer["error"]
+        assert client.started == []
+
+    async def test_huge_title_is_capped_before_the_orchestration_input(self) -> None:
+        """A 2 MB title is started as TITLE_CHARS characters: the stored input stays a few hundred bytes."""
+        client = FakeDurableClient()
+        body = _trigger(object={**_incident(), "properties": {**_incident()["properties"], "title": "T" * 2_000_000}})
+
+        response, _answer = await _post(body, client)
+
+        assert response.status_code == 202
+        stored = client.started[0][2]
+        assert len(stored["title"]) == TITLE_CHARS
+        assert len(json.dumps(stored)) < 2_000
+
+    async def test_hidden_characters_and_lone_surrogates_are_cleaned(self) -> None:
+        """NUL, ESC, a bidi override and a lone surrogate in the title: started, cleaned, encodable as UTF-8."""
+        raw = json.dumps(_trigger()).replace('"title": "Token replay"', '"title": "Tok\\u0000en\\u001b[2J \\u202ere\\ud800"')
+        client = FakeDurableClient()
+
+        response, _answer = await _post(raw.encode(), client)
+
+        assert response.status_code == 202
+        stored = client.started[0][2]
+        assert stored["title"] == "Token[2J re\ufffd"
+        json.dumps(stored, ensure_ascii=False).encode("utf-8")
+
+    async def test_account_cap_comes_from_the_setting(self, services: wiring.Services) -> None:
+        """REPLAY_MAX_ACCOUNTS=2 with three accounts: two in the orchestration input, the third named as not assessed."""
+        wiring.install(wiring.Services({**ENVIRON, "REPLAY_MAX_ACCOUNTS": "2"}))
+        people = [
+            {"kind": "Account", "properties": {"accountName": name, "upnSuffix": "contoso.com"}} for name in ("a", "b", "c")
+        ]
+        client = FakeDurableClient()
+
+        response, _answer = await _post(
+            _trigger(object={**_incident(), "properties": {**_incident()["properties"], "relatedEntities": people}}), client
+        )
+
+        assert response.status_code == 202
+        stored = client.started[0][2]
+        assert [a["upn"] for a in stored["accounts"]] == ["a@contoso.com", "b@contoso.com"]
+        assert (stored["not_assessed"], stored["not_assessed_total"]) == ([{"upn": "c@contoso.com", "object_id": ""}], 1)
 
 
 class TestLogging:
