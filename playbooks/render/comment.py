@@ -25,13 +25,17 @@ from datetime import datetime
 from enrichment.domain.model import Assessment, UserEvidence, Verdict
 from enrichment.queries.kql import InvalidQueryInput
 from enrichment.queries.pivots import Pivot, pivot
-from enrichment.render.html import CELL_CHARS, account_fragments, attribution, esc
+from enrichment.render.html import ADDRESS_ROWS, CELL_CHARS, account_fragments, attribution, esc
 from enrichment.render.story import Context, brief, verdict_text
 from playbooks.domain.approval import ApprovalRecord, Phase
 from playbooks.domain.approval import AttemptLine as ApprovalAttemptLine
 from playbooks.domain.incident import IncidentRef, entity_summary
 
+#: The address list is a summary, not an export: beyond this many entries the comment says how many more.
+TIMELINE_ROWS = ADDRESS_ROWS
+
 __all__ = [
+    "TIMELINE_ROWS",
     "CELL_CHARS",
     "AccountReport",
     "approval_comment",
