@@ -14,6 +14,7 @@ drawn that came from a sign-in row or an audit record is XML-escaped.
 from __future__ import annotations
 
 import html
+import re
 from datetime import datetime, timedelta
 
 from enrichment.domain.evidence import ip_timeline
@@ -39,8 +40,12 @@ def _x(moment: datetime, start: datetime, span: float) -> float:
     return LABEL + max(0.0, min(1.0, offset / span)) * (WIDTH - LABEL - 10)
 
 
+# Characters XML 1.0 does not allow at all (a browser refuses the whole SVG): replaced, not escaped.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
 def _e(value: object, limit: int = 200) -> str:
-    text = str(value)
+    text = _NOT_XML.sub("?", str(value))
     return html.escape(text[:limit] + ("\u2026" if len(text) > limit else ""), quote=True)
 
 

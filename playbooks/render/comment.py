@@ -35,8 +35,8 @@ from playbooks.domain.incident import IncidentRef, entity_summary
 TIMELINE_ROWS = ADDRESS_ROWS
 
 __all__ = [
-    "TIMELINE_ROWS",
     "CELL_CHARS",
+    "TIMELINE_ROWS",
     "AccountReport",
     "approval_comment",
     "enrichment_comment",
