@@ -165,7 +165,10 @@ class Settings:
         "REPLAY_TEAMS_SERVICE_URL", _url, "https://smba.trafficmanager.net/teams", "Bot Framework service URL for the tenant"
     )
     managed_identity_client_id: str = _setting(
-        "AZURE_CLIENT_ID", _text, "", "client id of the Function App's user-assigned managed identity (host, Log Analytics, Sentinel)"
+        "AZURE_CLIENT_ID",
+        _text,
+        "",
+        "client id of the Function App's user-assigned managed identity (host, Log Analytics, Sentinel)",
     )
     containment_client_id: str = _setting(
         "REPLAY_CONTAINMENT_CLIENT_ID",

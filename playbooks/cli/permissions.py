@@ -355,9 +355,15 @@ def permissions_markdown() -> str:
         "|---|---|---|",
     ]
     for label, settings in _combinations():
-        held = [", ".join(f"`{p}`" for p in required_lines(settings, who)) or "none" for who in (Identity.BOT, Identity.CONTAINMENT)]
+        held = [
+            ", ".join(f"`{p}`" for p in required_lines(settings, who)) or "none" for who in (Identity.BOT, Identity.CONTAINMENT)
+        ]
         out.append(f"| {label} | {held[0]} | {held[1]} |")
-    out += ["", "Per feature: the identity, the calls it makes, why this permission is the least one, and what it does not cover.", ""]
+    out += [
+        "",
+        "Per feature: the identity, the calls it makes, why this permission is the least one, and what it does not cover.",
+        "",
+    ]
     for feature in Feature:
         need = GRAPH_NEEDS[feature]
         calls = ", ".join(f"`{call}`" for call in need.calls)
@@ -410,14 +416,16 @@ def template_table() -> dict[str, Any]:
     bot identity's when an approver group is set; both only while containment is enabled, which the
     template checks itself. A test compares the committed file with this output.
     """
-    subsets = [frozenset(a for i, a in enumerate(OPTIONAL_ACTIONS) if mask >> i & 1) for mask in range(2 ** len(OPTIONAL_ACTIONS))]
+    subsets = [
+        frozenset(a for i, a in enumerate(OPTIONAL_ACTIONS) if mask >> i & 1) for mask in range(2 ** len(OPTIONAL_ACTIONS))
+    ]
     group = "00000000-0000-0000-0000-000000000001"
     return {
         "generatedBy": TEMPLATE_COMMAND,
         "optionalActions": list(OPTIONAL_ACTIONS),
         "containment": {
             action_key(subset): required_lines(Settings(optional_actions=subset), Identity.CONTAINMENT)
-            for subset in sorted(subsets, key=lambda chosen: action_key(chosen))
+            for subset in sorted(subsets, key=action_key)
         },
         "botWithApproverGroup": required_lines(Settings(approver_group_id=group), Identity.BOT),
     }

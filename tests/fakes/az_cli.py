@@ -137,7 +137,7 @@ def _arm(state: dict[str, Any], method: str, url: str, body: str | None) -> tupl
     if not isinstance(value, str) or not value:
         return _fail(400, "BadRequest", "properties.value is required"), None
     state.setdefault("secrets", {})[f"{match['vault']}/{match['secret']}"] = value
-    return 0, {"id": url.split("?")[0], "properties": {"contentType": document["properties"].get("contentType")}}
+    return 0, {"id": url.split("?", maxsplit=1)[0], "properties": {"contentType": document["properties"].get("contentType")}}
 
 
 def _keys(state: dict[str, Any], command: str, args: dict[str, str]) -> tuple[int, Any]:

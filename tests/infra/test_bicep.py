@@ -603,13 +603,21 @@ class TestAutomationRules:
         product = variable(sentinel, "productCondition")["conditionProperties"]
         rule = variable(sentinel, "analyticRuleCondition")["conditionProperties"]
         title = variable(sentinel, "titleCondition")["conditionProperties"]
-        assert (product["propertyName"], product["operator"], product["propertyValues"]) == ("AlertProductNames", "Equals", "productNames")
+        assert (product["propertyName"], product["operator"], product["propertyValues"]) == (
+            "AlertProductNames",
+            "Equals",
+            "productNames",
+        )
         assert (rule["propertyName"], rule["operator"], rule["propertyValues"]) == (
             "IncidentRelatedAnalyticRuleIds",
             "Contains",
             "analyticRuleIds",
         )
-        assert (title["propertyName"], title["operator"], title["propertyValues"]) == ("IncidentTitle", "Contains", "incidentTitles")
+        assert (title["propertyName"], title["operator"], title["propertyValues"]) == (
+            "IncidentTitle",
+            "Contains",
+            "incidentTitles",
+        )
         either = variable(sentinel, "eitherSource")
         assert either["conditionType"] == "Boolean"
         assert either["conditionProperties"] == {"operator": "Or", "innerConditions": "sourceConditions"}
@@ -719,13 +727,20 @@ class TestAzd:
         assert document["name"]
         assert document["infra"] == {"provider": "bicep", "path": "infra", "module": "main"}
         api = document["services"]["api"]
-        assert {key: api[key] for key in ("project", "language", "host")} == {"project": ".", "language": "python", "host": "function"}
+        assert {key: api[key] for key in ("project", "language", "host")} == {
+            "project": ".",
+            "language": "python",
+            "host": "function",
+        }
         assert (ROOT / document["infra"]["path"] / f"{document['infra']['module']}.bicep").is_file()
 
     def test_hooks_purge_a_left_vault_before_and_store_the_key_after(self) -> None:
         """preprovision runs purge-deleted-vault.sh; the api service's postdeploy runs store-function-key.sh; both stop azd on failure."""
         document = yaml.safe_load((ROOT / "azure.yaml").read_text(encoding="utf-8"))
-        hooks = {"preprovision": document["hooks"]["preprovision"], "postdeploy": document["services"]["api"]["hooks"]["postdeploy"]}
+        hooks = {
+            "preprovision": document["hooks"]["preprovision"],
+            "postdeploy": document["services"]["api"]["hooks"]["postdeploy"],
+        }
         assert hooks["preprovision"]["run"] == "bash infra/scripts/purge-deleted-vault.sh"
         assert hooks["postdeploy"]["run"] == "bash infra/scripts/store-function-key.sh"
         for hook in hooks.values():

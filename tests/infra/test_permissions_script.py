@@ -93,7 +93,11 @@ class FakeTenant:
         """The permission names a principal holds on Graph now."""
         names = {role_id(n): n for n in {p for need in GRAPH_NEEDS.values() for p in need.permissions} | set(EXTRA_ROLES)}
         state = json.loads(self.state_file.read_text())
-        return {names[a["appRoleId"]] for a in state["assignments"] if a["principalId"] == principal and a["resourceId"] == GRAPH_SP_ID}
+        return {
+            names[a["appRoleId"]]
+            for a in state["assignments"]
+            if a["principalId"] == principal and a["resourceId"] == GRAPH_SP_ID
+        }
 
     @property
     def assignments(self) -> list[dict[str, str]]:
@@ -196,7 +200,10 @@ def test_dry_run_plans_exactly_each_identitys_permissions_and_writes_nothing(ten
 
 def test_the_bot_identity_never_gets_a_containment_write(tenant: FakeTenant) -> None:
     """With every feature on, the bot identity is planned only the approver check's reads."""
-    everything = {"REPLAY_APPROVER_GROUP_ID": GROUP, "REPLAY_OPTIONAL_ACTIONS": "confirm_compromised,disable_account,delete_flagged_methods"}
+    everything = {
+        "REPLAY_APPROVER_GROUP_ID": GROUP,
+        "REPLAY_OPTIONAL_ACTIONS": "confirm_compromised,disable_account,delete_flagged_methods",
+    }
 
     said = outcome(tenant.run("--dry-run", env=AZD | everything))
 
@@ -223,7 +230,9 @@ def test_settings_file_decides_the_features(tenant: FakeTenant, tmp_path: Path) 
     }
     settings.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
 
-    said = outcome(tenant.run("--principal-id", CONTAINMENT, "--identity", "containment", "--dry-run", "--settings", str(settings)))
+    said = outcome(
+        tenant.run("--principal-id", CONTAINMENT, "--identity", "containment", "--dry-run", "--settings", str(settings))
+    )
 
     # ReadWrite covers Read, so Read.All is not asked for beside it.
     expected = (CORE - {"UserAuthenticationMethod.Read.All"}) | {"UserAuthenticationMethod.ReadWrite.All"}
@@ -248,7 +257,11 @@ def test_grants_only_the_missing_permissions_and_a_rerun_writes_nothing(tenant: 
     tenant.log_file.write_text("")
     again = outcome(tenant.run(env=env))
 
-    assert again == {"bot": dict.fromkeys(APPROVER, "already granted"), "containment": dict.fromkeys(CORE, "already granted"), "app": {}}
+    assert again == {
+        "bot": dict.fromkeys(APPROVER, "already granted"),
+        "containment": dict.fromkeys(CORE, "already granted"),
+        "app": {},
+    }
     assert tenant.writes == []
 
 
@@ -256,7 +269,8 @@ def test_enabling_an_optional_action_later_grants_only_its_permission(tenant: Fa
     """A second run after a switch changes reads the ids Graph made on the first run and adds only the new permission."""
     assert outcome(tenant.run(env=AZD))["containment"] == dict.fromkeys(CORE, "granted")
     created = {a["id"] for a in tenant.assignments}
-    assert created and not any(_is_guid(i) for i in created)
+    assert created
+    assert not any(_is_guid(i) for i in created)
 
     tenant.log_file.write_text("")
     later = outcome(tenant.run(env=AZD | {"REPLAY_OPTIONAL_ACTIONS": "disable_account"}))
@@ -311,7 +325,13 @@ def test_prune_takes_back_what_a_single_identity_deployment_gave_the_app_identit
 
 def test_prune_with_containment_off_takes_back_every_graph_permission(tenant: FakeTenant) -> None:
     """Rolling back: features off + --prune removes all Graph assignments (the dry run first writes nothing)."""
-    tenant.set_state([*(assignment(n) for n in CORE), *(assignment(n, BOT) for n in APPROVER), assignment("Mail.Send", resource=OTHER_RESOURCE)])
+    tenant.set_state(
+        [
+            *(assignment(n) for n in CORE),
+            *(assignment(n, BOT) for n in APPROVER),
+            assignment("Mail.Send", resource=OTHER_RESOURCE),
+        ]
+    )
     off = AZD | {"REPLAY_CONTAINMENT_ENABLED": "false"}
 
     planned = outcome(tenant.run("--prune", "--dry-run", env=off))

@@ -62,7 +62,10 @@ class TestRequiredGraphPermissions:
     def test_each_identity_holds_only_its_features_permissions(self) -> None:
         """The bot identity gets the approver check's reads; the containment identity the rest; the app identity none."""
         settings = Settings.from_values(
-            {"REPLAY_APPROVER_GROUP_ID": "0f0f0f0f-1111-2222-3333-444444444444", "REPLAY_OPTIONAL_ACTIONS": ",".join(OPTIONAL_ACTIONS)}
+            {
+                "REPLAY_APPROVER_GROUP_ID": "0f0f0f0f-1111-2222-3333-444444444444",
+                "REPLAY_OPTIONAL_ACTIONS": ",".join(OPTIONAL_ACTIONS),
+            }
         )
         bot = required_graph_permissions(settings, Identity.BOT)
         containment = required_graph_permissions(settings, Identity.CONTAINMENT)

@@ -125,7 +125,9 @@ def test_the_template_table_is_the_codes_for_every_setting() -> None:
     for mask in range(2 ** len(OPTIONAL_ACTIONS)):
         actions = frozenset(a for i, a in enumerate(OPTIONAL_ACTIONS) if mask >> i & 1)
         settings = Settings(optional_actions=actions, approver_group_id=group)
-        assert committed["containment"][cli.action_key(actions)] == sorted(required_graph_permissions(settings, Identity.CONTAINMENT))
+        assert committed["containment"][cli.action_key(actions)] == sorted(
+            required_graph_permissions(settings, Identity.CONTAINMENT)
+        )
         assert committed["botWithApproverGroup"] == sorted(required_graph_permissions(settings, Identity.BOT))
     assert committed["optionalActions"] == list(OPTIONAL_ACTIONS)
 
