@@ -24,8 +24,10 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 import sys
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -166,6 +168,43 @@ def _keyvault(state: dict[str, Any], command: str, args: dict[str, str]) -> tupl
     state["deleted_vaults"] = [v for v in deleted if v not in found]
     state.setdefault("purged", []).append(args["name"])
     return 0, None
+
+
+def install(folder: Path) -> Path:
+    """Write an `az` launcher for this fake into `folder`/bin and return that folder, for the front of PATH."""
+    launcher = folder / "bin" / "az"
+    launcher.parent.mkdir()
+    launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{__file__}" "$@"\n')
+    launcher.chmod(0o755)
+    return launcher.parent
+
+
+def run_script(
+    script: Path,
+    args: tuple[str, ...],
+    *,
+    folder: Path,
+    drop: tuple[str, ...],
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a deployment script with the fake first on PATH, its state and log in `folder`, and no variable starting with `drop`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    clean |= {
+        "PATH": f"{folder / 'bin'}{os.pathsep}{clean['PATH']}",
+        "PYTHON": sys.executable,
+        "FAKE_AZ_STATE": str(folder / "state.json"),
+        "FAKE_AZ_LOG": str(folder / "calls.jsonl"),
+    }
+    return subprocess.run(
+        ["bash", str(script), *args],
+        env=clean | dict(env or {}),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,11 +33,8 @@ class FakeAzure:
     tmp: Path
 
     def __post_init__(self) -> None:
-        launcher = self.tmp / "bin" / "az"
-        launcher.parent.mkdir()
-        launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{az_cli.__file__}" "$@"\n')
-        launcher.chmod(0o755)
-        self.state_file, self.log_file = self.tmp / "azure.json", self.tmp / "calls.jsonl"
+        az_cli.install(self.tmp)
+        self.state_file, self.log_file = self.tmp / "state.json", self.tmp / "calls.jsonl"
         self.set(keys={}, starting=0, deleted=[])
 
     def set(self, *, keys: dict[str, str], starting: int, deleted: list[dict[str, Any]]) -> None:
@@ -57,21 +52,7 @@ class FakeAzure:
         return [json.loads(line) for line in self.log_file.read_text().splitlines()]
 
     def run(self, script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
-        clean |= {
-            "PATH": f"{self.tmp / 'bin'}{os.pathsep}{clean['PATH']}",
-            "PYTHON": sys.executable,
-            "FAKE_AZ_STATE": str(self.state_file),
-            "FAKE_AZ_LOG": str(self.log_file),
-        }
-        return subprocess.run(
-            ["bash", str(SCRIPTS / script), *args],
-            env=clean | (env or {}),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return az_cli.run_script(SCRIPTS / script, args, folder=self.tmp, drop=("AZURE_",), env=env)
 
 
 @pytest.fixture

@@ -77,11 +77,8 @@ class FakeTenant:
     tmp: Path
 
     def __post_init__(self) -> None:
-        launcher = self.tmp / "bin" / "az"
-        launcher.parent.mkdir()
-        launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{az_cli.__file__}" "$@"\n')
-        launcher.chmod(0o755)
-        self.state_file, self.log_file = self.tmp / "graph.json", self.tmp / "calls.jsonl"
+        az_cli.install(self.tmp)
+        self.state_file, self.log_file = self.tmp / "state.json", self.tmp / "calls.jsonl"
         self.set_state([])
 
     def set_state(self, assignments: list[dict[str, str]], *, page_size: int = 100, sp: dict[str, object] | None = None) -> None:
@@ -113,22 +110,7 @@ class FakeTenant:
         return [call for call in self.calls if call["method"] != "get"]
 
     def run(self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("REPLAY_", "AZURE_"))}
-        clean |= {
-            "PATH": f"{self.tmp / 'bin'}{os.pathsep}{clean['PATH']}",
-            "PYTHON": sys.executable,
-            "FAKE_AZ_STATE": str(self.state_file),
-            "FAKE_AZ_LOG": str(self.log_file),
-        }
-        return subprocess.run(
-            ["bash", str(SCRIPT), *args],
-            env=clean | (env or {}),
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return az_cli.run_script(SCRIPT, args, folder=self.tmp, drop=("REPLAY_", "AZURE_"), env=env, cwd=cwd)
 
 
 def outcome(done: subprocess.CompletedProcess[str]) -> dict[str, dict[str, str]]:
