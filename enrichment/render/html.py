@@ -16,15 +16,13 @@ entity); only this module's tag literals reach the output unescaped.
 from __future__ import annotations
 
 import html
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from enrichment.domain.evidence import IpActivity, ip_timeline
 from enrichment.domain.model import Assessment, Baseline, Explanation, TableBaseline, UserEvidence
 from enrichment.queries.pivots import Pivot
 from enrichment.render.asn_names import ATTRIBUTION, ATTRIBUTION_URL, asn_label
-from enrichment.render.story import Brief, clock, explanation_text, name_asns, utc
+from enrichment.render.story import Brief, clock, explanation_phrases, explanation_text, name_asns, utc
 
 #: Longest value shown in a cell or line; longer values (user agents) are clipped with an ellipsis.
 CELL_CHARS = 120
@@ -70,24 +68,6 @@ class Fragment:
     tail: str = ""
     noun: str = ""
     extra: int = 0
-
-
-_SETTING = re.compile(r"\s*\((?:REPLAY_[A-Z_]+(?:,\s*)?)+\)")
-
-
-def explanation_phrases(ip: str, explanations: Sequence[Explanation]) -> str:
-    """
-    Why an address is explained, without repeating it: each reason's facts joined by '; ', without
-    the setting names the details cite ("is inside the corporate network 203.0.113.0/24; ...").
-    """
-    phrases = []
-    for explanation in explanations:
-        detail = _SETTING.sub("", explanation.detail).strip().rstrip(".").strip()
-        if detail.startswith(ip + " "):
-            detail = detail[len(ip) + 1 :]
-        detail = detail.replace(ip, "it")
-        phrases.append(name_asns(detail))
-    return "; ".join(dict.fromkeys(phrases))
 
 
 def _heading(evidence: UserEvidence, brief: Brief) -> str:

@@ -75,6 +75,24 @@ def name_asns(text: str) -> str:
     return _BARE_ASN.sub(named, text)
 
 
+_SETTING = re.compile(r"\s*\((?:REPLAY_[A-Z_]+(?:,\s*)?)+\)")
+
+
+def explanation_phrases(ip: str, explanations: Sequence[Explanation]) -> str:
+    """
+    Why an address is explained, without repeating it: each reason's facts joined by '; ', without
+    the setting names the details cite ("is inside the corporate network 203.0.113.0/24; ...").
+    """
+    phrases = []
+    for explanation in explanations:
+        detail = _SETTING.sub("", explanation.detail).strip().rstrip(".").strip()
+        if detail.startswith(ip + " "):
+            detail = detail[len(ip) + 1 :]
+        detail = detail.replace(ip, "it")
+        phrases.append(name_asns(detail))
+    return "; ".join(dict.fromkeys(phrases))
+
+
 def utc(moment: datetime) -> str:
     """'2026-06-15 09:37 UTC': to the minute, with the zone."""
     return moment.strftime("%Y-%m-%d %H:%M UTC")
@@ -305,8 +323,10 @@ def _incident_lines(evidence: UserEvidence, assessment: Assessment, ips: Sequenc
             )
             lines.append(f"The incident's address {ip} ({where}) is suspect: {counted}, {cover}.")
         elif ip in explained:
-            detail = "; ".join(e.detail for e in explained[ip])
-            lines.append(f"The incident's address {ip} ({where}) is explained: {detail}.")
+            kinds = ", ".join(dict.fromkeys(explanation_text(e.kind.value) for e in explained[ip]))
+            lines.append(
+                f"The incident's address {ip} ({where}) is explained by {kinds}: {explanation_phrases(ip, explained[ip])}."
+            )
         elif ip in known:
             lines.append(f"The incident's address {ip} ({where}) is one of the user's own: seen in the baseline, {counted}.")
         else:

@@ -15,8 +15,7 @@ import re
 from enrichment.domain.evidence import ip_timeline
 from enrichment.domain.model import Assessment, Explanation, TableBaseline, UserEvidence
 from enrichment.render.asn_names import ATTRIBUTION, asn_label
-from enrichment.render.html import explanation_phrases
-from enrichment.render.story import Brief, name_asns, utc
+from enrichment.render.story import Brief, explanation_phrases, name_asns, utc
 
 #: Signals listed before "and N more".
 TEXT_SIGNALS = 12

@@ -24,8 +24,7 @@ from common.errors import InputError
 from enrichment.domain.evidence import IpActivity, ip_timeline
 from enrichment.domain.model import Assessment, Explanation, Signal, UserEvidence
 from enrichment.render.asn_names import ATTRIBUTION, asn_label
-from enrichment.render.html import explanation_phrases
-from enrichment.render.story import Brief, Context, brief, explanation_text, name_asns
+from enrichment.render.story import Brief, Context, brief, explanation_phrases, explanation_text, name_asns
 from playbooks.domain.plan import ActionKind, ActionResult, ActionStatus, ContainmentPlan, Decision
 
 Card = dict[str, Any]

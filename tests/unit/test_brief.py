@@ -61,7 +61,7 @@ def test_the_incidents_own_addresses_are_answered() -> None:
     )
     assert (
         lines[1]
-        == "The incident's address 203.0.113.10 (Amsterdam, NL (AS64500)) is explained: 203.0.113.0/24 is a corporate VPN egress."
+        == "The incident's address 203.0.113.10 (Amsterdam, NL (AS64500)) is explained by corporate VPN: 203.0.113.0/24 is a corporate VPN egress."
     )
     assert lines[2].startswith("The incident's address 192.0.2.99 is not in this user's sign-ins between")
 
