@@ -25,6 +25,7 @@ is refused. Merging the entities is linear in their number.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import re
 import uuid
@@ -94,8 +95,8 @@ class IncidentRef:
     without `relatedEntities`): the orchestration then reads them from Sentinel. `unresolved` names
     Account entities that carry no Entra identity (e.g. `domain\\administrator`), and `entity_kinds`
     counts the entities by kind, so the "no account" comment can say what the incident did contain.
-    `not_assessed` holds the accounts over the per-incident cap (REPLAY_MAX_ACCOUNTS); it and
-    `unresolved` list at most `LISTED` names, and the `*_total` fields count them all.
+    `not_assessed` holds the accounts over the per-incident cap (REPLAY_MAX_ACCOUNTS); it,
+    `unresolved` and `ips` list at most `LISTED` entries, and the `*_total` fields count them all.
     """
 
     subscription_id: str
@@ -114,6 +115,9 @@ class IncidentRef:
     not_assessed: tuple[Account, ...] = ()
     not_assessed_total: int = 0
     unresolved_total: int = 0
+    ips: tuple[str, ...] = ()  # addresses of the incident's Ip entities: the comment answers each
+    display_names: tuple[tuple[str, str], ...] = ()  # (account key, display name) from Account entities
+    ips_total: int = 0
 
     @property
     def resource_id(self) -> str:
@@ -139,6 +143,9 @@ class IncidentRef:
             not_assessed=resolution.not_assessed,
             not_assessed_total=resolution.not_assessed_total,
             unresolved_total=resolution.unresolved_total,
+            ips=resolution.ips or self.ips,
+            display_names=resolution.names or self.display_names,
+            ips_total=resolution.ips_total or self.ips_total,
         )
 
     def intake_notes(self) -> tuple[str, ...]:
@@ -155,7 +162,15 @@ class IncidentRef:
         unlisted_names = self.unresolved_total - len(self.unresolved)
         if unlisted_names > 0:
             notes.append(f"{unlisted_names} more account entities without an Entra identity are not listed")
+        unlisted_ips = self.ips_total - len(self.ips)
+        if unlisted_ips > 0:
+            notes.append(f"the incident names {self.ips_total} IP addresses; only the first {len(self.ips)} are answered")
         return tuple(notes)
+
+    def display_name(self, account: Account) -> str:
+        """The person's display name as the incident's Account entity gave it ("" when it did not)."""
+        keys = {account.key.lower(), account.upn.lower(), account.object_id.lower()} - {""}
+        return next((name for key, name in self.display_names if key in keys), "")
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON for the orchestration input (Durable stores it in its history)."""
@@ -176,6 +191,9 @@ class IncidentRef:
             "not_assessed": [account_json(a) for a in self.not_assessed],
             "not_assessed_total": self.not_assessed_total,
             "unresolved_total": self.unresolved_total,
+            "ips": list(self.ips),
+            "display_names": [[key, name] for key, name in self.display_names],
+            "ips_total": self.ips_total,
         }
 
     @classmethod
@@ -185,6 +203,7 @@ class IncidentRef:
             accounts = data.get("accounts")
             unresolved = tuple(capped_text(u, NAME_CHARS) for u in (data.get("unresolved") or ())[:LISTED])
             not_assessed = tuple(account_from_json(a) for a in (data.get("not_assessed") or ())[:LISTED])
+            ips = tuple(ip for ip in (_ip(v) for v in (data.get("ips") or ())[:LISTED]) if ip)
             ref = cls(
                 subscription_id=_checked(data["subscription_id"], _GUID, "subscription id").lower(),
                 resource_group=_checked(data["resource_group"], _RESOURCE_GROUP, "resource group"),
@@ -202,6 +221,9 @@ class IncidentRef:
                 not_assessed=not_assessed,
                 not_assessed_total=max(int(data.get("not_assessed_total") or 0), len(not_assessed)),
                 unresolved_total=max(int(data.get("unresolved_total") or 0), len(unresolved)),
+                ips=ips,
+                display_names=tuple((str(k), _display_name(n)) for k, n in data.get("display_names") or ()),
+                ips_total=max(int(data.get("ips_total") or 0), len(ips)),
             )
         except (KeyError, TypeError, ValueError) as error:
             msg = f"not a stored incident reference: {error}"
@@ -428,6 +450,31 @@ class AccountResolution:
     not_assessed: tuple[Account, ...] = ()
     not_assessed_total: int = 0
     unresolved_total: int = 0
+    ips: tuple[str, ...] = ()  # Ip entities' addresses, valid ones only, in order, at most `LISTED`
+    names: tuple[tuple[str, str], ...] = ()  # (UPN or object id, display name) of the accounts assessed
+    ips_total: int = 0
+
+
+#: Longest display name kept from an entity (a name is for reading, not a payload).
+DISPLAY_NAME_CHARS = 120
+
+
+def _ip(value: object) -> str:
+    """An IP address in its canonical form, or '' when `value` is not one."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return ""
+
+
+def _display_name(value: object) -> str:
+    """A person's display name: one line of printable text, capped; '' for anything else or a UPN."""
+    if not isinstance(value, str) or "@" in value:
+        return ""
+    text = " ".join("".join(c for c in value if c.isprintable()).split())
+    return text[:DISPLAY_NAME_CHARS]
 
 
 def _lowered(mapping: Mapping[str, Any]) -> dict[str, Any]:
@@ -547,6 +594,8 @@ def resolve_accounts(entities: Iterable[object], *, max_accounts: int = MAX_ACCO
     people = _People()
     unresolved: dict[str, None] = {}
     kinds: dict[str, int] = {}
+    ips: dict[str, None] = {}
+    names: dict[str, str] = {}
     for entity in entities:
         if not isinstance(entity, Mapping):
             continue
@@ -556,24 +605,37 @@ def resolve_accounts(entities: Iterable[object], *, max_accounts: int = MAX_ACCO
         if kind != "Account" and kind not in kinds and len(kinds) >= KINDS:
             kind = OTHER_KINDS
         kinds[kind] = kinds.get(kind, 0) + 1
-        if kind != "Account":
-            continue
         nested = entity.get("properties")
         properties: Mapping[str, Any] = nested if isinstance(nested, Mapping) else entity
+        if kind.lower() == "ip":
+            address = _ip(_lowered(properties).get("address"))
+            if address:
+                ips[address] = None
+        if kind != "Account":
+            continue
         object_id, upn, shown = _identity(properties)
         if not object_id and not upn:
             unresolved[capped_text(shown, NAME_CHARS) or "an account without a name"] = None
             continue
         people.add(object_id, upn)
+        name = _display_name(shown)
+        for key in (upn, object_id):
+            if key and name:
+                names.setdefault(key, name)
     accounts = [p.account for p in people.ordered]
-    over = accounts[max_accounts:]
+    assessed, over = accounts[:max_accounts], accounts[max_accounts:]
+    # Display names travel in every payload: only those of the accounts assessed, under the keys they are looked up by.
+    keys = {key for account in assessed for key in (account.upn, account.object_id) if key}
     return AccountResolution(
-        tuple(accounts[:max_accounts]),
-        tuple(list(unresolved)[:LISTED]),
-        tuple(sorted(kinds.items())),
-        tuple(over[:LISTED]),
-        len(over),
-        len(unresolved),
+        accounts=tuple(assessed),
+        unresolved=tuple(list(unresolved)[:LISTED]),
+        kinds=tuple(sorted(kinds.items())),
+        not_assessed=tuple(over[:LISTED]),
+        not_assessed_total=len(over),
+        unresolved_total=len(unresolved),
+        ips=tuple(list(ips)[:LISTED]),
+        names=tuple((key, name) for key, name in names.items() if key in keys),
+        ips_total=len(ips),
     )
 
 

@@ -422,6 +422,27 @@ class TestAccountCap:
         assert incident.unresolved[0] == "CORP\\svc0"
         assert incident.intake_notes() == (f"{1_000 - LISTED} more account entities without an Entra identity are not listed",)
 
+    def test_ip_entities_are_deduplicated_bounded_and_counted(self) -> None:
+        """40,000 Ip entities (each twice): the first LISTED distinct addresses kept, the rest counted in a note."""
+        ips = [{"kind": "Ip", "properties": {"address": f"10.{i // 65536}.{i // 256 % 256}.{i % 256}"}} for i in range(40_000)]
+
+        incident = parse_incident(_trigger(ips + ips + _people(1)))
+
+        assert (incident.ips[:2], len(incident.ips), incident.ips_total) == (("10.0.0.0", "10.0.0.1"), LISTED, 40_000)
+        assert incident.intake_notes() == (f"the incident names 40000 IP addresses; only the first {LISTED} are answered",)
+
+    def test_display_names_only_for_the_accounts_assessed(self) -> None:
+        """Display names travel in every payload: those of accounts over the cap are not kept."""
+        entities = [
+            _account(aadUserId=_oid(i), accountName=f"user{i}", upnSuffix="contoso.com", friendlyName=f"User {i}")
+            for i in range(60)
+        ]
+
+        incident = parse_incident(_trigger(entities), max_accounts=2)
+
+        assert incident.display_name(Account("user1@contoso.com", _oid(1))) == "User 1"
+        assert {key for key, _name in incident.display_names} == {"user0@contoso.com", _oid(0), "user1@contoso.com", _oid(1)}
+
     def test_nothing_left_out_means_no_note(self) -> None:
         """An ordinary incident has no intake note."""
         assert parse_incident(_trigger(_people(2))).intake_notes() == ()
