@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from datetime import UTC, datetime
@@ -11,9 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from common.text import ELLIPSIS, capped_text, safe_text
+from enrichment.render.html import account_html, esc
+from enrichment.render.story import brief
+from enrichment.render.timeline import timeline_svg
 from playbooks.domain.incident import IncidentRef
 from playbooks.render.card import escape_markdown
-from playbooks.render.comment import esc, no_account_comment
+from playbooks.render.comment import no_account_comment
+from tests.unit import card_samples
 
 #: What must never survive: C0 controls but tab/LF/CR, DEL, C1, bidi controls and marks, invisible formatting.
 HIDDEN = re.compile(
@@ -125,3 +130,16 @@ class TestRenderers:
     def test_card_escape_drops_hidden_characters(self) -> None:
         """The card's Markdown escape uses the same cleaning (and turns the line break into a space)."""
         assert escape_markdown("a\u202eb\x00c\nd\ud800") == "abc d\ufffd"
+
+    def test_comment_and_svg_of_an_account_drop_bidi_from_sign_in_values(self) -> None:
+        """A sign-in's city with a right-to-left override: neither the account's HTML nor its SVG timeline keeps it."""
+        evidence, assessment = card_samples.typical()
+        rows = tuple(dataclasses.replace(r, city="Par\u202eis\u2066\x00") for r in evidence.signins)
+        hostile = dataclasses.replace(evidence, signins=rows)
+
+        page = account_html(hostile, assessment, brief(hostile, assessment))
+        svg = timeline_svg(hostile, assessment)
+
+        assert "Paris" in page
+        assert not HIDDEN.search(page)
+        assert not re.search("[\u202a-\u202e\u2066-\u2069]", svg)
