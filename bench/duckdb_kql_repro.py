@@ -49,7 +49,7 @@ def make_set_parses_strings(con: object) -> None:
     try:
         found = duckdb_kql.kql(con, query).fetchall()[0][0]  # type: ignore[arg-type]
         print(f"   make_set over ['curl/8', '[1,2]'] -> {found}   (Kusto: [\"curl/8\",\"[1,2]\"])")
-    except Exception as error:  # noqa: BLE001 - the failure is the finding
+    except Exception as error:
         print(f"   make_set over ['curl/8', '[1,2]'] -> {type(error).__name__}: {str(error).splitlines()[0][:90]}")
     capped = duckdb_kql.kql(con, 'datatable(x: string)["a", "b", "c"] | summarize s = make_set(x, 2)').fetchall()[0][0]  # type: ignore[arg-type]
     print(f"   make_set(x, 2) over a, b, c -> {capped}   (Kusto: at most 2 elements)")
@@ -73,7 +73,9 @@ def relation_binds_twice(con: object) -> None:
         cursor.fetchall()
         cursor_times.append(time.perf_counter() - started)
     relation_ms, cursor_ms = (sorted(t)[2] * 1000 for t in (relation_times, cursor_times))
-    print(f"   relation (.columns, .fetchall): {relation_ms:6.1f} ms; cursor (execute, description, fetchall): {cursor_ms:6.1f} ms")
+    print(
+        f"   relation (.columns, .fetchall): {relation_ms:6.1f} ms; cursor (execute, description, fetchall): {cursor_ms:6.1f} ms"
+    )
 
 
 def main() -> int:

@@ -89,14 +89,14 @@ _EVIDENCE_COLUMNS = f"""{_WHO},
             OR coalesce(AuthenticationDetails, '') ILIKE '%Previously satisfied%' AS TokenOnly,
         coalesce(json_extract_string(tp, '$.signInSessionStatus'), '') AS TokenProtection,
         coalesce(RiskLevelDuringSignIn, '') AS RiskLevel, coalesce(RiskEventTypes_V2, '') AS RiskEvents,
-        coalesce(NetworkLocationDetails, '') AS NetworkLocations"""
+        coalesce(NetworkLocationDetails, '') AS NetworkLocations, coalesce(UniqueTokenIdentifier, '') AS TokenId"""
 
 EVIDENCE = f"""
 WITH groups AS (
     SELECT * EXCLUDE (Bin), abs(date_diff('second', $at, FirstSeen)) AS Distance
     FROM (
-        SELECT * EXCLUDE (TimeGenerated), floor(epoch(TimeGenerated) / 600) AS Bin, count(*) AS Count,
-            min(TimeGenerated) AS FirstSeen, max(TimeGenerated) AS LastSeen
+        SELECT * EXCLUDE (TimeGenerated, TokenId), floor(epoch(TimeGenerated) / 600) AS Bin, count(*) AS Count,
+            min(TimeGenerated) AS FirstSeen, max(TimeGenerated) AS LastSeen, list_sort(list(DISTINCT TokenId))[1:4] AS TokenIds
         FROM ({_signins("SigninLogs", _EVIDENCE_COLUMNS)}
             UNION ALL {_signins("AADNonInteractiveUserSignInLogs", _EVIDENCE_COLUMNS)})
         GROUP BY ALL

@@ -33,6 +33,9 @@ from enrichment.domain.model import Account, Table, TimeWindow
 #: odd-hour signals, coarse enough that token-refresh floods collapse.
 EVIDENCE_BIN = "10m"
 
+#: UniqueTokenIdentifiers kept per evidence group: enough to pivot to the token's other logs, bounded bytes.
+TOKEN_IDS_PER_GROUP = 4
+
 #: Caps on the sets the baseline returns, so its size does not grow with the user's volume.
 BASELINE_SET_CAP = 256
 
@@ -306,7 +309,7 @@ _PARSED = {
     "_authText": _text("AuthenticationDetails"),
 }
 
-#: Every column a sign-in is flattened to, as KQL over either table's row (plus `_PARSED`).
+#: Every column a sign-in is flattened to and grouped by, as KQL over either table's row (plus `_PARSED`).
 _FLAT = {
     "User": f"tolower({_text('UserPrincipalName')})",
     "UserId": f"tolower({_text('UserId')})",
@@ -342,6 +345,10 @@ _FLAT = {
     "NetworkLocations": _text("NetworkLocationDetails"),
 }
 
+#: Columns a sign-in carries into its group without splitting it (aggregated, not grouped by).
+_CARRIED = {"TokenId": _text("UniqueTokenIdentifier")}
+_EXPRESSIONS = {**_FLAT, **_CARRIED}
+
 
 _LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"')
 _COLUMN = re.compile(r"\b([A-Z][A-Za-z0-9_]*)\b(?!\s*\()")
@@ -359,9 +366,9 @@ def _signins(columns: Sequence[str]) -> str:
     Each branch first keeps only the table columns those columns read (a sign-in row has about 90),
     and parses only the JSON columns they need, once.
     """
-    parsed = [name for name in _PARSED if any(re.search(rf"\b{name}\b", _FLAT[c]) for c in columns)]
+    parsed = [name for name in _PARSED if any(re.search(rf"\b{name}\b", _EXPRESSIONS[c]) for c in columns)]
     read = ["TimeGenerated", "UserPrincipalName", "UserId"]
-    for expression in (*(_PARSED[name] for name in parsed), *(_FLAT[c] for c in columns)):
+    for expression in (*(_PARSED[name] for name in parsed), *(_EXPRESSIONS[c] for c in columns)):
         read.extend(_columns_read(expression))
     read = list(dict.fromkeys(read))
     branches = []
@@ -375,7 +382,7 @@ def _signins(columns: Sequence[str]) -> str:
         if parsed:
             lines.append(f"    | extend {', '.join(f'{name} = {_PARSED[name]}' for name in parsed)}")
         lines.append(f"    | project TimeGenerated, SourceTable = {string_literal(table.value)},")
-        flat = [f"{c} = {_FLAT[c]}" for c in columns]
+        flat = [f"{c} = {_EXPRESSIONS[c]}" for c in columns]
         lines.extend(f"        {item}," for item in flat[:-1])
         lines.append(f"        {flat[-1]})")
         branches.append(_lines(lines))
@@ -384,6 +391,18 @@ def _signins(columns: Sequence[str]) -> str:
 
 #: The evidence columns, in the order rows carry them (`rows.signin` reads them by name).
 EVIDENCE_KEYS = ("SourceTable", *_FLAT)
+
+
+def _set_of(expression: str) -> str:
+    """
+    `make_set` of a string, capped, that no value can break: the value is collected as a one-element array.
+
+    Kusto unions the arrays it is given, so the set is the same; duckdb-kql parses every string given to
+    `make_set` as JSON and fails on one that is JSON-array text (a user agent of `[1,2]` stopped the
+    baseline on the embedded engine; see docs/duckdb-kql-upstream.md). A one-element array is always one.
+    """
+    return f"make_set(pack_array({expression}), {BASELINE_SET_CAP})"
+
 
 #: Added to a distance (seconds) before it is sorted as text: every sorted value then has the same
 #: number of digits, so text order is number order in both engines (duckdb-kql sorts the numbers of
@@ -396,10 +415,14 @@ _DISTANCE_OFFSET = 100_000_000_000
 #: would say it shorter; the embedded engine runs neither, and a sorted list's element does the same.)
 EVIDENCE_BODY = _lines(
     (
-        "let groups = materialize(" + _signins(tuple(_FLAT)),
-        "| summarize Count = count(), FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated)",
+        "let groups = materialize(" + _signins((*_FLAT, *_CARRIED)),
+        "| summarize Count = count(), FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated),",
+        "    TokenIds = make_set(pack_array(TokenId))",
         f"    by {', '.join(EVIDENCE_KEYS)}, Bin = bin(TimeGenerated, {EVIDENCE_BIN})",
-        '| extend Distance = abs(datetime_diff("second", FirstSeen, incident_time)));',
+        # The smallest few, sorted before the cut: make_set's own cap keeps whichever come first, which
+        # differs between runs and engines (and duckdb-kql ignores it).
+        f"| extend TokenIds = array_slice(array_sort_asc(TokenIds), 0, {TOKEN_IDS_PER_GROUP - 1}),",
+        '    Distance = abs(datetime_diff("second", FirstSeen, incident_time)));',
         "groups",
         "| join kind=leftouter (groups",
         f"    | summarize Distances = make_list(tostring(Distance + {_DISTANCE_OFFSET})) by User",
@@ -423,17 +446,6 @@ _BASELINE_COLUMNS = (
     "IsCompliant",
     "AuthenticationProtocol",
 )
-
-
-def _set_of(expression: str) -> str:
-    """
-    `make_set` of a string, capped, that no value can break: the value is collected as a one-element array.
-
-    Kusto unions the arrays it is given, so the set is the same; duckdb-kql parses every string given to
-    `make_set` as JSON and fails on one that is JSON-array text (a user agent of `[1,2]` stopped the
-    baseline on the embedded engine; see docs/duckdb-kql-upstream.md). A one-element array is always one.
-    """
-    return f"make_set(pack_array({expression}), {BASELINE_SET_CAP})"
 
 
 #: The users' previous days summarised per table (sets, capped) and per day (counts only), so the
