@@ -72,7 +72,17 @@ def copy_into_memory(database: Path) -> Any:
     present = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'src'").fetchall()}
     for table in (*TABLES, WATCHLIST_TABLE):
         if table in present:
-            con.execute(f'CREATE TABLE "{table}" AS SELECT * EXCLUDE (COLUMNS(c -> c = \'{USER_KEY}\')) FROM src."{table}"')
+            columns = [
+                row[0]
+                for row in con.execute(
+                    "SELECT column_name FROM duckdb_columns() WHERE database_name = 'src' AND table_name = ? ORDER BY column_index",
+                    [table],
+                ).fetchall()
+                if row[0] != USER_KEY
+            ]
+            con.execute(
+                f'CREATE TABLE "{table}" AS SELECT {", ".join(f"{chr(34)}{c}{chr(34)}" for c in columns)} FROM src."{table}"'
+            )
     con.execute("DETACH src")
     return con
 
