@@ -36,6 +36,8 @@ import duckdb
 #: The tables a folder of exports may hold, as Log Analytics names them.
 TABLES = ("SigninLogs", "AADNonInteractiveUserSignInLogs", "AuditLogs")
 
+#: `enrichment.queries.kql.SECURITY_OPERATIONS`, restated: the floor imports nothing of ours, and
+#: tests/service/test_bench_floor.py fails if the two ever answer differently.
 SECURITY_OPERATIONS = (
     "User registered security info",
     "User registered all required security info",
@@ -164,6 +166,17 @@ def connect(cache: str) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(cache, read_only=True)
     con.execute("SET TimeZone='UTC'")
     return con
+
+
+def options(settings: Any) -> dict[str, Any]:
+    """`answer`'s keyword arguments from an object with the product's setting names (`common.settings.Settings`)."""
+    return {
+        "before_hours": settings.window_before_hours,
+        "after_hours": settings.window_after_hours,
+        "baseline_days": settings.baseline_days,
+        "row_cap": settings.row_cap,
+        "watchlist": settings.travel_watchlist,
+    }
 
 
 def answer(

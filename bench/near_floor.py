@@ -111,17 +111,7 @@ def child_triage(data: Path, cache: Path, runs: int) -> dict[str, Any]:
             json.dumps([triage_document(item, assess(item, settings)) for item in evidence], ensure_ascii=False)
             product.append(time.perf_counter() - started)
             started = time.perf_counter()
-            floor.answer(
-                con,
-                [user.lower()],
-                [],
-                at,
-                before_hours=settings.window_before_hours,
-                after_hours=settings.window_after_hours,
-                baseline_days=settings.baseline_days,
-                row_cap=settings.row_cap,
-                watchlist=settings.travel_watchlist,
-            )
+            floor.answer(con, [user.lower()], [], at, **floor.options(settings))
             bare.append(time.perf_counter() - started)
     last_user, last_at = users[len(users) // 2]
     return {"product": product, "floor": bare, "user": last_user, "at": (last_at - timedelta(minutes=5)).isoformat()}

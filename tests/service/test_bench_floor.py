@@ -59,17 +59,7 @@ def _floor(cache: Path, accounts: list[Account], at: datetime, settings: Setting
     upns = sorted({a.upn.lower() for a in accounts if a.upn})
     ids = sorted({a.object_id.lower() for a in accounts if a.object_id})
     with floor.connect(str(cache)) as con:
-        found = floor.answer(
-            con,
-            upns,
-            ids,
-            at,
-            before_hours=settings.window_before_hours,
-            after_hours=settings.window_after_hours,
-            baseline_days=settings.baseline_days,
-            row_cap=settings.row_cap,
-            watchlist=settings.travel_watchlist,
-        )
+        found = floor.answer(con, upns, ids, at, **floor.options(settings))
     return {name: _rows(rows) for name, rows in found.items()}
 
 

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from enrichment.domain.model import Account, Table, TimeWindow
 from enrichment.queries import kql
+from tests.fakes.workspace_tables import create_schema_tables
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "enrichment" / "schemas"
 
@@ -717,10 +718,7 @@ class TestOnTheEmbeddedEngine:
 def test_values_that_look_like_json_arrays_are_collected_as_themselves() -> None:
     """A user agent or address of `[1,2]` is one value of the baseline's sets, not an error and not two values."""
     con = duckdb_kql.connect()
-    for path in sorted(SCHEMA_DIR.glob("*.json")):
-        fixture = json.loads(path.read_text(encoding="utf-8"))
-        columns = ", ".join(f'"{c["name"]}" {_DUCKDB_TYPES[c["type"]]}' for c in fixture["columns"])
-        con.execute(f'CREATE TABLE "{fixture["table"]}" ({columns})')
+    create_schema_tables(con)
     hostile = ['["x","y"]', "[1,2]", "[]"]
     for index, value in enumerate(hostile):
         _insert(
