@@ -393,15 +393,19 @@ def _signins(columns: Sequence[str]) -> str:
 EVIDENCE_KEYS = ("SourceTable", *_FLAT)
 
 
-def _set_of(expression: str) -> str:
+def _set_of(column: str, *, attacker_chosen: bool = False) -> str:
     """
-    `make_set` of a string, capped, that no value can break: the value is collected as a one-element array.
+    `make_set` of a string column, capped.
 
-    Kusto unions the arrays it is given, so the set is the same; duckdb-kql parses every string given to
-    `make_set` as JSON and fails on one that is JSON-array text (a user agent of `[1,2]` stopped the
-    baseline on the embedded engine; see docs/duckdb-kql-upstream.md). A one-element array is always one.
+    A value the attacker chooses (a user agent, the name of a resource app they registered) is
+    collected as a one-element array: Kusto unions the arrays it is given, so the set is the same,
+    while duckdb-kql parses every string given to `make_set` as JSON and fails the query on one that
+    is JSON-array text (a user agent of `[1,2]` stopped the baseline on the embedded engine; see
+    docs/duckdb-kql-upstream.md). Only those columns pay for it: `pack_array` costs duckdb-kql about
+    3 KB of SQL each, and the others come from the service (addresses, countries, GUIDs).
     """
-    return f"make_set(pack_array({expression}), {BASELINE_SET_CAP})"
+    value = f"pack_array({column})" if attacker_chosen else column
+    return f"make_set({value}, {BASELINE_SET_CAP})"
 
 
 #: Added to a distance (seconds) before it is sorted as text: every sorted value then has the same
@@ -417,7 +421,7 @@ EVIDENCE_BODY = _lines(
     (
         "let groups = materialize(" + _signins((*_FLAT, *_CARRIED)),
         "| summarize Count = count(), FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated),",
-        "    TokenIds = make_set(pack_array(TokenId))",
+        "    TokenIds = make_set(TokenId)",
         f"    by {', '.join(EVIDENCE_KEYS)}, Bin = bin(TimeGenerated, {EVIDENCE_BIN})",
         # The smallest few, sorted before the cut: make_set's own cap keeps whichever come first, which
         # differs between runs and engines (and duckdb-kql ignores it).
@@ -459,8 +463,8 @@ BASELINE_BODY = _lines(
         "        FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated), DistinctIps = dcount(IPAddress),",
         f"        Ips = {_set_of('IPAddress')}, Asns = {_set_of('Asn')},",
         f"        Countries = {_set_of('Country')}, AppIds = {_set_of('AppId')},",
-        f"        Resources = {_set_of('ResourceDisplayName')},",
-        f"        UserAgents = {_set_of('UserAgent')}, DeviceIds = {_set_of('DeviceId')},",
+        f"        Resources = {_set_of('ResourceDisplayName', attacker_chosen=True)},",
+        f"        UserAgents = {_set_of('UserAgent', attacker_chosen=True)}, DeviceIds = {_set_of('DeviceId')},",
         f'        CompliantDeviceIds = {_set_of("""iff(IsCompliant == "true", DeviceId, "")""")},',
         "        Hours = make_set(hourofday(TimeGenerated), 24),",
         f"        AuthProtocols = {_set_of('AuthenticationProtocol')}",

@@ -716,7 +716,7 @@ class TestOnTheEmbeddedEngine:
 
 
 def test_values_that_look_like_json_arrays_are_collected_as_themselves() -> None:
-    """A user agent or address of `[1,2]` is one value of the baseline's sets, not an error and not two values."""
+    """A user agent or resource name of `[1,2]` is one value of the baseline's sets, not an error and not two values."""
     con = duckdb_kql.connect()
     create_schema_tables(con)
     hostile = ['["x","y"]', "[1,2]", "[]"]
@@ -727,9 +727,9 @@ def test_values_that_look_like_json_arrays_are_collected_as_themselves() -> None
             TimeGenerated=AT.replace(tzinfo=None) - timedelta(hours=index + 1),
             UserPrincipalName="mallory@contoso.com",
             UserAgent=value,
-            IPAddress=value,
+            ResourceDisplayName=value,
         )
     window = TimeWindow(AT - timedelta(days=1), AT)
     (summary,) = [r for r in _run(con, kql.baseline_query([Account("mallory@contoso.com")], window)) if r["Scope"] == "table"]
     assert sorted(json.loads(summary["UserAgents"])) == sorted(hostile)
-    assert sorted(json.loads(summary["Ips"])) == sorted(hostile)
+    assert sorted(json.loads(summary["Resources"])) == sorted(hostile)
