@@ -27,6 +27,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import errno
 import functools
 import gzip
 import hashlib
@@ -460,9 +461,11 @@ def _not_a_file(path: Path) -> list[str]:
     if path.is_symlink():
         try:
             path.resolve(strict=True)
-        except RuntimeError:
+        except RuntimeError:  # Python 3.11 and 3.12 report a loop so
             return ["a link that leads nowhere readable (a symlink loop), not read"]
         except OSError as error:
+            if error.errno == errno.ELOOP:  # 3.13 and later
+                return ["a link that leads nowhere readable (a symlink loop), not read"]
             return [f"a link that leads nowhere readable ({(error.strerror or type(error).__name__).lower()}), not read"]
     if path.is_dir():
         return []
