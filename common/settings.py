@@ -27,6 +27,8 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 #: Optional containment actions; each is off unless named in REPLAY_OPTIONAL_ACTIONS.
 OPTIONAL_ACTIONS = ("confirm_compromised", "disable_account", "delete_flagged_methods")
+#: Security service edges REPLAY_SSE_PROVIDER may name (their egress ASNs: enrichment.domain.networks.SSE_PROVIDERS).
+SSE_PROVIDERS = ("zscaler", "netskope", "entra_gsa", "cloudflare_one")
 
 
 def _text(raw: str) -> str:
@@ -102,6 +104,15 @@ def _actions(raw: str) -> frozenset[str]:
     return names
 
 
+def _sse_providers(raw: str) -> frozenset[str]:
+    names = frozenset(item.lower() for item in _items(raw))
+    unknown = names - set(SSE_PROVIDERS)
+    if unknown:
+        msg = f"unknown provider(s) {', '.join(sorted(unknown))}; known: {', '.join(SSE_PROVIDERS)}"
+        raise ValueError(msg)
+    return names
+
+
 def _setting(name: str, parse: Callable[[str], Any], default: Any, doc: str) -> Any:
     return field(default=default, metadata={"env": name, "parse": parse, "doc": doc})
 
@@ -126,6 +137,15 @@ class Settings:
     vpn_cidrs: tuple[IpNetwork, ...] = _setting("REPLAY_VPN_CIDRS", _cidrs, (), "corporate VPN egress networks")
     trusted_asns: frozenset[int] = _setting(
         "REPLAY_TRUSTED_ASNS", _asns, frozenset(), "ASNs whose traffic is the organisation's own"
+    )
+    sse_providers: frozenset[str] = _setting(
+        "REPLAY_SSE_PROVIDER",
+        _sse_providers,
+        frozenset(),
+        f"the organisation's security service edge(s): {', '.join(SSE_PROVIDERS)}",
+    )
+    sse_cidrs: tuple[IpNetwork, ...] = _setting(
+        "REPLAY_SSE_CIDRS", _cidrs, (), "the organisation's SSE egress networks (dedicated egress addresses)"
     )
     travel_watchlist: str = _setting(
         "REPLAY_TRAVEL_WATCHLIST", _text, "TravelRecords", "alias of the Sentinel watchlist of travel records"

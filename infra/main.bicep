@@ -114,6 +114,12 @@ param REPLAY_VPN_CIDRS string = ''
 @description('ASNs whose traffic is the organisation\'s own, comma-separated.')
 param REPLAY_TRUSTED_ASNS string = ''
 
+@description('The organisation\'s security service edge(s), comma-separated: zscaler, netskope, entra_gsa, cloudflare_one.')
+param REPLAY_SSE_PROVIDER string = ''
+
+@description('The organisation\'s SSE egress networks (dedicated egress addresses), comma-separated CIDRs.')
+param REPLAY_SSE_CIDRS string = ''
+
 @description('Alias of the Sentinel watchlist of travel records.')
 param REPLAY_TRAVEL_WATCHLIST string = 'TravelRecords'
 
@@ -224,6 +230,8 @@ var replaySettings = {
   REPLAY_CORPORATE_CIDRS: REPLAY_CORPORATE_CIDRS
   REPLAY_VPN_CIDRS: REPLAY_VPN_CIDRS
   REPLAY_TRUSTED_ASNS: REPLAY_TRUSTED_ASNS
+  REPLAY_SSE_PROVIDER: REPLAY_SSE_PROVIDER
+  REPLAY_SSE_CIDRS: REPLAY_SSE_CIDRS
   REPLAY_TRAVEL_WATCHLIST: REPLAY_TRAVEL_WATCHLIST
   REPLAY_THRESHOLD_LIKELY: string(REPLAY_THRESHOLD_LIKELY)
   REPLAY_THRESHOLD_SUSPICIOUS: string(REPLAY_THRESHOLD_SUSPICIOUS)
@@ -328,6 +336,8 @@ output REPLAY_ROW_CAP string = replaySettings.REPLAY_ROW_CAP
 output REPLAY_CORPORATE_CIDRS string = replaySettings.REPLAY_CORPORATE_CIDRS
 output REPLAY_VPN_CIDRS string = replaySettings.REPLAY_VPN_CIDRS
 output REPLAY_TRUSTED_ASNS string = replaySettings.REPLAY_TRUSTED_ASNS
+output REPLAY_SSE_PROVIDER string = replaySettings.REPLAY_SSE_PROVIDER
+output REPLAY_SSE_CIDRS string = replaySettings.REPLAY_SSE_CIDRS
 output REPLAY_TRAVEL_WATCHLIST string = replaySettings.REPLAY_TRAVEL_WATCHLIST
 output REPLAY_THRESHOLD_LIKELY string = replaySettings.REPLAY_THRESHOLD_LIKELY
 output REPLAY_THRESHOLD_SUSPICIOUS string = replaySettings.REPLAY_THRESHOLD_SUSPICIOUS

@@ -49,6 +49,9 @@ _EXPLANATION_TEXT = {
     "mobile_carrier": "mobile carrier",
     "dual_stack": "IPv6/IPv4 dual stack of a known address",
     "travel": "travel record",
+    "privacy_relay": "privacy relay used by the user's own device",
+    "security_service_edge": "the organisation's security service edge",
+    "new_device": "a new device the user set up",
     "device_continuity": "same known device",
 }
 _ORDER = {Verdict.REPLAY_LIKELY: 0, Verdict.SUSPICIOUS: 1, Verdict.BENIGN: 2}

@@ -34,6 +34,20 @@ class TestFromValues:
         assert (ipaddress.ip_network("10.1.0.0/16"), ipaddress.ip_network("2001:db8::/32")) == settings.corporate_cidrs
         assert frozenset({8075, 3598}) == settings.trusted_asns
 
+    def test_the_sse_is_named_by_provider_and_by_dedicated_egress(self) -> None:
+        """REPLAY_SSE_PROVIDER takes known providers (any case, comma-separated); REPLAY_SSE_CIDRS takes CIDRs."""
+        settings = Settings.from_values({"REPLAY_SSE_PROVIDER": "Zscaler, entra_gsa", "REPLAY_SSE_CIDRS": "165.225.20.8/29"})
+
+        assert settings.sse_providers == frozenset({"zscaler", "entra_gsa"})
+        assert settings.sse_cidrs == (ipaddress.ip_network("165.225.20.8/29"),)
+
+    def test_an_unknown_sse_provider_is_refused_with_the_known_ones(self) -> None:
+        """A provider the product cannot recognise is an error that lists the ones it can."""
+        with pytest.raises(
+            SettingsError, match=r"REPLAY_SSE_PROVIDER: unknown provider\(s\) palo_alto; known: zscaler, netskope"
+        ):
+            Settings.from_values({"REPLAY_SSE_PROVIDER": "palo_alto"})
+
     def test_every_bad_setting_is_reported_together(self) -> None:
         """Three bad settings produce one error naming all three."""
         with pytest.raises(SettingsError) as caught:
