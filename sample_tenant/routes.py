@@ -90,6 +90,29 @@ class Churn:
         return self._current
 
 
+@dataclass(slots=True)
+class Rotating:
+    """
+    A privacy relay's egress pool: a fresh address of one of `networks` every `mean_minutes` on
+    average, placed wherever the network's geolocation says (roughly the user's region, rarely their city).
+    """
+
+    networks: tuple[Network, ...]
+    mean_minutes: float
+    ipv6_share: float = 0.0
+    _current: Egress | None = field(default=None, init=False)
+    _until: int = field(default=0, init=False)
+
+    def __call__(self, rng: random.Random, t: int) -> Egress:
+        if self._current is None or t >= self._until:
+            network = self.networks[rng.randrange(len(self.networks))]
+            v6 = bool(network.v6) and rng.random() < self.ipv6_share
+            ip = addresses.random_host(rng, network.v6 if v6 else network.v4)
+            self._current = Egress(ip, network.asn, catalog.place_in(network.country, network.city))
+            self._until = t + int(rng.expovariate(1 / self.mean_minutes) * MINUTE) + MINUTE
+        return self._current
+
+
 def office(tenant: Tenant, user: User) -> Route:
     """The user's office: two addresses of the office NAT pool, tagged with the office's named location."""
     cidr = user.office.cidr
