@@ -113,6 +113,31 @@ def _sse_providers(raw: str) -> frozenset[str]:
     return names
 
 
+def _weights(raw: str) -> tuple[tuple[str, int], ...]:
+    """`id=points` pairs; every id must be a registered signal (0 turns a signal off, 100 is the most one signal adds)."""
+    # The signal registry names the ids; imported here, not at module level, so settings stay free of the scorer.
+    from enrichment.domain.signals import WEIGHTS
+
+    found: dict[str, int] = {}
+    for item in _items(raw):
+        name, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not name:
+            msg = f"{item!r} is not signal_id=points"
+            raise ValueError(msg)
+        if name not in WEIGHTS:
+            msg = f"unknown signal {name!r}; known: {', '.join(WEIGHTS)}"
+            raise ValueError(msg)
+        try:
+            points = int(value)
+        except ValueError:
+            points = -1
+        if not 0 <= points <= 100:
+            msg = f"{name}: points must be a whole number from 0 to 100, not {value!r}"
+            raise ValueError(msg)
+        found[name] = points
+    return tuple(sorted(found.items()))
+
+
 def _setting(name: str, parse: Callable[[str], Any], default: Any, doc: str) -> Any:
     return field(default=default, metadata={"env": name, "parse": parse, "doc": doc})
 
@@ -156,6 +181,12 @@ class Settings:
     )
     threshold_suspicious: int = _setting(
         "REPLAY_THRESHOLD_SUSPICIOUS", _int(1, 100), 40, "score at or above which the verdict is suspicious"
+    )
+    signal_weights: tuple[tuple[str, int], ...] = _setting(
+        "REPLAY_SIGNAL_WEIGHTS",
+        _weights,
+        (),
+        "per-signal weight overrides, signal_id=points comma-separated (0 turns a signal off)",
     )
     # Writing to the incident.
     arm_endpoint: str = _setting("REPLAY_ARM_ENDPOINT", _url, "https://management.azure.com", "Azure Resource Manager endpoint")
@@ -229,6 +260,24 @@ class Settings:
         if not isinstance(values, dict):
             raise SettingsError([f"{path}: has no 'Values' object"])
         return cls.from_values({str(k): str(v) for k, v in values.items()})
+
+    def scoring_changes(self) -> tuple[str, ...]:
+        """The scoring settings changed from their defaults, one sentence each, for the incident comment."""
+        from enrichment.domain.signals import WEIGHTS
+
+        default = Settings()
+        changes = [
+            f"{name} is {getattr(self, attr)} (default {getattr(default, attr)})"
+            for name, attr in (
+                ("REPLAY_THRESHOLD_LIKELY", "threshold_likely"),
+                ("REPLAY_THRESHOLD_SUSPICIOUS", "threshold_suspicious"),
+            )
+            if getattr(self, attr) != getattr(default, attr)
+        ]
+        changes += [
+            f"signal {name} weighs {points} (default {WEIGHTS[name]})" for name, points in self.signal_weights if points != WEIGHTS[name]
+        ]
+        return tuple(changes)
 
     def missing_for_azure(self) -> list[str]:
         """Settings the Function App cannot run without, by name."""

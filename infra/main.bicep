@@ -133,6 +133,9 @@ param REPLAY_THRESHOLD_LIKELY int = 70
 @description('Score at or above which the verdict is suspicious.')
 param REPLAY_THRESHOLD_SUSPICIOUS int = 40
 
+@description('Per-signal weight overrides, signal_id=points comma-separated (0 turns a signal off).')
+param REPLAY_SIGNAL_WEIGHTS string = ''
+
 @description('Azure Resource Manager endpoint.')
 param REPLAY_ARM_ENDPOINT string = 'https://management.azure.com'
 
@@ -235,6 +238,7 @@ var replaySettings = {
   REPLAY_TRAVEL_WATCHLIST: REPLAY_TRAVEL_WATCHLIST
   REPLAY_THRESHOLD_LIKELY: string(REPLAY_THRESHOLD_LIKELY)
   REPLAY_THRESHOLD_SUSPICIOUS: string(REPLAY_THRESHOLD_SUSPICIOUS)
+  REPLAY_SIGNAL_WEIGHTS: REPLAY_SIGNAL_WEIGHTS
   REPLAY_ARM_ENDPOINT: REPLAY_ARM_ENDPOINT
   REPLAY_COMMENT_MAX_CHARS: string(REPLAY_COMMENT_MAX_CHARS)
   REPLAY_RAISE_SEVERITY: REPLAY_RAISE_SEVERITY ? 'true' : 'false'
@@ -341,6 +345,7 @@ output REPLAY_SSE_CIDRS string = replaySettings.REPLAY_SSE_CIDRS
 output REPLAY_TRAVEL_WATCHLIST string = replaySettings.REPLAY_TRAVEL_WATCHLIST
 output REPLAY_THRESHOLD_LIKELY string = replaySettings.REPLAY_THRESHOLD_LIKELY
 output REPLAY_THRESHOLD_SUSPICIOUS string = replaySettings.REPLAY_THRESHOLD_SUSPICIOUS
+output REPLAY_SIGNAL_WEIGHTS string = replaySettings.REPLAY_SIGNAL_WEIGHTS
 output REPLAY_ARM_ENDPOINT string = replaySettings.REPLAY_ARM_ENDPOINT
 output REPLAY_COMMENT_MAX_CHARS string = replaySettings.REPLAY_COMMENT_MAX_CHARS
 output REPLAY_RAISE_SEVERITY string = replaySettings.REPLAY_RAISE_SEVERITY
