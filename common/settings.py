@@ -275,7 +275,9 @@ class Settings:
             if getattr(self, attr) != getattr(default, attr)
         ]
         changes += [
-            f"signal {name} weighs {points} (default {WEIGHTS[name]})" for name, points in self.signal_weights if points != WEIGHTS[name]
+            f"signal {name} weighs {points} (default {WEIGHTS[name]})"
+            for name, points in self.signal_weights
+            if points != WEIGHTS[name]
         ]
         return tuple(changes)
 

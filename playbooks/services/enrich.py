@@ -155,6 +155,7 @@ def comment_html(enrichment: Enrichment, settings: Settings, *, generated_at: da
         max_chars=settings.comment_max_chars,
         generated_at=generated_at,
         warnings=enrichment.warnings,
+        tuning=settings.scoring_changes(),
     )
 
 
