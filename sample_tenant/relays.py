@@ -152,7 +152,8 @@ class PrivateRelay(Script):
 
         def override(plan: DayPlan) -> DayPlan:
             if plan.day == scenario.day:
-                plan = working(plan, sim, rng)
+                home = routes.home(rng, sim.user, plan.day)
+                plan = replace(working(plan, sim, rng), at_office=False, laptop_route=home)
             if mac and not (plan.at_office and office_blocks):
                 plan = replace(plan, browser_route=relay)
             if plan.day == scenario.day:
