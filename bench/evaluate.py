@@ -3,7 +3,7 @@ The measured comparison: the replay score against two baseline hunts, on generat
 
     .venv/bin/python bench/evaluate.py                          # five seeds (7 31 59 101 202), 320 users, 20 variants
     .venv/bin/python bench/evaluate.py --seeds 7 --users 80 --variants 5     # a quick look while iterating
-    .venv/bin/python bench/evaluate.py --data DIR               # a tenant already generated (python -m sample_tenant)
+    .venv/bin/python bench/evaluate.py --data DIR [DIR ...]     # tenants already generated (python -m sample_tenant)
     .venv/bin/python bench/evaluate.py --settings tuned.json    # also score with tuned settings and show the effect
     .venv/bin/python bench/evaluate.py --markdown               # also print the README's tables
 
@@ -366,7 +366,7 @@ def details(results: Sequence[SeedResult]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Evaluate the replay score against baseline hunts on generated tenants.")
-    parser.add_argument("--data", type=Path, help="an already generated tenant folder (skips generation)")
+    parser.add_argument("--data", type=Path, nargs="+", help="already generated tenant folder(s) (skips generation)")
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=list(SEEDS), help=f"seeds to generate (default {' '.join(map(str, SEEDS))})"
     )
@@ -382,8 +382,9 @@ def main() -> int:
 
     results: list[SeedResult] = []
     if args.data:
-        results.append(evaluate(args.data, args.data.name, tuned))
-        family_table(results[-1], tuned is not None)
+        for folder in args.data:
+            results.append(evaluate(folder, folder.name, tuned))
+            family_table(results[-1], tuned is not None)
     else:
         seeds = [args.seed] if args.seed is not None else args.seeds
         with tempfile.TemporaryDirectory(prefix="replay-eval-") as scratch:
