@@ -95,22 +95,18 @@ def _url(raw: str) -> str:
     return value
 
 
-def _actions(raw: str) -> frozenset[str]:
-    names = frozenset(item.lower() for item in _items(raw))
-    unknown = names - set(OPTIONAL_ACTIONS)
-    if unknown:
-        msg = f"unknown action(s) {', '.join(sorted(unknown))}; known: {', '.join(OPTIONAL_ACTIONS)}"
-        raise ValueError(msg)
-    return names
+def _choices(known: tuple[str, ...], noun: str) -> Callable[[str], frozenset[str]]:
+    """A parser of comma-separated names out of `known` (any case), naming the unknown ones and the known."""
 
+    def parse(raw: str) -> frozenset[str]:
+        names = frozenset(item.lower() for item in _items(raw))
+        unknown = names - set(known)
+        if unknown:
+            msg = f"unknown {noun}(s) {', '.join(sorted(unknown))}; known: {', '.join(known)}"
+            raise ValueError(msg)
+        return names
 
-def _sse_providers(raw: str) -> frozenset[str]:
-    names = frozenset(item.lower() for item in _items(raw))
-    unknown = names - set(SSE_PROVIDERS)
-    if unknown:
-        msg = f"unknown provider(s) {', '.join(sorted(unknown))}; known: {', '.join(SSE_PROVIDERS)}"
-        raise ValueError(msg)
-    return names
+    return parse
 
 
 def _weights(raw: str) -> tuple[tuple[str, int], ...]:
@@ -165,7 +161,7 @@ class Settings:
     )
     sse_providers: frozenset[str] = _setting(
         "REPLAY_SSE_PROVIDER",
-        _sse_providers,
+        _choices(SSE_PROVIDERS, "provider"),
         frozenset(),
         f"the organisation's security service edge(s): {', '.join(SSE_PROVIDERS)}",
     )
@@ -197,7 +193,7 @@ class Settings:
         "REPLAY_CONTAINMENT_ENABLED", _bool, True, "ask for approval of containment on replay_likely"
     )
     optional_actions: frozenset[str] = _setting(
-        "REPLAY_OPTIONAL_ACTIONS", _actions, frozenset(), "optional containment actions offered"
+        "REPLAY_OPTIONAL_ACTIONS", _choices(OPTIONAL_ACTIONS, "action"), frozenset(), "optional containment actions offered"
     )
     approval_timeout_hours: int = _setting(
         "REPLAY_APPROVAL_TIMEOUT_HOURS", _int(1, 168), 4, "hours an approval request stays open"

@@ -51,6 +51,19 @@ def _workday_override(scenario: Scenario, sim: Simulation) -> dict[int, Override
     return {scenario.day: override}
 
 
+def _stolen_then_replayed(scenario: Scenario, plan: DayPlan) -> tuple[int, int]:
+    """
+    When a session is stolen (phished through a proxy, or taken off the laptop) and when its replay
+    starts, minutes later, in or just after the victim's working day; sets the incident time after both.
+    """
+    rng = scenario.rng
+    at = time_between(rng, plan.start + HOUR, plan.end + 2 * HOUR, scenario.earliest, scenario.latest)
+    stolen = at - int(rng.uniform(20, 180) * MINUTE)
+    replay = stolen + int(rng.uniform(2, max(3, min(90, (at - stolen) / MINUTE - 2))) * MINUTE)
+    scenario.at = max(at, replay + MINUTE)
+    return stolen, replay
+
+
 def _spread(rng: random.Random, start: int, duration: int, count: int) -> list[int]:
     """`count` times in [start, start + duration], bunched the way a person or a script works."""
     return sorted(start + int(rng.betavariate(1.2, 2.0) * duration) for _ in range(count))
@@ -132,37 +145,23 @@ def replay_session(
         )
     if rng.random() < 0.45:
         registered = replay + int(rng.uniform(5, 45) * MINUTE)
-        sim.events.append(
-            SignIn(
-                registered - 60_000,
-                True,
-                attacker,
-                session,
-                catalog.MY_SIGNINS,
-                catalog.GRAPH,
-                device,
-                device.user_agent,
-                BROWSER,
-                Auth.SSO,
-                role=Role.ATTACKER,
+        for before, interactive, auth in ((60_000, True, Auth.SSO), (30_000, False, Auth.CLAIM)):
+            sim.events.append(
+                SignIn(
+                    registered - before,
+                    interactive,
+                    attacker,
+                    session,
+                    catalog.MY_SIGNINS,
+                    catalog.GRAPH,
+                    device,
+                    device.user_agent,
+                    BROWSER,
+                    auth,
+                    incoming="none" if interactive else "refreshToken",
+                    role=Role.ATTACKER,
+                )
             )
-        )
-        sim.events.append(
-            SignIn(
-                registered - 30_000,
-                False,
-                attacker,
-                session,
-                catalog.MY_SIGNINS,
-                catalog.GRAPH,
-                device,
-                device.user_agent,
-                BROWSER,
-                Auth.CLAIM,
-                incoming="refreshToken",
-                role=Role.ATTACKER,
-            )
-        )
         sim.security_info_registered(
             registered,
             attacker.ip,
@@ -223,10 +222,7 @@ class AitmCookieReplay(Script):
     def play(self, scenario: Scenario, sim: Simulation) -> None:
         rng, user, plan = scenario.rng, sim.user, scenario.plan
         assert plan is not None
-        at = time_between(rng, plan.start + HOUR, plan.end + 2 * HOUR, scenario.earliest, scenario.latest)
-        phish = at - int(rng.uniform(20, 180) * MINUTE)
-        replay = phish + int(rng.uniform(2, max(3, min(90, (at - phish) / MINUTE - 2))) * MINUTE)
-        scenario.at = max(at, replay + MINUTE)
+        phish, replay = _stolen_then_replayed(scenario, plan)
         weights = {
             "hosting_foreign": 0.4,
             "hosting_local": 0.15,
@@ -518,10 +514,7 @@ class AitmResidentialReplay(Script):
     def play(self, scenario: Scenario, sim: Simulation) -> None:
         rng, user, plan = scenario.rng, sim.user, scenario.plan
         assert plan is not None
-        at = time_between(rng, plan.start + HOUR, plan.end + 2 * HOUR, scenario.earliest, scenario.latest)
-        phish = at - int(rng.uniform(20, 180) * MINUTE)
-        replay = phish + int(rng.uniform(2, max(3, min(90, (at - phish) / MINUTE - 2))) * MINUTE)
-        scenario.at = max(at, replay + MINUTE)
+        phish, replay = _stolen_then_replayed(scenario, plan)
         proxy_network = attacker_network(
             rng, user, {"hosting_foreign": 0.45, "hosting_local": 0.2, "vpn_foreign": 0.2, "vpn_local": 0.15}
         )
@@ -575,10 +568,7 @@ class RelayReplay(Script):
     def play(self, scenario: Scenario, sim: Simulation) -> None:
         rng, user, plan = scenario.rng, sim.user, scenario.plan
         assert plan is not None
-        at = time_between(rng, plan.start + HOUR, plan.end + 2 * HOUR, scenario.earliest, scenario.latest)
-        stolen = at - int(rng.uniform(20, 180) * MINUTE)
-        replay = stolen + int(rng.uniform(2, max(3, min(90, (at - stolen) / MINUTE - 2))) * MINUTE)
-        scenario.at = max(at, replay + MINUTE)
+        stolen, replay = _stolen_then_replayed(scenario, plan)
         laptop = user.laptop
         victim_browser = _unregistered(laptop.operating_system, laptop.browser, laptop.user_agent)
         aitm = rng.random() < 0.5

@@ -36,21 +36,26 @@ def _habit_days(scenario: Scenario, sim: Simulation, trait: str) -> range:
     return range(first, sim.days)
 
 
-def _mac(rng: random.Random, user: User) -> User:
-    """The user with a Mac whose browser is Safari (the laptop keeps its device id, so its history)."""
-    if user.laptop.operating_system == "MacOs" and user.laptop.browser.startswith("Safari"):
-        return user
-    safari = catalog.MAC_BROWSERS[rng.randrange(2)]
+def _laptop_with(user: User, browser: catalog.Browser, name: str, agents: tuple[str, ...], trust: str) -> User:
+    """The user's laptop (same device id, so the same history) running `browser`."""
     laptop = replace(
         user.laptop,
-        name=f"MBP-{user.first_name.upper()[:6]}-{rng.randrange(1000):03d}",
-        operating_system=safari.operating_system,
-        browser=safari.browser,
-        user_agent=safari.user_agent,
-        app_agents=catalog.MAC_NATIVE_AGENTS,
-        trust_type="Azure AD registered",
+        name=name,
+        operating_system=browser.operating_system,
+        browser=browser.browser,
+        user_agent=browser.user_agent,
+        app_agents=agents,
+        trust_type=trust,
     )
     return replace(user, laptop=laptop)
+
+
+def _mac(rng: random.Random, user: User) -> User:
+    """The user with a Mac whose browser is Safari."""
+    if user.laptop.operating_system == "MacOs" and user.laptop.browser.startswith("Safari"):
+        return user
+    name = f"MBP-{user.first_name.upper()[:6]}-{rng.randrange(1000):03d}"
+    return _laptop_with(user, catalog.MAC_BROWSERS[rng.randrange(2)], name, catalog.MAC_NATIVE_AGENTS, "Azure AD registered")
 
 
 def _iphone(rng: random.Random, user: User) -> User:
@@ -73,17 +78,8 @@ def _edge(rng: random.Random, user: User) -> User:
     """The user with a Windows laptop browsing in Microsoft Edge."""
     if user.laptop.windows and user.laptop.browser.startswith("Edge"):
         return user
-    edge = catalog.WINDOWS_BROWSERS[rng.randrange(3)]
-    laptop = replace(
-        user.laptop,
-        name=f"LT-{user.office.place.city[:3].upper()}-{rng.randrange(10000):04d}",
-        operating_system=edge.operating_system,
-        browser=edge.browser,
-        user_agent=edge.user_agent,
-        app_agents=catalog.WINDOWS_NATIVE_AGENTS,
-        trust_type="Azure AD joined",
-    )
-    return replace(user, laptop=laptop)
+    name = f"LT-{user.office.place.city[:3].upper()}-{rng.randrange(10000):04d}"
+    return _laptop_with(user, catalog.WINDOWS_BROWSERS[rng.randrange(3)], name, catalog.WINDOWS_NATIVE_AGENTS, "Azure AD joined")
 
 
 def _browsing(sim: Simulation, rng: random.Random, start: int, route: Route, device: Device) -> None:
@@ -123,6 +119,21 @@ def _browsing(sim: Simulation, rng: random.Random, start: int, route: Route, dev
         )
 
 
+def _at_home(scenario: Scenario, sim: Simulation, plan: DayPlan) -> DayPlan:
+    """On the incident day, a working day at home (on the user's home line); other days unchanged."""
+    if plan.day != scenario.day:
+        return plan
+    home = routes.home(scenario.rng, sim.user, plan.day)
+    return replace(working(plan, sim, scenario.rng), at_office=False, laptop_route=home)
+
+
+def _kept(scenario: Scenario, plan: DayPlan) -> DayPlan:
+    """`plan`, remembered as the scenario's plan when it is the incident day's."""
+    if plan.day == scenario.day:
+        scenario.plan = plan
+    return plan
+
+
 def _explained_by(networks: tuple[Network, ...]) -> frozenset[int]:
     return frozenset(n.asn for n in networks)
 
@@ -151,14 +162,10 @@ class PrivateRelay(Script):
         mac = scenario.traits["variant"] == "mac_safari"
 
         def override(plan: DayPlan) -> DayPlan:
-            if plan.day == scenario.day:
-                home = routes.home(rng, sim.user, plan.day)
-                plan = replace(working(plan, sim, rng), at_office=False, laptop_route=home)
+            plan = _at_home(scenario, sim, plan)
             if mac and not (plan.at_office and office_blocks):
                 plan = replace(plan, browser_route=relay)
-            if plan.day == scenario.day:
-                scenario.plan = plan
-            return plan
+            return _kept(scenario, plan)
 
         return dict.fromkeys((*days, scenario.day), override)
 
@@ -198,16 +205,12 @@ class ConsumerRelay(Script):
         scenario.traits["phone_on_warp"] = phone_too
 
         def override(plan: DayPlan) -> DayPlan:
-            if plan.day == scenario.day:
-                home = routes.home(rng, sim.user, plan.day)
-                plan = replace(working(plan, sim, rng), at_office=False, laptop_route=home)
+            plan = _at_home(scenario, sim, plan)
             if not plan.at_office:
                 plan = replace(plan, laptop_route=relay) if warp else replace(plan, browser_route=relay)
             if phone_too:
                 plan = replace(plan, phone_home=relay, phone_out=relay, phone_day=plan.phone_day if plan.at_office else relay)
-            if plan.day == scenario.day:
-                scenario.plan = plan
-            return plan
+            return _kept(scenario, plan)
 
         return dict.fromkeys((*days, scenario.day), override)
 
@@ -252,13 +255,10 @@ class OrganisationSse(Script):
         scenario.state["sse_asns"] = frozenset(n.asn for n in edges)
 
         def override(plan: DayPlan) -> DayPlan:
-            if plan.day == scenario.day:
-                plan = replace(working(plan, sim, rng), at_office=False)
+            plan = _at_home(scenario, sim, plan)
             if not (plan.at_office and direct_at_office):
                 plan = replace(plan, laptop_route=route)
-            if plan.day == scenario.day:
-                scenario.plan = plan
-            return plan
+            return _kept(scenario, plan)
 
         return dict.fromkeys((*days, scenario.day), override)
 
