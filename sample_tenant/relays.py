@@ -54,8 +54,9 @@ def _mac(rng: random.Random, user: User) -> User:
     """The user with a Mac whose browser is Safari."""
     if user.laptop.operating_system == "MacOs" and user.laptop.browser.startswith("Safari"):
         return user
+    safari = catalog.MAC_BROWSERS[rng.randrange(2)]
     name = f"MBP-{user.first_name.upper()[:6]}-{rng.randrange(1000):03d}"
-    return _laptop_with(user, catalog.MAC_BROWSERS[rng.randrange(2)], name, catalog.MAC_NATIVE_AGENTS, "Azure AD registered")
+    return _laptop_with(user, safari, name, catalog.MAC_NATIVE_AGENTS, "Azure AD registered")
 
 
 def _iphone(rng: random.Random, user: User) -> User:
@@ -78,8 +79,9 @@ def _edge(rng: random.Random, user: User) -> User:
     """The user with a Windows laptop browsing in Microsoft Edge."""
     if user.laptop.windows and user.laptop.browser.startswith("Edge"):
         return user
+    edge = catalog.WINDOWS_BROWSERS[rng.randrange(3)]
     name = f"LT-{user.office.place.city[:3].upper()}-{rng.randrange(10000):04d}"
-    return _laptop_with(user, catalog.WINDOWS_BROWSERS[rng.randrange(3)], name, catalog.WINDOWS_NATIVE_AGENTS, "Azure AD joined")
+    return _laptop_with(user, edge, name, catalog.WINDOWS_NATIVE_AGENTS, "Azure AD joined")
 
 
 def _browsing(sim: Simulation, rng: random.Random, start: int, route: Route, device: Device) -> None:
@@ -119,10 +121,12 @@ def _browsing(sim: Simulation, rng: random.Random, start: int, route: Route, dev
         )
 
 
-def _at_home(scenario: Scenario, sim: Simulation, plan: DayPlan) -> DayPlan:
-    """On the incident day, a working day at home (on the user's home line); other days unchanged."""
+def _at_home(scenario: Scenario, sim: Simulation, plan: DayPlan, *, line: bool = True) -> DayPlan:
+    """On the incident day, a working day at home (`line`: the laptop on the home line); other days unchanged."""
     if plan.day != scenario.day:
         return plan
+    if not line:
+        return replace(working(plan, sim, scenario.rng), at_office=False)
     home = routes.home(scenario.rng, sim.user, plan.day)
     return replace(working(plan, sim, scenario.rng), at_office=False, laptop_route=home)
 
@@ -255,7 +259,7 @@ class OrganisationSse(Script):
         scenario.state["sse_asns"] = frozenset(n.asn for n in edges)
 
         def override(plan: DayPlan) -> DayPlan:
-            plan = _at_home(scenario, sim, plan)
+            plan = _at_home(scenario, sim, plan, line=False)
             if not (plan.at_office and direct_at_office):
                 plan = replace(plan, laptop_route=route)
             return _kept(scenario, plan)
