@@ -287,10 +287,13 @@ def permissions_for(feature: Feature) -> tuple[str, ...]:
     return GRAPH_NEEDS[feature].permissions
 
 
-def missing_permission_hint(feature: Feature) -> str:
-    """The sentence a 403 on this feature shows an operator: what to grant, and what granting does not cover."""
+def missing_permission_hint(feature: Feature, permissions: tuple[str, ...] | None = None) -> str:
+    """
+    The sentence a 403 on this feature shows an operator: what to grant, and what granting does not
+    cover. `permissions` names the one call's own when the feature needs several for different calls.
+    """
     need = GRAPH_NEEDS[feature]
-    names = " and ".join(need.permissions)
+    names = " and ".join(permissions or need.permissions)
     hint = f"grant the Microsoft Graph application permission {names} to the {IDENTITY_NAMES[need.identity]} ({need.source})"
     return f"{hint}. {need.caveat}" if need.caveat else hint
 
