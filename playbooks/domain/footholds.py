@@ -331,3 +331,11 @@ def forwarding_removal(forwarding: AttackerForwarding) -> str:
         f"Set-Mailbox -Identity {_powershell_literal(forwarding.mailbox)} -ForwardingSmtpAddress $null "
         "-ForwardingAddress $null -DeliverToMailboxAndForward $false"
     )
+
+
+def forwarding_step(forwarding: AttackerForwarding) -> str:
+    """The step by hand for forwarding the attacker set, with its exact command."""
+    return (
+        f"remove the forwarding to {forwarding.address} set from {forwarding.ip} at {when(forwarding.at)} "
+        f"(Graph cannot): {forwarding_removal(forwarding)}"
+    )

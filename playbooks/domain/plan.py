@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from common.settings import Settings
 from enrichment.domain.model import Account, Assessment, Verdict
-from playbooks.domain.footholds import AttackerForwarding, forwarding_removal
+from playbooks.domain.footholds import AttackerForwarding, forwarding_step
 
 
 class ActionKind(StrEnum):
@@ -140,9 +140,7 @@ def plan_containment(
     kinds += [kind for kind in ActionKind if kind.value in settings.optional_actions]
     done = tuple((kind, f"Defender's automatic attack disruption ({disruption})") for kind in DISRUPTION_DOES if disruption)
     actions = tuple(ProposedAction(kind, ACTION_DESCRIPTIONS[kind]) for kind in kinds if kind not in dict(done))
-    manual = tuple(
-        f"Remove the forwarding to {f.address} set from {f.ip} (Graph cannot): {forwarding_removal(f)}" for f in forwarding
-    )
+    manual = tuple(map(forwarding_step, forwarding))
     return ContainmentPlan(
         incident_id, account, actions, True, f"score {assessment.score}: a token replay is likely", done, manual
     )
