@@ -17,6 +17,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from enrichment.domain.identity import IdentityContext
 from enrichment.domain.model import SecurityEvent, TimeWindow, UserEvidence
 from playbooks.domain.directory import AuthMethod, MessageRule, RegisteredDevice
 
@@ -339,3 +340,13 @@ def forwarding_step(forwarding: AttackerForwarding) -> str:
         f"remove the forwarding to {forwarding.address} set from {forwarding.ip} at {when(forwarding.at)} "
         f"(Graph cannot): {forwarding_removal(forwarding)}"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AccountFacts:
+    """The identity context and the footholds audits of one account, or why each could not be read."""
+
+    identity: IdentityContext
+    mfa: MfaAudit | None = None
+    devices: DeviceAudit | None = None
+    problems: tuple[str, ...] = ()

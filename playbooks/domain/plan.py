@@ -146,6 +146,19 @@ def plan_containment(
     )
 
 
+def plan_remarks(plan: ContainmentPlan) -> tuple[str, ...]:
+    """
+    What the approver must read beside the actions: what revoking does not do, what someone else
+    already did (so it is not repeated), and the steps no Graph permission can do, for a person.
+    """
+    remarks: list[str] = []
+    if any(a.kind is ActionKind.REVOKE_SESSIONS for a in plan.actions):
+        remarks.append(f"{REVOKE_LIMITS}.")
+    remarks += [f"Not repeated: {kind.value.replace('_', ' ')}, already done by {who}." for kind, who in plan.already_done]
+    remarks += [f"By hand: {step}" for step in plan.manual]
+    return tuple(remarks)
+
+
 class ActionStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"

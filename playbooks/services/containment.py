@@ -50,7 +50,7 @@ from playbooks.domain.footholds import (
 )
 from playbooks.domain.footholds import describe_method as _describe
 from playbooks.domain.permissions import DirectoryRole, privileged_target_note, protected_roles
-from playbooks.domain.plan import REVOKE_LIMITS, ActionKind, ActionResult, ActionStatus, ContainmentPlan, Decision
+from playbooks.domain.plan import REVOKE_LIMITS, ActionKind, ActionResult, ActionStatus, ContainmentPlan, Decision, plan_remarks
 
 __all__ = ["ContainmentReport", "Directory", "MfaAudit", "audit_methods", "contain", "suspicious_window"]
 
@@ -415,11 +415,8 @@ def _afterwards(
     plan: ContainmentPlan, results: Sequence[ActionResult], run: _Run, forwarding: Sequence[AttackerForwarding]
 ) -> list[str]:
     """What the report must say beyond the actions: what revoking leaves, what others did, what a person must do."""
-    notes = [f"Not repeated: {kind.value.replace('_', ' ')}, already done by {who}" for kind, who in plan.already_done]
+    steps = tuple(dict.fromkeys([*plan.manual, *map(forwarding_step, forwarding)]))
+    notes = list(plan_remarks(replace(plan, manual=steps)))
     if run.user is not None and run.user.account_enabled is False and ActionKind.DISABLE_ACCOUNT not in {r.kind for r in results}:
         notes.append("the account was already disabled when containment ran (Defender's attack disruption or an administrator)")
-    if any(r.kind is ActionKind.REVOKE_SESSIONS and r.status is ActionStatus.SUCCEEDED for r in results):
-        notes.append(REVOKE_LIMITS)
-    steps = dict.fromkeys([*plan.manual, *map(forwarding_step, forwarding)])
-    notes.extend(f"By hand: {step}" for step in steps)
     return notes
