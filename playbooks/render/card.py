@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from common.errors import InputError
+from common.text import safe_text
 from enrichment.domain.evidence import IpActivity, ip_timeline
 from enrichment.domain.model import Assessment, Explanation, Signal, UserEvidence
 from enrichment.render.asn_names import ATTRIBUTION, asn_label
@@ -63,9 +64,6 @@ _STATUS_MARKS = {ActionStatus.SUCCEEDED: "✔", ActionStatus.FAILED: "✖", Acti
 
 # Line breaks of every kind become spaces: a value must never start a Markdown block of its own.
 _BREAKS = re.compile(r"\r\n|[\r\n\t\v\f\x85\u2028\u2029]")
-# Control characters, zero-width characters and bidirectional overrides: invisible, or able to make
-# text read differently from what it is ("Trojan Source" reordering), so they are dropped.
-_INVISIBLE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 # CommonMark punctuation that starts or ends inline syntax (emphasis, code, links, autolinks, HTML,
 # entities, strikethrough, tables) and the braces of the Adaptive Cards {{DATE()}} / {{TIME()}} functions.
 _INLINE = re.compile(r"([\\`*_\[\]<>#|~{}&])")
@@ -75,8 +73,8 @@ _LEADING_NUMBER = re.compile(r"^(\d{1,9})([.)])")
 
 
 def clean_text(value: object, limit: int | None = None) -> str:
-    """One line of visible text: breaks to spaces, invisible characters dropped, cut to `limit` (at a word boundary when one is near) with an ellipsis."""
-    text = _INVISIBLE.sub("", _BREAKS.sub(" ", str(value)))
+    """One line of visible text: breaks to spaces, hidden characters dropped (`safe_text`), cut to `limit` (at a word boundary when one is near) with an ellipsis."""
+    text = safe_text(_BREAKS.sub(" ", str(value)))
     text = re.sub(r" {2,}", " ", text).strip()
     if limit is not None and len(text) > limit:
         # Cut at a word boundary when one is near, so no word is shown cut in half.
