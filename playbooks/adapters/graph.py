@@ -506,16 +506,15 @@ class GraphDirectory:
         collection, selector = _DELETABLE[method.kind]
         authentication = self._user(user_id).authentication
         item = getattr(getattr(authentication, collection), selector)(_checked_id(method.id))
+        return await self._delete(f"delete {method.kind} method", Feature.DELETE_FLAGGED_METHODS, item, f"method {method.id}")
+
+    async def _delete(self, operation: str, feature: Feature, builder: Any, what: str) -> Reply[None]:
+        """DELETE through an item builder (204); a 404 says `what` is already gone (GraphError.not_found)."""
 
         async def delete() -> None:
-            await item.delete()
+            await builder.delete()
 
-        return await self._call(
-            f"delete {method.kind} method",
-            Feature.DELETE_FLAGGED_METHODS,
-            delete,
-            not_found=f"method {method.id} not found (already deleted?)",
-        )
+        return await self._call(operation, feature, delete, not_found=f"{what} not found (already deleted?)")
 
     async def require_password_change(self, user_id: str) -> Reply[None]:
         """Set passwordProfile.forceChangePasswordNextSignIn (204); the password itself is not touched."""
@@ -551,16 +550,7 @@ class GraphDirectory:
     async def delete_device(self, device: RegisteredDevice) -> Reply[None]:
         """DELETE /devices/{object id} (204); a 404 means it is already gone (GraphError.not_found)."""
         builder = self._client.devices.by_device_id(_checked_id(device.id, guid=True).lower())
-
-        async def delete() -> None:
-            await builder.delete()
-
-        return await self._call(
-            "delete device",
-            Feature.DELETE_ATTACKER_DEVICES,
-            delete,
-            not_found=f"device {device.id} not found (already deleted?)",
-        )
+        return await self._delete("delete device", Feature.DELETE_ATTACKER_DEVICES, builder, f"device {device.id}")
 
     def _inbox_rules(self, user_id: str) -> Any:
         return self._user(user_id).mail_folders.by_mail_folder_id("inbox").message_rules
@@ -578,16 +568,7 @@ class GraphDirectory:
     async def delete_inbox_rule(self, user_id: str, rule: MessageRule) -> Reply[None]:
         """DELETE one inbox rule (204); a 404 means it is already gone (GraphError.not_found)."""
         builder = self._inbox_rules(user_id).by_message_rule_id(_checked_id(rule.id))
-
-        async def delete() -> None:
-            await builder.delete()
-
-        return await self._call(
-            "delete inbox rule",
-            Feature.REMOVE_INBOX_RULES,
-            delete,
-            not_found=f"inbox rule {rule.id} not found (already deleted?)",
-        )
+        return await self._delete("delete inbox rule", Feature.REMOVE_INBOX_RULES, builder, f"inbox rule {rule.id}")
 
     async def identity_context(self, user_id: str, *, since: datetime) -> IdentityContext:
         """
