@@ -14,6 +14,7 @@ local CLI never imports this module.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -22,6 +23,7 @@ from enrichment.domain.model import Assessment, UserEvidence
 from playbooks.adapters.graph import GraphError, Reply
 from playbooks.domain.directory import AuthMethod, RegisteredDevice
 from playbooks.domain.footholds import AccountFacts, DeviceAudit, MfaAudit, audit_devices, audit_methods, suspicious_window
+from playbooks.domain.plan import ContainmentPlan
 
 #: How far back "recent" Entra ID Protection detections go, from the incident time.
 RISK_LOOKBACK = timedelta(days=30)
@@ -73,3 +75,23 @@ async def gather_account_facts(
     except (GraphError, ValueError) as error:
         problems.append(_said("the registered devices", error))
     return AccountFacts(identity, mfa, devices, tuple(problems))
+
+
+async def facts_before_approval(
+    graph: ReadDirectory,
+    accounts: Sequence[tuple[UserEvidence, Assessment, ContainmentPlan]],
+    now: datetime,
+    *,
+    workspace: Mapping[int, IdentityContext] | None = None,
+) -> dict[int, AccountFacts]:
+    """
+    The facts of every account whose plan waits for an approval (by account index); the others get
+    none, so a benign incident costs no Graph call. `workspace` is what the workspace's tables
+    answered per account.
+    """
+    known = workspace or {}
+    found: dict[int, AccountFacts] = {}
+    for index, (evidence, assessment, plan) in enumerate(accounts):
+        if plan.needs_approval:
+            found[index] = await gather_account_facts(graph, evidence, assessment, now, workspace=known.get(index))
+    return found

@@ -10,12 +10,13 @@ import pytest
 
 from common.settings import Settings
 from enrichment.domain.identity import Answer, Facet, IdentityContext
-from enrichment.domain.model import SecurityEvent, UserEvidence
+from enrichment.domain.model import Account, Assessment, SecurityEvent, UserEvidence, Verdict
 from playbooks.adapters.graph import GraphDirectory, create_graph_directory
+from playbooks.domain.plan import plan_containment
 from playbooks.render.identity import identity_facts, identity_of
-from playbooks.services.before_approval import gather_account_facts
+from playbooks.services.before_approval import facts_before_approval, gather_account_facts
 from tests.fakes.graph_server import FakeCredential, FakeGraph, running
-from tests.service.test_containment import ASSESSMENT, AT, GLOBAL_ADMIN, NOW, SUSPECT_IP, UPN, USER, evidence
+from tests.service.test_containment import ASSESSMENT, AT, GLOBAL_ADMIN, NOW, SUSPECT, SUSPECT_IP, UPN, USER, evidence
 
 DEVICE = "d0d0d0d0-1111-2222-3333-444444444444"
 
@@ -111,3 +112,16 @@ async def test_throttled_reads_are_retried_by_the_sdk(graph: FakeGraph, director
     facts = await gather_account_facts(directory, evidence(), ASSESSMENT, NOW)
     assert facts.mfa is not None
     assert [c.status for c in graph.calls("GET", "authentication/methods")] == [429, 200]
+
+
+async def test_only_accounts_awaiting_approval_are_read(graph: FakeGraph, directory: GraphDirectory) -> None:
+    """A benign account costs no Graph call; the replay-likely one gets its facts, by account index."""
+    benign = Assessment(3, Verdict.BENIGN, (), (), ())
+    other = Account("other@contoso.com", "22222222-2222-3333-4444-555555555555")
+    accounts = [
+        (evidence(Account(other.upn, other.object_id)), benign, plan_containment("INC-7", other, benign, Settings())),
+        (evidence(), ASSESSMENT, plan_containment("INC-7", SUSPECT, ASSESSMENT, Settings())),
+    ]
+    found = await facts_before_approval(directory, accounts, NOW)
+    assert list(found) == [1]
+    assert not [r for r in graph.requests if "22222222" in r.path]
