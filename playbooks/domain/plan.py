@@ -38,7 +38,9 @@ class ActionKind(StrEnum):
 #: What each action does, in the words shown on the card and in the comment before approval.
 ACTION_DESCRIPTIONS: dict[ActionKind, str] = {
     ActionKind.REVOKE_SESSIONS: "Revoke all of the user's sign-in sessions and refresh tokens",
-    ActionKind.AUDIT_MFA_METHODS: "List the user's MFA methods and flag any registered during the suspicious window or from a suspect IP",
+    ActionKind.AUDIT_MFA_METHODS: (
+        "List the user's MFA methods and devices again and flag any registered during the suspicious window or from a suspect IP"
+    ),
     ActionKind.CONFIRM_COMPROMISED: "Confirm the user compromised in Entra ID Protection (user risk: high)",
     ActionKind.DISABLE_ACCOUNT: "Disable the user's account (blocks every new sign-in)",
     ActionKind.DELETE_FLAGGED_METHODS: "Delete the MFA methods flagged by the audit",

@@ -139,6 +139,7 @@ class _Run:
         self.plan = plan
         self.attacker_rules = tuple(attacker_rules)
         self.devices: DeviceAudit | None = None
+        self.devices_request_id = ""
         self.rules: RuleAudit | None = None
         self.evidence = evidence
         self.graph = graph
@@ -234,8 +235,15 @@ class _Run:
         return self.audit, self.audit_request_id
 
     async def audit_mfa(self) -> ActionResult:
+        """The methods, and (read-only, a failure only noted) the devices: both may have grown while the card waited."""
         audit, request_id = await self._audit()
-        return ActionResult(ActionKind.AUDIT_MFA_METHODS, ActionStatus.SUCCEEDED, audit.summary(), request_id)
+        try:
+            devices, _ = await self.audit_device_registrations()
+        except (GraphError, ValueError) as error:
+            self.notes.append(f"could not list the user's devices again ({_explain(error)})")
+            return ActionResult(ActionKind.AUDIT_MFA_METHODS, ActionStatus.SUCCEEDED, audit.summary(), request_id)
+        detail = f"{audit.summary()}; devices: {devices.summary()}"
+        return ActionResult(ActionKind.AUDIT_MFA_METHODS, ActionStatus.SUCCEEDED, detail, request_id)
 
     async def confirm(self) -> ActionResult:
         if not self.object_id:
@@ -307,10 +315,13 @@ class _Run:
         return ActionResult(kind, ActionStatus.SUCCEEDED, self._caveat(kind, detail), reply.request_id)
 
     async def audit_device_registrations(self) -> tuple[DeviceAudit, str]:
-        reply = await self.graph.list_registered_devices(self.user_ref)
-        events = self.evidence.security_events
-        self.devices = audit_devices(reply.value, events, window=self.window, suspect_ips=self.suspect)
-        return self.devices, reply.request_id
+        """List and judge the devices once per run; deleting reuses the audit's listing."""
+        if self.devices is None:
+            reply = await self.graph.list_registered_devices(self.user_ref)
+            events = self.evidence.security_events
+            self.devices = audit_devices(reply.value, events, window=self.window, suspect_ips=self.suspect)
+            self.devices_request_id = reply.request_id
+        return self.devices, self.devices_request_id
 
     async def delete_devices(self) -> ActionResult:
         kind = ActionKind.DELETE_ATTACKER_DEVICES

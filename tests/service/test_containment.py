@@ -468,3 +468,16 @@ class TestFullerContainment:
         before = writes(footholds)
         await run_fuller(directory, completed=first.completed)
         assert writes(footholds) == before
+
+    async def test_the_audit_lists_devices_again_registered_while_the_card_waited(
+        self, footholds: FakeGraph, directory: GraphDirectory
+    ) -> None:
+        """The read-only audit re-lists devices at containment time; a refused device listing is only noted."""
+        report = await run_fuller(directory, optional="")
+        detail = by_kind(report)[ActionKind.AUDIT_MFA_METHODS][1]
+        assert "; devices: 2 device(s) registered; 1 from a suspect address: device 'DESKTOP-ATTACK'" in detail
+        assert footholds.calls("DELETE") == []
+        footholds.fail("GET", "registeredDevices", 403)
+        again = await run_fuller(directory, optional="")
+        assert by_kind(again)[ActionKind.AUDIT_MFA_METHODS][0] is ActionStatus.SUCCEEDED
+        assert any("could not list the user's devices again" in n and "User.Read.All" in n for n in again.notes)
