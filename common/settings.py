@@ -26,7 +26,14 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 #: Optional containment actions; each is off unless named in REPLAY_OPTIONAL_ACTIONS.
-OPTIONAL_ACTIONS = ("confirm_compromised", "disable_account", "delete_flagged_methods")
+OPTIONAL_ACTIONS = (
+    "confirm_compromised",
+    "disable_account",
+    "delete_flagged_methods",
+    "require_password_change",
+    "delete_attacker_devices",
+    "remove_inbox_rules",
+)
 #: Accounts assessed per incident unless REPLAY_MAX_ACCOUNTS says otherwise (the parser's default too).
 MAX_ACCOUNTS_DEFAULT = 50
 

@@ -347,7 +347,10 @@ var requestedActions = split(replace(toLower(REPLAY_OPTIONAL_ACTIONS), ' ', ''),
 var confirmCompromised = contains(requestedActions, 'confirm_compromised') ? ['confirm_compromised'] : []
 var disableAccount = contains(requestedActions, 'disable_account') ? ['disable_account'] : []
 var deleteFlaggedMethods = contains(requestedActions, 'delete_flagged_methods') ? ['delete_flagged_methods'] : []
-var actionKey = join(concat(confirmCompromised, disableAccount, deleteFlaggedMethods), ',')
+var requirePasswordChange = contains(requestedActions, 'require_password_change') ? ['require_password_change'] : []
+var deleteAttackerDevices = contains(requestedActions, 'delete_attacker_devices') ? ['delete_attacker_devices'] : []
+var removeInboxRules = contains(requestedActions, 'remove_inbox_rules') ? ['remove_inbox_rules'] : []
+var actionKey = join(concat(confirmCompromised, disableAccount, deleteFlaggedMethods, requirePasswordChange, deleteAttackerDevices, removeInboxRules), ',')
 var containmentGraphPermissions = REPLAY_CONTAINMENT_ENABLED ? graphTable.containment[actionKey] : []
 var botGraphPermissions = REPLAY_CONTAINMENT_ENABLED && !empty(REPLAY_APPROVER_GROUP_ID) ? graphTable.botWithApproverGroup : []
 
