@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "infra" / "scripts" / "build-teams-package.py"
 BOT = "0e6f3c2a-91d4-4b7e-8a5c-3d2f1e0b9a87"
