@@ -164,7 +164,18 @@ class Settings:
     teams_service_url: str = _setting(
         "REPLAY_TEAMS_SERVICE_URL", _url, "https://smba.trafficmanager.net/teams", "Bot Framework service URL for the tenant"
     )
-    managed_identity_client_id: str = _setting("AZURE_CLIENT_ID", _text, "", "client id of the user-assigned managed identity")
+    managed_identity_client_id: str = _setting(
+        "AZURE_CLIENT_ID",
+        _text,
+        "",
+        "client id of the Function App's user-assigned managed identity (host, Log Analytics, Sentinel)",
+    )
+    containment_client_id: str = _setting(
+        "REPLAY_CONTAINMENT_CLIENT_ID",
+        _guid,
+        "",
+        "client id of the managed identity that holds the Graph containment permissions; empty = the AZURE_CLIENT_ID rule",
+    )
 
     @classmethod
     def names(cls) -> dict[str, str]:

@@ -17,6 +17,7 @@ strict patterns and rebuilt canonically; nothing from the body is pasted into a 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -80,6 +81,8 @@ class IncidentRef:
     entity_kinds: tuple[tuple[str, int], ...] = ()
     workspace_id: str = ""  # the Log Analytics workspace GUID, when the trigger said
     url: str = ""  # the portal link (`incidentUrl`), when it is a plain https URL
+    ips: tuple[str, ...] = ()  # addresses of the incident's Ip entities: the comment answers each
+    display_names: tuple[tuple[str, str], ...] = ()  # (account key, display name) from Account entities
 
     @property
     def resource_id(self) -> str:
@@ -111,7 +114,14 @@ class IncidentRef:
             resolution.kinds,
             self.workspace_id,
             self.url,
+            resolution.ips or self.ips,
+            resolution.names or self.display_names,
         )
+
+    def display_name(self, account: Account) -> str:
+        """The person's display name as the incident's Account entity gave it ("" when it did not)."""
+        keys = {account.key.lower(), account.upn.lower(), account.object_id.lower()} - {""}
+        return next((name for key, name in self.display_names if key in keys), "")
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON for the orchestration input (Durable stores it in its history)."""
@@ -129,6 +139,8 @@ class IncidentRef:
             "entity_kinds": [[kind, count] for kind, count in self.entity_kinds],
             "workspace_id": self.workspace_id,
             "url": self.url,
+            "ips": list(self.ips),
+            "display_names": [[key, name] for key, name in self.display_names],
         }
 
     @classmethod
@@ -150,6 +162,8 @@ class IncidentRef:
                 entity_kinds=tuple((str(k), int(c)) for k, c in data.get("entity_kinds") or ()),
                 workspace_id=str(data.get("workspace_id") or ""),
                 url=_https_url(data.get("url")),
+                ips=tuple(ip for ip in (_ip(v) for v in data.get("ips") or ()) if ip),
+                display_names=tuple((str(k), _display_name(n)) for k, n in data.get("display_names") or ()),
             )
         except (KeyError, TypeError, ValueError) as error:
             msg = f"not a stored incident reference: {error}"
@@ -322,6 +336,30 @@ class AccountResolution:
     accounts: tuple[Account, ...]
     unresolved: tuple[str, ...] = ()
     kinds: tuple[tuple[str, int], ...] = field(default=())
+    ips: tuple[str, ...] = ()  # Ip entities' addresses, valid ones only, in order
+    names: tuple[tuple[str, str], ...] = ()  # (UPN or object id, display name) of Account entities
+
+
+#: Longest display name kept from an entity (a name is for reading, not a payload).
+DISPLAY_NAME_CHARS = 120
+
+
+def _ip(value: object) -> str:
+    """An IP address in its canonical form, or '' when `value` is not one."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return ""
+
+
+def _display_name(value: object) -> str:
+    """A person's display name: one line of printable text, capped; '' for anything else or a UPN."""
+    if not isinstance(value, str) or "@" in value:
+        return ""
+    text = " ".join("".join(c for c in value if c.isprintable()).split())
+    return text[:DISPLAY_NAME_CHARS]
 
 
 def _lowered(mapping: Mapping[str, Any]) -> dict[str, Any]:
@@ -394,6 +432,8 @@ def resolve_accounts(entities: Iterable[object]) -> AccountResolution:
     people: list[_Person] = []
     unresolved: list[str] = []
     kinds: dict[str, int] = {}
+    ips: list[str] = []
+    names: dict[str, str] = {}
     for entity in entities:
         if not isinstance(entity, Mapping):
             continue
@@ -401,17 +441,27 @@ def resolve_accounts(entities: Iterable[object]) -> AccountResolution:
         kind = str(flat.get("kind") or flat.get("type") or "unknown")
         kind = "Account" if kind.lower() == "account" else kind
         kinds[kind] = kinds.get(kind, 0) + 1
-        if kind != "Account":
-            continue
         nested = entity.get("properties")
         properties: Mapping[str, Any] = nested if isinstance(nested, Mapping) else entity
+        if kind.lower() == "ip":
+            address = _ip(_lowered(properties).get("address"))
+            if address and address not in ips:
+                ips.append(address)
+        if kind != "Account":
+            continue
         object_id, upn, shown = _identity(properties)
         if not object_id and not upn:
             unresolved.append(shown or "an account without a name")
             continue
         _merge(people, object_id, upn)
+        name = _display_name(shown)
+        for key in (upn, object_id):
+            if key and name:
+                names.setdefault(key, name)
     accounts = tuple(Account(p.upns[0] if p.upns else "", p.object_id) for p in people)
-    return AccountResolution(accounts, tuple(dict.fromkeys(unresolved)), tuple(sorted(kinds.items())))
+    return AccountResolution(
+        accounts, tuple(dict.fromkeys(unresolved)), tuple(sorted(kinds.items())), tuple(ips), tuple(names.items())
+    )
 
 
 def _merge(people: list[_Person], object_id: str, upn: str) -> None:

@@ -231,7 +231,7 @@ def enrich_incident(payload: Payload, context: func.Context) -> Payload:
             if isinstance(asked, dict)
             else {}
         )
-        html = enrich.comment_html(result_value, settings, generated_at=_now())
+        html = enrich.comment_html(result_value, settings, generated_at=_now(), approvals=requests)
         try:
             written = services.sentinel().upsert_comment(incident, comment_id(incident, COMMENT_PURPOSE), html)
         except ReplayError as error:

@@ -80,12 +80,13 @@ def _scenario(tenant: Path, family: str) -> dict[str, str]:
 
 
 def test_the_wheel_holds_the_four_packages_and_the_column_schemas(installed: Installed) -> None:
-    """Only common, enrichment, playbooks and sample_tenant (no tests, no function_app.py), with enrichment/schemas/*.json."""
+    """Only common, enrichment, playbooks and sample_tenant (no tests, no function_app.py), with the schemas and AS names."""
     names = zipfile.ZipFile(installed.wheel).namelist()
     assert {name.split("/")[0] for name in names if not name.startswith("token_replay_playbook-")} == set(PACKAGES)
     assert {n for n in names if n.startswith("enrichment/schemas/")} == {
         f"enrichment/schemas/{table}.json" for table in ("SigninLogs", "AADNonInteractiveUserSignInLogs", "AuditLogs")
     }
+    assert "enrichment/render/asn-names.tsv.gz" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "token-replay = playbooks.cli.token_replay:main" in zipfile.ZipFile(installed.wheel).read(entry_points).decode()
 

@@ -16,7 +16,10 @@ HOST = {"FUNCTIONS_WORKER_RUNTIME": "python", "AzureWebJobsStorage": "UseDevelop
 def test_names_every_setting_of_the_settings_table_and_nothing_else() -> None:
     """The Values are the host's two settings plus exactly `Settings.names()` (the README's generated table), in its order."""
     values = json.loads(EXAMPLE.read_text(encoding="utf-8"))["Values"]
-    assert list(values) == [*HOST, *Settings.names()]
+    expected = [*HOST, *Settings.names()]
+    assert sorted(set(expected) - set(values)) == [], "add these settings (with their defaults) to local.settings.json.example"
+    assert sorted(set(values) - set(expected)) == [], "local.settings.json.example names settings the code does not read"
+    assert list(values) == expected, "keep the example in the order of common/settings.py"
     assert {name: values[name] for name in HOST} == HOST
 
 
