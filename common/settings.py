@@ -26,7 +26,16 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 #: Optional containment actions; each is off unless named in REPLAY_OPTIONAL_ACTIONS.
-OPTIONAL_ACTIONS = ("confirm_compromised", "disable_account", "delete_flagged_methods")
+OPTIONAL_ACTIONS = (
+    "confirm_compromised",
+    "disable_account",
+    "delete_flagged_methods",
+    "require_password_change",
+    "delete_attacker_devices",
+    "remove_inbox_rules",
+)
+#: Accounts assessed per incident unless REPLAY_MAX_ACCOUNTS says otherwise (the parser's default too).
+MAX_ACCOUNTS_DEFAULT = 50
 
 
 def _text(raw: str) -> str:
@@ -121,6 +130,12 @@ class Settings:
     window_after_hours: int = _setting("REPLAY_WINDOW_AFTER_HOURS", _int(0, 168), 6, "hours of sign-ins after the incident time")
     baseline_days: int = _setting("REPLAY_BASELINE_DAYS", _int(1, 90), 14, "days of history summarised as the baseline")
     row_cap: int = _setting("REPLAY_ROW_CAP", _int(100, 400_000), 20_000, "most evidence rows one query returns")
+    max_accounts: int = _setting(
+        "REPLAY_MAX_ACCOUNTS",
+        _int(1, 500),
+        MAX_ACCOUNTS_DEFAULT,
+        "most accounts of one incident assessed; the rest are listed as not assessed",
+    )
     # Benign explanations.
     corporate_cidrs: tuple[IpNetwork, ...] = _setting("REPLAY_CORPORATE_CIDRS", _cidrs, (), "corporate egress networks")
     vpn_cidrs: tuple[IpNetwork, ...] = _setting("REPLAY_VPN_CIDRS", _cidrs, (), "corporate VPN egress networks")

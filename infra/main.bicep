@@ -173,6 +173,11 @@ param REPLAY_BASELINE_DAYS int = 14
 @description('Most evidence rows one query returns.')
 param REPLAY_ROW_CAP int = 20000
 
+@minValue(1)
+@maxValue(500)
+@description('Most accounts of one incident assessed; the rest are listed as not assessed.')
+param REPLAY_MAX_ACCOUNTS int = 50
+
 @description('Corporate egress networks, comma-separated CIDRs.')
 param REPLAY_CORPORATE_CIDRS string = ''
 
@@ -309,6 +314,7 @@ var replaySettings = {
   REPLAY_WINDOW_AFTER_HOURS: string(REPLAY_WINDOW_AFTER_HOURS)
   REPLAY_BASELINE_DAYS: string(REPLAY_BASELINE_DAYS)
   REPLAY_ROW_CAP: string(REPLAY_ROW_CAP)
+  REPLAY_MAX_ACCOUNTS: string(REPLAY_MAX_ACCOUNTS)
   REPLAY_CORPORATE_CIDRS: REPLAY_CORPORATE_CIDRS
   REPLAY_VPN_CIDRS: REPLAY_VPN_CIDRS
   REPLAY_TRUSTED_ASNS: REPLAY_TRUSTED_ASNS
@@ -341,7 +347,10 @@ var requestedActions = split(replace(toLower(REPLAY_OPTIONAL_ACTIONS), ' ', ''),
 var confirmCompromised = contains(requestedActions, 'confirm_compromised') ? ['confirm_compromised'] : []
 var disableAccount = contains(requestedActions, 'disable_account') ? ['disable_account'] : []
 var deleteFlaggedMethods = contains(requestedActions, 'delete_flagged_methods') ? ['delete_flagged_methods'] : []
-var actionKey = join(concat(confirmCompromised, disableAccount, deleteFlaggedMethods), ',')
+var requirePasswordChange = contains(requestedActions, 'require_password_change') ? ['require_password_change'] : []
+var deleteAttackerDevices = contains(requestedActions, 'delete_attacker_devices') ? ['delete_attacker_devices'] : []
+var removeInboxRules = contains(requestedActions, 'remove_inbox_rules') ? ['remove_inbox_rules'] : []
+var actionKey = join(concat(confirmCompromised, disableAccount, deleteFlaggedMethods, requirePasswordChange, deleteAttackerDevices, removeInboxRules), ',')
 var containmentGraphPermissions = REPLAY_CONTAINMENT_ENABLED ? graphTable.containment[actionKey] : []
 var botGraphPermissions = REPLAY_CONTAINMENT_ENABLED && !empty(REPLAY_APPROVER_GROUP_ID) ? graphTable.botWithApproverGroup : []
 
@@ -448,6 +457,7 @@ output REPLAY_WINDOW_BEFORE_HOURS string = replaySettings.REPLAY_WINDOW_BEFORE_H
 output REPLAY_WINDOW_AFTER_HOURS string = replaySettings.REPLAY_WINDOW_AFTER_HOURS
 output REPLAY_BASELINE_DAYS string = replaySettings.REPLAY_BASELINE_DAYS
 output REPLAY_ROW_CAP string = replaySettings.REPLAY_ROW_CAP
+output REPLAY_MAX_ACCOUNTS string = replaySettings.REPLAY_MAX_ACCOUNTS
 output REPLAY_CORPORATE_CIDRS string = replaySettings.REPLAY_CORPORATE_CIDRS
 output REPLAY_VPN_CIDRS string = replaySettings.REPLAY_VPN_CIDRS
 output REPLAY_TRUSTED_ASNS string = replaySettings.REPLAY_TRUSTED_ASNS

@@ -3,7 +3,7 @@ Benign explanations, checked per IP before anything is called suspect.
 
 Each check names the fact it rests on (the corporate range, the named location, the travel record,
 the device) so an analyst can verify it. An explanation covers what it explains and no more: which
-signals it covers is decided by `signals.CATALOGUE`, not here; a travel record explains a country and
+signals it covers is declared by each signal's rule (`enrichment.domain.signals`), not here; a travel record explains a country and
 dates, not a scripting client, and a commercial VPN or hosting provider is never "the corporate VPN".
 Private (RFC 1918) addresses get no special treatment: they are corporate only if settings say so.
 """
@@ -66,11 +66,6 @@ def _service_like(signin: SignIn) -> bool:
     return signin.table is Table.NON_INTERACTIVE and not signin.user_agent and not signin.device_id
 
 
-def _own_device(p: Picture, signin: SignIn) -> bool:
-    """A device the user had before, or one Entra reports compliant (managed by the organisation, e.g. a Cloud PC)."""
-    return bool(signin.device_id) and (signin.device_id in p.reference.device_ids or signin.is_compliant is True)
-
-
 def _microsoft(p: Picture, facts: IpFacts, rows: Sequence[SignIn]) -> Explanation | None:
     """
     Microsoft's own network, when what comes from it is Microsoft's services or the user's own (cloud) device.
@@ -82,7 +77,7 @@ def _microsoft(p: Picture, facts: IpFacts, rows: Sequence[SignIn]) -> Explanatio
     owned = sorted(a for a in facts.asns if networks.network_kind(a) is networks.NetworkKind.MICROSOFT)
     if not owned or not rows:
         return None
-    if not all(_service_like(s) or _own_device(p, s) for s in rows):
+    if not all(_service_like(s) or p.own_device(s) for s in rows):
         return None
     return Explanation(
         facts.ip,

@@ -125,6 +125,27 @@ class Picture:
         """Whether a successful sign-in came from `ip` on a network the user is known on."""
         return ip in self.ips and ip not in self.unfamiliar
 
+    def own_device(self, signin: SignIn) -> bool:
+        """
+        The sign-in came from a device the user had before or one Entra reports compliant (managed
+        by the organisation, e.g. a Cloud PC): not a token lifted off it. Compliance is Entra's
+        verdict, not the client's claim.
+        """
+        return bool(signin.device_id) and (signin.device_id in self.reference.device_ids or signin.is_compliant is True)
+
+    def new_device(self, signin: SignIn) -> bool:
+        """The sign-in carries no device, or one the user's reference does not know."""
+        return not signin.device_id or signin.device_id not in self.reference.device_ids
+
+    def label(self, ip: str) -> str:
+        """The IP with what is known about its network (`IpFacts.label`), or the bare IP."""
+        facts = self.ips.get(ip)
+        return facts.label() if facts is not None else ip
+
+    def labels(self, ips: Iterable[str]) -> list[str]:
+        """`label` of each IP, sorted by address."""
+        return [self.label(ip) for ip in sorted(ips)]
+
 
 def _network_known(reference: Reference, ip: str, asns: Iterable[int], countries: Iterable[str]) -> bool:
     """An IP the user is known on: seen before, or inside an AS and country the user is known in."""

@@ -3,8 +3,9 @@ The replay score: explanations first, then signals, then one number and a verdic
 
 `assess` is the whole decision for one user and is pure: no clock (the incident time is
 `evidence.at`), no I/O, no environment; the same evidence and settings give the same `Assessment`
-whatever order the rows arrived in. The points come from `signals.CATALOGUE`, the one table of
-weights; the score is their sum capped at 100, so adding evidence never lowers it.
+whatever order the rows arrived in. The points come from the signal rules (`signals.CATALOGUE`,
+collected from their declarations); the score is their sum capped at 100, so adding evidence never
+lowers it.
 """
 
 from __future__ import annotations

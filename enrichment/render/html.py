@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
+from common.text import safe_text
 from enrichment.domain.evidence import IpActivity, ip_timeline
 from enrichment.domain.model import Assessment, Baseline, Explanation, TableBaseline, UserEvidence
 from enrichment.queries.pivots import Pivot
@@ -36,10 +37,12 @@ def esc(value: object, limit: int = CELL_CHARS) -> str:
     """
     `value` escaped for HTML, at most `limit` characters of OUTPUT.
 
+    Control, bidi and invisible characters are removed first (`common.text.safe_text`): escaping
+    does not stop NUL, ESC or a right-to-left override from changing what the analyst reads.
     Characters are escaped one by one and whole escapes are kept, so a clip never cuts an entity
     in half and a value of quotes (six characters each once escaped) cannot outgrow its budget.
     """
-    text = "" if value is None else str(value)
+    text = "" if value is None else safe_text(value)
     escaped = html.escape(text, quote=True)
     if len(escaped) <= limit:
         return escaped

@@ -17,6 +17,7 @@ import html
 import re
 from datetime import datetime, timedelta
 
+from common.text import safe_text
 from enrichment.domain.evidence import ip_timeline
 from enrichment.domain.model import Assessment, SignIn, UserEvidence
 from enrichment.render.asn_names import asn_name
@@ -45,7 +46,7 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
 def _e(value: object, limit: int = 200) -> str:
-    text = _NOT_XML.sub("?", str(value))
+    text = safe_text(_NOT_XML.sub("?", str(value)))  # controls shown as "?", then bidi and invisible ones dropped
     return html.escape(text[:limit] + ("\u2026" if len(text) > limit else ""), quote=True)
 
 

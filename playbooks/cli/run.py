@@ -56,15 +56,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _read_incident(path: Path) -> object:
+    """The file's JSON, bounded as the Function bounds a request body (one byte over the limit is enough to refuse)."""
+    from playbooks.domain.incident import MAX_BODY_BYTES, incident_body
+
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with path.open("rb") as file:
+            raw = file.read(MAX_BODY_BYTES + 1)
     except OSError as error:
         msg = f"--incident: cannot read {path} ({error.strerror})"
         raise InputError(msg) from error
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        msg = f"--incident: {path} is not JSON ({error.msg} at line {error.lineno})"
+        return incident_body(raw)
+    except InputError as error:
+        msg = f"--incident: {path}: {error}"
         raise InputError(msg) from error
 
 
@@ -81,8 +85,8 @@ def run(args: argparse.Namespace, out: TextIO) -> None:
     if not args.data.exists():
         msg = f"--data: no such file or folder: {args.data}"
         raise InputError(msg)
-    incident = parse_incident(_read_incident(args.incident))
     settings = Settings.from_file(args.settings) if args.settings is not None else Settings()
+    incident = parse_incident(_read_incident(args.incident), max_accounts=settings.max_accounts)
     if incident.accounts is None:
         result = enrich.Enrichment(incident, (), (NO_ENTITIES_WARNING,))
     elif not incident.accounts:

@@ -21,11 +21,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from common.errors import InputError
+from common.text import safe_text
 from enrichment.domain.evidence import IpActivity, ip_timeline
 from enrichment.domain.model import Assessment, Explanation, Signal, UserEvidence
 from enrichment.render.asn_names import ATTRIBUTION, asn_label
 from enrichment.render.story import Brief, Context, brief, explanation_phrases, explanation_text, name_asns
-from playbooks.domain.plan import ActionKind, ActionResult, ActionStatus, ContainmentPlan, Decision
+from playbooks.domain.plan import ActionKind, ActionResult, ActionStatus, ContainmentPlan, Decision, plan_remarks
 
 Card = dict[str, Any]
 
@@ -50,6 +51,9 @@ _ACTION_TITLES = {
     ActionKind.CONFIRM_COMPROMISED: "Confirm compromised",
     ActionKind.DISABLE_ACCOUNT: "Disable account",
     ActionKind.DELETE_FLAGGED_METHODS: "Delete flagged MFA methods",
+    ActionKind.REQUIRE_PASSWORD_CHANGE: "Require a password change",
+    ActionKind.DELETE_ATTACKER_DEVICES: "Delete the attacker's devices",
+    ActionKind.REMOVE_INBOX_RULES: "Remove the attacker's inbox rules",
 }
 _STATUS_MARKS = {ActionStatus.SUCCEEDED: "✔", ActionStatus.FAILED: "✖", ActionStatus.SKIPPED: "–"}
 
@@ -60,9 +64,6 @@ _STATUS_MARKS = {ActionStatus.SUCCEEDED: "✔", ActionStatus.FAILED: "✖", Acti
 
 # Line breaks of every kind become spaces: a value must never start a Markdown block of its own.
 _BREAKS = re.compile(r"\r\n|[\r\n\t\v\f\x85\u2028\u2029]")
-# Control characters, zero-width characters and bidirectional overrides: invisible, or able to make
-# text read differently from what it is ("Trojan Source" reordering), so they are dropped.
-_INVISIBLE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 # CommonMark punctuation that starts or ends inline syntax (emphasis, code, links, autolinks, HTML,
 # entities, strikethrough, tables) and the braces of the Adaptive Cards {{DATE()}} / {{TIME()}} functions.
 _INLINE = re.compile(r"([\\`*_\[\]<>#|~{}&])")
@@ -72,8 +73,8 @@ _LEADING_NUMBER = re.compile(r"^(\d{1,9})([.)])")
 
 
 def clean_text(value: object, limit: int | None = None) -> str:
-    """One line of visible text: breaks to spaces, invisible characters dropped, cut to `limit` (at a word boundary when one is near) with an ellipsis."""
-    text = _INVISIBLE.sub("", _BREAKS.sub(" ", str(value)))
+    """One line of visible text: breaks to spaces, hidden characters dropped (`safe_text`), cut to `limit` (at a word boundary when one is near) with an ellipsis."""
+    text = safe_text(_BREAKS.sub(" ", str(value)))
     text = re.sub(r" {2,}", " ", text).strip()
     if limit is not None and len(text) > limit:
         # Cut at a word boundary when one is near, so no word is shown cut in half.
@@ -478,6 +479,7 @@ def _action_lines(plan: ContainmentPlan) -> list[dict[str, Any]]:
         lines.append(_rich(_run(f"• {mark}: ", weight="Bolder"), _plain(action.description, 300), spacing="Small"))
     if not plan.actions:
         lines.append(_rich("Nothing is proposed: ", _plain(plan.reason, 300)))
+    lines += [_rich(_run(_plain(remark, 600), isSubtle=True), spacing="Small") for remark in plan_remarks(plan)]
     return lines
 
 
@@ -570,6 +572,18 @@ def _pending_card(
             "id": _FACTS,
         },
     ]
+    if summary.facts:
+        body.append(
+            _container(
+                [
+                    _heading("Who"),
+                    *(
+                        _rich(_run(f"{_plain(label, 60)}: ", weight="Bolder"), _plain(value, limits.text))
+                        for label, value in summary.facts
+                    ),
+                ]
+            )
+        )
     if evidence.truncated or evidence.warnings:
         body.append(
             _text("The evidence is incomplete (row cap or partial query result): see the incident comment.", color="Warning")

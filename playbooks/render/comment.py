@@ -30,6 +30,7 @@ from enrichment.render.story import Context, brief, verdict_text
 from playbooks.domain.approval import ApprovalRecord, Phase
 from playbooks.domain.approval import AttemptLine as ApprovalAttemptLine
 from playbooks.domain.incident import IncidentRef, entity_summary
+from playbooks.domain.plan import plan_remarks
 
 #: The address list is a summary, not an export: beyond this many entries the comment says how many more.
 TIMELINE_ROWS = ADDRESS_ROWS
@@ -341,6 +342,7 @@ def approval_comment(incident: IncidentRef, record: ApprovalRecord, *, max_chars
     )
     parts = [_Part(0, head + _approval_state(record))]
     actions = [f"<li>{esc(a.description, 300)}</li>" for a in record.plan.actions]
+    actions += [f"<li>{esc(remark, 1200)}</li>" for remark in plan_remarks(record.plan)]
     parts.append(_Part(1, "<p><b>Proposed actions</b>:</p><ul>", actions, "</ul>", "actions"))
     if record.results:
         rows = [

@@ -172,9 +172,10 @@ def comment_html(
     approvals: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> str:
     """The incident comment: the enrichment, or the "no account" notice when there was nobody to assess."""
+    warnings = _warnings(enrichment)
     if not enrichment.accounts:
         return comment.no_account_comment(
-            enrichment.incident, max_chars=settings.comment_max_chars, generated_at=generated_at, warnings=enrichment.warnings
+            enrichment.incident, max_chars=settings.comment_max_chars, generated_at=generated_at, warnings=warnings
         )
     reports = [
         comment.AccountReport(a.evidence, a.assessment, account_context(enrichment, i, approvals), settings.tenant_id)
@@ -185,8 +186,13 @@ def comment_html(
         reports,
         max_chars=settings.comment_max_chars,
         generated_at=generated_at,
-        warnings=enrichment.warnings,
+        warnings=warnings,
     )
+
+
+def _warnings(enrichment: Enrichment) -> tuple[str, ...]:
+    """What intake left out (accounts over REPLAY_MAX_ACCOUNTS, unlisted names and addresses), then the run's own warnings."""
+    return (*enrichment.incident.intake_notes(), *enrichment.warnings)
 
 
 def report_html(
@@ -202,7 +208,7 @@ def report_html(
     from enrichment.render.story import brief
 
     sections = []
-    notes = list(enrichment.warnings)
+    notes = list(_warnings(enrichment))
     for index, outcome in enumerate(enrichment.accounts):
         report = comment.AccountReport(
             outcome.evidence, outcome.assessment, account_context(enrichment, index, approvals), settings.tenant_id
@@ -259,7 +265,9 @@ def result_document(enrichment: Enrichment) -> dict[str, Any]:
             for a in enrichment.accounts
         ],
         "unresolved_accounts": list(enrichment.incident.unresolved),
-        "warnings": list(enrichment.warnings),
+        "not_assessed_accounts": [account_json(a) for a in enrichment.incident.not_assessed],
+        "not_assessed_total": enrichment.incident.not_assessed_total,
+        "warnings": list(_warnings(enrichment)),
     }
 
 
