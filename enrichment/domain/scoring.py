@@ -16,7 +16,7 @@ from common.settings import Settings
 from enrichment.domain.explanations import explain
 from enrichment.domain.model import Assessment, Signal, UserEvidence, Verdict
 from enrichment.domain.picture import picture
-from enrichment.domain.signals import CATALOGUE, WEIGHTS, Cover, detect
+from enrichment.domain.signals import CATALOGUE, RULES, WEIGHTS, Cover, detect, tuned
 
 __all__ = ["CATALOGUE", "MAX_SCORE", "WEIGHTS", "assess", "score_of", "verdict_for"]
 
@@ -55,7 +55,7 @@ def assess(evidence: UserEvidence, settings: Settings) -> Assessment:
     """Score how likely a token replay is for one user, with every reason for and against."""
     view = picture(evidence)
     explanations = explain(view, settings)
-    signals = detect(view, Cover.of(explanations))
+    signals = detect(view, Cover.of(explanations), tuned(settings.signal_weights) if settings.signal_weights else RULES)
     score = score_of(signals)
     return Assessment(
         score=score,

@@ -202,8 +202,14 @@ def enrichment_comment(
     max_chars: int,
     generated_at: datetime,
     warnings: Sequence[str] = (),
+    tuning: Sequence[str] = (),
 ) -> str:
-    """The comment for an enriched incident, every account in one comment, within `max_chars`."""
+    """
+    The comment for an enriched incident, every account in one comment, within `max_chars`.
+
+    `tuning` names the scoring settings this deployment changed from the defaults (thresholds,
+    signal weights), so whoever reads a score knows it was not the stock one.
+    """
     ordered = sorted(reports, key=lambda r: (_ORDER[r.assessment.verdict], -r.assessment.score, r.evidence.account.key))
     counts = {v: sum(1 for r in reports if r.assessment.verdict is v) for v in Verdict}
     subtitle = esc(
@@ -211,6 +217,8 @@ def enrichment_comment(
         f"{counts[Verdict.SUSPICIOUS]} suspicious, {counts[Verdict.BENIGN]} benign."
     )
     parts = [_Part(0, _header(incident, generated_at, subtitle))]
+    if tuning:
+        parts.append(_Part(0, "<p><b>Scoring tuned for this tenant</b>: " + esc("; ".join(tuning), 600) + ".</p>"))
     unresolved = [f"account entity without an Entra identity, not assessed: {u}" for u in incident.unresolved]
     shared = [*warnings, *unresolved]
     if shared:

@@ -187,6 +187,7 @@ def comment_html(
         max_chars=settings.comment_max_chars,
         generated_at=generated_at,
         warnings=warnings,
+        tuning=settings.scoring_changes(),
     )
 
 
