@@ -101,6 +101,7 @@ def test_the_wheel_holds_the_four_packages_and_the_column_schemas(installed: Ins
         f"enrichment/schemas/{table}.json" for table in ("SigninLogs", "AADNonInteractiveUserSignInLogs", "AuditLogs")
     }
     assert "enrichment/render/asn-names.tsv.gz" in names
+    assert "enrichment/egress_lists/icloud-private-relay.txt.gz" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "token-replay = playbooks.cli.token_replay:main" in zipfile.ZipFile(installed.wheel).read(entry_points).decode()
 
