@@ -25,6 +25,8 @@ from enrichment.queries import kql
 from enrichment.queries.kql import Query
 from tests.reference import REFERENCE
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 REALDATA = REFERENCE / "realdata"
 

@@ -32,6 +32,8 @@ from enrichment.adapters.exports import (
     schema_columns,
 )
 
+pytestmark = pytest.mark.slow
+
 DUCKDB_TYPES = {
     "string": "VARCHAR",
     "datetime": "TIMESTAMP",

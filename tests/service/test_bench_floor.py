@@ -24,6 +24,8 @@ from tests.reference import REFERENCE
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import floor
 
+pytestmark = pytest.mark.slow  # generates a tenant and loads exports into DuckDB
+
 BEC = REFERENCE / "realdata" / "bec_telemetry"
 
 

@@ -15,6 +15,8 @@ from common.command import EXIT_BAD_INPUT, EXIT_OK
 from playbooks.cli.run import NO_ENTITIES_WARNING, main
 from tests.service import replay_data as data
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -232,7 +234,6 @@ WRAPPER = (
 )
 
 
-@pytest.mark.slow
 def test_dry_run_card_renders_cleanly_in_the_official_renderer(tmp_path: Path, database: Path) -> None:
     """DIR/card.json from a dry run parses, validates and renders in adaptivecards on headless Chromium (screenshot kept)."""
     card_dir = ROOT / "tests" / "card"

@@ -19,6 +19,8 @@ from enrichment.adapters.exports import CACHE_NAME, load_exports
 from enrichment.cli.triage import main
 from sample_tenant.generate import Options, generate
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def tenant(tmp_path_factory: pytest.TempPathFactory) -> Path:
