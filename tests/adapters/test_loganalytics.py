@@ -24,7 +24,14 @@ from azure.core.exceptions import ClientAuthenticationError
 
 from common.errors import SettingsError, TransientUpstreamError, UpstreamError
 from common.settings import Settings
-from enrichment.adapters.loganalytics import HINT_ACCESS, HINT_TIMEOUT, LogAnalyticsEngine, Retries, default_credential
+from enrichment.adapters.loganalytics import (
+    HINT_ACCESS,
+    HINT_TIMEOUT,
+    MAX_CONCURRENT_QUERIES,
+    LogAnalyticsEngine,
+    Retries,
+    default_credential,
+)
 from enrichment.queries.kql import Query
 from tests.fakes.loganalytics_server import (
     FakeCredential,
@@ -409,6 +416,28 @@ class TestCreate:
         )
         result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
         assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+class TestConcurrencyBudget:
+    def test_no_more_queries_run_at_once_than_log_analytics_allows_an_identity(self, la: LogAnalyticsServer) -> None:
+        """Eight queries started together from threads: at most five reach the workspace at a time, and all answer."""
+        assert MAX_CONCURRENT_QUERIES == 5
+        for _ in range(8):
+            la.fail(slow(0.3))
+        engine = _engine(la)
+        outcomes: list[int] = []
+
+        def run() -> None:
+            outcomes.append(len(engine.run(SIGNINS).rows))
+
+        threads = [threading.Thread(target=run) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert outcomes == [2] * 8
+        assert la.max_in_flight == MAX_CONCURRENT_QUERIES
 
 
 class TestFakeEndpointFidelity:
