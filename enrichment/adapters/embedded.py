@@ -101,10 +101,11 @@ class EmbeddedEngine:
         notes: tuple[str, ...] = (),
         report: LoadReport | None = None,
         translations: Mapping[str, Translation] | None = None,
+        schema_digest: str = "",
     ) -> None:
         self._con = connection
         self._lock = threading.Lock()
-        self._schema = _schema_digest(connection)
+        self._schema = schema_digest or _schema_digest(connection)
         self._translations: dict[str, Translation] = dict(translations or {})
         self._narrowable = narrowable(connection)
         self._database: Path | None = None  # the file `open` attached, while this engine has it open
@@ -140,12 +141,20 @@ class EmbeddedEngine:
             raise InputError(msg)
         connection, notes = open_database(database)
         stored = stored_translations(connection)
-        if report is not None and not all(_key(_schema_digest(connection), q.declared) in stored for q in QUESTIONS):
+        digest = _schema_digest(connection)
+        if report is not None and not all(_key(digest, q.declared) in stored for q in QUESTIONS):
             connection.close()
             store_translations(database, QUESTIONS)
             connection, notes = open_database(database)
             stored = stored_translations(connection)
-        engine = cls(connection, source=str(path), notes=(*notes, *_load_notes(report)), report=report, translations=stored)
+        engine = cls(
+            connection,
+            source=str(path),
+            notes=(*notes, *_load_notes(report)),
+            report=report,
+            translations=stored,
+            schema_digest=digest,
+        )
         engine._database = database.resolve()
         with _OPEN_LOCK:
             _OPEN[engine._database] = _OPEN.get(engine._database, 0) + 1
@@ -329,9 +338,25 @@ def _key(schema_digest: str, declared: str) -> str:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
+_VERSION_LINE = re.compile(r"""^__version__\s*=\s*(?:version\s*=\s*)?['"]([^'"]+)['"]""", re.MULTILINE)
+
+
 @functools.cache
 def _translator_version() -> str:
-    """duckdb-kql's version, read from its metadata (importing it would load the translator)."""
+    """
+    duckdb-kql's version, without importing it (that loads the translator, which a warm run never needs).
+
+    Read from the `_version.py` its build writes beside the package (a few milliseconds); the
+    package metadata (`importlib.metadata`, ten times slower) when that file says nothing.
+    """
+    from importlib.util import find_spec
+
+    spec = find_spec("duckdb_kql")
+    if spec is not None and spec.origin:
+        written = Path(spec.origin).with_name("_version.py")
+        found = _VERSION_LINE.search(written.read_text(encoding="utf-8")) if written.is_file() else None
+        if found:
+            return found.group(1)
     from importlib.metadata import version
 
     return version("duckdb-kql")

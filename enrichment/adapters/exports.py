@@ -27,6 +27,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import errno
 import functools
 import gzip
 import hashlib
@@ -476,13 +477,15 @@ def _not_a_file(path: Path) -> list[str]:
     if path.is_symlink():
         try:
             path.resolve(strict=True)
-        except RuntimeError:
-            return ["a link that leads nowhere readable (a symlink loop); not read"]
+        except RuntimeError:  # Python 3.11 and 3.12 report a loop so
+            return ["a link that leads nowhere readable (a symlink loop), not read"]
         except OSError as error:
-            return [f"a link that leads nowhere readable ({(error.strerror or type(error).__name__).lower()}); not read"]
+            if error.errno == errno.ELOOP:  # 3.13 and later
+                return ["a link that leads nowhere readable (a symlink loop), not read"]
+            return [f"a link that leads nowhere readable ({(error.strerror or type(error).__name__).lower()}), not read"]
     if path.is_dir():
         return []
-    return ["not a regular file (a pipe, socket or device); not read"]
+    return ["not a regular file (a pipe, socket or device), not read"]
 
 
 def _fingerprint(folder: Path, exports: Sequence[_Export], ignored: Sequence[str], mapping: Mapping[str, str]) -> str:
@@ -769,6 +772,9 @@ def _text_expression(column: _Column, identifiers: Sequence[str], *, present: bo
     """The text one schema column takes from its sources, before typing (NULL when it has none)."""
     if not identifiers:
         return "NULL"
+    if column.kusto_type == "string" and present and len(identifiers) == 1:
+        # Kusto strings are never null: a missing cell is the empty string (one call per value, not two).
+        return f"coalesce({_ident(identifiers[0])}, '')"
     parts = [f"NULLIF({_ident(i)}, '')" for i in identifiers]
     if column.kusto_type == "string" and present:
         # Kusto strings are never null: a present but empty cell is the empty string.
@@ -958,11 +964,12 @@ def _cast_sql(raw: str, kind: str, duckdb_type: str) -> str:
     if kind == "string":
         return raw
     if kind == "datetime":
+        # ISO 8601 first (API and JSON exports): DuckDB's COALESCE tries the portal's formats only
+        # on the rows that are left, so a large JSON export pays for one cast per value.
         formats = ", ".join(_sql_string(f) for f in _PORTAL_TIME_FORMATS)
         return (
-            f"CASE WHEN {raw} IS NULL THEN NULL"
-            f" WHEN upper({raw}) LIKE '%M' THEN try_strptime({raw}, [{formats}])"
-            f" ELSE CAST(try_cast({raw} AS TIMESTAMPTZ) AS TIMESTAMP) END"
+            f"COALESCE(CAST(try_cast({raw} AS TIMESTAMPTZ) AS TIMESTAMP),"
+            f" CASE WHEN upper({raw}) LIKE '%M' THEN try_strptime({raw}, [{formats}]) END)"
         )
     if kind == "dynamic":
         # Objects arrive as JSON text (CSV cells, JSON objects re-serialised by the reader, JSON

@@ -3,8 +3,9 @@ The replay score: explanations first, then signals, then one number and a verdic
 
 `assess` is the whole decision for one user and is pure: no clock (the incident time is
 `evidence.at`), no I/O, no environment; the same evidence and settings give the same `Assessment`
-whatever order the rows arrived in. The points come from `signals.CATALOGUE`, the one table of
-weights; the score is their sum capped at 100, so adding evidence never lowers it.
+whatever order the rows arrived in. The points come from the signal rules (`signals.CATALOGUE`,
+collected from their declarations); the score is their sum capped at 100, so adding evidence never
+lowers it.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ from __future__ import annotations
 from collections import defaultdict
 
 from common.settings import Settings
-from enrichment.domain.activity_signals import detect_activity
 from enrichment.domain.explanations import explain
 from enrichment.domain.model import Assessment, Signal, UserEvidence, Verdict
 from enrichment.domain.picture import picture
-from enrichment.domain.signals import CATALOGUE, WEIGHTS, Cover, detect
+from enrichment.domain.signals import CATALOGUE, RULES, WEIGHTS, Cover, detect, tuned
 
 __all__ = ["CATALOGUE", "MAX_SCORE", "WEIGHTS", "assess", "score_of", "verdict_for"]
 
@@ -51,17 +51,11 @@ def _suspects(signals: tuple[Signal, ...]) -> tuple[str, ...]:
     return tuple(sorted(weight, key=lambda ip: (-weight[ip], ip)))
 
 
-def _in_catalogue_order(signals: tuple[Signal, ...]) -> tuple[Signal, ...]:
-    order = {name: index for index, name in enumerate(CATALOGUE)}
-    return tuple(sorted(signals, key=lambda s: order[s.id]))
-
-
 def assess(evidence: UserEvidence, settings: Settings) -> Assessment:
     """Score how likely a token replay is for one user, with every reason for and against."""
     view = picture(evidence)
     explanations = explain(view, settings)
-    found = detect(view, Cover.of(explanations))
-    signals = _in_catalogue_order((*found, *detect_activity(view, frozenset(ip for s in found for ip in s.ips))))
+    signals = detect(view, Cover.of(explanations), tuned(settings.signal_weights) if settings.signal_weights else RULES)
     score = score_of(signals)
     return Assessment(
         score=score,

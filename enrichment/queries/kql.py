@@ -300,7 +300,19 @@ def _lines(parts: Iterable[str]) -> str:
     return "\n".join(parts)
 
 
-#: JSON columns each sign-in branch parses once, by the name the flattened columns read them as.
+def _text(column: str) -> str:
+    """
+    A string column's value as text: `coalesce(X, "")`.
+
+    For a column that is a string in every table it is read from, Kusto gives the same value for
+    `tostring(X)` (its strings are never null); duckdb-kql, which cannot know the column's type,
+    writes `tostring()` as a switch over every type (about 1 KB of SQL each, bound and optimised on
+    every run) and `coalesce()` as a few lines, with a NULL (a column the export lacked) as "".
+    """
+    return f'coalesce({column}, "")'
+
+
+#: JSON columns each sign-in branch reads once, by the name the flattened columns use.
 #: `todynamic()` parses the JSON text of the non-interactive table and passes the dynamic columns of
 #: the interactive one through, so both branches project the same scalar columns and the union
 #: never splits a column into `X_dynamic` / `X_string`.
@@ -309,28 +321,28 @@ _PARSED = {
     "_dev": "todynamic(DeviceDetail)",
     "_tp": "todynamic(TokenProtectionStatusDetails)",
     "_auth": "todynamic(AuthenticationDetails)",
-    "_authText": "tostring(AuthenticationDetails)",
+    "_authText": _text("AuthenticationDetails"),
 }
 
-#: Every column a sign-in is flattened to, as KQL over either table's row (plus `_PARSED`).
+#: Every column a sign-in is flattened to and grouped by, as KQL over either table's row (plus `_PARSED`).
 _FLAT = {
-    "User": "tolower(UserPrincipalName)",
-    "UserId": "tolower(tostring(UserId))",
-    "IPAddress": "tostring(IPAddress)",
-    "Asn": "tostring(AutonomousSystemNumber)",
+    "User": f"tolower({_text('UserPrincipalName')})",
+    "UserId": f"tolower({_text('UserId')})",
+    "IPAddress": _text("IPAddress"),
+    "Asn": _text("AutonomousSystemNumber"),
     "Country": "tostring(_loc.countryOrRegion)",
     "City": "tostring(_loc.city)",
     "Latitude": "todouble(_loc.geoCoordinates.latitude)",
     "Longitude": "todouble(_loc.geoCoordinates.longitude)",
-    "SessionId": "tostring(SessionId)",
-    "AppId": "tostring(AppId)",
-    "AppDisplayName": "tostring(AppDisplayName)",
-    "ResourceId": "tostring(ResourceIdentity)",
-    "ResourceDisplayName": "tostring(ResourceDisplayName)",
-    "UserAgent": "tostring(UserAgent)",
-    "ClientAppUsed": "tostring(ClientAppUsed)",
-    "AuthenticationProtocol": "tostring(AuthenticationProtocol)",
-    "IncomingTokenType": "tostring(IncomingTokenType)",
+    "SessionId": _text("SessionId"),
+    "AppId": _text("AppId"),
+    "AppDisplayName": _text("AppDisplayName"),
+    "ResourceId": _text("ResourceIdentity"),
+    "ResourceDisplayName": _text("ResourceDisplayName"),
+    "UserAgent": _text("UserAgent"),
+    "ClientAppUsed": _text("ClientAppUsed"),
+    "AuthenticationProtocol": _text("AuthenticationProtocol"),
+    "IncomingTokenType": _text("IncomingTokenType"),
     "DeviceId": "tostring(_dev.deviceId)",
     "DeviceName": "tostring(_dev.displayName)",
     "OperatingSystem": "tostring(_dev.operatingSystem)",
@@ -338,15 +350,19 @@ _FLAT = {
     "IsCompliant": "tostring(_dev.isCompliant)",
     "IsManaged": "tostring(_dev.isManaged)",
     "TrustType": "tostring(_dev.trustType)",
-    "ResultType": "tostring(ResultType)",
-    "AuthenticationRequirement": "tostring(AuthenticationRequirement)",
+    "ResultType": _text("ResultType"),
+    "AuthenticationRequirement": _text("AuthenticationRequirement"),
     "AuthMethod": "tostring(_auth[0].authenticationMethod)",
     "TokenOnly": '_authText contains "satisfied by claim in the token" or _authText contains "Previously satisfied"',
     "TokenProtection": "tostring(_tp.signInSessionStatus)",
-    "RiskLevel": "tostring(RiskLevelDuringSignIn)",
-    "RiskEvents": "tostring(RiskEventTypes_V2)",
-    "NetworkLocations": "tostring(NetworkLocationDetails)",
+    "RiskLevel": _text("RiskLevelDuringSignIn"),
+    "RiskEvents": _text("RiskEventTypes_V2"),
+    "NetworkLocations": _text("NetworkLocationDetails"),
 }
+
+#: Columns a sign-in carries into its group without splitting it (aggregated, not grouped by).
+_CARRIED = {"TokenId": _text("UniqueTokenIdentifier")}
+_EXPRESSIONS = {**_FLAT, **_CARRIED}
 
 
 #: Columns a sign-in carries without being grouped on: the evidence keeps a few of each group's values.
@@ -396,6 +412,22 @@ def _signins(columns: Sequence[str]) -> str:
 #: The evidence columns, in the order rows carry them (`rows.signin` reads them by name).
 EVIDENCE_KEYS = ("SourceTable", *_FLAT)
 
+
+def _set_of(column: str, *, attacker_chosen: bool = False) -> str:
+    """
+    `make_set` of a string column, capped.
+
+    A value the attacker chooses (a user agent, the name of a resource app they registered) is
+    collected as a one-element array: Kusto unions the arrays it is given, so the set is the same,
+    while duckdb-kql parses every string given to `make_set` as JSON and fails the query on one that
+    is JSON-array text (a user agent of `[1,2]` stopped the baseline on the embedded engine; see
+    docs/duckdb-kql-upstream.md). Only those columns pay for it: `pack_array` costs duckdb-kql about
+    3 KB of SQL each, and the others come from the service (addresses, countries, GUIDs).
+    """
+    value = f"pack_array({column})" if attacker_chosen else column
+    return f"make_set({value}, {BASELINE_SET_CAP})"
+
+
 #: Added to a distance (seconds) before it is sorted as text: every sorted value then has the same
 #: number of digits, so text order is number order in both engines (duckdb-kql sorts the numbers of
 #: a dynamic array as text; see docs/duckdb-kql-upstream.md).
@@ -409,9 +441,12 @@ EVIDENCE_BODY = _lines(
     (
         "let groups = materialize(" + _signins((*_FLAT, *_CARRIED)),
         "| summarize Count = count(), FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated),",
-        f"    TokenIds = make_set(TokenId, {TOKEN_IDS_PER_GROUP})",
+        "    TokenIds = make_set(TokenId)",
         f"    by {', '.join(EVIDENCE_KEYS)}, Bin = bin(TimeGenerated, {EVIDENCE_BIN})",
-        '| extend Distance = abs(datetime_diff("second", FirstSeen, incident_time)));',
+        # The smallest few, sorted before the cut: make_set's own cap keeps whichever come first, which
+        # differs between runs and engines (and duckdb-kql ignores it).
+        f"| extend TokenIds = array_slice(array_sort_asc(TokenIds), 0, {TOKEN_IDS_PER_GROUP - 1}),",
+        '    Distance = abs(datetime_diff("second", FirstSeen, incident_time)));',
         "groups",
         "| join kind=leftouter (groups",
         f"    | summarize Distances = make_list(tostring(Distance + {_DISTANCE_OFFSET})) by User",
@@ -436,6 +471,7 @@ _BASELINE_COLUMNS = (
     "AuthenticationProtocol",
 )
 
+
 #: The users' previous days summarised per table (sets, capped) and per day (counts only), so the
 #: bytes returned stay flat however many sign-ins the user makes.
 BASELINE_BODY = _lines(
@@ -445,13 +481,13 @@ BASELINE_BODY = _lines(
         "    (signins",
         "    | summarize Events = count(), DaysActive = dcount(startofday(TimeGenerated)),",
         "        FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated), DistinctIps = dcount(IPAddress),",
-        f"        Ips = make_set(IPAddress, {BASELINE_SET_CAP}), Asns = make_set(Asn, {BASELINE_SET_CAP}),",
-        f"        Countries = make_set(Country, {BASELINE_SET_CAP}), AppIds = make_set(AppId, {BASELINE_SET_CAP}),",
-        f"        Resources = make_set(ResourceDisplayName, {BASELINE_SET_CAP}),",
-        f"        UserAgents = make_set(UserAgent, {BASELINE_SET_CAP}), DeviceIds = make_set(DeviceId, {BASELINE_SET_CAP}),",
-        f'        CompliantDeviceIds = make_set(iff(IsCompliant == "true", DeviceId, ""), {BASELINE_SET_CAP}),',
+        f"        Ips = {_set_of('IPAddress')}, Asns = {_set_of('Asn')},",
+        f"        Countries = {_set_of('Country')}, AppIds = {_set_of('AppId')},",
+        f"        Resources = {_set_of('ResourceDisplayName', attacker_chosen=True)},",
+        f"        UserAgents = {_set_of('UserAgent', attacker_chosen=True)}, DeviceIds = {_set_of('DeviceId')},",
+        f'        CompliantDeviceIds = {_set_of("""iff(IsCompliant == "true", DeviceId, "")""")},',
         "        Hours = make_set(hourofday(TimeGenerated), 24),",
-        f"        AuthProtocols = make_set(AuthenticationProtocol, {BASELINE_SET_CAP})",
+        f"        AuthProtocols = {_set_of('AuthenticationProtocol')}",
         "        by User, UserId, SourceTable",
         '    | extend Scope = "table"),',
         "    (signins",
@@ -518,8 +554,8 @@ CONTEXT_BODY = _lines(
         "        ActorIp = tostring(_ini.user.ipAddress), Target = tolower(tostring(_tgt[0].userPrincipalName)),",
         "        TargetId = tostring(_tgt[0].id)",
         "    | where Actor in (upns) or Target in (upns) or ActorId in~ (object_ids) or TargetId in~ (object_ids)",
-        '    | project Kind = "audit", TimeGenerated, OperationName = tostring(OperationName),',
-        "        Result = tostring(Result), Actor, ActorIp, Target, Detail = tostring(_tgt[0].displayName)),",
+        f'    | project Kind = "audit", TimeGenerated, OperationName = {_text("OperationName")},',
+        f"        Result = {_text('Result')}, Actor, ActorIp, Target, Detail = tostring(_tgt[0].displayName)),",
         "    (_GetWatchlist(travel_watchlist)",
         "    | extend User = tolower(tostring(UserPrincipalName))",
         "    | where User in (upns)",

@@ -189,18 +189,19 @@ def gather_at_times(
     engine: QueryEngine, requests: Sequence[tuple[Account, datetime]], settings: Settings
 ) -> tuple[UserEvidence, ...]:
     """
-    Evidence for several (account, incident time) pairs, in the order given: one `gather_evidence`
-    per distinct time, for all the accounts asked about at that time.
+    Evidence for several (account, incident time) pairs: one `gather_evidence` per distinct time, for
+    all the accounts asked about at that time. Each distinct pair (accounts compared as the queries
+    compare them, case-insensitively) is answered once, in the order first asked.
     """
+    wanted = list(dict.fromkeys((_usable([account])[0], at) for account, at in requests))
     by_time: dict[datetime, list[Account]] = {}
-    for account, at in requests:
+    for account, at in wanted:
         by_time.setdefault(at, []).append(account)
-    found: dict[tuple[datetime, Account], UserEvidence] = {}
+    found: dict[tuple[Account, datetime], UserEvidence] = {}
     for at, accounts in by_time.items():
-        usable = _usable(accounts)
-        for asked, evidence in zip(usable, gather_evidence(engine, usable, at, settings), strict=True):
-            found[(at, asked)] = evidence
-    return tuple(found[(at, _usable([account])[0])] for account, at in requests)
+        for asked, evidence in zip(accounts, gather_evidence(engine, accounts, at, settings), strict=True):
+            found[(asked, at)] = evidence
+    return tuple(found[pair] for pair in wanted)
 
 
 def _record_order(record: ActivityRecord) -> tuple[str, ...]:

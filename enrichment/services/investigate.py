@@ -16,7 +16,7 @@ from common.settings import Settings
 from enrichment.domain.model import Account, Assessment, UserEvidence
 from enrichment.domain.scoring import assess
 from enrichment.ports import QueryEngine
-from enrichment.services.gather import gather_evidence, gather_scope
+from enrichment.services.gather import gather_at_times, gather_evidence, gather_scope
 
 
 def investigate(
@@ -26,7 +26,31 @@ def investigate(
     Every account's evidence (with its identity context and, when it has suspects, their scope) and
     its assessment. Raises what `gather_evidence` raises; a failed scope question is said in the scope.
     """
-    first = gather_evidence(engine, accounts, at, settings)
+    return _followed(engine, gather_evidence(engine, accounts, at, settings), settings)
+
+
+def investigate_at_times(
+    engine: QueryEngine, requests: Sequence[tuple[Account, datetime]], settings: Settings
+) -> tuple[tuple[UserEvidence, Assessment], ...]:
+    """
+    `investigate` for several (account, incident time) pairs, in the order `gather_at_times` answers
+    them: one scope question per distinct incident time, for the accounts asked about at that time.
+    """
+    gathered = gather_at_times(engine, requests, settings)
+    by_time: dict[datetime, list[int]] = {}
+    for index, evidence in enumerate(gathered):
+        by_time.setdefault(evidence.at, []).append(index)
+    answered: dict[int, tuple[UserEvidence, Assessment]] = {}
+    for indexes in by_time.values():
+        followed = _followed(engine, [gathered[i] for i in indexes], settings)
+        answered.update(zip(indexes, followed, strict=True))
+    return tuple(answered[i] for i in range(len(gathered)))
+
+
+def _followed(
+    engine: QueryEngine, first: Sequence[UserEvidence], settings: Settings
+) -> tuple[tuple[UserEvidence, Assessment], ...]:
+    """Assess, ask the scope of the suspects of one incident time, and assess again what gained activity."""
     assessments = [assess(evidence, settings) for evidence in first]
     scoped = gather_scope(engine, first, [a.suspect_ips for a in assessments])
     return tuple(

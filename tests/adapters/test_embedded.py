@@ -25,6 +25,8 @@ from enrichment.queries import kql
 from enrichment.queries.kql import Query
 from tests.reference import REFERENCE
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 REALDATA = REFERENCE / "realdata"
 
@@ -532,3 +534,12 @@ def test_training_lab_ingestion_format_csv_runs_all_three_queries(tmp_path_facto
     assert all(r["Country"] and r["City"] for r in found)
     assert [r for r in history if r["Scope"] == "table"]
     assert context == []
+
+
+def test_the_translator_version_in_the_key_is_the_installed_one() -> None:
+    """Translations are keyed by duckdb-kql's installed version, read without importing it."""
+    from importlib.metadata import version
+
+    from enrichment.adapters.embedded import _translator_version
+
+    assert _translator_version() == version("duckdb-kql")

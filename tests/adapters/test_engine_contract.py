@@ -37,6 +37,8 @@ from tests.fakes.loganalytics_server import (
 )
 from tests.fakes.workspace_tables import create_schema_tables, insert_rows
 
+pytestmark = pytest.mark.slow
+
 WORKSPACE = "6a7b8c9d-0e1f-4a2b-8c3d-4e5f6a7b8c9d"
 AT = datetime(2026, 4, 14, 9, 0, tzinfo=UTC)
 FAST = Retries(

@@ -7,8 +7,11 @@ import json
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from enrichment.adapters.exports import USER_KEY, load_exports, schema_columns
+
+pytestmark = pytest.mark.slow
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, str]]) -> None:

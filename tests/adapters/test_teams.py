@@ -189,6 +189,9 @@ def card_text(response: BotResponse) -> str:
         if isinstance(node, dict):
             if node.get("type") == "TextBlock":
                 texts.append(node["text"])
+            if node.get("type") == "RichTextBlock":
+                texts.append("".join(run["text"] for run in node["inlines"]))
+                return
             if node.get("type") == "FactSet":
                 texts.extend(f"{f['title']}: {f['value']}" for f in node["facts"])
             for value in node.values():
@@ -401,6 +404,7 @@ async def test_group_membership_unknown_is_a_refusal(world: World) -> None:
     assert world.orchestrations.raised == []
 
 
+@pytest.mark.slow
 async def test_slow_directory_is_cut_off_so_teams_gets_an_answer(bf: BotFrameworkFake, graph: FakeGraph) -> None:
     """A directory slower than the lookup budget gives a refusal within the budget, not a Teams timeout."""
     graph.fail("POST", "checkMemberGroups", 200, delay=3.0)
@@ -692,6 +696,7 @@ async def test_blocked_bot_is_not_retried_and_says_what_to_fix(bf: BotFrameworkF
     assert len(bf.connector_requests()) == 1
 
 
+@pytest.mark.slow
 async def test_hung_connector_times_out_and_is_retried(bf: BotFrameworkFake) -> None:
     """A connector call that never answers is cut at the timeout and retried; then it fails as transient."""
     bf.script.extend(Scripted(200, delay=1.0) for _ in range(2))

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from enrichment.domain.activity_signals import DETECTORS
 
 from common.settings import Settings
 from enrichment.adapters.embedded import EmbeddedEngine
 from enrichment.adapters.exports import load_exports
-from enrichment.domain.activity_signals import DETECTORS
 from enrichment.domain.attribution import attribute
 from enrichment.domain.model import Account, Assessment, UserEvidence
 from enrichment.render.scope_document import activity_document
@@ -24,6 +24,8 @@ from sample_tenant.generate import Options, Summary, generate
 from sample_tenant.workloads import WORKLOAD_TABLES
 
 ACTIVITY_SIGNALS = tuple(d.__name__ for d in DETECTORS)
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +147,28 @@ def test_an_export_without_the_activity_tables_says_what_could_not_be_seen(tenan
     assert "MicrosoftGraphActivityLogs is not collected: Graph use by the stolen token cannot be seen" in document["not_seen"]
     assert any(s.startswith("Microsoft 365 audit is missing") for s in document["not_seen"])
     assert all(a.problem.endswith("cannot be read from the workspace") for a in evidence.identity.answers)
+
+
+@pytest.mark.parametrize("family", ["aitm_residential_replay", "relay_replay"])
+def test_every_attacker_address_of_the_new_replays_reaches_the_evidence(
+    engine: EmbeddedEngine, tenant: tuple[Path, Summary], family: str
+) -> None:
+    """The production evidence query returns each address the attacker used, in the session it replayed."""
+    folder = tenant[0]
+    for scenario in _scenarios(folder, family):
+        evidence = _evidence(engine, folder, scenario)
+        by_ip: dict[str, set[str]] = {}
+        for signin in evidence.signins:
+            by_ip.setdefault(signin.ip, set()).add(signin.session_id)
+        assert set(scenario["attacker_ips"]) <= set(by_ip)
+        sessions = set.intersection(*(by_ip[ip] for ip in scenario["attacker_ips"]))
+        assert sessions, scenario["id"]
+
+
+def test_the_tenants_settings_name_its_security_service_edge(tenant: tuple[Path, Summary]) -> None:
+    """settings.json carries REPLAY_SSE_PROVIDER for the product, and the SSE users' addresses are that provider's."""
+    folder = tenant[0]
+    settings = Settings.from_file(folder / "settings.json")
+    assert len(settings.sse_providers) == 1
+    for scenario in _scenarios(folder, "organisation_sse"):
+        assert scenario["traits"]["provider"] in settings.sse_providers

@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from enrichment.domain.activity import ActivityRecord, ActKind, DirectoryChange, Forwarding, InboxRule, Scope, Tie
-from enrichment.domain.activity_signals import detect_activity
 from enrichment.domain.attribution import attacker_forwarding, attacker_rules, attribute, tied_identifiers
 from enrichment.domain.coverage import TableCoverage, gaps
 from enrichment.domain.directory_roles import privileged
 from enrichment.domain.model import UserEvidence
 from enrichment.domain.picture import picture
 from enrichment.domain.scoring import assess
+from enrichment.domain.signals import activity
+from enrichment.domain.signals.rule import Cover, Rule
 from enrichment.queries import rows
 from tests.unit.factories import AT, ATTACKER, HOME, USER, USER_ID, evidence, ordinary_day, settings, signin
 
@@ -207,7 +208,9 @@ class TestAttribution:
 
 class TestActivitySignals:
     def _signals(self, *records: ActivityRecord) -> set[str]:
-        return {s.id for s in detect_activity(picture(replayed(*records)), frozenset({ATTACKER_IP}))}
+        view, suspects = picture(replayed(*records)), frozenset({ATTACKER_IP})
+        found = (r.evaluate(view, Cover(), suspects) for r in vars(activity).values() if isinstance(r, Rule))
+        return {s.id for s in found if s is not None}
 
     def test_the_four_attacker_acts_fire(self) -> None:
         """A hiding rule, outside forwarding, a scripted bulk read and consent to an unknown app each fire their signal."""

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from enrichment.domain.model import Account, Table, TimeWindow
 from enrichment.queries import kql
+from tests.fakes.workspace_tables import create_schema_tables
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "enrichment" / "schemas"
 
@@ -203,6 +204,7 @@ class TestStringLiteral:
             max_size=8,
         )
     )
+    @pytest.mark.slow
     def test_round_trips_through_the_embedded_engine(self, values: list[str]) -> None:
         """duckdb-kql reads string_literal(s) back as exactly s, for hostile and arbitrary Unicode text."""
         columns = ", ".join(f"x{index} = {kql.string_literal(value)}" for index, value in enumerate(values))
@@ -246,6 +248,7 @@ class TestDatetimeLiteral:
             timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]),
         )
     )
+    @pytest.mark.slow
     def test_round_trips_through_the_embedded_engine(self, moment: datetime) -> None:
         """duckdb-kql reads the literal back as the same instant, to the microsecond."""
         assert _printed(kql.datetime_literal(moment)).replace(tzinfo=UTC) == moment
@@ -601,6 +604,7 @@ _valid_hostile_upn = st.builds(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(upns=st.lists(_valid_hostile_upn, min_size=6, max_size=6, unique_by=str.lower))
 def test_valid_upns_parse_to_the_benign_tree(upns: list[str]) -> None:
@@ -689,6 +693,7 @@ def _run(con: Any, query: kql.Query) -> list[dict[str, Any]]:
     return [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
 
 
+@pytest.mark.slow
 class TestOnTheEmbeddedEngine:
     def test_row_cap_returns_cap_plus_one_nearest_groups(self, workspace: Any) -> None:
         """With 20 groups and a cap of 5, six come back: the six nearest the incident time."""
@@ -726,3 +731,24 @@ class TestOnTheEmbeddedEngine:
         found = _run(workspace, kql.context_query([Account(HOSTILE_UPN)], WINDOW, travel_watchlist="TravelRecords"))
         rows = [row for row in found if row["Kind"] != "coverage"]
         assert [(row["Kind"], row["User"], row["Country"]) for row in rows] == [("travel", HOSTILE_UPN.lower(), "FR")]
+
+
+@pytest.mark.slow
+def test_values_that_look_like_json_arrays_are_collected_as_themselves() -> None:
+    """A user agent or resource name of `[1,2]` is one value of the baseline's sets, not an error and not two values."""
+    con = duckdb_kql.connect()
+    create_schema_tables(con)
+    hostile = ['["x","y"]', "[1,2]", "[]"]
+    for index, value in enumerate(hostile):
+        _insert(
+            con,
+            Table.NON_INTERACTIVE.value,
+            TimeGenerated=AT.replace(tzinfo=None) - timedelta(hours=index + 1),
+            UserPrincipalName="mallory@contoso.com",
+            UserAgent=value,
+            ResourceDisplayName=value,
+        )
+    window = TimeWindow(AT - timedelta(days=1), AT)
+    (summary,) = [r for r in _run(con, kql.baseline_query([Account("mallory@contoso.com")], window)) if r["Scope"] == "table"]
+    assert sorted(json.loads(summary["UserAgents"])) == sorted(hostile)
+    assert sorted(json.loads(summary["Resources"])) == sorted(hostile)

@@ -46,6 +46,13 @@ BUILDERS: Mapping[str, Callable[[Sequence[Account]], kql.Query]] = {
     "evidence_query": lambda accounts: kql.evidence_query(accounts, WINDOW, AT, row_cap=500),
     "baseline_query": lambda accounts: kql.baseline_query(accounts, BASELINE_WINDOW),
     "context_query": lambda accounts: kql.context_query(accounts, WINDOW, travel_watchlist=TRAVEL_WATCHLIST),
+    "scope_query": lambda accounts: kql.scope_query(
+        accounts,
+        WINDOW,
+        suspect_ips=["203.0.113.9", "2001:db8::9"],
+        token_ids=["AAAAAAAAAAAAAAAAAAAAAA", "it's-a-token"],
+        session_ids=["00000000-1111-2222-3333-444444444444"],
+    ),
 }
 
 GUEST = "john_contoso.com#EXT#@fabrikam.onmicrosoft.com"
@@ -219,7 +226,7 @@ def controls(node: str) -> dict[str, tuple[str, dict[str, Any]]]:
     baseline = BUILDERS["baseline_query"](accounts).text
     context = BUILDERS["context_query"](accounts).text
     texts = {
-        "misspelled-column": _mutated(evidence, "tostring(AppDisplayName)", "tostring(AppDisplayNam)"),
+        "misspelled-column": _mutated(evidence, 'coalesce(AppDisplayName, "")', 'coalesce(AppDisplayNam, "")'),
         "type-error": _mutated(baseline, "hourofday(TimeGenerated)", "hourofday(IPAddress)"),
         "json-text-not-parsed": _mutated(evidence, "todynamic(LocationDetails)", "LocationDetails"),
         "misspelled-watchlist-column": _mutated(context, "toupper(tostring(Country))", "toupper(tostring(Countryy))"),
