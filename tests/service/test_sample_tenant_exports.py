@@ -10,20 +10,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from enrichment.domain.activity_signals import DETECTORS
 
 from common.settings import Settings
 from enrichment.adapters.embedded import EmbeddedEngine
 from enrichment.adapters.exports import load_exports
 from enrichment.domain.attribution import attribute
 from enrichment.domain.model import Account, Assessment, UserEvidence
+from enrichment.domain.signals import activity
+from enrichment.domain.signals.rule import Rule
 from enrichment.render.scope_document import activity_document
 from enrichment.services.gather import gather_evidence
 from enrichment.services.investigate import investigate
 from sample_tenant.generate import Options, Summary, generate
 from sample_tenant.workloads import WORKLOAD_TABLES
 
-ACTIVITY_SIGNALS = tuple(d.__name__ for d in DETECTORS)
+ACTIVITY_SIGNALS = tuple(r.id for r in vars(activity).values() if isinstance(r, Rule))
 
 pytestmark = pytest.mark.slow
 
