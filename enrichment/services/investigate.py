@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from common.settings import Settings
-from enrichment.domain.model import Account, Assessment, UserEvidence
+from enrichment.domain.model import Account, Assessment, UserEvidence, Verdict
 from enrichment.domain.scoring import assess
 from enrichment.ports import QueryEngine
 from enrichment.services.gather import gather_at_times, gather_evidence, gather_scope
@@ -50,9 +50,16 @@ def investigate_at_times(
 def _followed(
     engine: QueryEngine, first: Sequence[UserEvidence], settings: Settings
 ) -> tuple[tuple[UserEvidence, Assessment], ...]:
-    """Assess, ask the scope of the suspects of one incident time, and assess again what gained activity."""
+    """
+    Assess, ask the scope of the suspects of one incident time, and assess again what gained activity.
+
+    Only an account the sign-ins already make at least suspicious is followed: what a session did
+    corroborates a suspicion, it never creates one. A single weak signal on the user's own carrier
+    would otherwise turn the user's own inbox rule, made from that address, into the attacker's.
+    """
     assessments = [assess(evidence, settings) for evidence in first]
-    scoped = gather_scope(engine, first, [a.suspect_ips for a in assessments])
+    followed = [() if a.verdict is Verdict.BENIGN else a.suspect_ips for a in assessments]
+    scoped = gather_scope(engine, first, followed)
     return tuple(
         (evidence, assess(evidence, settings) if evidence.scope is not None and evidence.scope.records else assessment)
         for evidence, assessment in zip(scoped, assessments, strict=True)

@@ -121,13 +121,20 @@ def test_the_stolen_sessions_rule_forwarding_and_graph_reads_are_found_under_tha
 
 
 def test_no_look_alike_is_pinned_on_an_attacker(engine: EmbeddedEngine, tenant: tuple[Path, Summary]) -> None:
-    """Benign and ordinary users (their own rules, forwarding and Graph apps in the window) get no activity and no activity signal."""
+    """Benign and ordinary users (their own rules, forwarding and Graph apps in the window) get no activity signal; benign sign-ins are not followed."""
     folder = tenant[0]
     scenarios = [s for s in json.loads((folder / "scenarios.json").read_text(encoding="utf-8")) if s["kind"] != "attack"]
+    followed = 0
     for scenario in scenarios:
         evidence, assessment = _investigated(engine, folder, scenario)
-        assert attribute(evidence, assessment.suspect_ips) == (), scenario["id"]
         assert not {s.id for s in assessment.signals} & set(ACTIVITY_SIGNALS), scenario["id"]
+        assert evidence.scope is not None, scenario["id"]
+        if evidence.scope.asked:
+            followed += 1
+            assert assessment.verdict.value != "benign", scenario["id"]
+        else:
+            assert attribute(evidence, assessment.suspect_ips) == (), scenario["id"]
+    assert followed < len(scenarios) / 10
 
 
 def test_an_export_without_the_activity_tables_says_what_could_not_be_seen(tenant: tuple[Path, Summary], tmp_path: Path) -> None:
