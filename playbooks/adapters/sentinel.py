@@ -32,7 +32,7 @@ from common.azure_retry import bounded_retry_policy
 from common.credentials import default_credential
 from common.errors import SettingsError, TransientUpstreamError, UpstreamError
 from common.settings import Settings
-from playbooks.domain.incident import IncidentRef
+from playbooks.domain.incident import SentinelIncident
 
 if TYPE_CHECKING:
     from azure.core import PipelineClient
@@ -162,7 +162,7 @@ class SentinelIncidents:
 
     # -- operations ------------------------------------------------------------------------------
 
-    def get_incident(self, incident: IncidentRef) -> IncidentResource:
+    def get_incident(self, incident: SentinelIncident) -> IncidentResource:
         """The incident's current etag and properties."""
         body = self._call("GET", incident.resource_id, "read the incident")
         properties = body.get("properties")
@@ -170,7 +170,7 @@ class SentinelIncidents:
             raise UpstreamError(SERVICE, "the incident came back without properties", hint=HINT_UNAVAILABLE)
         return IncidentResource(str(body.get("etag") or ""), properties)
 
-    def list_entities(self, incident: IncidentRef) -> list[dict[str, Any]]:
+    def list_entities(self, incident: SentinelIncident) -> list[dict[str, Any]]:
         """The incident's entities (`POST .../entities`), as ARM entity objects."""
         body = self._call("POST", incident.resource_id + "/entities", "list the incident's entities", retry_post=True)
         entities = body.get("entities")
@@ -178,13 +178,13 @@ class SentinelIncidents:
             raise UpstreamError(SERVICE, "the entities answer has no 'entities' list", hint=HINT_UNAVAILABLE)
         return [e for e in entities if isinstance(e, dict)]
 
-    def upsert_comment(self, incident: IncidentRef, comment_id: str, message: str) -> CommentWrite:
+    def upsert_comment(self, incident: SentinelIncident, comment_id: str, message: str) -> CommentWrite:
         """Create or replace the comment `comment_id`; a deterministic id makes this idempotent."""
         path = f"{incident.resource_id}/comments/{quote(comment_id, safe='')}"
         status, _body = self._call_status("PUT", path, "write the incident comment", {"properties": {"message": message}})
         return CommentWrite(comment_id, created=status == 201)
 
-    def update_incident(self, incident: IncidentRef, change: Callable[[Mapping[str, Any]], dict[str, Any] | None]) -> bool:
+    def update_incident(self, incident: SentinelIncident, change: Callable[[Mapping[str, Any]], dict[str, Any] | None]) -> bool:
         """
         GET, apply `change` to the properties, PUT back with the etag; True if anything was written.
 

@@ -3,7 +3,7 @@ The incident as this app sees it: parsed once from what Sentinel sends, plus the
 
 Pure functions over plain JSON. Two body shapes arrive at `POST /api/incidents`: the Logic App
 "Microsoft Sentinel incident" trigger body (`{"object": <incident>, "workspaceId", ...}`) and a bare
-incident ARM resource (what `GET .../incidents/{id}` returns). Both become one `IncidentRef`.
+incident ARM resource (what `GET .../incidents/{id}` returns). Both become one `SentinelIncident`.
 
 Suspect accounts are read from the Account entities BY KIND and by property name, never by position:
 an entity names a person through `aadUserId`, `accountName`+`upnSuffix`, a UPN-shaped
@@ -57,7 +57,7 @@ READ_ONLY_PROPERTIES = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
-class IncidentRef:
+class SentinelIncident:
     """
     One Sentinel incident: where it lives, what to call it, when it happened, and who it names.
 
@@ -95,9 +95,9 @@ class IncidentRef:
         """How logs and comments name the incident: its number when known."""
         return f"#{self.number}" if self.number is not None else self.name
 
-    def with_accounts(self, resolution: AccountResolution) -> IncidentRef:
+    def with_accounts(self, resolution: AccountResolution) -> SentinelIncident:
         """The same incident with the accounts read from Sentinel's entities."""
-        return IncidentRef(
+        return SentinelIncident(
             self.subscription_id,
             self.resource_group,
             self.workspace_name,
@@ -132,8 +132,12 @@ class IncidentRef:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> IncidentRef:
+    def from_json(cls, data: Mapping[str, Any]) -> SentinelIncident:
         """The inverse of `to_json`; validates again, since orchestration input is stored text."""
+        number = data.get("number")
+        if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
+            msg = f"not a stored incident reference: number {number!r} is not an integer"
+            raise InputError(msg)
         try:
             accounts = data.get("accounts")
             ref = cls(
@@ -141,7 +145,7 @@ class IncidentRef:
                 resource_group=_checked(data["resource_group"], _RESOURCE_GROUP, "resource group"),
                 workspace_name=_checked(data["workspace_name"], _WORKSPACE, "workspace name"),
                 name=_checked(data["name"], _GUID, "incident id").lower(),
-                number=data.get("number"),
+                number=number,
                 title=str(data.get("title") or ""),
                 severity=str(data.get("severity") or ""),
                 at=_time(data["at"], "at"),
@@ -173,7 +177,7 @@ def account_from_json(data: Mapping[str, Any]) -> Account:
 COMMENT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:token-replay-playbook:incident-comment")
 
 
-def comment_id(incident: IncidentRef, purpose: str, account: str = "") -> str:
+def comment_id(incident: SentinelIncident, purpose: str, account: str = "") -> str:
     """
     The id of our comment for (incident, account, purpose): the same on every run, so a re-run or a
     duplicate delivery replaces the comment instead of adding another. `account` is empty for the
@@ -182,7 +186,7 @@ def comment_id(incident: IncidentRef, purpose: str, account: str = "") -> str:
     return str(uuid.uuid5(COMMENT_NAMESPACE, f"{incident.name}|{account.lower()}|{purpose}"))
 
 
-def instance_id(incident: IncidentRef) -> str:
+def instance_id(incident: SentinelIncident) -> str:
     """The Durable instance id: one orchestration per incident, so duplicate deliveries collide."""
     return f"incident-{incident.name}"
 
@@ -190,9 +194,9 @@ def instance_id(incident: IncidentRef) -> str:
 # -- parsing the body ---------------------------------------------------------------------------
 
 
-def parse_incident(body: object, *, received_at: datetime | None = None) -> IncidentRef:
+def parse_incident(body: object, *, received_at: datetime | None = None) -> SentinelIncident:
     """
-    An `IncidentRef` from a trigger body or a bare incident resource; `InputError` says what is wrong.
+    An `SentinelIncident` from a trigger body or a bare incident resource; `InputError` says what is wrong.
 
     The incident time is `firstActivityTimeUtc` (stable when later alerts join the incident, so a
     re-run queries the same window), else `createdTimeUtc`, else `received_at`.
@@ -243,7 +247,7 @@ def parse_incident(body: object, *, received_at: datetime | None = None) -> Inci
     if entities is not None and not isinstance(entities, list):
         msg = "relatedEntities must be a list"
         raise InputError(msg)
-    ref = IncidentRef(
+    ref = SentinelIncident(
         subscription_id=subscription,
         resource_group=group,
         workspace_name=workspace,

@@ -25,7 +25,8 @@ import azure.functions as func
 from common.errors import InputError, SettingsError
 from common.logs import get_logger
 from playbooks import wiring
-from playbooks.domain.incident import IncidentRef, instance_id, parse_incident
+from playbooks.domain import codec
+from playbooks.domain.incident import SentinelIncident, instance_id, parse_incident
 from playbooks.functions.orchestrator import ORCHESTRATOR
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
@@ -107,7 +108,7 @@ async def receive_incident(
     req: func.HttpRequest, client: DurableClient, *, services: wiring.Services, now: datetime, invocation_id: str = ""
 ) -> func.HttpResponse:
     """Validate, de-duplicate and start; logs one line saying what happened."""
-    incident: IncidentRef | None = None
+    incident: SentinelIncident | None = None
     outcome, response = "rejected", None
     try:
         try:
@@ -146,7 +147,7 @@ async def receive_incident(
             return response
         if reason is None:
             try:
-                await client.start_new(ORCHESTRATOR, iid, incident.to_json())
+                await client.start_new(ORCHESTRATOR, iid, codec.encode(incident))
             except Exception as error:
                 if not _refused(error):
                     raise

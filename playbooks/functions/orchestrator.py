@@ -5,10 +5,10 @@ The Durable orchestration of one incident, and the activities that do its I/O (a
         -> labels / severity -> [an approval sub-orchestration per account whose plan needs one] -> end
 
 The orchestrator is a deterministic generator: no I/O, no clock but `context.current_utc_datetime`,
-no settings. Activities do the I/O and never raise for an expected failure: they return
-`{"ok": False, "failure": ...}`, and the orchestrator then writes the failure comment (what failed,
-what to check) and ends, so a broken workspace or a missing role never turns into a retry loop.
-An activity that raises anyway (a defect) is caught the same way.
+no settings. It reads typed values (`playbooks.domain.workflow`) through `steps.call`; activities
+never raise for an expected failure: they answer a `Failure`, and the orchestrator then writes the
+failure comment (what failed, what to check) and ends, so a broken workspace or a missing role
+never turns into a retry loop. An activity that raises anyway (a defect) is handled the same way.
 
 Every comment this orchestration writes uses ONE comment id per incident (`comment_id(incident,
 "enrichment")`): the enrichment, the "no account" notice and the failure notice replace each other,
@@ -24,140 +24,149 @@ duplicate delivery of the incident finds it running and starts nothing.
 
 from __future__ import annotations
 
-import time
-import typing
 from collections.abc import Generator
 from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
-import structlog
 
-from common.errors import ReplayError
+from common.errors import InputError, ReplayError
 from common.logs import get_logger
-from enrichment.domain.model import Verdict
 from playbooks import wiring
-from playbooks.domain import approval
-from playbooks.domain.incident import IncidentRef, account_from_json, comment_id, incident_update, resolve_accounts
+from playbooks.domain import approval, codec
+from playbooks.domain.incident import SentinelIncident, comment_id, incident_update, resolve_accounts
+from playbooks.domain.workflow import (
+    APPROVAL_ORCHESTRATOR,
+    INCIDENT_ORCHESTRATOR,
+    ApprovalClock,
+    ApprovalEnd,
+    ApprovalInput,
+    ApprovalOutcome,
+    CommentWritten,
+    Enriched,
+    EnrichInput,
+    EntitiesFound,
+    EntitiesInput,
+    Failure,
+    IncidentRunResult,
+    LabelInput,
+    Labelled,
+    LabelState,
+    Notice,
+    NoticeInput,
+    RunEnd,
+)
+from playbooks.functions.steps import Payload, Step, call
 from playbooks.services import enrich
 
 bp = df.Blueprint()
 
-ORCHESTRATOR = "incident_orchestrator"
-ACTIVITY_ENTITIES = "incident_entities"
-ACTIVITY_ENRICH = "enrich_incident"
-ACTIVITY_LABELS = "label_incident"
-ACTIVITY_NOTICE = "comment_incident"
+ORCHESTRATOR = INCIDENT_ORCHESTRATOR
+ENTITIES = Step("incident_entities", "read the incident's entities from Sentinel", EntitiesInput, EntitiesFound)
+ENRICH = Step("enrich_incident", "enrich the incident", EnrichInput, Enriched)
+LABELS = Step("label_incident", "update the incident's labels", LabelInput, Labelled)
+NOTICE = Step("comment_incident", "write the notice comment", NoticeInput, CommentWritten)
+ACTIVITY_ENTITIES = ENTITIES.name
+ACTIVITY_ENRICH = ENRICH.name
+ACTIVITY_LABELS = LABELS.name
+ACTIVITY_NOTICE = NOTICE.name
 
 #: The purpose part of the one comment id this orchestration writes.
 COMMENT_PURPOSE = "enrichment"
 
 _log = get_logger("orchestration")
 
-Result = dict[str, Any]
-#: What an activity takes and returns. `typing.Dict`, not `dict[...]`: the Functions worker refuses
-#: a builtin generic (`types.GenericAlias`) as a binding annotation and would drop the function.
-Payload = typing.Dict[str, Any]  # noqa: UP006
-
 
 # -- the orchestrator ------------------------------------------------------------------------------
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)  # type: ignore[untyped-decorator]
-def incident_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Result]:
+def incident_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Payload]:
     """The Durable entry point; the steps are in `orchestrate`."""
     wiring.configure()
-    return (yield from orchestrate(context))
+    result = yield from orchestrate(context)
+    return codec.encode(result)  # type: ignore[no-any-return]
 
 
-def orchestrate(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Result]:
+def orchestrate(context: df.DurableOrchestrationContext) -> Generator[Any, Any, IncidentRunResult]:
     """Entities if needed, enrichment and comment, labels; on a failure, the failure comment."""
-    incident = IncidentRef.from_json(context.get_input())
+    incident = codec.decode(SentinelIncident, context.get_input())
     if incident.accounts is None:
-        found = yield from call_activity(context, ACTIVITY_ENTITIES, incident.to_json())
-        if not found.get("ok"):
+        found = yield from call(context, ENTITIES, EntitiesInput(incident))
+        if isinstance(found, Failure):
             return (yield from _failed(context, incident, found))
-        incident = IncidentRef.from_json(found["incident"])
+        incident = found.incident
     if not incident.accounts:
-        notice = yield from call_activity(context, ACTIVITY_NOTICE, {"incident": incident.to_json(), "notice": "no_account"})
-        return _finish(context, incident, "no_account", comment_written=bool(notice.get("ok")))
+        notice = yield from call(context, NOTICE, NoticeInput(incident, Notice.NO_ACCOUNT))
+        written = not isinstance(notice, Failure)
+        return _finish(context, IncidentRunResult(incident.number, incident.name, RunEnd.NO_ACCOUNT, comment_written=written))
 
-    asked = {"instance_id": context.instance_id, "requested_at": approval.iso(context.current_utc_datetime)}
-    enriched = yield from call_activity(context, ACTIVITY_ENRICH, {"incident": incident.to_json(), "approval": asked})
-    if not enriched.get("ok"):
+    clock = ApprovalClock(context.instance_id, context.current_utc_datetime)
+    enriched = yield from call(context, ENRICH, EnrichInput(incident, clock))
+    if isinstance(enriched, Failure):
         return (yield from _failed(context, incident, enriched))
-    summary = enriched["summary"]
-    labels = "unchanged"
-    if summary.get("verdict"):
-        labelled = yield from call_activity(
-            context, ACTIVITY_LABELS, {"incident": incident.to_json(), "verdict": summary["verdict"]}
-        )
-        labels = ("updated" if labelled.get("changed") else "unchanged") if labelled.get("ok") else "failed"
-    approvals = yield from _approvals(context, incident, summary["accounts"])
-    accounts = [{k: v for k, v in a.items() if k != "approval"} for a in summary["accounts"]]
-    details: Result = {"verdict": summary.get("verdict"), "labels": labels, "accounts": accounts}
-    return _finish(context, incident, "enriched", **details, **({"approvals": approvals} if approvals else {}))
+    summary = enriched.summary
+    labels = LabelState.UNCHANGED
+    if summary.verdict is not None:
+        labelled = yield from call(context, LABELS, LabelInput(incident, summary.verdict))
+        if isinstance(labelled, Failure):
+            labels = LabelState.FAILED
+        elif labelled.changed:
+            labels = LabelState.UPDATED
+    approvals = yield from _approvals(context, enriched.approvals)
+    result = IncidentRunResult(
+        incident.number,
+        incident.name,
+        RunEnd.ENRICHED,
+        summary.verdict,
+        labels,
+        summary.accounts,
+        approvals,
+        comment_written=True,
+    )
+    return _finish(context, result)
 
 
 def _approvals(
-    context: df.DurableOrchestrationContext, incident: IncidentRef, accounts: list[Result]
-) -> Generator[Any, Any, list[Result]]:
+    context: df.DurableOrchestrationContext, requests: tuple[ApprovalInput, ...]
+) -> Generator[Any, Any, tuple[ApprovalOutcome, ...]]:
     """One approval sub-orchestration per prepared request, run side by side; their outcomes, or why they failed."""
-    requests = [(a, a["approval"]) for a in accounts if a.get("approval")]
     if not requests:
-        return []
+        return ()
     tasks = [
-        context.call_sub_orchestrator(
-            approval.APPROVAL_ORCHESTRATOR,
-            approval.request_input(incident, account_from_json(a["account"]), a["plan"], request),
-            request["instance_id"],
-        )
-        for a, request in requests
+        context.call_sub_orchestrator(APPROVAL_ORCHESTRATOR, codec.encode(request), request.instance_id) for request in requests
     ]
     try:
         outcomes = yield context.task_all(tasks)
     except Exception as error:  # a defect in the sub-orchestration: recorded, the run still ends cleanly
         if not context.is_replaying:
             _log.error("approval_failed", instance_id=context.instance_id, error=str(error)[:500])
-        return [{"outcome": "failed", "error": str(error)[:500]}]
-    return [dict(o) if isinstance(o, dict) else {"outcome": str(o)} for o in outcomes]
+        return (ApprovalOutcome("", ApprovalEnd.FAILED, problem=str(error)[:500]),)
+    return tuple(codec.decode(ApprovalOutcome, outcome) for outcome in outcomes)
 
 
-def call_activity(context: df.DurableOrchestrationContext, name: str, payload: Result) -> Generator[Any, Any, Result]:
-    """Call an activity; a raise (a defect, or the host giving up) becomes a failure value."""
-    try:
-        result = yield context.call_activity(name, payload)
-    except Exception as error:
-        failure = enrich.Failure(
-            f"run the {name} step", str(error).strip()[:500], "report this with the Function App's logs", "bug"
-        )
-        return {"ok": False, "failure": failure.to_json()}
-    if not isinstance(result, dict):
-        return {"ok": False, "failure": enrich.Failure.from_json(result).to_json()}
-    return result
-
-
-def _failed(context: df.DurableOrchestrationContext, incident: IncidentRef, result: Result) -> Generator[Any, Any, Result]:
-    failure = enrich.Failure.from_json(result.get("failure"))
-    notice = yield from call_activity(
-        context, ACTIVITY_NOTICE, {"incident": incident.to_json(), "notice": "failure", "failure": failure.to_json()}
+def _failed(
+    context: df.DurableOrchestrationContext, incident: SentinelIncident, failure: Failure
+) -> Generator[Any, Any, IncidentRunResult]:
+    notice = yield from call(context, NOTICE, NoticeInput(incident, Notice.FAILURE, failure))
+    written = not isinstance(notice, Failure)
+    return _finish(
+        context, IncidentRunResult(incident.number, incident.name, RunEnd.FAILED, failure=failure, comment_written=written)
     )
-    return _finish(context, incident, "failed", failure=failure.to_json(), comment_written=bool(notice.get("ok")))
 
 
-def _finish(context: df.DurableOrchestrationContext, incident: IncidentRef, outcome: str, **details: Any) -> Result:
-    result: Result = {"incident": incident.number, "incident_id": incident.name, "outcome": outcome, **details}
+def _finish(context: df.DurableOrchestrationContext, result: IncidentRunResult) -> IncidentRunResult:
     if not context.is_replaying:
         _log.info(
             "incident_orchestrated",
             instance_id=context.instance_id,
-            incident=incident.number,
-            incident_id=incident.name,
-            outcome=outcome,
-            verdict=details.get("verdict"),
-            labels=details.get("labels"),
-            failure=(details.get("failure") or {}).get("error"),
+            incident=result.incident,
+            incident_id=result.incident_id,
+            outcome=result.outcome.value,
+            verdict=result.verdict.value if result.verdict else None,
+            labels=result.labels.value,
+            failure=result.failure.error if result.failure else None,
         )
     return result
 
@@ -169,119 +178,84 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _failure(what: str, error: BaseException) -> Result:
-    return {"ok": False, "failure": enrich.Failure.from_error(what, error).to_json()}
-
-
-def log_activity(activity: str, invocation_id: str, started: float, result: Result, **ids: Any) -> Result:
-    """The one summary line of an activity invocation: which step, which incident, the outcome and the time."""
-    failure = result.get("failure") or {}
-    _log.info(
-        "activity_done",
-        activity=activity,
-        invocation_id=invocation_id,
-        **ids,
-        outcome="ok" if result.get("ok") else "failed",
-        failure=failure.get("error"),
-        hint=failure.get("hint"),
-        ms=round((time.monotonic() - started) * 1000),
-    )
-    return result
-
-
-def _logged(activity: str, context: func.Context, incident: IncidentRef, started: float, result: Result) -> Result:
-    return log_activity(activity, context.invocation_id, started, result, incident=incident.number, incident_id=incident.name)
-
-
-@bp.activity_trigger(input_name="payload", activity=ACTIVITY_ENTITIES)  # type: ignore[untyped-decorator]
-def incident_entities(payload: Payload, context: func.Context) -> Payload:
+@bp.activity_trigger(input_name="payload", activity=ENTITIES.name)  # type: ignore[untyped-decorator]
+async def incident_entities(payload: Payload, context: func.Context) -> Payload:
     """Read the incident's entities from Sentinel and resolve its accounts."""
-    started = time.monotonic()
-    incident = IncidentRef.from_json(payload)
-    with structlog.contextvars.bound_contextvars(invocation_id=context.invocation_id):
-        try:
-            entities = wiring.current().sentinel().list_entities(incident)
-            result: Result = {"ok": True, "incident": incident.with_accounts(resolve_accounts(entities)).to_json()}
-        except ReplayError as error:
-            result = _failure("read the incident's entities from Sentinel", error)
-        return _logged(ACTIVITY_ENTITIES, context, incident, started, result)
+
+    def step(value: EntitiesInput) -> EntitiesFound:
+        entities = wiring.current().sentinel().list_entities(value.incident)
+        return EntitiesFound(value.incident.with_accounts(resolve_accounts(entities)))
+
+    return await ENTITIES.run(payload, context, step)
 
 
-@bp.activity_trigger(input_name="payload", activity=ACTIVITY_ENRICH)  # type: ignore[untyped-decorator]
-def enrich_incident(payload: Payload, context: func.Context) -> Payload:
-    """Gather, score and write the enrichment comment; returns the compact summary."""
-    started = time.monotonic()
-    incident = IncidentRef.from_json(payload["incident"])
+def _enrich(value: EnrichInput) -> Enriched | Failure:
+    """Gather, score and write the enrichment comment (runs in a worker thread: the engine and Sentinel calls block)."""
+    incident = value.incident
     services = wiring.current()
-    with structlog.contextvars.bound_contextvars(invocation_id=context.invocation_id):
-        try:
-            settings = services.settings()
-            result_value = enrich.enrich(incident, services.engine(), settings)
-        except ReplayError as error:
-            return _logged(ACTIVITY_ENRICH, context, incident, started, _failure("query the sign-in logs", error))
-        asked = payload.get("approval")
-        requests = (
-            approval.approval_requests(
-                incident,
-                result_value.accounts,
-                parent_instance_id=str(asked["instance_id"]),
-                requested_at=approval.parse_time(asked["requested_at"], "requested_at"),
-                settings=settings,
-            )
-            if isinstance(asked, dict)
-            else {}
+    settings = services.settings()
+    try:
+        result = enrich.enrich(incident, services.engine(), settings)
+    except ReplayError as error:
+        return Failure.from_error("query the sign-in logs", error)
+    requests = (
+        approval.approval_requests(
+            incident,
+            result.accounts,
+            parent_instance_id=value.approval.parent_instance_id,
+            requested_at=value.approval.requested_at,
+            settings=settings,
         )
-        html = enrich.comment_html(result_value, settings, generated_at=_now())
-        try:
-            written = services.sentinel().upsert_comment(incident, comment_id(incident, COMMENT_PURPOSE), html)
-        except ReplayError as error:
-            return _logged(ACTIVITY_ENRICH, context, incident, started, _failure("write the incident comment", error))
-        summary = enrich.summary(result_value)
-        for index, request in requests.items():
-            summary["accounts"][index]["approval"] = request
-        result: Result = {
-            "ok": True,
-            "summary": summary,
-            "comment": {"id": written.comment_id, "created": written.created, "chars": len(html)},
-        }
-        return _logged(ACTIVITY_ENRICH, context, incident, started, result)
+        if value.approval is not None
+        else {}
+    )
+    html = enrich.comment_html(result, settings, generated_at=_now())
+    try:
+        written = services.sentinel().upsert_comment(incident, comment_id(incident, COMMENT_PURPOSE), html)
+    except ReplayError as error:
+        return Failure.from_error("write the incident comment", error)
+    comment = CommentWritten(written.comment_id, written.created, len(html))
+    return Enriched(enrich.summary(result), comment, tuple(requests[index] for index in sorted(requests)))
 
 
-@bp.activity_trigger(input_name="payload", activity=ACTIVITY_LABELS)  # type: ignore[untyped-decorator]
-def label_incident(payload: Payload, context: func.Context) -> Payload:
+@bp.activity_trigger(input_name="payload", activity=ENRICH.name)  # type: ignore[untyped-decorator]
+async def enrich_incident(payload: Payload, context: func.Context) -> Payload:
+    """Gather, score and write the enrichment comment; returns the compact summary and the approval requests."""
+    return await ENRICH.run(payload, context, _enrich)
+
+
+@bp.activity_trigger(input_name="payload", activity=LABELS.name)  # type: ignore[untyped-decorator]
+async def label_incident(payload: Payload, context: func.Context) -> Payload:
     """Merge our verdict label into the incident (and raise its severity when configured)."""
-    started = time.monotonic()
-    incident = IncidentRef.from_json(payload["incident"])
+
+    def step(value: LabelInput) -> Labelled:
+        services = wiring.current()
+        settings = services.settings()
+        changed = services.sentinel().update_incident(
+            value.incident,
+            lambda properties: incident_update(properties, value.verdict, raise_severity=settings.raise_severity),
+        )
+        return Labelled(changed)
+
+    return await LABELS.run(payload, context, step)
+
+
+def _notice(value: NoticeInput) -> CommentWritten:
     services = wiring.current()
-    with structlog.contextvars.bound_contextvars(invocation_id=context.invocation_id):
-        try:
-            verdict = Verdict(payload["verdict"])
-            settings = services.settings()
-            changed = services.sentinel().update_incident(
-                incident, lambda properties: incident_update(properties, verdict, raise_severity=settings.raise_severity)
-            )
-            result: Result = {"ok": True, "changed": changed}
-        except ReplayError as error:
-            result = _failure("update the incident's labels", error)
-        return _logged(ACTIVITY_LABELS, context, incident, started, result)
+    settings = services.settings()
+    incident = value.incident
+    if value.notice is Notice.NO_ACCOUNT:
+        html = enrich.comment_html(enrich.Enrichment(incident, ()), settings, generated_at=_now())
+    elif value.failure is not None:
+        html = enrich.failure_html(incident, value.failure, settings, generated_at=_now())
+    else:
+        msg = "a failure notice needs the failure it reports"
+        raise InputError(msg)
+    written = services.sentinel().upsert_comment(incident, comment_id(incident, COMMENT_PURPOSE), html)
+    return CommentWritten(written.comment_id, written.created, len(html))
 
 
-@bp.activity_trigger(input_name="payload", activity=ACTIVITY_NOTICE)  # type: ignore[untyped-decorator]
-def comment_incident(payload: Payload, context: func.Context) -> Payload:
+@bp.activity_trigger(input_name="payload", activity=NOTICE.name)  # type: ignore[untyped-decorator]
+async def comment_incident(payload: Payload, context: func.Context) -> Payload:
     """Write the "no account" or the failure notice, in place of the enrichment comment."""
-    started = time.monotonic()
-    incident = IncidentRef.from_json(payload["incident"])
-    services = wiring.current()
-    with structlog.contextvars.bound_contextvars(invocation_id=context.invocation_id):
-        try:
-            settings = services.settings()
-            if payload.get("notice") == "no_account":
-                html = enrich.comment_html(enrich.Enrichment(incident, ()), settings, generated_at=_now())
-            else:
-                failure = enrich.Failure.from_json(payload.get("failure"))
-                html = enrich.failure_html(incident, failure, settings, generated_at=_now())
-            written = services.sentinel().upsert_comment(incident, comment_id(incident, COMMENT_PURPOSE), html)
-            result: Result = {"ok": True, "comment": {"id": written.comment_id, "created": written.created}}
-        except ReplayError as error:
-            result = _failure("write the notice comment", error)
-        return _logged(ACTIVITY_NOTICE, context, incident, started, result)
+    return await NOTICE.run(payload, context, _notice)

@@ -107,7 +107,7 @@ def card_size(card: Mapping[str, Any]) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class IncidentRef:
+class CardIncident:
     """What the card says about the incident; `incident_id` is the id the plan is bound to."""
 
     incident_id: str
@@ -171,7 +171,7 @@ class ActionData:
         }
 
     @classmethod
-    def for_plan(cls, incident: IncidentRef, plan: ContainmentPlan, *, instance_id: str, expires_at: datetime) -> ActionData:
+    def for_plan(cls, incident: CardIncident, plan: ContainmentPlan, *, instance_id: str, expires_at: datetime) -> ActionData:
         """The data for a plan's card; refuses values the bot would later refuse, so a bad card is never posted."""
         data = cls(
             incident_id=plan.incident_id,
@@ -476,7 +476,7 @@ _EVIDENCE_DROPPED = "The evidence is too large for a Teams card: see the inciden
 
 
 def _pending_card(
-    incident: IncidentRef,
+    incident: CardIncident,
     evidence: UserEvidence,
     assessment: Assessment,
     plan: ContainmentPlan,
@@ -572,7 +572,7 @@ def _walk_elements(elements: Iterable[Any]) -> Iterable[dict[str, Any]]:
 
 
 def card_for(
-    incident: IncidentRef,
+    incident: CardIncident,
     evidence: UserEvidence,
     assessment: Assessment,
     plan: ContainmentPlan,

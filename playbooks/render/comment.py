@@ -25,9 +25,10 @@ from datetime import datetime
 
 from enrichment.domain.evidence import IpActivity, ip_timeline
 from enrichment.domain.model import Assessment, Baseline, TableBaseline, UserEvidence, Verdict
-from playbooks.domain.approval import ApprovalRecord, Phase
+from playbooks.domain.approval import ApprovalRecord
 from playbooks.domain.approval import AttemptLine as ApprovalAttemptLine
-from playbooks.domain.incident import IncidentRef, entity_summary
+from playbooks.domain.incident import SentinelIncident, entity_summary
+from playbooks.domain.workflow import Phase
 
 #: The IP table is a summary, not an export: beyond this many rows the comment says how many more.
 TIMELINE_ROWS = 40
@@ -169,7 +170,7 @@ def _assemble(parts: Sequence[_Part], max_chars: int) -> str:
 # -- the enrichment comment ---------------------------------------------------------------------
 
 
-def _header(incident: IncidentRef, generated_at: datetime, subtitle: str) -> str:
+def _header(incident: SentinelIncident, generated_at: datetime, subtitle: str) -> str:
     title = f" {esc(incident.title, 160)}" if incident.title else ""
     return (
         f"<h3>Token replay enrichment: incident {esc(incident.label, 60)}{title}</h3>"
@@ -290,7 +291,7 @@ def _account_parts(report: AccountReport, parts: list[_Part]) -> None:
 
 
 def enrichment_comment(
-    incident: IncidentRef,
+    incident: SentinelIncident,
     reports: Sequence[AccountReport],
     *,
     max_chars: int,
@@ -324,7 +325,7 @@ def enrichment_comment(
     return _bounded(_assemble(parts, max_chars), incident, generated_at, max_chars)
 
 
-def _bounded(text: str, incident: IncidentRef, generated_at: datetime, max_chars: int) -> str:
+def _bounded(text: str, incident: SentinelIncident, generated_at: datetime, max_chars: int) -> str:
     """The last guard: if even the required parts overflow, a short comment that says so."""
     if len(text) <= max_chars:
         return text
@@ -335,7 +336,9 @@ def _bounded(text: str, incident: IncidentRef, generated_at: datetime, max_chars
 # -- notices: no account, failure -----------------------------------------------------------------
 
 
-def no_account_comment(incident: IncidentRef, *, max_chars: int, generated_at: datetime, warnings: Sequence[str] = ()) -> str:
+def no_account_comment(
+    incident: SentinelIncident, *, max_chars: int, generated_at: datetime, warnings: Sequence[str] = ()
+) -> str:
     """The comment for an incident that names no Entra account: what it did contain, what to do."""
     found = entity_summary(incident.entity_kinds)
     parts = [
@@ -363,7 +366,7 @@ def no_account_comment(incident: IncidentRef, *, max_chars: int, generated_at: d
 
 
 def failure_comment(
-    incident: IncidentRef,
+    incident: SentinelIncident,
     *,
     what: str,
     error: str,
@@ -423,7 +426,7 @@ def _attempt_item(attempt: ApprovalAttemptLine) -> str:
     )
 
 
-def approval_comment(incident: IncidentRef, record: ApprovalRecord, *, max_chars: int, generated_at: datetime) -> str:
+def approval_comment(incident: SentinelIncident, record: ApprovalRecord, *, max_chars: int, generated_at: datetime) -> str:
     """
     The comment for one account's containment request: its state, each action's outcome with
     Graph's request id, what containment learnt (MFA audit, privileged roles), and the audit trail of

@@ -6,10 +6,9 @@ containment) -> render (the comment, the result document, a compact summary). No
 anywhere: the caller applies the result, to Sentinel (the activity) or to files (`python -m
 playbooks run`). So the laptop run is the same code as production, minus the write.
 
-Expected failures are values: `Failure` carries what failed, the error and the operator's hint, so
-an activity can return it to the orchestration instead of raising (a raise would be retried by
-nobody useful and would lose the hint). This module must not import azure.functions or the Graph
-SDK: the local run imports it.
+Expected failures are raised as our errors (`common.errors`); the activity wrapper turns them into
+the workflow's `Failure` value with the operator's hint. This module must not import
+azure.functions or the Graph SDK: the local run imports it.
 """
 
 from __future__ import annotations
@@ -18,12 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from common.errors import InputError, SettingsError, TransientUpstreamError, UpstreamError
 from common.settings import Settings
 from enrichment.domain.model import Assessment, UserEvidence, Verdict
 from enrichment.ports import QueryEngine
-from playbooks.domain.incident import IncidentRef, account_json, overall_verdict
+from playbooks.domain import codec
+from playbooks.domain.incident import SentinelIncident, account_json, overall_verdict
 from playbooks.domain.plan import ContainmentPlan, plan_containment
+from playbooks.domain.workflow import AccountSummary, EnrichmentSummary, Failure
 from playbooks.render import comment
 
 #: How many suspect IPs and signals the compact summary keeps (the comment has the rest).
@@ -44,7 +44,7 @@ class AccountOutcome:
 class Enrichment:
     """Everything decided about one incident."""
 
-    incident: IncidentRef
+    incident: SentinelIncident
     accounts: tuple[AccountOutcome, ...]
     warnings: tuple[str, ...] = ()
 
@@ -53,72 +53,10 @@ class Enrichment:
         return overall_verdict(a.assessment.verdict for a in self.accounts)
 
 
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """
-    Why a step did not complete: `what` was being done, `error` says what went wrong, `hint` what
-    to check. `transient` failures (throttling, timeouts, 5xx) may succeed on a re-run.
-    """
-
-    what: str
-    error: str
-    hint: str = ""
-    service: str = ""
-    status: int | None = None
-    transient: bool = False
-
-    @classmethod
-    def from_error(cls, what: str, error: BaseException) -> Failure:
-        if isinstance(error, UpstreamError):
-            return cls(what, str(error), error.hint, error.service, error.status, isinstance(error, TransientUpstreamError))
-        if isinstance(error, SettingsError):
-            return cls(
-                "read the app settings",
-                str(error),
-                "fix these app settings of the Function App and run the playbook again",
-                "settings",
-            )
-        if isinstance(error, InputError):
-            return cls(what, str(error), "the incident or the data could not be used as they are; see the error", "input")
-        # Not one of ours: a defect. Say so plainly; the log line has the traceback.
-        return cls(
-            what, f"unexpected {type(error).__name__}: {str(error)[:300]}", "report this with the Function App's logs", "bug"
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "what": self.what,
-            "error": self.error,
-            "hint": self.hint,
-            "service": self.service,
-            "status": self.status,
-            "transient": self.transient,
-        }
-
-    @classmethod
-    def from_json(cls, data: Any) -> Failure:
-        if not isinstance(data, dict):
-            return cls(
-                "run the enrichment",
-                f"an activity answered {str(data)[:200]!r}",
-                "report this with the Function App's logs",
-                "bug",
-            )
-        status = data.get("status")
-        return cls(
-            str(data.get("what") or "run the enrichment"),
-            str(data.get("error") or "unknown error"),
-            str(data.get("hint") or ""),
-            str(data.get("service") or ""),
-            status if isinstance(status, int) else None,
-            bool(data.get("transient")),
-        )
-
-
 # -- gather and decide ------------------------------------------------------------------------------
 
 
-def enrich(incident: IncidentRef, engine: QueryEngine, settings: Settings) -> Enrichment:
+def enrich(incident: SentinelIncident, engine: QueryEngine, settings: Settings) -> Enrichment:
     """
     Gather evidence for every account of `incident`, assess each, and plan its containment.
 
@@ -158,7 +96,7 @@ def comment_html(enrichment: Enrichment, settings: Settings, *, generated_at: da
     )
 
 
-def failure_html(incident: IncidentRef, failure: Failure, settings: Settings, *, generated_at: datetime) -> str:
+def failure_html(incident: SentinelIncident, failure: Failure, settings: Settings, *, generated_at: datetime) -> str:
     return comment.failure_comment(
         incident,
         what=failure.what,
@@ -169,16 +107,7 @@ def failure_html(incident: IncidentRef, failure: Failure, settings: Settings, *,
     )
 
 
-def plan_json(plan: ContainmentPlan) -> dict[str, Any]:
-    return {
-        "needs_approval": plan.needs_approval,
-        "reason": plan.reason,
-        "actions": [{"kind": a.kind.value, "description": a.description, "destructive": a.destructive} for a in plan.actions],
-        "digest": plan.digest,
-    }
-
-
-def incident_json(incident: IncidentRef) -> dict[str, Any]:
+def incident_json(incident: SentinelIncident) -> dict[str, Any]:
     return {"id": incident.resource_id, "name": incident.name, "number": incident.number, "title": incident.title}
 
 
@@ -192,7 +121,7 @@ def result_document(enrichment: Enrichment) -> dict[str, Any]:
             {
                 "account": account_json(a.evidence.account),
                 "triage": triage_document(a.evidence, a.assessment),
-                "plan": plan_json(a.plan),
+                "plan": codec.plan_document(a.plan),
             }
             for a in enrichment.accounts
         ],
@@ -201,24 +130,23 @@ def result_document(enrichment: Enrichment) -> dict[str, Any]:
     }
 
 
-def summary(enrichment: Enrichment) -> dict[str, Any]:
+def summary(enrichment: Enrichment) -> EnrichmentSummary:
     """
     The compact result the activity returns to the orchestration (Durable keeps it in its history,
-    so it carries decisions and plans, not evidence). The approval step reads `accounts[*].plan`.
+    so it carries decisions and plans, not evidence).
     """
-    verdict = enrichment.verdict
-    return {
-        "verdict": verdict.value if verdict is not None else None,
-        "accounts": [
-            {
-                "account": account_json(a.evidence.account),
-                "verdict": a.assessment.verdict.value,
-                "score": a.assessment.score,
-                "suspect_ips": list(a.assessment.suspect_ips[:SUMMARY_IPS]),
-                "signals": [s.detail for s in a.assessment.strongest(SUMMARY_SIGNALS)],
-                "plan": plan_json(a.plan),
-            }
+    return EnrichmentSummary(
+        enrichment.verdict,
+        tuple(
+            AccountSummary(
+                a.evidence.account,
+                a.assessment.verdict,
+                a.assessment.score,
+                tuple(a.assessment.suspect_ips[:SUMMARY_IPS]),
+                tuple(s.detail for s in a.assessment.strongest(SUMMARY_SIGNALS)),
+                a.plan,
+            )
             for a in enrichment.accounts
-        ],
-        "warnings": len(enrichment.warnings) + sum(len(a.evidence.warnings) for a in enrichment.accounts),
-    }
+        ),
+        len(enrichment.warnings) + sum(len(a.evidence.warnings) for a in enrichment.accounts),
+    )

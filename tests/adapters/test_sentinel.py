@@ -15,7 +15,7 @@ from common.settings import Settings
 from enrichment.domain.model import Verdict
 from playbooks.adapters import sentinel
 from playbooks.adapters.sentinel import SentinelIncidents, SentinelRetries
-from playbooks.domain.incident import IncidentRef, comment_id, incident_update
+from playbooks.domain.incident import SentinelIncident, comment_id, incident_update
 from tests.fakes.sentinel_server import FakeCredential, SentinelServer, forbidden, server_error, slow, throttled
 
 SUB = "d0cfe6b2-9ac0-4464-9919-dccaee2e48c0"
@@ -33,8 +33,8 @@ FAST = SentinelRetries(
 )
 
 
-def _ref(name: str = INCIDENT) -> IncidentRef:
-    return IncidentRef(
+def _ref(name: str = INCIDENT) -> SentinelIncident:
+    return SentinelIncident(
         SUB, "soc-rg", "soc-workspace", name, 42, "Token replay", "Medium", datetime(2026, 3, 1, 9, tzinfo=UTC), None
     )
 

@@ -13,9 +13,13 @@ import pytest
 from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
 
 from common.settings import Settings
+from playbooks.adapters.botframework_auth import BotFrameworkKeys
 from playbooks.adapters.graph import GraphDirectory, create_graph_directory
-from playbooks.adapters.teams import APPROVAL_EVENT, APPROVAL_STATUS_KEY, ApprovalBot, BotFrameworkKeys, pending_approval
+from playbooks.adapters.teams_bot import ApprovalBot
+from playbooks.domain import codec
+from playbooks.domain.approval import approval_status
 from playbooks.domain.authorization import ApprovalRequest
+from playbooks.domain.workflow import APPROVAL_EVENT, ApprovalDecision, ApprovalPhase
 from playbooks.functions.bot_api import FUNCTION_NAME, MESSAGES_ROUTE, approval_blueprint
 from playbooks.render.card import APPROVE, ActionData
 from tests.fakes.botframework_server import BOT_APP_ID, CHANNEL_ID, TENANT_ID, BotFrameworkFake
@@ -141,7 +145,7 @@ def _waiting() -> tuple[ActionData, DurableOrchestrationStatus]:
             "createdTime": "2026-11-05T14:00:00Z",
             "lastUpdatedTime": "2026-11-05T14:01:00Z",
             "runtimeStatus": "Running",
-            "customStatus": {APPROVAL_STATUS_KEY: pending_approval(request)},
+            "customStatus": codec.encode(approval_status(request, ApprovalPhase.PENDING)),
         }
     )
     return ActionData.for_plan(s.INCIDENT, plan, instance_id=s.INSTANCE_ID, expires_at=s.EXPIRES), status
@@ -177,9 +181,8 @@ async def test_click_through_the_function_raises_the_event_and_answers_the_card(
     (instance, event, payload), *rest = client.events
     assert rest == []
     assert (instance, event) == (s.INSTANCE_ID, APPROVAL_EVENT)
-    assert payload["approved"] is True
-    assert payload["plan_digest"] == data.plan_digest
-    assert payload["decided_by_object_id"] == APPROVER
+    decided = codec.decode(ApprovalDecision, payload)
+    assert (decided.approved, decided.plan_digest, decided.decided_by_object_id) == (True, data.plan_digest, APPROVER)
 
 
 async def test_unauthenticated_post_is_401_and_raises_nothing(bf: BotFrameworkFake, endpoint: Any) -> None:

@@ -49,7 +49,7 @@ def test_http_trigger_is_post_incidents_with_a_function_key() -> None:
 
 def test_activity_and_orchestrator_names_match_what_the_orchestrator_calls() -> None:
     """The names the orchestrators schedule are the names the triggers register."""
-    from playbooks.domain import approval
+    from playbooks.domain import workflow
     from playbooks.functions import approval_flow, orchestrator
 
     names = {
@@ -68,7 +68,7 @@ def test_activity_and_orchestrator_names_match_what_the_orchestrator_calls() -> 
         approval_flow.ACTIVITY_CONTAIN,
         approval_flow.ACTIVITY_COMMENT,
     }
-    assert approval.APPROVAL_ORCHESTRATOR in functions()
+    assert {workflow.APPROVAL_ORCHESTRATOR, workflow.INCIDENT_ORCHESTRATOR} <= set(functions())
 
 
 def test_importing_the_app_builds_nothing_and_skips_the_graph_sdk() -> None:

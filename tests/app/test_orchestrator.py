@@ -2,45 +2,76 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
-from playbooks.functions.orchestrator import ACTIVITY_ENRICH, ACTIVITY_ENTITIES, ACTIVITY_LABELS, ACTIVITY_NOTICE
+from enrichment.domain.model import Account, Verdict
+from playbooks.domain import codec
+from playbooks.domain.incident import SentinelIncident
+from playbooks.domain.plan import ContainmentPlan
+from playbooks.domain.workflow import (
+    AccountSummary,
+    CommentWritten,
+    Enriched,
+    EnrichmentSummary,
+    EntitiesFound,
+    Failure,
+    Labelled,
+    Notice,
+    activity_result,
+)
+from playbooks.functions.orchestrator import (
+    ACTIVITY_ENRICH,
+    ACTIVITY_ENTITIES,
+    ACTIVITY_LABELS,
+    ACTIVITY_NOTICE,
+    ENRICH,
+    ENTITIES,
+    LABELS,
+    NOTICE,
+)
 from tests.app.durable_history import History, run
 
-INCIDENT: dict[str, Any] = {
-    "subscription_id": "d0cfe6b2-9ac0-4464-9919-dccaee2e48c0",
-    "resource_group": "soc-rg",
-    "workspace_name": "soc-ws",
-    "name": "73e01a99-5cd7-4139-a149-9f2736ff2ab5",
-    "number": 84,
-    "title": "Token replay",
-    "severity": "Medium",
-    "at": "2026-03-01T09:00:00+00:00",
-    "accounts": [{"upn": "alice@contoso.com", "object_id": ""}],
-    "unresolved": [],
-    "entity_kinds": [],
-    "workspace_id": "",
-    "url": "",
-}
+ALICE = Account("alice@contoso.com", "")
+INCIDENT_REF = SentinelIncident(
+    subscription_id="d0cfe6b2-9ac0-4464-9919-dccaee2e48c0",
+    resource_group="soc-rg",
+    workspace_name="soc-ws",
+    name="73e01a99-5cd7-4139-a149-9f2736ff2ab5",
+    number=84,
+    title="Token replay",
+    severity="Medium",
+    at=datetime(2026, 3, 1, 9, 0, tzinfo=UTC),
+    accounts=(ALICE,),
+)
+#: The orchestration input, as the HTTP starter encodes it.
+INCIDENT: dict[str, Any] = codec.encode(INCIDENT_REF)
+COMMENT = CommentWritten("c0ffee00-0000-4000-8000-000000000001", True, 1200)
 
 
-def _summary(verdict: str, score: int, needs_approval: bool) -> dict[str, Any]:
-    plan = {"needs_approval": needs_approval, "reason": "r", "actions": [], "digest": "0" * 32}
-    account = {"upn": "alice@contoso.com", "object_id": ""}
-    return {
-        "verdict": verdict,
-        "accounts": [{"account": account, "verdict": verdict, "score": score, "suspect_ips": [], "signals": [], "plan": plan}],
-        "warnings": 0,
-    }
+def _summary(verdict: str, score: int, needs_approval: bool) -> EnrichmentSummary:
+    plan = ContainmentPlan(INCIDENT_REF.name, ALICE, (), needs_approval, "r")
+    account = AccountSummary(ALICE, Verdict(verdict), score, (), (), plan)
+    return EnrichmentSummary(Verdict(verdict), (account,), 0)
 
 
-def _last_action(state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _enriched(verdict: str, score: int, needs_approval: bool) -> dict[str, Any]:
+    return activity_result(Enriched(_summary(verdict, score, needs_approval), COMMENT))
+
+
+STEPS = {step.name: step for step in (ENTITIES, ENRICH, LABELS, NOTICE)}
+
+
+def _last_action(state: dict[str, Any]) -> tuple[str, Any]:
+    """The activity the orchestrator scheduled last, and its input decoded as that activity decodes it."""
     action = state["actions"][-1][-1]
-    return action["functionName"], json.loads(action["input"])
+    name = action["functionName"]
+    return name, codec.decode(STEPS[name].input_type, json.loads(action["input"]))
 
 
 class TestPaths:
@@ -49,16 +80,16 @@ class TestPaths:
         name, payload = _last_action(run(History(INCIDENT)))
 
         assert name == ACTIVITY_ENRICH
-        assert payload["incident"]["name"] == INCIDENT["name"]
+        assert payload.incident == INCIDENT_REF
 
     def test_benign_result_labels_and_ends(self) -> None:
         """Benign: label the incident benign, then end with the outcome, no approval."""
-        history = History(INCIDENT).completed(ACTIVITY_ENRICH, {"ok": True, "summary": _summary("benign", 10, False)})
+        history = History(INCIDENT).completed(ACTIVITY_ENRICH, _enriched("benign", 10, False))
 
         name, payload = _last_action(run(history))
-        assert (name, payload["verdict"]) == (ACTIVITY_LABELS, "benign")
+        assert (name, payload.verdict) == (ACTIVITY_LABELS, Verdict.BENIGN)
 
-        state = run(history.completed(ACTIVITY_LABELS, {"ok": True, "changed": True}))
+        state = run(history.completed(ACTIVITY_LABELS, activity_result(Labelled(True))))
         assert state["isDone"]
         output = state["output"]
         assert (output["outcome"], output["verdict"], output["labels"], output["incident"]) == (
@@ -70,32 +101,27 @@ class TestPaths:
 
     def test_replay_result_carries_the_plan_for_approval(self) -> None:
         """Replay likely: labelled likely, and the output keeps each account's plan for the approval step."""
-        history = History(INCIDENT).completed(ACTIVITY_ENRICH, {"ok": True, "summary": _summary("replay_likely", 92, True)})
+        history = History(INCIDENT).completed(ACTIVITY_ENRICH, _enriched("replay_likely", 92, True))
 
         name, payload = _last_action(run(history))
-        assert (name, payload["verdict"]) == (ACTIVITY_LABELS, "replay_likely")
+        assert (name, payload.verdict) == (ACTIVITY_LABELS, Verdict.REPLAY_LIKELY)
 
-        state = run(history.completed(ACTIVITY_LABELS, {"ok": True, "changed": False}))
+        state = run(history.completed(ACTIVITY_LABELS, activity_result(Labelled(False))))
         assert state["isDone"]
         assert state["output"]["labels"] == "unchanged"
         assert state["output"]["accounts"][0]["plan"]["needs_approval"] is True
 
     def test_enrichment_failure_writes_the_failure_comment_and_ends(self) -> None:
         """A failure value from the enrichment becomes the failure notice, with its hint, then the end."""
-        failure = {
-            "what": "query the sign-in logs",
-            "error": "Log Analytics: forbidden (HTTP 403)",
-            "hint": "grant Log Analytics Reader",
-            "service": "Log Analytics",
-            "status": 403,
-            "transient": False,
-        }
-        history = History(INCIDENT).completed(ACTIVITY_ENRICH, {"ok": False, "failure": failure})
+        failure = Failure(
+            "query the sign-in logs", "Log Analytics: forbidden (HTTP 403)", "grant Log Analytics Reader", "Log Analytics", 403
+        )
+        history = History(INCIDENT).completed(ACTIVITY_ENRICH, activity_result(failure))
 
         name, payload = _last_action(run(history))
-        assert (name, payload["notice"], payload["failure"]["hint"]) == (ACTIVITY_NOTICE, "failure", "grant Log Analytics Reader")
+        assert (name, payload.notice, payload.failure.hint) == (ACTIVITY_NOTICE, Notice.FAILURE, "grant Log Analytics Reader")
 
-        state = run(history.completed(ACTIVITY_NOTICE, {"ok": True}))
+        state = run(history.completed(ACTIVITY_NOTICE, activity_result(COMMENT)))
         assert state["isDone"]
         assert (state["output"]["outcome"], state["output"]["failure"]["status"], state["output"]["comment_written"]) == (
             "failed",
@@ -108,19 +134,15 @@ class TestPaths:
         history = History(INCIDENT).failed(ACTIVITY_ENRICH, "ValueError: unexpected")
 
         name, payload = _last_action(run(history))
-        assert (name, payload["notice"]) == (ACTIVITY_NOTICE, "failure")
-        assert "ValueError: unexpected" in payload["failure"]["error"]
+        assert (name, payload.notice) == (ACTIVITY_NOTICE, Notice.FAILURE)
+        assert "ValueError: unexpected" in payload.failure.error
 
-        state = run(history.completed(ACTIVITY_NOTICE, {"ok": True}))
+        state = run(history.completed(ACTIVITY_NOTICE, activity_result(COMMENT)))
         assert (state["isDone"], state["output"]["outcome"]) == (True, "failed")
 
     def test_a_failed_failure_comment_still_ends(self) -> None:
         """Even when the failure comment cannot be written either, the orchestration ends (no poison loop)."""
-        history = (
-            History(INCIDENT)
-            .completed(ACTIVITY_ENRICH, {"ok": False, "failure": {"what": "x", "error": "y"}})
-            .failed(ACTIVITY_NOTICE, "403")
-        )
+        history = History(INCIDENT).completed(ACTIVITY_ENRICH, activity_result(Failure("x", "y"))).failed(ACTIVITY_NOTICE, "403")
 
         state = run(history)
 
@@ -128,60 +150,57 @@ class TestPaths:
 
     def test_no_account_writes_the_notice_and_ends(self) -> None:
         """An incident naming nobody: the no-account comment, then the end; no query is run."""
-        history = History({**INCIDENT, "accounts": []})
+        history = History(codec.encode(dataclasses.replace(INCIDENT_REF, accounts=())))
 
         name, payload = _last_action(run(history))
-        assert (name, payload["notice"]) == (ACTIVITY_NOTICE, "no_account")
+        assert (name, payload.notice) == (ACTIVITY_NOTICE, Notice.NO_ACCOUNT)
 
-        state = run(history.completed(ACTIVITY_NOTICE, {"ok": True}))
+        state = run(history.completed(ACTIVITY_NOTICE, activity_result(COMMENT)))
         assert (state["isDone"], state["output"]["outcome"]) == (True, "no_account")
         assert [a["functionName"] for episode in state["actions"] for a in episode] == [ACTIVITY_NOTICE]
 
     def test_unknown_entities_are_read_first(self) -> None:
         """A trigger without entities: read them from Sentinel, then enrich the accounts found."""
-        history = History({**INCIDENT, "accounts": None})
+        history = History(codec.encode(dataclasses.replace(INCIDENT_REF, accounts=None)))
 
         name, _payload = _last_action(run(history))
         assert name == ACTIVITY_ENTITIES
 
-        history.completed(
-            ACTIVITY_ENTITIES,
-            {
-                "ok": True,
-                "incident": {**INCIDENT, "accounts": [{"upn": "", "object_id": "2046feea-040d-4a46-9e2b-91c2941bfa70"}]},
-            },
-        )
+        found = Account("", "2046feea-040d-4a46-9e2b-91c2941bfa70")
+        history.completed(ACTIVITY_ENTITIES, activity_result(EntitiesFound(dataclasses.replace(INCIDENT_REF, accounts=(found,)))))
         name, payload = _last_action(run(history))
         assert name == ACTIVITY_ENRICH
-        assert payload["incident"]["accounts"] == [{"upn": "", "object_id": "2046feea-040d-4a46-9e2b-91c2941bfa70"}]
+        assert payload.incident.accounts == (found,)
 
     def test_entities_failure_is_reported(self) -> None:
         """Entities that cannot be read end in the failure comment, not in an empty enrichment."""
-        failure = {"what": "read the incident's entities from Sentinel", "error": "403", "hint": "grant Responder"}
-        history = History({**INCIDENT, "accounts": None}).completed(ACTIVITY_ENTITIES, {"ok": False, "failure": failure})
+        failure = Failure("read the incident's entities from Sentinel", "403", "grant Responder")
+        history = History(codec.encode(dataclasses.replace(INCIDENT_REF, accounts=None))).completed(
+            ACTIVITY_ENTITIES, activity_result(failure)
+        )
 
         name, payload = _last_action(run(history))
 
-        assert (name, payload["failure"]["what"]) == (ACTIVITY_NOTICE, "read the incident's entities from Sentinel")
+        assert (name, payload.failure.what) == (ACTIVITY_NOTICE, "read the incident's entities from Sentinel")
 
 
 class TestDeterminism:
     def test_replaying_the_same_history_gives_the_same_actions(self) -> None:
         """Two replays of one history produce identical state: no clock, no randomness, no I/O."""
-        history = History(INCIDENT).completed(ACTIVITY_ENRICH, {"ok": True, "summary": _summary("suspicious", 55, False)})
+        history = History(INCIDENT).completed(ACTIVITY_ENRICH, _enriched("suspicious", 55, False))
 
         assert run(history) == run(history)
 
     @pytest.mark.parametrize("replays", [1, 3])
     def test_one_summary_log_line_on_completion(self, replays: int) -> None:
         """The orchestrator logs its outcome once, when it completes, not on every replay."""
-        history = History(INCIDENT).completed(ACTIVITY_ENRICH, {"ok": True, "summary": _summary("benign", 5, False)})
+        history = History(INCIDENT).completed(ACTIVITY_ENRICH, _enriched("benign", 5, False))
         with capture_logs() as logs:
             for _ in range(replays):
                 run(history)
         assert [entry for entry in logs if entry["event"] == "incident_orchestrated"] == []
 
         with capture_logs() as logs:
-            run(history.completed(ACTIVITY_LABELS, {"ok": True, "changed": True}))
+            run(history.completed(ACTIVITY_LABELS, activity_result(Labelled(True))))
         lines = [entry for entry in logs if entry["event"] == "incident_orchestrated"]
         assert [(line["incident"], line["outcome"], line["verdict"]) for line in lines] == [(84, "enriched", "benign")]

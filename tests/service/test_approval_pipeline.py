@@ -18,14 +18,22 @@ from common.settings import Settings
 from enrichment.adapters.embedded import EmbeddedEngine
 from enrichment.ports import QueryEngine
 from playbooks import wiring
+from playbooks.adapters.bot_connector import BotConnector
 from playbooks.adapters.graph import GraphDirectory, create_graph_directory
 from playbooks.adapters.sentinel import SentinelIncidents
-from playbooks.adapters.teams import APPROVAL_EVENT, ATTEMPT_EVENT, RefusedAttempt, Teams, attempt_payload, decision_payload
-from playbooks.domain.approval import APPROVAL_ORCHESTRATOR
+from playbooks.domain import codec
 from playbooks.domain.incident import comment_id, parse_incident
 from playbooks.domain.plan import Decision
+from playbooks.domain.workflow import (
+    APPROVAL_EVENT,
+    APPROVAL_ORCHESTRATOR,
+    ATTEMPT_EVENT,
+    ApprovalAttempt,
+    ApprovalDecision,
+    ApprovalInput,
+)
 from playbooks.functions.approval_flow import COMMENT_PURPOSE
-from tests.adapters.test_teams import FAST, FakeTokens
+from tests.adapters.test_bot_connector import FAST, FakeTokens
 from tests.app.durable_history import Happening, play
 from tests.app.indexed import functions
 from tests.fakes import graph_server
@@ -96,11 +104,11 @@ class Pipeline:
             )
             return self.graph_adapter
 
-        def teams_adapter(settings: Settings) -> Teams:
-            return Teams(settings, token_provider=FakeTokens(), retries=FAST)
+        def connector(settings: Settings) -> BotConnector:
+            return BotConnector(settings, token_provider=FakeTokens(), retries=FAST)
 
         self.services = wiring.Services(
-            environ, engine=engine, sentinel=sentinel_adapter, graph=graph_adapter, teams=teams_adapter
+            environ, engine=engine, sentinel=sentinel_adapter, graph=graph_adapter, connector=connector
         )
         self.approvals: list[Any] = []
 
@@ -110,13 +118,14 @@ class Pipeline:
         self.runner.close()
         self.engine.close()
 
-    def run(self, script: Callable[[dict[str, Any]], list[Happening]]) -> dict[str, Any]:
+    def run(self, script: Callable[[ApprovalInput], list[Happening]]) -> dict[str, Any]:
         """The incident orchestration to its end; each approval sub-orchestration gets `script(its input)`."""
 
         def execute(name: str, payload: dict[str, Any]) -> Any:
             if name == APPROVAL_ORCHESTRATOR:
+                request = codec.decode(ApprovalInput, payload)
                 played = play(
-                    payload, execute, script(payload), orchestrator=APPROVAL_ORCHESTRATOR, instance_id=payload["instance_id"]
+                    payload, execute, script(request), orchestrator=APPROVAL_ORCHESTRATOR, instance_id=request.instance_id
                 )
                 self.approvals.append(played)
                 return played.output
@@ -124,7 +133,7 @@ class Pipeline:
             return self.runner.run(result) if inspect.iscoroutine(result) else result
 
         incident = parse_incident(data.trigger_body(data.ENTITIES))
-        return play(incident.to_json(), execute, [], instance_id=f"incident-{incident.name}").output  # type: ignore[no-any-return]
+        return play(codec.encode(incident), execute, [], instance_id=f"incident-{incident.name}").output  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -138,10 +147,10 @@ def pipeline(
     wired.close()
 
 
-def _decided(approved: bool, who: str = APPROVER) -> Callable[[dict[str, Any]], list[Happening]]:
-    def script(request: dict[str, Any]) -> list[Happening]:
-        decision = Decision(approved, request["plan"]["digest"], who, "", data.AT)
-        return [("event", APPROVAL_EVENT, decision_payload(decision, "Alex Wilber"))]
+def _decided(approved: bool, who: str = APPROVER) -> Callable[[ApprovalInput], list[Happening]]:
+    def script(request: ApprovalInput) -> list[Happening]:
+        decision = Decision(approved, request.plan.digest, who, "", data.AT)
+        return [("event", APPROVAL_EVENT, codec.encode(ApprovalDecision.of(decision, "Alex Wilber")))]
 
     return script
 
@@ -197,9 +206,9 @@ def test_unanswered_request_expires_with_nothing_done(
 def test_refused_click_is_on_the_incident_with_the_persons_upn(pipeline: Pipeline, sentinel: SentinelServer) -> None:
     """A refused attempt is recorded by UPN (looked up in the directory) and time; the approver's decision still counts."""
 
-    def script(request: dict[str, Any]) -> list[Happening]:
-        refused = RefusedAttempt(OUTSIDER, "Mallory", True, data.AT, "only members of the approver group may decide")
-        return [("event", ATTEMPT_EVENT, attempt_payload(refused)), *_decided(True)(request)]
+    def script(request: ApprovalInput) -> list[Happening]:
+        refused = ApprovalAttempt(OUTSIDER, "Mallory", True, data.AT, "only members of the approver group may decide")
+        return [("event", ATTEMPT_EVENT, codec.encode(refused)), *_decided(True)(request)]
 
     output = pipeline.run(script)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,9 @@ from enrichment.domain.model import Verdict
 from enrichment.ports import QueryEngine
 from playbooks import wiring
 from playbooks.adapters.sentinel import SentinelIncidents, SentinelRetries
+from playbooks.domain import codec
 from playbooks.domain.incident import comment_id, parse_incident
+from playbooks.domain.workflow import Enriched, EnrichInput, Failure, read_activity_result
 from playbooks.functions.orchestrator import ACTIVITY_ENTITIES, ACTIVITY_NOTICE
 from playbooks.services import enrich
 from tests.app.durable_history import drive
@@ -84,8 +88,9 @@ def wired(sentinel: SentinelServer, database: Path) -> Iterator[Wired]:
 
 
 def execute(name: str, payload: dict[str, Any]) -> Any:
-    """What the Functions host does for a scheduled activity: call its function with the input."""
-    return functions()[name].get_user_function()(payload=payload, context=FakeContext(f"inv-{name}"))
+    """What the Functions host does for a scheduled activity: call its function with the input (and await it)."""
+    result = functions()[name].get_user_function()(payload=payload, context=FakeContext(f"inv-{name}"))
+    return asyncio.run(result) if inspect.iscoroutine(result) else result
 
 
 def _stored_comment(server: SentinelServer) -> dict[str, Any]:
@@ -114,7 +119,7 @@ class TestPipeline:
         """Trigger to end: one comment with both accounts (hostile values escaped), our label, severity raised."""
         incident = parse_incident(data.trigger_body(data.ENTITIES))
 
-        output, called = drive(incident.to_json(), execute)
+        output, called = drive(codec.encode(incident), execute)
 
         assert (output["outcome"], output["verdict"], output["labels"]) == ("enriched", "replay_likely", "updated")
         assert ACTIVITY_ENTITIES not in called
@@ -133,8 +138,8 @@ class TestPipeline:
         """The same incident run twice: one comment id, written twice; labels not duplicated, no second PUT."""
         incident = parse_incident(data.trigger_body(data.ENTITIES))
 
-        drive(incident.to_json(), execute)
-        output, _called = drive(incident.to_json(), execute)
+        drive(codec.encode(incident), execute)
+        output, _called = drive(codec.encode(incident), execute)
 
         assert _stored_comment(sentinel)["writes"] == 2
         assert output["labels"] == "unchanged"
@@ -148,7 +153,7 @@ class TestPipeline:
         """A bare incident: the entities come from POST .../entities, then the enrichment runs on them."""
         incident = parse_incident(data.incident_resource())
 
-        output, called = drive(incident.to_json(), execute)
+        output, called = drive(codec.encode(incident), execute)
 
         assert called[0] == ACTIVITY_ENTITIES
         assert sentinel.count("entities") == 1
@@ -158,7 +163,7 @@ class TestPipeline:
         """Only an IP entity: the "no account" comment is written and no engine is ever built."""
         incident = parse_incident(data.trigger_body([data.ENTITIES[0]]))
 
-        output, called = drive(incident.to_json(), execute)
+        output, called = drive(codec.encode(incident), execute)
 
         assert (output["outcome"], called) == ("no_account", [ACTIVITY_NOTICE])
         assert "No account to assess" in _stored_comment(sentinel)["message"]
@@ -168,7 +173,7 @@ class TestPipeline:
         """Every activity invocation logs one summary line with its invocation id and outcome."""
         incident = parse_incident(data.trigger_body(data.ENTITIES))
         with capture_logs() as logs:
-            drive(incident.to_json(), execute)
+            drive(codec.encode(incident), execute)
 
         lines = [(e["activity"], e["invocation_id"], e["outcome"], e["incident"]) for e in logs if e["event"] == "activity_done"]
         assert lines == [
@@ -195,9 +200,9 @@ class TestFailures:
                 workspace.fail(la.forbidden())
                 incident = parse_incident(data.trigger_body(data.ENTITIES))
 
-                failed, _ = drive(incident.to_json(), execute)
+                failed, _ = drive(codec.encode(incident), execute)
                 failure_message = _stored_comment(sentinel)["message"]
-                rerun, _ = drive(incident.to_json(), execute)
+                rerun, _ = drive(codec.encode(incident), execute)
             finally:
                 wiring.install(previous)
         con.close()
@@ -215,7 +220,7 @@ class TestFailures:
         sentinel.fail("put_comment", forbidden(), forbidden())
         incident = parse_incident(data.trigger_body(data.ENTITIES))
 
-        output, called = drive(incident.to_json(), execute)
+        output, called = drive(codec.encode(incident), execute)
 
         assert (output["outcome"], output["comment_written"]) == ("failed", False)
         assert output["failure"]["what"] == "write the incident comment"
@@ -228,8 +233,8 @@ class TestFailures:
         wiring.install(wiring.Services({"REPLAY_CONTAINMENT_ENABLED": "false"}))
         incident = parse_incident(data.trigger_body(data.ENTITIES))
 
-        result = execute("enrich_incident", {"incident": incident.to_json()})
+        result = read_activity_result(Enriched, execute("enrich_incident", codec.encode(EnrichInput(incident))))
 
-        assert result["ok"] is False
-        assert result["failure"]["what"] == "read the app settings"
-        assert "REPLAY_WORKSPACE_ID" in result["failure"]["error"]
+        assert isinstance(result, Failure)
+        assert result.what == "read the app settings"
+        assert "REPLAY_WORKSPACE_ID" in result.error

@@ -7,14 +7,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from enrichment.domain.model import Account
-from playbooks.domain.approval import ApprovalRecord, AttemptLine, Person, Phase
-from playbooks.domain.incident import IncidentRef
+from playbooks.domain.approval import ApprovalRecord, AttemptLine, Person
+from playbooks.domain.incident import SentinelIncident
 from playbooks.domain.plan import ACTION_DESCRIPTIONS, ActionKind, ActionResult, ActionStatus, ContainmentPlan, ProposedAction
+from playbooks.domain.workflow import Phase
 from playbooks.render.comment import approval_comment
 
 AT = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 TARGET = Account("alice@contoso.com", "0f6f2a3e-51a5-4c5e-9b8e-2c9a1e7d4b10")
-INCIDENT = IncidentRef(
+INCIDENT = SentinelIncident(
     "d0cfe6b2-9ac0-4464-9919-dccaee2e48c0",
     "soc-rg",
     "soc-ws",

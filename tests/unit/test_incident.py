@@ -12,7 +12,7 @@ import pytest
 from common.errors import InputError
 from enrichment.domain.model import Account, Verdict
 from playbooks.domain.incident import (
-    IncidentRef,
+    SentinelIncident,
     comment_id,
     incident_update,
     instance_id,
@@ -160,7 +160,7 @@ class TestParse:
         """to_json / from_json keep every field, so the orchestration sees what the starter parsed."""
         incident = parse_incident(_trigger([_account(aadUserId=OID), _account(accountName="domain-only")]))
 
-        again = IncidentRef.from_json(json.loads(json.dumps(incident.to_json())))
+        again = SentinelIncident.from_json(json.loads(json.dumps(incident.to_json())))
 
         assert incident == again
 
@@ -170,7 +170,7 @@ class TestParse:
         stored["workspace_name"] = "soc-ws/../../x"
 
         with pytest.raises(InputError, match="not a valid workspace name"):
-            IncidentRef.from_json(stored)
+            SentinelIncident.from_json(stored)
 
 
 class TestResolveAccounts:

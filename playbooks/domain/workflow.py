@@ -1,0 +1,464 @@
+"""
+The Durable workflow's contract: every activity input and output, external event and custom status.
+
+Two orchestrations talk through these values: the incident orchestration
+(`playbooks.functions.orchestrator`) and one approval sub-orchestration per account
+(`playbooks.functions.approval_flow`), plus the approval bot, which reads the approval's custom status
+and raises its events. Each is a frozen dataclass; `playbooks.domain.codec` turns them into the JSON
+Durable stores and reads them back strictly. Nothing crosses the orchestration boundary as a bare
+dict: an activity decodes its input at the edge and returns an encoded `ActivityResult`, and an
+orchestrator reads typed values (`Enriched`, `Failure`, ...) rather than keys.
+
+Pure values only: no I/O, no clock, no settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from common.errors import InputError, SettingsError, TransientUpstreamError, UpstreamError
+from enrichment.domain.model import Account, Verdict
+from playbooks.domain import codec
+from playbooks.domain.incident import SentinelIncident
+from playbooks.domain.plan import ActionResult, ContainmentPlan, Decision
+from playbooks.render.card import Card
+
+T = TypeVar("T")
+
+#: The orchestrations' function names.
+INCIDENT_ORCHESTRATOR = "incident_orchestrator"
+APPROVAL_ORCHESTRATOR = "approval_orchestrator"
+#: The event the approval orchestration waits for (`context.wait_for_external_event(APPROVAL_EVENT)`).
+APPROVAL_EVENT = "ApprovalDecision"
+#: The event that tells the approval orchestration about a refused click, so the incident records it.
+ATTEMPT_EVENT = "ApprovalAttempt"
+
+
+# -- failures, and the envelope every activity answers in -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """
+    Why a step did not complete: `what` was being done, `error` says what went wrong, `hint` what
+    to check. `transient` failures (throttling, timeouts, 5xx, conflicts) may succeed on a re-run.
+    """
+
+    what: str
+    error: str
+    hint: str = ""
+    service: str = ""
+    status: int | None = None
+    transient: bool = False
+
+    @classmethod
+    def from_error(cls, what: str, error: BaseException) -> Failure:
+        if isinstance(error, UpstreamError):
+            return cls(what, str(error), error.hint, error.service, error.status, isinstance(error, TransientUpstreamError))
+        if isinstance(error, SettingsError):
+            return cls(
+                "read the app settings",
+                str(error),
+                "fix these app settings of the Function App and run the playbook again",
+                "settings",
+            )
+        if isinstance(error, InputError):
+            return cls(what, str(error), "the incident or the data could not be used as they are; see the error", "input")
+        # Not one of ours: a defect. Say so plainly; the log line has the traceback.
+        return cls(
+            what, f"unexpected {type(error).__name__}: {str(error)[:300]}", "report this with the Function App's logs", "bug"
+        )
+
+    @property
+    def sentence(self) -> str:
+        """The error with its hint, for a record on the incident."""
+        return f"{self.error} ({self.hint})" if self.hint else self.error
+
+
+def activity_result(value: object) -> dict[str, Any]:
+    """What an activity returns: `{"ok": true, "value": ...}`, or `{"ok": false, "failure": ...}` for a `Failure`."""
+    if isinstance(value, Failure):
+        return {"ok": False, "failure": codec.encode(value)}
+    return {"ok": True, "value": codec.encode(value)}
+
+
+def read_activity_result(cls: type[T], raw: object) -> T | Failure:
+    """The typed value or the `Failure` an activity answered; `InputError` when the answer is neither."""
+    data = codec.decode(dict[str, Any], raw) if not isinstance(raw, dict) else raw
+    ok = data.get("ok")
+    if ok is True and set(data) == {"ok", "value"}:
+        return codec.decode(cls, data["value"])
+    if ok is False and set(data) == {"ok", "failure"}:
+        return codec.decode(Failure, data["failure"])
+    msg = f"{cls.__name__} result: expected {{ok, value}} or {{ok: false, failure}}, got the keys {sorted(data)}"
+    raise InputError(msg)
+
+
+# -- the incident orchestration ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EntitiesInput:
+    """`incident_entities`: read the incident's entities from Sentinel."""
+
+    incident: SentinelIncident
+
+
+@dataclass(frozen=True, slots=True)
+class EntitiesFound:
+    """The incident with the accounts its entities name."""
+
+    incident: SentinelIncident
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalClock:
+    """
+    When the incident orchestration asked for the enrichment, by its own clock: the approval
+    requests' deadlines and sub-orchestration ids are fixed from it.
+    """
+
+    parent_instance_id: str
+    requested_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EnrichInput:
+    """`enrich_incident`: gather, score, comment, and prepare the approval requests."""
+
+    incident: SentinelIncident
+    approval: ApprovalClock | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSummary:
+    """One account as the orchestration keeps it: decisions and the plan, not the evidence."""
+
+    account: Account
+    verdict: Verdict
+    score: int
+    suspect_ips: tuple[str, ...]
+    signals: tuple[str, ...]
+    plan: ContainmentPlan
+
+
+@dataclass(frozen=True, slots=True)
+class EnrichmentSummary:
+    """The compact result of an enrichment; `verdict` is the most severe account's (None without accounts)."""
+
+    verdict: Verdict | None
+    accounts: tuple[AccountSummary, ...]
+    warnings: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommentWritten:
+    """A comment on the incident: its id, whether it was new, its length."""
+
+    comment_id: str
+    created: bool
+    chars: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalInput:
+    """
+    One account's approval request: the input of its approval sub-orchestration.
+
+    `card` is the pending Adaptive Card (built where the evidence is, so history keeps a card of at
+    most 26 KB, not the evidence); without one, `problem` says why none could be made.
+    """
+
+    incident: SentinelIncident
+    plan: ContainmentPlan
+    instance_id: str
+    requested_at: datetime
+    expires_at: datetime
+    card: Card | None = None
+    problem: str = ""
+
+    @property
+    def account(self) -> Account:
+        return self.plan.account
+
+
+@dataclass(frozen=True, slots=True)
+class Enriched:
+    """What `enrich_incident` answers: the summary, the comment it wrote, the approval requests to start."""
+
+    summary: EnrichmentSummary
+    comment: CommentWritten
+    approvals: tuple[ApprovalInput, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LabelInput:
+    """`label_incident`: merge the verdict's label (and raise the severity when configured)."""
+
+    incident: SentinelIncident
+    verdict: Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    """Whether the incident was changed (False: it already said what we wanted)."""
+
+    changed: bool
+
+
+class Notice(StrEnum):
+    """The comments the incident orchestration writes when there is no enrichment to write."""
+
+    NO_ACCOUNT = "no_account"
+    FAILURE = "failure"
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeInput:
+    """`comment_incident`: the "no account" notice, or the failure notice for `failure`."""
+
+    incident: SentinelIncident
+    notice: Notice
+    failure: Failure | None = None
+
+
+class ApprovalEnd(StrEnum):
+    """How an approval request ended."""
+
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CARD_NOT_POSTED = "card_not_posted"
+    FAILED = "failed"  # the sub-orchestration itself failed (a defect)
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalOutcome:
+    """The approval sub-orchestration's output."""
+
+    instance_id: str
+    outcome: ApprovalEnd
+    attempts: int = 0
+    results: tuple[ActionResult, ...] = ()
+    problem: str = ""
+
+
+class RunEnd(StrEnum):
+    """How a run of the incident orchestration ended."""
+
+    ENRICHED = "enriched"
+    NO_ACCOUNT = "no_account"
+    FAILED = "failed"
+
+
+class LabelState(StrEnum):
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRunResult:
+    """The incident orchestration's output: what happened to the incident in this run."""
+
+    incident: int | None
+    incident_id: str
+    outcome: RunEnd
+    verdict: Verdict | None = None
+    labels: LabelState = LabelState.UNCHANGED
+    accounts: tuple[AccountSummary, ...] = ()
+    approvals: tuple[ApprovalOutcome, ...] = ()
+    failure: Failure | None = None
+    comment_written: bool = False
+
+
+# -- the approval orchestration ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReference:
+    """Where a posted card lives in Teams, enough to update it later."""
+
+    service_url: str
+    conversation_id: str
+    activity_id: str
+    bot_app_id: str
+    tenant_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalDecision:
+    """
+    The `ApprovalDecision` event: an authorised person's decision on one plan, with the display
+    name the card shows.
+    """
+
+    approved: bool
+    plan_digest: str
+    decided_by_object_id: str
+    decided_by_upn: str
+    decided_at: datetime
+    decided_by_name: str = ""
+
+    @classmethod
+    def of(cls, decision: Decision, name: str = "") -> ApprovalDecision:
+        return cls(
+            decision.approved,
+            decision.plan_digest,
+            decision.decided_by_object_id,
+            decision.decided_by_upn,
+            decision.decided_at,
+            name,
+        )
+
+    @property
+    def decision(self) -> Decision:
+        return Decision(self.approved, self.plan_digest, self.decided_by_object_id, self.decided_by_upn, self.decided_at)
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalAttempt:
+    """The `ApprovalAttempt` event: a refused click, as the incident records it."""
+
+    person_object_id: str
+    person_name: str
+    approve: bool
+    at: datetime
+    reason: str
+    person_upn: str = ""
+
+
+class ApprovalPhase(StrEnum):
+    """Where an approval stands, as the orchestration publishes it for the bot."""
+
+    PENDING = "pending"
+    DECIDED = "decided"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalStatus:
+    """
+    The approval orchestration's custom status: the request it waits on (never taken from a click),
+    and the decision once made. The bot reads it to authorise clicks on any app instance.
+    """
+
+    phase: ApprovalPhase
+    incident_id: str
+    target: Account
+    plan_digest: str
+    created_at: datetime
+    decision: ApprovalDecision | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PostCardInput:
+    """`post_approval_card`: post the pending card to the approval channel."""
+
+    incident: SentinelIncident
+    instance_id: str
+    card: Card
+
+
+@dataclass(frozen=True, slots=True)
+class CardPosted:
+    reference: MessageReference
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateCardInput:
+    """`update_approval_card`: the posted card in its decided (later: completed) or expired state."""
+
+    incident: SentinelIncident
+    instance_id: str
+    reference: MessageReference
+    card: Card
+    decision: ApprovalDecision | None = None
+    results: tuple[ActionResult, ...] | None = None
+    expired: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CardUpdated:
+    """The card was replaced for everyone."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContainInput:
+    """`contain_account`: carry out the approved plan through Graph."""
+
+    incident: SentinelIncident
+    instance_id: str
+    plan: ContainmentPlan
+    decision: ApprovalDecision
+
+
+@dataclass(frozen=True, slots=True)
+class Contained:
+    """One result per planned action, and what containment learnt on the way."""
+
+    results: tuple[ActionResult, ...]
+    notes: tuple[str, ...] = ()
+
+
+class Phase(StrEnum):
+    """Where one approval stands, as the incident comment tells it."""
+
+    NOT_POSTED = "not_posted"
+    PENDING = "pending"
+    DECIDED = "decided"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRecordState:
+    """The approval's state the comment is written from."""
+
+    phase: Phase
+    attempts: tuple[ApprovalAttempt, ...] = ()
+    decision: ApprovalDecision | None = None
+    results: tuple[ActionResult, ...] = ()
+    notes: tuple[str, ...] = ()
+    problem: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalCommentInput:
+    """`comment_approval`: write the account's approval record on the incident."""
+
+    incident: SentinelIncident
+    instance_id: str
+    plan: ContainmentPlan
+    requested_at: datetime
+    expires_at: datetime
+    record: ApprovalRecordState
+
+
+#: Every type that crosses the orchestration boundary (the round-trip test covers each).
+PAYLOAD_TYPES: tuple[type[Any], ...] = (
+    Failure,
+    EntitiesInput,
+    EntitiesFound,
+    EnrichInput,
+    Enriched,
+    LabelInput,
+    Labelled,
+    NoticeInput,
+    CommentWritten,
+    IncidentRunResult,
+    ApprovalInput,
+    ApprovalOutcome,
+    ApprovalDecision,
+    ApprovalAttempt,
+    ApprovalStatus,
+    PostCardInput,
+    CardPosted,
+    UpdateCardInput,
+    CardUpdated,
+    ContainInput,
+    Contained,
+    ApprovalCommentInput,
+)
