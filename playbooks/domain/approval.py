@@ -15,7 +15,7 @@ orchestration asked for the enrichment (`requested_at`, the orchestration's own 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -33,6 +33,12 @@ from playbooks.render import card as cards
 
 #: Most accounts of one incident that get an approval card (the rest are named in the comment only).
 MAX_APPROVALS = 10
+#: Why a plan whose suspect has no object id gets no card.
+NO_OBJECT_ID = (
+    "the suspect {upn} has no Entra object id (the sign-in logs carried none and it was not resolved in the directory); "
+    "no approval card was posted, because a card without it cannot tell the suspect apart from an approver; "
+    "contain the account by hand"
+)
 
 
 def approval_instance_id(parent_instance_id: str, index: int, requested_at: datetime) -> str:
@@ -48,7 +54,7 @@ def approval_instance_id(parent_instance_id: str, index: int, requested_at: date
 
 def card_incident(incident: SentinelIncident) -> cards.CardIncident:
     """What the card says about the incident."""
-    return cards.CardIncident(incident.name, incident.number, incident.title, incident.url)
+    return cards.CardIncident(incident.name, incident.number, incident.title, incident.link)
 
 
 def approval_requests(
@@ -58,6 +64,7 @@ def approval_requests(
     parent_instance_id: str,
     requested_at: datetime,
     settings: Settings,
+    problems: Mapping[int, str] | None = None,
 ) -> dict[int, ApprovalInput]:
     """
     Per account index, the request its approval sub-orchestration starts from: the pending card
@@ -65,6 +72,8 @@ def approval_requests(
     evidence), the plan, the sub-orchestration's id and the deadline.
 
     `outcomes` are `playbooks.services.enrich.AccountOutcome`s; only plans that need approval get one.
+    A plan that names no object id for the suspect gets no card (the problem says why; `problems`
+    gives the reason the directory could not resolve it), and neither does an account in `problems`.
     """
     expires_at = requested_at + timedelta(hours=settings.approval_timeout_hours)
     requests: dict[int, ApprovalInput] = {}
@@ -72,6 +81,12 @@ def approval_requests(
         if not outcome.plan.needs_approval or len(requests) >= MAX_APPROVALS:
             continue
         instance_id = approval_instance_id(parent_instance_id, index, requested_at)
+        problem = (problems or {}).get(index) or (
+            "" if outcome.plan.account.object_id else NO_OBJECT_ID.format(upn=outcome.plan.account.upn)
+        )
+        if problem:
+            requests[index] = ApprovalInput(incident, outcome.plan, instance_id, requested_at, expires_at, problem=problem)
+            continue
         try:
             card = cards.card_for(
                 card_incident(incident),

@@ -52,7 +52,15 @@ _VERDICT_ORDER = {Verdict.BENIGN: 0, Verdict.SUSPICIOUS: 1, Verdict.REPLAY_LIKEL
 
 #: Incident properties the service computes; they are dropped from the PUT body (read-only in the spec).
 READ_ONLY_PROPERTIES = frozenset(
-    {"additionalData", "createdTimeUtc", "lastModifiedTimeUtc", "incidentNumber", "incidentUrl", "relatedAnalyticRuleIds"}
+    {
+        "additionalData",
+        "createdTimeUtc",
+        "lastModifiedTimeUtc",
+        "incidentNumber",
+        "incidentUrl",
+        "providerIncidentUrl",
+        "relatedAnalyticRuleIds",
+    }
 )
 
 
@@ -79,7 +87,17 @@ class SentinelIncident:
     unresolved: tuple[str, ...] = ()
     entity_kinds: tuple[tuple[str, int], ...] = ()
     workspace_id: str = ""  # the Log Analytics workspace GUID, when the trigger said
-    url: str = ""  # the portal link (`incidentUrl`), when it is a plain https URL
+    url: str = ""  # the Azure portal link (`incidentUrl`), when it is a plain https URL
+    provider_url: str = ""  # the provider's link (`providerIncidentUrl`: the Defender portal), when offered
+
+    @property
+    def link(self) -> str:
+        """
+        The link people should follow: the Defender portal's (`providerIncidentUrl`) when the incident
+        offers one, since Sentinel lives there from 2027 and the Azure portal experience retires;
+        else the Azure portal's.
+        """
+        return self.provider_url or self.url
 
     @property
     def resource_id(self) -> str:
@@ -111,6 +129,7 @@ class SentinelIncident:
             resolution.kinds,
             self.workspace_id,
             self.url,
+            self.provider_url,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -129,6 +148,7 @@ class SentinelIncident:
             "entity_kinds": [[kind, count] for kind, count in self.entity_kinds],
             "workspace_id": self.workspace_id,
             "url": self.url,
+            "provider_url": self.provider_url,
         }
 
     @classmethod
@@ -154,6 +174,7 @@ class SentinelIncident:
                 entity_kinds=tuple((str(k), int(c)) for k, c in data.get("entity_kinds") or ()),
                 workspace_id=str(data.get("workspace_id") or ""),
                 url=_https_url(data.get("url")),
+                provider_url=_https_url(data.get("provider_url")),
             )
         except (KeyError, TypeError, ValueError) as error:
             msg = f"not a stored incident reference: {error}"
@@ -177,13 +198,18 @@ def account_from_json(data: Mapping[str, Any]) -> Account:
 COMMENT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:token-replay-playbook:incident-comment")
 
 
-def comment_id(incident: SentinelIncident, purpose: str, account: str = "") -> str:
+def comment_id(incident: SentinelIncident, run: str, record: str, account: str = "") -> str:
     """
-    The id of our comment for (incident, account, purpose): the same on every run, so a re-run or a
-    duplicate delivery replaces the comment instead of adding another. `account` is empty for the
-    incident-wide enrichment comment; the approval step names the account it writes about.
+    The id of one record on the incident: the comment for `record` (a state change: "enrichment",
+    "pending", "decided", ...) of `run` (one run of the orchestration, or one approval request),
+    about `account` (empty for incident-wide records).
+
+    Records are append-only: each state change is a new comment, because the Defender portal never
+    shows an edit of a comment. The id is deterministic, so a retried write lands on the same
+    comment instead of adding a duplicate, and a later run writes new comments instead of
+    overwriting the earlier run's.
     """
-    return str(uuid.uuid5(COMMENT_NAMESPACE, f"{incident.name}|{account.lower()}|{purpose}"))
+    return str(uuid.uuid5(COMMENT_NAMESPACE, f"{incident.name}|{run}|{account.lower()}|{record}"))
 
 
 def instance_id(incident: SentinelIncident) -> str:
@@ -259,6 +285,7 @@ def parse_incident(body: object, *, received_at: datetime | None = None) -> Sent
         accounts=None,
         workspace_id=workspace_id,
         url=_https_url(properties.get("incidentUrl")),
+        provider_url=_https_url(properties.get("providerIncidentUrl")),
     )
     # An empty or missing list is "not told", not "none": the function asks Sentinel then.
     return ref.with_accounts(resolve_accounts(entities)) if entities else ref

@@ -14,6 +14,7 @@ Pure values only: no I/O, no clock, no settings.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -23,7 +24,7 @@ from common.errors import InputError, SettingsError, TransientUpstreamError, Ups
 from enrichment.domain.model import Account, Verdict
 from playbooks.domain import codec
 from playbooks.domain.incident import SentinelIncident
-from playbooks.domain.plan import ActionResult, ContainmentPlan, Decision
+from playbooks.domain.plan import ActionKind, ActionResult, ContainmentPlan, Decision
 from playbooks.render.card import Card
 
 T = TypeVar("T")
@@ -115,22 +116,33 @@ class EntitiesFound:
 
 
 @dataclass(frozen=True, slots=True)
-class ApprovalClock:
+class RunRef:
     """
-    When the incident orchestration asked for the enrichment, by its own clock: the approval
-    requests' deadlines and sub-orchestration ids are fixed from it.
+    One run of the incident orchestration: its instance id and the time it started, by its own
+    clock. Every record the run writes is named after it, so a retried write lands on the same
+    comment and a later run (a re-delivery, a manual re-run) never overwrites an earlier run's record.
     """
 
-    parent_instance_id: str
-    requested_at: datetime
+    instance_id: str
+    started_at: datetime
+
+    @property
+    def key(self) -> str:
+        return f"{self.instance_id}@{self.started_at.strftime('%Y%m%dT%H%M%S.%fZ')}"
 
 
 @dataclass(frozen=True, slots=True)
 class EnrichInput:
-    """`enrich_incident`: gather, score, comment, and prepare the approval requests."""
+    """
+    `enrich_incident`: gather, score, render the comment, and prepare the approval requests.
+
+    `requested_at` is when the orchestration asked, by its own clock: the approval requests'
+    deadlines and sub-orchestration ids are fixed from it.
+    """
 
     incident: SentinelIncident
-    approval: ApprovalClock | None = None
+    run: RunRef
+    requested_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,10 +199,13 @@ class ApprovalInput:
 
 @dataclass(frozen=True, slots=True)
 class Enriched:
-    """What `enrich_incident` answers: the summary, the comment it wrote, the approval requests to start."""
+    """
+    What `enrich_incident` answers: the summary, the comment to write (rendered where the evidence
+    is, so a retried write sends the very same text), and the approval requests to start.
+    """
 
     summary: EnrichmentSummary
-    comment: CommentWritten
+    comment_html: str
     approvals: tuple[ApprovalInput, ...] = ()
 
 
@@ -209,19 +224,27 @@ class Labelled:
     changed: bool
 
 
-class Notice(StrEnum):
-    """The comments the incident orchestration writes when there is no enrichment to write."""
+class Record(StrEnum):
+    """The records one run of the incident orchestration writes on the incident, each a comment of its own."""
 
+    ENRICHMENT = "enrichment"
     NO_ACCOUNT = "no_account"
     FAILURE = "failure"
 
 
 @dataclass(frozen=True, slots=True)
-class NoticeInput:
-    """`comment_incident`: the "no account" notice, or the failure notice for `failure`."""
+class IncidentCommentInput:
+    """
+    `comment_incident`: write one record of run `run`: the enrichment (`html`, rendered by the
+    enrichment), the "no account" notice, or the failure notice for `failure`. `written_at` is the
+    orchestration's time, so a retried write renders the same text.
+    """
 
     incident: SentinelIncident
-    notice: Notice
+    run: RunRef
+    record: Record
+    written_at: datetime
+    html: str = ""
     failure: Failure | None = None
 
 
@@ -237,13 +260,17 @@ class ApprovalEnd(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ApprovalOutcome:
-    """The approval sub-orchestration's output."""
+    """
+    The approval sub-orchestration's output. `unrecorded` names the records that could not be
+    written on the incident (their comment write failed for good): the incident run then ends Failed.
+    """
 
     instance_id: str
     outcome: ApprovalEnd
     attempts: int = 0
     results: tuple[ActionResult, ...] = ()
     problem: str = ""
+    unrecorded: tuple[str, ...] = ()
 
 
 class RunEnd(StrEnum):
@@ -273,6 +300,7 @@ class IncidentRunResult:
     approvals: tuple[ApprovalOutcome, ...] = ()
     failure: Failure | None = None
     comment_written: bool = False
+    run: str = ""
 
 
 # -- the approval orchestration ---------------------------------------------------------------------
@@ -388,12 +416,13 @@ class CardUpdated:
 
 @dataclass(frozen=True, slots=True)
 class ContainInput:
-    """`contain_account`: carry out the approved plan through Graph."""
+    """`contain_account`: carry out the approved plan through Graph, skipping the actions already `completed`."""
 
     incident: SentinelIncident
     instance_id: str
     plan: ContainmentPlan
     decision: ApprovalDecision
+    completed: tuple[ActionKind, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,17 +434,22 @@ class Contained:
 
 
 class Phase(StrEnum):
-    """Where one approval stands, as the incident comment tells it."""
+    """The approval's state changes, each a comment of its own on the incident."""
 
     NOT_POSTED = "not_posted"
     PENDING = "pending"
+    REFUSED = "refused"  # one refused click
     DECIDED = "decided"
+    RESULT = "result"  # one containment action's result
     EXPIRED = "expired"
 
 
 @dataclass(frozen=True, slots=True)
 class ApprovalRecordState:
-    """The approval's state the comment is written from."""
+    """
+    One state change of an approval, as its comment says it: the refused click (REFUSED: the last of
+    `attempts`), the decision, one action's result (RESULT: `results` holds it), the deadline passing.
+    """
 
     phase: Phase
     attempts: tuple[ApprovalAttempt, ...] = ()
@@ -424,10 +458,19 @@ class ApprovalRecordState:
     notes: tuple[str, ...] = ()
     problem: str = ""
 
+    @property
+    def state(self) -> str:
+        """The record's name within its approval (part of its comment id): one per state change."""
+        if self.phase is Phase.REFUSED:
+            return f"{self.phase.value}-{len(self.attempts)}"
+        if self.phase is Phase.RESULT and self.results:
+            return f"{self.phase.value}-{self.results[0].kind.value}"
+        return self.phase.value
+
 
 @dataclass(frozen=True, slots=True)
 class ApprovalCommentInput:
-    """`comment_approval`: write the account's approval record on the incident."""
+    """`comment_approval`: write one record of the account's approval (`written_at`: the orchestration's time)."""
 
     incident: SentinelIncident
     instance_id: str
@@ -435,6 +478,7 @@ class ApprovalCommentInput:
     requested_at: datetime
     expires_at: datetime
     record: ApprovalRecordState
+    written_at: datetime
 
 
 #: Every type that crosses the orchestration boundary (the round-trip test covers each).
@@ -446,7 +490,7 @@ PAYLOAD_TYPES: tuple[type[Any], ...] = (
     Enriched,
     LabelInput,
     Labelled,
-    NoticeInput,
+    IncidentCommentInput,
     CommentWritten,
     IncidentRunResult,
     ApprovalInput,
@@ -462,3 +506,34 @@ PAYLOAD_TYPES: tuple[type[Any], ...] = (
     Contained,
     ApprovalCommentInput,
 )
+
+
+class RunFailed(Exception):
+    """
+    Ends a run of the incident orchestration as Failed (its runtime status), with the run's result
+    (the enrichment, when there is one, and the failure) as the message Durable keeps as its output.
+    Only successful runs suppress a re-delivery, so the next delivery of the incident runs again.
+    """
+
+    MARKER = "incident run failed: "
+
+    def __init__(self, result: IncidentRunResult) -> None:
+        self.result = result
+        super().__init__(self.MARKER + codec.dumps(result))
+
+
+def run_result_of(output: object) -> IncidentRunResult | None:
+    """
+    The result of a run from its Durable output: the returned value of a Completed run, or the
+    result carried by the error text of a Failed one. None when the output is neither.
+    """
+    if isinstance(output, str) and RunFailed.MARKER in output:
+        text = output[output.index(RunFailed.MARKER) + len(RunFailed.MARKER) :]
+        try:
+            output, _end = json.JSONDecoder().raw_decode(text)
+        except ValueError:
+            return None
+    try:
+        return codec.decode(IncidentRunResult, output)
+    except InputError:
+        return None

@@ -1,24 +1,34 @@
 """
 The approval sub-orchestration of one account, and the activities that do its I/O (a `df.Blueprint`).
 
-    publish "pending" -> post the card -> comment "awaiting approval"
+    publish "pending" -> post the card -> record "pending"
         -> wait for the first of: a decision event, a refused-click event (recorded, keep waiting), the deadline
-        -> decided: publish it, refresh the card, [approved: contain through Graph, refresh the card with results]
-        -> expired: publish it, refresh the card as expired
-        -> the approval comment with the outcome, each action's result and every refused attempt
+        -> decided: publish it, refresh the card, record "decided"
+             [approved: contain through Graph (actions that fail transiently are tried again later, the
+              done ones skipped), record each action's result, refresh the card with the results]
+        -> expired: publish it, refresh the card as expired, record "expired"
 
 The orchestrator is deterministic: no I/O, no clock but `context.current_utc_datetime`, no
 settings (the deadline arrives in its input). The bot decides who may decide
-(`playbooks.services.approval_clicks`); this orchestration takes only the first valid decision for
-its own plan digest, so a re-delivered or late approval never acts twice. Activities answer a
-`Failure` for expected failures and the orchestration carries on: a card that cannot be refreshed
-is a note on the comment, a card that cannot be posted ends the request with nothing done, and
-nothing destructive runs without a decision.
+(`playbooks.services.approval_clicks`); this orchestration is the single decider across app
+instances: it takes only the first valid decision for its own plan digest and publishes it, so a
+re-delivered or late approval never acts twice and every approver can be told the decision that
+stands. Activities answer a `Failure` for expected failures and the orchestration carries on: a card
+that cannot be refreshed is a note on the next record, a card that cannot be posted ends the request
+with nothing done, and nothing destructive runs without a decision.
+
+Records are append-only: each state change is a comment of its own (pending, each refused click up to
+`MAX_REFUSED_RECORDS`, decided, each action's result, expired), named after this request's instance
+id and the state, so a retried write lands on the same comment and nothing is ever rewritten. A record
+that cannot be written for good is named in the outcome (`unrecorded`), and the incident run ends
+Failed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections import OrderedDict
 from collections.abc import Generator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,12 +38,13 @@ import azure.functions as func
 
 from common.errors import InputError, ReplayError
 from common.logs import get_logger
-from enrichment.domain.model import Account, Assessment, Baseline, TimeWindow, UserEvidence
+from enrichment.domain.model import Assessment, Baseline, TimeWindow, UserEvidence
 from playbooks import wiring
 from playbooks.domain import codec
 from playbooks.domain.approval import ApprovalRecord, AttemptLine, Person, all_failed, approval_status
 from playbooks.domain.authorization import ApprovalRequest
-from playbooks.domain.incident import AccountResolution, SentinelIncident, comment_id
+from playbooks.domain.incident import AccountResolution, comment_id
+from playbooks.domain.plan import ActionKind, ActionResult, ActionStatus
 from playbooks.domain.workflow import (
     APPROVAL_EVENT,
     APPROVAL_ORCHESTRATOR,
@@ -73,8 +84,11 @@ ACTIVITY_UPDATE_CARD = UPDATE_CARD.name
 ACTIVITY_CONTAIN = CONTAIN.name
 ACTIVITY_COMMENT = COMMENT.name
 
-#: The purpose part of the approval comment's id (one comment per incident and account).
-COMMENT_PURPOSE = "approval"
+#: How often a containment whose actions fail transiently is run (the done actions skipped), and the wait before each retry.
+CONTAIN_ATTEMPTS = 3
+CONTAIN_BACKOFF = timedelta(minutes=2)
+#: Refused clicks recorded each as a comment of its own; later ones are listed in the final record only.
+MAX_REFUSED_RECORDS = 10
 #: How long the comment activity waits for the directory to name a clicker before it shows their object id.
 NAME_LOOKUP_SECONDS = 10.0
 
@@ -93,61 +107,152 @@ def approval_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
 
 
 def run_approval(context: df.DurableOrchestrationContext) -> Generator[Any, Any, ApprovalOutcome]:
-    """Post, wait, decide or expire, contain when approved, record everything on the incident."""
+    """Post, wait, decide or expire, contain when approved, record every state change on the incident."""
     request = codec.decode(ApprovalInput, context.get_input())
+    book = _Book(context, request)
     waiting = ApprovalRequest.for_plan(request.plan, request.requested_at)
     if request.problem or request.card is None:
         problem = request.problem or "the request carries no card"
-        yield from _comment(context, request, ApprovalRecordState(Phase.NOT_POSTED, problem=problem))
-        return _finish(context, request, ApprovalOutcome(request.instance_id, ApprovalEnd.CARD_NOT_POSTED, problem=problem))
+        yield from book.write(ApprovalRecordState(Phase.NOT_POSTED, problem=problem))
+        return book.finish(ApprovalOutcome(request.instance_id, ApprovalEnd.CARD_NOT_POSTED, problem=problem))
     card = request.card
 
     context.set_custom_status(codec.encode(approval_status(waiting, ApprovalPhase.PENDING)))
     posted = yield from call(context, POST_CARD, PostCardInput(request.incident, request.instance_id, card))
     if isinstance(posted, Failure):
         context.set_custom_status(None)
-        yield from _comment(context, request, ApprovalRecordState(Phase.NOT_POSTED, problem=posted.sentence))
-        outcome = ApprovalOutcome(request.instance_id, ApprovalEnd.CARD_NOT_POSTED, problem=posted.sentence)
-        return _finish(context, request, outcome)
+        yield from book.write(ApprovalRecordState(Phase.NOT_POSTED, problem=posted.sentence))
+        return book.finish(ApprovalOutcome(request.instance_id, ApprovalEnd.CARD_NOT_POSTED, problem=posted.sentence))
     reference = posted.reference
-    attempts: list[ApprovalAttempt] = []
-    yield from _comment(context, request, ApprovalRecordState(Phase.PENDING))
+    yield from book.write(ApprovalRecordState(Phase.PENDING))
 
-    decided = yield from _wait_for_decision(context, request, attempts)
+    attempts: list[ApprovalAttempt] = []
+    decided = yield from _wait_for_decision(context, request, attempts, book)
     if decided is None:
         context.set_custom_status(codec.encode(approval_status(waiting, ApprovalPhase.EXPIRED)))
-        notes = yield from _refresh(context, request, reference, card, expired=True)
-        yield from _comment(context, request, ApprovalRecordState(Phase.EXPIRED, tuple(attempts), notes=notes))
-        return _finish(context, request, ApprovalOutcome(request.instance_id, ApprovalEnd.EXPIRED, len(attempts)))
+        book.note(*(yield from _refresh(context, request, reference, card, expired=True)))
+        yield from book.write(ApprovalRecordState(Phase.EXPIRED, tuple(attempts)))
+        return book.finish(ApprovalOutcome(request.instance_id, ApprovalEnd.EXPIRED, len(attempts)))
 
     context.set_custom_status(
         codec.encode(approval_status(waiting, ApprovalPhase.DECIDED, decided.decision, decided.decided_by_name))
     )
-    notes = yield from _refresh(context, request, reference, card, decision=decided)
-    results: tuple[Any, ...] = ()
+    book.note(*(yield from _refresh(context, request, reference, card, decision=decided)))
+    yield from book.write(ApprovalRecordState(Phase.DECIDED, tuple(attempts), decided))
+    results: tuple[ActionResult, ...] = ()
     if decided.approved:
-        contained = yield from call(context, CONTAIN, ContainInput(request.incident, request.instance_id, request.plan, decided))
-        if isinstance(contained, Failure):
-            results = all_failed(request.plan, f"containment did not run: {contained.error}")
-            notes = (*((contained.hint,) if contained.hint else ()), *notes)
-        else:
-            results, notes = contained.results, (*contained.notes, *notes)
-        notes = (*notes, *(yield from _refresh(context, request, reference, card, decision=decided, results=results)))
-    record = ApprovalRecordState(Phase.DECIDED, tuple(attempts), decided, results, notes)
-    yield from _comment(context, request, record)
+        results = yield from _contain(context, request, decided, book)
+        book.note(*(yield from _refresh(context, request, reference, card, decision=decided, results=results)))
+        yield from book.flush()
     end = ApprovalEnd.APPROVED if decided.approved else ApprovalEnd.REJECTED
-    return _finish(context, request, ApprovalOutcome(request.instance_id, end, len(attempts), results))
+    return book.finish(ApprovalOutcome(request.instance_id, end, len(attempts), results))
+
+
+class _Book:
+    """
+    The approval's records on the incident: writes each state change as its own comment, carries
+    the notes gathered since the last record into the next one, and remembers what could not be written.
+    """
+
+    def __init__(self, context: df.DurableOrchestrationContext, request: ApprovalInput) -> None:
+        self._context = context
+        self._request = request
+        self._notes: list[str] = []
+        self._held: ApprovalRecordState | None = None
+        self.unrecorded: list[str] = []
+
+    def note(self, *notes: str) -> None:
+        self._notes.extend(notes)
+
+    def write(self, record: ApprovalRecordState, *, hold: bool = False) -> Generator[Any, Any, None]:
+        """Write `record` with the notes gathered so far; `hold` keeps it back to take later notes too (see `flush`)."""
+        yield from self.flush()
+        if hold:
+            self._held = record
+            return
+        record = dataclasses.replace(record, notes=(*record.notes, *self._notes))
+        self._notes.clear()
+        request, context = self._request, self._context
+        payload = ApprovalCommentInput(
+            request.incident,
+            request.instance_id,
+            request.plan,
+            request.requested_at,
+            request.expires_at,
+            record,
+            context.current_utc_datetime,
+        )
+        written = yield from call(context, COMMENT, payload)
+        if isinstance(written, Failure):
+            self.unrecorded.append(record.state)
+            _warn(context, "approval.record_not_written", RuntimeError(f"{record.state}: {written.error}"))
+
+    def flush(self) -> Generator[Any, Any, None]:
+        """Write the record held back, with the notes gathered meanwhile."""
+        held, self._held = self._held, None
+        if held is not None:
+            yield from self.write(held)
+
+    def finish(self, outcome: ApprovalOutcome) -> ApprovalOutcome:
+        outcome = dataclasses.replace(outcome, unrecorded=tuple(self.unrecorded))
+        if not self._context.is_replaying:
+            _log.info(
+                "approval_orchestrated",
+                instance_id=self._context.instance_id,
+                incident=self._request.incident.number,
+                outcome=outcome.outcome.value,
+                unrecorded=list(outcome.unrecorded),
+            )
+        return outcome
+
+
+def _contain(
+    context: df.DurableOrchestrationContext, request: ApprovalInput, decided: ApprovalDecision, book: _Book
+) -> Generator[Any, Any, tuple[ActionResult, ...]]:
+    """
+    Run the approved plan, up to `CONTAIN_ATTEMPTS` times: an action that failed transiently
+    (throttling, 5xx, after Graph's own retries) is tried again after a durable timer, and the
+    actions already done are passed as `completed` so the next attempt skips them. Each action's
+    result is recorded as soon as it is final; the last record is held back for the notes.
+    """
+    final: dict[ActionKind, ActionResult] = {}
+    recorded: set[ActionKind] = set()
+    for attempt in range(1, CONTAIN_ATTEMPTS + 1):
+        done = tuple(kind for kind, result in final.items() if result.status is not ActionStatus.FAILED)
+        payload = ContainInput(request.incident, request.instance_id, request.plan, decided, done)
+        contained = yield from call(context, CONTAIN, payload)
+        if isinstance(contained, Failure):
+            detail = f"containment did not run: {contained.error}"
+            final.update({r.kind: r for r in all_failed(request.plan, detail) if r.kind not in done})
+            book.note(*((contained.hint,) if contained.hint else ()))
+            again: list[ActionKind] = []
+        else:
+            final.update({r.kind: r for r in contained.results if r.kind not in done})
+            book.note(*contained.notes)
+            again = [kind for kind, r in final.items() if r.status is ActionStatus.FAILED and r.transient]
+        last = not again or attempt == CONTAIN_ATTEMPTS
+        for action in request.plan.actions:
+            result = final.get(action.kind)
+            if result is None or action.kind in recorded or (action.kind in again and not last):
+                continue
+            recorded.add(action.kind)
+            yield from book.write(ApprovalRecordState(Phase.RESULT, results=(result,)), hold=True)
+        if last:
+            break
+        yield context.create_timer(context.current_utc_datetime + CONTAIN_BACKOFF * attempt)
+    return tuple(final[a.kind] for a in request.plan.actions if a.kind in final)
 
 
 def _wait_for_decision(
-    context: df.DurableOrchestrationContext, request: ApprovalInput, attempts: list[ApprovalAttempt]
+    context: df.DurableOrchestrationContext, request: ApprovalInput, attempts: list[ApprovalAttempt], book: _Book
 ) -> Generator[Any, Any, ApprovalDecision | None]:
     """
     The first valid decision on this plan, or None when the deadline comes first.
 
-    Refused clicks arrive as their own events: each is added to `attempts` and the comment rewritten,
-    and the wait goes on. A decision event that is unreadable or names another plan is logged and
-    ignored (the bot never sends one; anyone else with the host's key might).
+    Refused clicks arrive as their own events: each is added to `attempts` and, up to
+    `MAX_REFUSED_RECORDS`, recorded on the incident as it happens (all of them are in the final
+    record), and the wait goes on. A decision event that is unreadable or names another plan is
+    logged and ignored (the bot never sends one; anyone else with the host's key might).
     """
     timer = context.create_timer(request.expires_at)
     decision_task = context.wait_for_external_event(APPROVAL_EVENT)
@@ -160,7 +265,8 @@ def _wait_for_decision(
             except InputError as error:
                 _warn(context, "approval.bad_attempt_event", error)
                 continue
-            yield from _comment(context, request, ApprovalRecordState(Phase.PENDING, tuple(attempts)))
+            if len(attempts) <= MAX_REFUSED_RECORDS:
+                yield from book.write(ApprovalRecordState(Phase.REFUSED, tuple(attempts)))
             continue
         if winner is not decision_task:
             return None
@@ -177,15 +283,6 @@ def _wait_for_decision(
         return decided
 
 
-def _comment(
-    context: df.DurableOrchestrationContext, request: ApprovalInput, record: ApprovalRecordState
-) -> Generator[Any, Any, CommentWritten | Failure]:
-    payload = ApprovalCommentInput(
-        request.incident, request.instance_id, request.plan, request.requested_at, request.expires_at, record
-    )
-    return (yield from call(context, COMMENT, payload))
-
-
 def _refresh(
     context: df.DurableOrchestrationContext,
     request: ApprovalInput,
@@ -193,10 +290,10 @@ def _refresh(
     card: Card,
     *,
     decision: ApprovalDecision | None = None,
-    results: tuple[Any, ...] | None = None,
+    results: tuple[ActionResult, ...] | None = None,
     expired: bool = False,
 ) -> Generator[Any, Any, tuple[str, ...]]:
-    """Refresh the posted card; a failure becomes a note for the comment (the decision stands regardless)."""
+    """Refresh the posted card; a failure becomes a note for the next record (the decision stands regardless)."""
     update = UpdateCardInput(request.incident, request.instance_id, reference, card, decision, results, expired)
     updated = yield from call(context, UPDATE_CARD, update)
     if isinstance(updated, Failure):
@@ -207,17 +304,6 @@ def _refresh(
 def _warn(context: df.DurableOrchestrationContext, event: str, error: Exception) -> None:
     if not context.is_replaying:
         _log.warning(event, instance_id=context.instance_id, error=str(error))
-
-
-def _finish(context: df.DurableOrchestrationContext, request: ApprovalInput, outcome: ApprovalOutcome) -> ApprovalOutcome:
-    if not context.is_replaying:
-        _log.info(
-            "approval_orchestrated",
-            instance_id=context.instance_id,
-            incident=request.incident.number,
-            outcome=outcome.outcome.value,
-        )
-    return outcome
 
 
 # -- the activities ----------------------------------------------------------------------------------------
@@ -252,25 +338,37 @@ async def update_approval_card(payload: Payload, context: func.Context) -> Paylo
     return await UPDATE_CARD.run(payload, context, step)
 
 
-def _evidence_or_bare(
-    incident: SentinelIncident, account: Account, services: wiring.Services
-) -> tuple[tuple[UserEvidence, Assessment], list[str]]:
+#: Actions that need the account's evidence read again (the MFA audit matches registrations to sign-ins).
+_NEED_EVIDENCE = frozenset({ActionKind.AUDIT_MFA_METHODS, ActionKind.DELETE_FLAGGED_METHODS})
+
+
+def _evidence(value: ContainInput, services: wiring.Services) -> tuple[tuple[UserEvidence, Assessment], list[str]]:
     """
     The account's evidence read again now (so the MFA audit also sees registrations made while the
-    card waited), or, when the workspace cannot answer, bare evidence: revoking sessions must not
-    depend on Log Analytics, and the note says the audit could not match registrations.
+    card waited), or bare evidence: when no pending action needs it, or when the workspace cannot
+    answer (revoking sessions must not depend on Log Analytics; the note says the audit could not
+    match registrations).
     """
     from enrichment.domain.scoring import assess
 
     settings = services.settings()
+    incident, account = value.incident, value.plan.account
+    window = TimeWindow(incident.at - timedelta(hours=settings.window_before_hours), incident.at)
+    bare = UserEvidence(
+        account,
+        incident.at,
+        window,
+        (),
+        Baseline(TimeWindow(window.start - timedelta(days=settings.baseline_days), window.start)),
+    )
+    pending = {a.kind for a in value.plan.actions} - set(value.completed)
+    if not pending & _NEED_EVIDENCE:
+        return (bare, assess(bare, settings)), []
     try:
         enriched = enrich.enrich(incident.with_accounts(AccountResolution((account,))), services.engine(), settings)
         outcome = enriched.accounts[0]
         return (outcome.evidence, outcome.assessment), []
     except ReplayError as error:
-        window = TimeWindow(incident.at - timedelta(hours=settings.window_before_hours), incident.at)
-        baseline = Baseline(TimeWindow(window.start - timedelta(days=settings.baseline_days), window.start))
-        bare = UserEvidence(account, incident.at, window, (), baseline)
         note = (
             f"The sign-in evidence could not be read again ({error}): the MFA audit lists methods without matching registrations."
         )
@@ -279,41 +377,65 @@ def _evidence_or_bare(
 
 @bp.activity_trigger(input_name="payload", activity=CONTAIN.name)  # type: ignore[untyped-decorator]
 async def contain_account(payload: Payload, context: func.Context) -> Payload:
-    """Carry out the approved plan through Graph: one result per action, with Graph's request id."""
+    """Carry out the approved plan through Graph, skipping the actions already done: one result per action, with Graph's request id."""
     from playbooks.services.containment import contain
 
     async def step(value: ContainInput) -> Contained:
         services = wiring.current()
-        (evidence, assessment), notes = await asyncio.to_thread(_evidence_or_bare, value.incident, value.plan.account, services)
+        (evidence, assessment), notes = await asyncio.to_thread(_evidence, value, services)
         report = await contain(
-            value.plan, value.decision.decision, evidence, services.graph(), datetime.now(UTC), assessment=assessment
+            value.plan,
+            value.decision.decision,
+            evidence,
+            services.graph(),
+            datetime.now(UTC),
+            assessment=assessment,
+            completed=frozenset(value.completed),
         )
-        notes += [*report.notes, *([f"MFA audit: {report.audit.summary()}"] if report.audit is not None else [])]
-        return Contained(report.results, tuple(notes))
+        return Contained(report.results, (*notes, *report.notes))
 
     return await CONTAIN.run(payload, context, step)
 
 
-async def _person(object_id: str, name: str, services: wiring.Services) -> Person:
-    """The clicker named by UPN when the directory answers in time; otherwise by name and object id."""
-    if not object_id:
-        return Person(object_id, name)
-    try:
-        async with asyncio.timeout(NAME_LOOKUP_SECONDS):
-            user = (await services.graph().get_user(object_id)).value
-        return Person(object_id, name, user.upn)
-    except (ReplayError, TimeoutError) as error:
-        _log.warning("approval.name_lookup_failed", object_id=object_id, error=str(error) or type(error).__name__)
-        return Person(object_id, name)
+#: UPNs of clickers the bot could not name, looked up here once per approval request and person.
+_UPNS: OrderedDict[tuple[str, str], str] = OrderedDict()
+_UPNS_KEPT = 1000
+
+
+async def _person(instance_id: str, object_id: str, name: str, upn: str, services: wiring.Services) -> Person:
+    """
+    The clicker by the UPN the bot resolved; when it could not, by the directory's answer (once per
+    request and person, within `NAME_LOOKUP_SECONDS`), else by name and object id.
+    """
+    if upn or not object_id:
+        return Person(object_id, name, upn)
+    key = (instance_id, object_id)
+    if key not in _UPNS:
+        try:
+            async with asyncio.timeout(NAME_LOOKUP_SECONDS):
+                _UPNS[key] = (await services.graph().principal_name(object_id)).value
+        except (ReplayError, TimeoutError) as error:
+            _log.warning("approval.name_lookup_failed", object_id=object_id, error=str(error) or type(error).__name__)
+            _UPNS[key] = ""
+        while len(_UPNS) > _UPNS_KEPT:
+            _UPNS.popitem(last=False)
+    return Person(object_id, name, _UPNS[key])
 
 
 async def _record(value: ApprovalCommentInput, services: wiring.Services) -> ApprovalRecord:
+    """The record to render: a refused-click record shows that click; the others every refused click so far."""
     state = value.record
+    shown = state.attempts[-1:] if state.phase is Phase.REFUSED else state.attempts
     attempts = []
-    for attempt in state.attempts:
-        person = await _person(attempt.person_object_id, attempt.person_name, services)
+    for attempt in shown:
+        person = await _person(value.instance_id, attempt.person_object_id, attempt.person_name, attempt.person_upn, services)
         attempts.append(AttemptLine(person, attempt.at, attempt.approve, attempt.reason))
     decided = state.decision
+    decided_by = (
+        await _person(value.instance_id, decided.decided_by_object_id, decided.decided_by_name, decided.decided_by_upn, services)
+        if decided is not None
+        else None
+    )
     return ApprovalRecord(
         target=value.plan.account,
         plan=value.plan,
@@ -322,7 +444,7 @@ async def _record(value: ApprovalCommentInput, services: wiring.Services) -> App
         expires_at=value.expires_at,
         attempts=tuple(attempts),
         approved=decided.approved if decided is not None else None,
-        decided_by=await _person(decided.decided_by_object_id, decided.decided_by_name, services) if decided else None,
+        decided_by=decided_by,
         decided_at=decided.decided_at if decided is not None else None,
         results=state.results,
         notes=state.notes,
@@ -332,15 +454,15 @@ async def _record(value: ApprovalCommentInput, services: wiring.Services) -> App
 
 @bp.activity_trigger(input_name="payload", activity=COMMENT.name)  # type: ignore[untyped-decorator]
 async def comment_approval(payload: Payload, context: func.Context) -> Payload:
-    """Write (or rewrite) the account's approval comment on the incident."""
+    """Write one state change of the account's approval as a comment of its own."""
 
     async def step(value: ApprovalCommentInput) -> CommentWritten:
         services = wiring.current()
         settings = services.settings()
         record = await _record(value, services)
-        html = approval_comment(value.incident, record, max_chars=settings.comment_max_chars, generated_at=datetime.now(UTC))
-        cid = comment_id(value.incident, COMMENT_PURPOSE, record.target.key)
-        written = await asyncio.to_thread(services.sentinel().upsert_comment, value.incident, cid, html)
+        html = approval_comment(value.incident, record, max_chars=settings.comment_max_chars, generated_at=value.written_at)
+        cid = comment_id(value.incident, value.instance_id, value.record.state, record.target.key)
+        written = await asyncio.to_thread(services.sentinel().write_comment, value.incident, cid, html)
         return CommentWritten(written.comment_id, written.created, len(html))
 
     return await COMMENT.run(payload, context, step)

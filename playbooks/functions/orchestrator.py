@@ -1,29 +1,38 @@
 """
 The Durable orchestration of one incident, and the activities that do its I/O (a `df.Blueprint`).
 
-    [entities from Sentinel, if the trigger had none] -> enrich (gather, score, write the comment)
-        -> labels / severity -> [an approval sub-orchestration per account whose plan needs one] -> end
+    [entities from Sentinel, if the trigger had none] -> enrich (gather, score, render) -> the enrichment
+        comment -> labels / severity -> [an approval sub-orchestration per account whose plan needs one] -> end
 
 The orchestrator is a deterministic generator: no I/O, no clock but `context.current_utc_datetime`,
-no settings. It reads typed values (`playbooks.domain.workflow`) through `steps.call`; activities
-never raise for an expected failure: they answer a `Failure`, and the orchestrator then writes the
-failure comment (what failed, what to check) and ends, so a broken workspace or a missing role
-never turns into a retry loop. An activity that raises anyway (a defect) is handled the same way.
+no settings. It reads typed values (`playbooks.domain.workflow`) through `steps.call`.
 
-Every comment this orchestration writes uses ONE comment id per incident (`comment_id(incident,
-"enrichment")`): the enrichment, the "no account" notice and the failure notice replace each other,
-so a re-run after a failure leaves the enrichment, not a stale error, and duplicates never pile up.
+Failures: an activity answers a `Failure` for an expected failure; a transient one (throttling, 5xx,
+conflicts) is first retried by Durable (`steps.ACTIVITY_RETRY`). A run whose record did not reach
+the incident ends **Failed** (its runtime status), with its result, the enrichment included when there
+is one, in its output (`RunFailed`): the enrichment comment that cannot be written, a label that
+cannot be set, an approval record that cannot be written, or a step that failed for good (then the
+failure notice says what failed and what to check). Only successful runs suppress a re-delivery
+(`playbooks.functions.http_api`), so the next delivery of the incident runs again and writes again.
+
+Records are append-only: every state change is a comment of its own, named after the run
+(`RunRef`: the instance id and the time the run started) and the record (`comment_id`): the
+enrichment, the "no account" notice, the failure notice. A retried write lands on the same comment;
+a later run writes new comments and never overwrites an earlier run's (the Defender portal never
+shows an edited comment).
 
 Approval: the enrichment activity prepares, for each account whose plan needs approval, the request
 (`playbooks.domain.approval.approval_requests`: the pending card, the deadline, the sub-orchestration id),
 timed from this orchestration's clock when it asked for the enrichment. After the labels, one
 approval sub-orchestration per request (`playbooks.functions.approval_flow`) posts the card, waits for the
-decision or the deadline, contains and comments; this orchestration waits for all of them, so a
+decision or the deadline, contains and records; this orchestration waits for all of them, so a
 duplicate delivery of the incident finds it running and starts nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import Generator
 from datetime import UTC, datetime
 from typing import Any
@@ -39,7 +48,6 @@ from playbooks.domain.incident import SentinelIncident, comment_id, incident_upd
 from playbooks.domain.workflow import (
     APPROVAL_ORCHESTRATOR,
     INCIDENT_ORCHESTRATOR,
-    ApprovalClock,
     ApprovalEnd,
     ApprovalInput,
     ApprovalOutcome,
@@ -49,13 +57,15 @@ from playbooks.domain.workflow import (
     EntitiesFound,
     EntitiesInput,
     Failure,
+    IncidentCommentInput,
     IncidentRunResult,
     LabelInput,
     Labelled,
     LabelState,
-    Notice,
-    NoticeInput,
+    Record,
     RunEnd,
+    RunFailed,
+    RunRef,
 )
 from playbooks.functions.steps import Payload, Step, call
 from playbooks.services import enrich
@@ -66,14 +76,11 @@ ORCHESTRATOR = INCIDENT_ORCHESTRATOR
 ENTITIES = Step("incident_entities", "read the incident's entities from Sentinel", EntitiesInput, EntitiesFound)
 ENRICH = Step("enrich_incident", "enrich the incident", EnrichInput, Enriched)
 LABELS = Step("label_incident", "update the incident's labels", LabelInput, Labelled)
-NOTICE = Step("comment_incident", "write the notice comment", NoticeInput, CommentWritten)
+COMMENT = Step("comment_incident", "write the incident comment", IncidentCommentInput, CommentWritten)
 ACTIVITY_ENTITIES = ENTITIES.name
 ACTIVITY_ENRICH = ENRICH.name
 ACTIVITY_LABELS = LABELS.name
-ACTIVITY_NOTICE = NOTICE.name
-
-#: The purpose part of the one comment id this orchestration writes.
-COMMENT_PURPOSE = "enrichment"
+ACTIVITY_COMMENT = COMMENT.name
 
 _log = get_logger("orchestration")
 
@@ -90,42 +97,75 @@ def incident_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
 
 
 def orchestrate(context: df.DurableOrchestrationContext) -> Generator[Any, Any, IncidentRunResult]:
-    """Entities if needed, enrichment and comment, labels; on a failure, the failure comment."""
+    """Entities if needed, enrichment and its comment, labels, approvals; a run that fails ends Failed."""
     incident = codec.decode(SentinelIncident, context.get_input())
+    run = RunRef(context.instance_id, context.current_utc_datetime)
     if incident.accounts is None:
         found = yield from call(context, ENTITIES, EntitiesInput(incident))
         if isinstance(found, Failure):
-            return (yield from _failed(context, incident, found))
+            return (yield from _failed(context, run, incident, found))
         incident = found.incident
     if not incident.accounts:
-        notice = yield from call(context, NOTICE, NoticeInput(incident, Notice.NO_ACCOUNT))
-        written = not isinstance(notice, Failure)
-        return _finish(context, IncidentRunResult(incident.number, incident.name, RunEnd.NO_ACCOUNT, comment_written=written))
+        notice = yield from _record(context, run, incident, Record.NO_ACCOUNT)
+        failure = notice if isinstance(notice, Failure) else None
+        outcome = RunEnd.FAILED if failure else RunEnd.NO_ACCOUNT
+        return _finish(
+            context,
+            IncidentRunResult(incident.number, incident.name, outcome, failure=failure, comment_written=not failure, run=run.key),
+        )
 
-    clock = ApprovalClock(context.instance_id, context.current_utc_datetime)
-    enriched = yield from call(context, ENRICH, EnrichInput(incident, clock))
+    enriched = yield from call(context, ENRICH, EnrichInput(incident, run, context.current_utc_datetime))
     if isinstance(enriched, Failure):
-        return (yield from _failed(context, incident, enriched))
+        return (yield from _failed(context, run, incident, enriched))
     summary = enriched.summary
-    labels = LabelState.UNCHANGED
+    base = IncidentRunResult(
+        incident.number, incident.name, RunEnd.ENRICHED, summary.verdict, accounts=summary.accounts, run=run.key
+    )
+    written = yield from _record(context, run, incident, Record.ENRICHMENT, html=enriched.comment_html)
+    if isinstance(written, Failure):
+        # No failure notice: it would be written where the enrichment could not be, and the
+        # enrichment is in this run's output; the next delivery writes it.
+        return _finish(context, dataclasses.replace(base, outcome=RunEnd.FAILED, failure=written))
+
+    labels, failure = LabelState.UNCHANGED, None
     if summary.verdict is not None:
         labelled = yield from call(context, LABELS, LabelInput(incident, summary.verdict))
         if isinstance(labelled, Failure):
-            labels = LabelState.FAILED
+            labels, failure = LabelState.FAILED, labelled
         elif labelled.changed:
             labels = LabelState.UPDATED
     approvals = yield from _approvals(context, enriched.approvals)
-    result = IncidentRunResult(
-        incident.number,
-        incident.name,
-        RunEnd.ENRICHED,
-        summary.verdict,
-        labels,
-        summary.accounts,
-        approvals,
+    unrecorded = [state for outcome in approvals for state in outcome.unrecorded]
+    if failure is None and unrecorded:
+        failure = Failure(
+            "write the approval records on the incident",
+            f"{len(unrecorded)} record(s) could not be written: {', '.join(unrecorded)}",
+            "see each approval's outcome in this run's output; run the playbook again once Sentinel accepts writes",
+            "Sentinel",
+        )
+    result = dataclasses.replace(
+        base,
+        outcome=RunEnd.FAILED if failure else RunEnd.ENRICHED,
+        labels=labels,
+        approvals=approvals,
+        failure=failure,
         comment_written=True,
     )
     return _finish(context, result)
+
+
+def _record(
+    context: df.DurableOrchestrationContext,
+    run: RunRef,
+    incident: SentinelIncident,
+    record: Record,
+    *,
+    html: str = "",
+    failure: Failure | None = None,
+) -> Generator[Any, Any, CommentWritten | Failure]:
+    """Write one record of this run on the incident (a comment of its own)."""
+    payload = IncidentCommentInput(incident, run, record, context.current_utc_datetime, html, failure)
+    return (yield from call(context, COMMENT, payload))
 
 
 def _approvals(
@@ -139,7 +179,7 @@ def _approvals(
     ]
     try:
         outcomes = yield context.task_all(tasks)
-    except Exception as error:  # a defect in the sub-orchestration: recorded, the run still ends cleanly
+    except Exception as error:  # a defect in the sub-orchestration: recorded, the run still ends
         if not context.is_replaying:
             _log.error("approval_failed", instance_id=context.instance_id, error=str(error)[:500])
         return (ApprovalOutcome("", ApprovalEnd.FAILED, problem=str(error)[:500]),)
@@ -147,16 +187,23 @@ def _approvals(
 
 
 def _failed(
-    context: df.DurableOrchestrationContext, incident: SentinelIncident, failure: Failure
+    context: df.DurableOrchestrationContext, run: RunRef, incident: SentinelIncident, failure: Failure
 ) -> Generator[Any, Any, IncidentRunResult]:
-    notice = yield from call(context, NOTICE, NoticeInput(incident, Notice.FAILURE, failure))
-    written = not isinstance(notice, Failure)
-    return _finish(
-        context, IncidentRunResult(incident.number, incident.name, RunEnd.FAILED, failure=failure, comment_written=written)
+    """A step failed for good: the failure notice (what failed, what to check), then the run ends Failed."""
+    notice = yield from _record(context, run, incident, Record.FAILURE, failure=failure)
+    result = IncidentRunResult(
+        incident.number,
+        incident.name,
+        RunEnd.FAILED,
+        failure=failure,
+        comment_written=not isinstance(notice, Failure),
+        run=run.key,
     )
+    return _finish(context, result)
 
 
 def _finish(context: df.DurableOrchestrationContext, result: IncidentRunResult) -> IncidentRunResult:
+    """Log the run's one line; a failed run raises `RunFailed`, so Durable records it as Failed."""
     if not context.is_replaying:
         _log.info(
             "incident_orchestrated",
@@ -168,6 +215,8 @@ def _finish(context: df.DurableOrchestrationContext, result: IncidentRunResult) 
             labels=result.labels.value,
             failure=result.failure.error if result.failure else None,
         )
+    if result.outcome is RunEnd.FAILED:
+        raise RunFailed(result)
     return result
 
 
@@ -189,38 +238,37 @@ async def incident_entities(payload: Payload, context: func.Context) -> Payload:
     return await ENTITIES.run(payload, context, step)
 
 
-def _enrich(value: EnrichInput) -> Enriched | Failure:
-    """Gather, score and write the enrichment comment (runs in a worker thread: the engine and Sentinel calls block)."""
+async def _enrich(value: EnrichInput) -> Enriched | Failure:
+    """
+    Gather and score (in a worker thread: the engine blocks), resolve the object id of a suspect
+    whose plan needs approval and whose rows did not carry it, render the comment, prepare the
+    approval requests. Nothing is written here: the orchestration writes the comment next.
+    """
     incident = value.incident
     services = wiring.current()
     settings = services.settings()
     try:
-        result = enrich.enrich(incident, services.engine(), settings)
+        result = await asyncio.to_thread(lambda: enrich.enrich(incident, services.engine(), settings))
     except ReplayError as error:
         return Failure.from_error("query the sign-in logs", error)
-    requests = (
-        approval.approval_requests(
-            incident,
-            result.accounts,
-            parent_instance_id=value.approval.parent_instance_id,
-            requested_at=value.approval.requested_at,
-            settings=settings,
-        )
-        if value.approval is not None
-        else {}
+    problems: dict[int, str] = {}
+    if enrich.unresolved_suspects(result):
+        result, problems = await enrich.resolve_suspects(result, services.graph())
+    requests = approval.approval_requests(
+        incident,
+        result.accounts,
+        parent_instance_id=value.run.instance_id,
+        requested_at=value.requested_at,
+        settings=settings,
+        problems=problems,
     )
     html = enrich.comment_html(result, settings, generated_at=_now())
-    try:
-        written = services.sentinel().upsert_comment(incident, comment_id(incident, COMMENT_PURPOSE), html)
-    except ReplayError as error:
-        return Failure.from_error("write the incident comment", error)
-    comment = CommentWritten(written.comment_id, written.created, len(html))
-    return Enriched(enrich.summary(result), comment, tuple(requests[index] for index in sorted(requests)))
+    return Enriched(enrich.summary(result), html, tuple(requests[index] for index in sorted(requests)))
 
 
 @bp.activity_trigger(input_name="payload", activity=ENRICH.name)  # type: ignore[untyped-decorator]
 async def enrich_incident(payload: Payload, context: func.Context) -> Payload:
-    """Gather, score and write the enrichment comment; returns the compact summary and the approval requests."""
+    """Gather, score and render; returns the compact summary, the comment to write and the approval requests."""
     return await ENRICH.run(payload, context, _enrich)
 
 
@@ -240,22 +288,25 @@ async def label_incident(payload: Payload, context: func.Context) -> Payload:
     return await LABELS.run(payload, context, step)
 
 
-def _notice(value: NoticeInput) -> CommentWritten:
+def _write_record(value: IncidentCommentInput) -> CommentWritten:
+    """Render the record (the enrichment arrives rendered) and write it as this run's comment for it."""
     services = wiring.current()
     settings = services.settings()
     incident = value.incident
-    if value.notice is Notice.NO_ACCOUNT:
-        html = enrich.comment_html(enrich.Enrichment(incident, ()), settings, generated_at=_now())
-    elif value.failure is not None:
-        html = enrich.failure_html(incident, value.failure, settings, generated_at=_now())
+    if value.record is Record.ENRICHMENT and value.html:
+        html = value.html
+    elif value.record is Record.NO_ACCOUNT:
+        html = enrich.comment_html(enrich.Enrichment(incident, ()), settings, generated_at=value.written_at)
+    elif value.record is Record.FAILURE and value.failure is not None:
+        html = enrich.failure_html(incident, value.failure, settings, generated_at=value.written_at)
     else:
-        msg = "a failure notice needs the failure it reports"
+        msg = f"the {value.record.value} record needs its {'html' if value.record is Record.ENRICHMENT else 'failure'}"
         raise InputError(msg)
-    written = services.sentinel().upsert_comment(incident, comment_id(incident, COMMENT_PURPOSE), html)
+    written = services.sentinel().write_comment(incident, comment_id(incident, value.run.key, value.record.value), html)
     return CommentWritten(written.comment_id, written.created, len(html))
 
 
-@bp.activity_trigger(input_name="payload", activity=NOTICE.name)  # type: ignore[untyped-decorator]
+@bp.activity_trigger(input_name="payload", activity=COMMENT.name)  # type: ignore[untyped-decorator]
 async def comment_incident(payload: Payload, context: func.Context) -> Payload:
-    """Write the "no account" or the failure notice, in place of the enrichment comment."""
-    return await NOTICE.run(payload, context, _notice)
+    """Write one record of the run on the incident: the enrichment, the "no account" notice or the failure notice."""
+    return await COMMENT.run(payload, context, _write_record)

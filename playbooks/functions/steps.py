@@ -14,12 +14,20 @@ contract is decoded at the edge, here:
 * `call` is how an orchestrator schedules a `Step`: it encodes the input and reads the answer back
   as the typed output or a `Failure`; a raise (a defect, or the host giving up) and an unreadable
   answer become a `Failure` too, so an orchestrator never handles a bare dict.
+
+Retries: a `Failure` that is `transient` (throttling, 5xx, timeouts, conflicts: what is still failing
+after the call's own retry owner, azure-core, kiota or tenacity, gave up) is raised as
+`TransientStepError` instead of answered, so Durable's retry options (`ACTIVITY_RETRY`) run the
+activity again later, on a durable timer that holds no worker. When the attempts are spent, `call`
+reads the `Failure` back out of the error Durable hands the orchestrator. Everything else is answered
+at once: a refusal, a missing role or bad input does not get better by waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import time
 import typing
 from collections.abc import Awaitable, Callable, Generator
@@ -45,6 +53,38 @@ T = TypeVar("T")
 _log = get_logger("activity")
 
 HINT_BUG = "report this with the Function App's logs"
+
+#: Durable's retry of an activity that failed transiently: 4 attempts, a minute apart (the extension's
+#: default backoff coefficient is 1). Inside each attempt the call's own retry owner has already
+#: retried the blips of a few seconds; this covers a service that is down or throttling for minutes.
+ACTIVITY_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=60_000, max_number_of_attempts=4)
+
+
+class TransientStepError(Exception):
+    """
+    An activity's transient failure, raised so that Durable retries the activity. The message
+    carries the `Failure` as JSON after `MARKER`, because the message is all of it that reaches the
+    orchestrator once the retries are spent.
+    """
+
+    MARKER = "transient failure: "
+
+    def __init__(self, failure: Failure) -> None:
+        self.failure = failure
+        super().__init__(self.MARKER + codec.dumps(failure))
+
+
+def failure_of(step_name: str, error: BaseException) -> Failure:
+    """The `Failure` behind an activity error Durable handed the orchestrator: ours when it carries one, else a defect."""
+    text = str(error)
+    at = text.find(TransientStepError.MARKER)
+    if at >= 0:
+        try:
+            found, _end = json.JSONDecoder().raw_decode(text[at + len(TransientStepError.MARKER) :])
+            return codec.decode(Failure, found)
+        except (ValueError, InputError):
+            pass
+    return Failure(f"run the {step_name} step", text.strip()[:500], HINT_BUG, "bug")
 
 
 class StepInput(Protocol):
@@ -106,6 +146,9 @@ class Step(Generic[I, O]):
                 self._done(context, value, started, outcome="error", failure=f"{type(error).__name__}: {str(error)[:300]}")
                 raise
             failure = result if isinstance(result, Failure) else None
+            if failure is not None and failure.transient:
+                self._done(context, value, started, outcome="retry", failure=failure.error, hint=failure.hint)
+                raise TransientStepError(failure)
             self._done(
                 context,
                 value,
@@ -128,11 +171,11 @@ class Step(Generic[I, O]):
 
 
 def call(context: df.DurableOrchestrationContext, step: Step[I, O], payload: I) -> Generator[Any, Any, O | Failure]:
-    """Schedule `step` with `payload`; its typed answer, or a `Failure`."""
+    """Schedule `step` with `payload` (retried by Durable while it fails transiently); its typed answer, or a `Failure`."""
     try:
-        raw = yield context.call_activity(step.name, codec.encode(payload))
+        raw = yield context.call_activity_with_retry(step.name, ACTIVITY_RETRY, codec.encode(payload))
     except Exception as error:
-        return Failure(f"run the {step.name} step", str(error).strip()[:500], HINT_BUG, "bug")
+        return failure_of(step.name, error)
     try:
         return read_activity_result(step.output_type, raw)
     except InputError as error:

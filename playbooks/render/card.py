@@ -619,8 +619,21 @@ def _short_card(data: ActionData, style: str, lines: list[dict[str, Any]], summa
     return _card([header, _container(lines, style)], _open_incident(data.incident_url), summary)
 
 
+def handed_over_card(data: ActionData, decision: Decision) -> Card:
+    """
+    The clicker's answer when their decision was handed to the request but the request had not yet
+    said which decision stands (another approver's may have arrived first): no claim either way.
+    """
+    verb = "approval" if decision.approved else "rejection"
+    lines = [
+        _text(f"Your {verb} was handed to the request at {_time(decision.decided_at)}", weight="Bolder"),
+        _text("The request takes the first decision it receives; this card will show the decision that stands."),
+    ]
+    return _short_card(data, "accent", lines, f"Your {verb} was handed over")
+
+
 def recorded_card(data: ActionData, decision: Decision, *, name: str = "") -> Card:
-    """The clicker's answer when their decision was accepted and handed to the orchestration."""
+    """The clicker's answer when the request recorded their decision as the one that stands."""
     verb = "Approved" if decision.approved else "Rejected"
     follow = (
         "Containment is running; the card will show each action's outcome." if decision.approved else "Nothing will be changed."

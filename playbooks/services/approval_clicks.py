@@ -1,17 +1,27 @@
 """
-An approval click in, at most one event out, and the clicker told what happened.
+An approval click in, at most one event out, and the clicker told the decision that stands.
 
 The Teams bot (`playbooks.adapters.teams_bot`) authenticates the request and reads the click; this
-service decides what it means. It gathers the facts (the request and any decision from the
-orchestration's custom status, the clicker's approver-group membership from the directory, within a
-time budget so Teams gets its answer in its few seconds), applies
-`playbooks.domain.authorization.authorise`, raises the `ApprovalDecision` event for an authorised
-click and the `ApprovalAttempt` event for a refused one, and answers with a short card.
+service decides what it means. It gathers the facts: the request and any decision from the
+orchestration's custom status, and the clicker's UPN and approver-group membership from the
+directory (in parallel, within a time budget so Teams gets its answer in its few seconds). It
+applies `playbooks.domain.authorization.authorise`, raises the `ApprovalAttempt` event for a refused
+click and the `ApprovalDecision` event for an authorised one, and answers with a short card.
+
+One decision, across app instances: the orchestration is the single decider (it takes the first
+decision it receives and publishes it). After raising a decision this service reads back what the
+orchestration published, for up to `confirm_budget` seconds, and tells the clicker the decision
+that stands: theirs ("Approved by you"), someone else's that arrived first ("Already approved by
+..., your click changed nothing"), or, when the request has not said yet, that the decision was
+handed over and the card will show the one that stands. It never claims a decision it has not seen
+recorded.
 
 Clicks on one request are handled one at a time (a lock per request): a second click waits for the
-first to be recorded and is answered "already decided" without a second event. Clicks on different
-requests never wait for each other, whatever the directory's latency. What each request has learnt
-(the decision it recorded) is kept for the most recent `remembered` requests of the worker.
+first and is answered from what the first learnt. Clicks on different requests never wait for each
+other, whatever the directory's latency. Per request the worker keeps the decision that stands and
+each clicker's directory facts (for `facts_ttl`), so repeated refused clicks cost no further
+look-ups and raise one `ApprovalAttempt` per person, verb and reason; this is kept for the most
+recent `remembered` requests.
 """
 
 from __future__ import annotations
@@ -20,8 +30,8 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from common.errors import TransientUpstreamError, UpstreamError
 from common.logs import get_logger
@@ -36,6 +46,7 @@ from playbooks.render.card import (
     Card,
     already_decided_card,
     expired_card,
+    handed_over_card,
     recorded_card,
     refused_card,
     stale_card,
@@ -61,6 +72,8 @@ class ApproverDirectory(Protocol):
     """What the bot asks the directory about a clicker; `playbooks.adapters.graph.GraphDirectory` is the real one."""
 
     async def is_member_of(self, group_id: str, user_id: str) -> Reply[bool]: ...
+
+    async def principal_name(self, user_id: str) -> Reply[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +105,26 @@ class ClickAnswer:
     error: ClickError | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What the directory said about one clicker: their UPN ('' when unknown) and group membership (None when unknown)."""
+
+    upn: str
+    in_group: bool | None
+    at: datetime
+
+
 @dataclass(slots=True)
 class _Request:
-    """What the worker knows about one approval request: its lock and the decision it recorded."""
+    """
+    What the worker knows about one approval request: its lock, the decision that stands (once the
+    orchestration published it), each clicker's directory facts, and the refusals already reported.
+    """
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    recorded: ApprovalDecision | None = None
+    decided: ApprovalDecision | None = None
+    facts: dict[str, _Facts] = field(default_factory=dict)
+    reported: set[tuple[str, bool, str]] = field(default_factory=set)
 
 
 class ApprovalClicks:
@@ -115,12 +142,18 @@ class ApprovalClicks:
         *,
         clock: Callable[[], datetime],
         lookup_budget: float = 3.0,
+        confirm_budget: float = 2.0,
+        confirm_interval: float = 0.25,
+        facts_ttl: timedelta = timedelta(minutes=5),
         remembered: int = REMEMBERED_REQUESTS,
     ) -> None:
         self._settings = settings
         self._directory = directory
         self._clock = clock
         self.lookup_budget = lookup_budget
+        self.confirm_budget = confirm_budget
+        self._confirm_interval = confirm_interval
+        self._facts_ttl = facts_ttl
         self._remembered = remembered
         self._requests: OrderedDict[str, _Request] = OrderedDict()
 
@@ -147,33 +180,39 @@ class ApprovalClicks:
         async with request.lock:
             return await self._decide(click, request, orchestrations)
 
-    async def _in_approver_group(self, clicker_id: str) -> bool | None:
+    async def _facts(self, request: _Request, clicker_id: str, now: datetime) -> _Facts:
         """
-        Whether the clicker is in the approver group: None when not asked (no group, or allow-listed)
-        or not answered within the budget, which `authorise` treats as a refusal.
+        The clicker's UPN and approver-group membership, asked in parallel within the lookup budget
+        and kept for this request (`facts_ttl`): a person clicking again costs no further look-up.
+        Membership is not asked when no group is configured or the person is allow-listed.
         """
+        known = request.facts.get(clicker_id)
+        if known is not None and now - known.at < self._facts_ttl:
+            return known
         group = self._settings.approver_group_id
-        if not group or clicker_id in self._settings.approver_object_ids:
-            return None
-        try:
-            async with asyncio.timeout(self.lookup_budget):
-                return (await self._directory.is_member_of(group, clicker_id)).value
-        except TimeoutError:
+        ask_group = bool(group) and clicker_id not in self._settings.approver_object_ids
+        upn_task = asyncio.ensure_future(self._directory.principal_name(clicker_id))
+        group_task = asyncio.ensure_future(self._directory.is_member_of(group, clicker_id)) if ask_group else None
+        tasks = [t for t in (upn_task, group_task) if t is not None]
+        done, pending = await asyncio.wait(tasks, timeout=self.lookup_budget)
+        for task in pending:
+            task.cancel()
+        if pending:
             _log.warning("bot.directory_slow", clicker=clicker_id, budget=self.lookup_budget)
-        except UpstreamError as error:
-            _log.warning("bot.directory_failed", clicker=clicker_id, error=str(error))
-        return None
+        facts = _Facts(
+            upn=_answer(upn_task, done, clicker_id, str) or "",
+            in_group=_answer(group_task, done, clicker_id, bool) if group_task is not None else None,
+            at=now,
+        )
+        request.facts[clicker_id] = facts
+        return facts
 
     async def _decide(self, click: Click, request: _Request, orchestrations: Orchestrations) -> ClickAnswer:
         data, clicker = click.data, click.clicker_object_id
         log = _log.bind(instance_id=data.instance_id, incident_id=data.incident_id, clicker=clicker)
-        recorded = request.recorded
-        if recorded is not None:
-            repeat = recorded.decided_by_object_id == clicker and recorded.approved == click.approve
-            log.info("bot.click_after_decision", repeat=repeat)
-            if repeat:  # Teams retrying a slow invoke, or a double click: the same answer again
-                return ClickAnswer(recorded_card(data, recorded.decision, name=recorded.decided_by_name))
-            return ClickAnswer(already_decided_card(data, recorded.decision, name=recorded.decided_by_name))
+        if request.decided is not None:
+            log.info("bot.click_after_decision")
+            return self._standing(data, request.decided, clicker, click.approve)
         try:
             state = await orchestrations.approval_state(data.instance_id)
         except UpstreamError as error:
@@ -183,43 +222,59 @@ class ApprovalClicks:
             return ClickAnswer(stale_card(data, state.detail or "the request is closed"))
         if state.phase is BotView.EXPIRED:
             return ClickAnswer(expired_card(data, expired_at=state.request.expires_at(self._settings)))
+        if state.phase is BotView.DECIDED and state.decision is not None:
+            request.decided = ApprovalDecision.of(state.decision, state.decided_by_name)
+            return self._standing(data, request.decided, clicker, click.approve)
 
-        in_group = None if state.phase is BotView.DECIDED else await self._in_approver_group(clicker)
         now = self._clock()
+        facts = await self._facts(request, clicker, now) if clicker else _Facts("", None, now)
         attempt = Attempt(
             incident_id=data.incident_id,
             target_object_id=data.user_object_id,
             plan_digest=data.plan_digest,
             approve=click.approve,
             person_object_id=clicker,
-            person_upn="",
+            person_upn=facts.upn,
             at=now,
-            in_approver_group=in_group,
+            in_approver_group=facts.in_group,
             target_upn=data.user_upn,
         )
-        outcome = authorise(state.request, attempt, decided=state.decision, settings=self._settings, now=now)
+        outcome = authorise(state.request, attempt, decided=None, settings=self._settings, now=now)
         log.info("approval.audit", line=audit_line(state.request, attempt, outcome), outcome=type(outcome).__name__)
         match outcome:
-            case AlreadyDecided(decision):
-                return ClickAnswer(already_decided_card(data, decision, name=state.decided_by_name))
             case Expired(expired_at):
                 return ClickAnswer(expired_card(data, expired_at=expired_at))
             case Refused(reason):
-                refusal = ApprovalAttempt(clicker, click.clicker_name, click.approve, now, reason)
-                await self._report_refusal(data.instance_id, refusal, orchestrations)
+                refusal = ApprovalAttempt(clicker, click.clicker_name, click.approve, now, reason, facts.upn)
+                await self._report_refusal(data.instance_id, refusal, request, orchestrations)
                 return ClickAnswer(refused_card(data, click.clicker_name, reason))
             case Authorised(decision):
-                return await self._record(data, ApprovalDecision.of(decision, click.clicker_name), request, orchestrations)
+                decided = ApprovalDecision.of(decision, click.clicker_name)
+                return await self._record(data, decided, request, orchestrations)
+            case AlreadyDecided(decision):  # not reached: the state's decision is handled above
+                return ClickAnswer(already_decided_card(data, decision, name=state.decided_by_name))
         msg = f"unexpected authorisation outcome {outcome!r}"
         raise AssertionError(msg)
 
-    async def _report_refusal(self, instance_id: str, attempt: ApprovalAttempt, orchestrations: Orchestrations) -> None:
+    def _standing(self, data: ActionData, decided: ApprovalDecision, clicker: str, approve: bool) -> ClickAnswer:
+        """The answer once the decision that stands is known: the clicker's own (Teams retrying), or someone else's."""
+        if decided.decided_by_object_id == clicker and decided.approved == approve:
+            return ClickAnswer(recorded_card(data, decided.decision, name=decided.decided_by_name))
+        return ClickAnswer(already_decided_card(data, decided.decision, name=decided.decided_by_name))
+
+    async def _report_refusal(
+        self, instance_id: str, attempt: ApprovalAttempt, request: _Request, orchestrations: Orchestrations
+    ) -> None:
         """
-        Hand a refused click to the waiting orchestration, which writes it on the incident.
+        Hand a refused click to the waiting orchestration, which records it on the incident: once
+        per person, verb and reason for this request (a person clicking again is the same attempt).
 
         The clicker's answer does not depend on it, so a failure to deliver is logged (with the
         audit facts, so the log still holds the attempt) rather than turned into an error for them.
         """
+        key = (attempt.person_object_id, attempt.approve, attempt.reason)
+        if key in request.reported:
+            return
         try:
             await orchestrations.raise_attempt(instance_id, attempt)
         except UpstreamError as error:
@@ -231,11 +286,13 @@ class ApprovalClicks:
                 reason=attempt.reason,
                 error=str(error),
             )
+            return
+        request.reported.add(key)
 
     async def _record(
         self, data: ActionData, decided: ApprovalDecision, request: _Request, orchestrations: Orchestrations
     ) -> ClickAnswer:
-        """Hand the decision to the orchestration, remember it, and answer the clicker."""
+        """Hand the decision to the orchestration, then tell the clicker the decision that stands."""
         log = _log.bind(instance_id=data.instance_id, incident_id=data.incident_id, clicker=decided.decided_by_object_id)
         try:
             await orchestrations.raise_decision(data.instance_id, decided)
@@ -245,6 +302,38 @@ class ApprovalClicks:
         except UpstreamError as error:
             log.warning("bot.decision_not_delivered", error=str(error))
             return ClickAnswer(stale_card(data, "the request is no longer waiting for a decision"))
-        request.recorded = decided
-        log.info("bot.decision_recorded", approved=decided.approved)
-        return ClickAnswer(recorded_card(data, decided.decision, name=decided.decided_by_name))
+        standing = await self._confirmed(data.instance_id, orchestrations)
+        if standing is None:
+            log.info("bot.decision_handed_over", approved=decided.approved)
+            return ClickAnswer(handed_over_card(data, decided.decision))
+        request.decided = standing
+        log.info("bot.decision_stands", approved=standing.approved, theirs=standing == decided)
+        return self._standing(data, standing, decided.decided_by_object_id, decided.approved)
+
+    async def _confirmed(self, instance_id: str, orchestrations: Orchestrations) -> ApprovalDecision | None:
+        """The decision the orchestration published as standing, read back within `confirm_budget`; None if it has not said."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.confirm_budget
+        while True:
+            try:
+                state = await orchestrations.approval_state(instance_id)
+            except UpstreamError:
+                state = None
+            if state is not None and state.phase is BotView.DECIDED and state.decision is not None:
+                return ApprovalDecision.of(state.decision, state.decided_by_name)
+            if loop.time() + self._confirm_interval > deadline:
+                return None
+            await asyncio.sleep(self._confirm_interval)
+
+
+def _answer(task: asyncio.Future[Reply[Any]] | None, done: set[Any], clicker: str, read: Callable[[Any], Any]) -> Any:
+    """A directory answer that came in time, or None (logged) when it failed or did not come."""
+    if task is None or task not in done:
+        return None
+    error = task.exception()
+    if error is None:
+        return read(task.result().value)
+    if isinstance(error, UpstreamError):
+        _log.warning("bot.directory_failed", clicker=clicker, error=str(error))
+        return None
+    raise error

@@ -9,8 +9,9 @@ even when the audit cannot read methods.
 
 Idempotency (approvals are delivered more than once, activities are retried):
 
-* the caller passes the action kinds already completed for this plan (the orchestrator keeps
-  them) and those are reported SKIPPED, not repeated;
+* the caller passes the action kinds already completed for this plan (the approval orchestration
+  keeps them from its earlier attempts: an action that failed transiently, marked `transient`, is
+  tried again later while the done ones are passed here) and those are reported SKIPPED, not repeated;
 * revoking sessions is safe to repeat anyway (it moves signInSessionsValidFromDateTime to now);
 * disabling reads accountEnabled first and does nothing to a disabled account;
 * deleting a method that is already gone (404) counts as done;
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from common.errors import TransientUpstreamError
 from common.logs import get_logger
 from enrichment.domain.model import Assessment, SecurityEvent, TimeWindow, UserEvidence
 from playbooks.adapters.graph import AuthMethod, DirectoryUser, GraphError, Reply
@@ -180,6 +182,7 @@ def _explain(error: GraphError | ValueError) -> str:
 def _failure(kind: ActionKind, error: GraphError | ValueError, privileged: str) -> ActionResult:
     if isinstance(error, ValueError):
         return ActionResult(kind, ActionStatus.FAILED, f"not attempted: {error}")
+    transient = isinstance(error, TransientUpstreamError)
     status = f"HTTP {error.status}" if error.status else "no response"
     what = f"{error.graph_message} ({status}{', ' + error.code if error.code else ''})"
     if error.forbidden and privileged and kind in _SENSITIVE:
@@ -188,7 +191,7 @@ def _failure(kind: ActionKind, error: GraphError | ValueError, privileged: str) 
         detail = f"Graph refused: {what}. Fix: {error.hint}" if error.forbidden else f"failed: {what}. {error.hint}"
     else:
         detail = f"failed: {what}"
-    return ActionResult(kind, ActionStatus.FAILED, detail, error.request_id)
+    return ActionResult(kind, ActionStatus.FAILED, detail, error.request_id, transient)
 
 
 class _Run:
@@ -339,7 +342,7 @@ class _Run:
             request_id = reply.request_id or request_id
         if failed:
             detail = "; ".join([*done, *(f"{r.detail}" for r in failed)])
-            return ActionResult(kind, ActionStatus.FAILED, detail, failed[0].request_id)
+            return ActionResult(kind, ActionStatus.FAILED, detail, failed[0].request_id, any(r.transient for r in failed))
         return ActionResult(kind, ActionStatus.SUCCEEDED, self._caveat(kind, "; ".join(done)), request_id)
 
 

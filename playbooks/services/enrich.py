@@ -13,18 +13,22 @@ azure.functions or the Graph SDK: the local run imports it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from common.errors import ReplayError
 from common.settings import Settings
-from enrichment.domain.model import Assessment, UserEvidence, Verdict
+from enrichment.domain.model import Account, Assessment, UserEvidence, Verdict
 from enrichment.ports import QueryEngine
 from playbooks.domain import codec
 from playbooks.domain.incident import SentinelIncident, account_json, overall_verdict
 from playbooks.domain.plan import ContainmentPlan, plan_containment
 from playbooks.domain.workflow import AccountSummary, EnrichmentSummary, Failure
 from playbooks.render import comment
+
+if TYPE_CHECKING:
+    from playbooks.adapters.graph import DirectoryUser, Reply
 
 #: How many suspect IPs and signals the compact summary keeps (the comment has the rest).
 SUMMARY_IPS = 20
@@ -75,6 +79,50 @@ def enrich(incident: SentinelIncident, engine: QueryEngine, settings: Settings) 
             AccountOutcome(evidence, assessment, plan_containment(incident.name, evidence.account, assessment, settings))
         )
     return Enrichment(incident, tuple(outcomes))
+
+
+# -- who the suspect is ------------------------------------------------------------------------------
+
+
+class SuspectDirectory(Protocol):
+    """The directory read that names a suspect by object id (`playbooks.adapters.graph.GraphDirectory` is the real one)."""
+
+    async def get_user(self, user_id: str) -> Reply[DirectoryUser]: ...
+
+
+def unresolved_suspects(enrichment: Enrichment) -> list[int]:
+    """The accounts whose plan needs approval but names no object id (their sign-in rows had no UserId)."""
+    return [i for i, a in enumerate(enrichment.accounts) if a.plan.needs_approval and not a.plan.account.object_id]
+
+
+async def resolve_suspects(enrichment: Enrichment, directory: SuspectDirectory) -> tuple[Enrichment, dict[int, str]]:
+    """
+    Resolve the object id of every suspect whose plan needs approval and lacks it, before any card
+    is made: a card without the suspect's object id cannot tell the suspect from an approver by id,
+    and would bind the decision to a UPN that can be renamed. The plan is made again for the
+    resolved account (its digest covers the object id). An account the directory cannot resolve
+    gets a problem instead, and no card.
+    """
+    outcomes = list(enrichment.accounts)
+    problems: dict[int, str] = {}
+    for index in unresolved_suspects(enrichment):
+        outcome = outcomes[index]
+        account = outcome.plan.account
+        try:
+            found = (await directory.get_user(account.upn)).value
+        except ReplayError as error:
+            problems[index] = (
+                f"the suspect {account.upn} has no Entra object id in the sign-in logs and the directory could not resolve it "
+                f"({error}); no approval card was posted, because a card without the object id cannot tell the suspect "
+                "apart from an approver; contain the account by hand"
+            )
+            continue
+        plan = outcome.plan
+        resolved = Account(account.upn or found.upn, found.object_id)
+        outcomes[index] = replace(
+            outcome, plan=ContainmentPlan(plan.incident_id, resolved, plan.actions, plan.needs_approval, plan.reason)
+        )
+    return replace(enrichment, accounts=tuple(outcomes)), problems
 
 
 # -- render ---------------------------------------------------------------------------------------------

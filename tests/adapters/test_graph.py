@@ -58,6 +58,17 @@ class TestCalls:
         assert first.query["$select"] == ["id,userPrincipalName,accountEnabled,userType"]
         assert by_id.request_id == first.request_id
 
+    async def test_principal_name_reads_the_upn_without_the_user_model(self, graph: FakeGraph, directory: GraphDirectory) -> None:
+        """The bot's UPN read selects id and userPrincipalName; an unknown user is a not-found GraphError with its request-id."""
+        reply = await directory.principal_name(USER)
+        assert reply.value == UPN
+        call = graph.calls("GET", "^/users/")[0]
+        assert call.query["$select"] == ["id,userPrincipalName"]
+        assert reply.request_id == call.request_id
+        with pytest.raises(GraphError) as missing:
+            await directory.principal_name("99999999-2222-3333-4444-555555555555")
+        assert missing.value.not_found
+
     async def test_token_is_for_the_graph_scope_and_sent_as_bearer(
         self, graph: FakeGraph, directory: GraphDirectory, credential: FakeCredential
     ) -> None:

@@ -168,7 +168,7 @@ def unsigned(**claims: Any) -> str:
 async def test_valid_bot_framework_token_is_accepted(world: World) -> None:
     """A token signed with the published Teams-endorsed key, for this bot and service URL, gets the click handled."""
     response = await world.click()
-    assert "Approved by Alex Wilber" in card_text(response)
+    assert "Approved by alex@contoso.example" in card_text(response)
     assert len(world.orchestrations.raised) == 1
 
 
@@ -258,9 +258,11 @@ async def test_authorised_approval_raises_one_event_bound_to_the_plan(world: Wor
     response = await world.click()
     assert [instance for instance, _ in world.orchestrations.raised] == [s.INSTANCE_ID]
     decided = world.orchestrations.raised[0][1]
-    assert decided == ApprovalDecision(True, world.plan.digest, APPROVER, "", s.AT + timedelta(minutes=30), "Alex Wilber")
+    assert decided == ApprovalDecision(
+        True, world.plan.digest, APPROVER, "alex@contoso.example", s.AT + timedelta(minutes=30), "Alex Wilber"
+    )
     text = card_text(response)
-    assert "Approved by Alex Wilber at 2026-11-05 14:30 UTC" in text
+    assert "Approved by alex@contoso.example at 2026-11-05 14:30 UTC" in text
     assert "Containment is running" in text
     assert response.body is not None
     assert [a["type"] for a in response.body["value"].get("actions", [])] == ["Action.OpenUrl"]
@@ -270,14 +272,14 @@ async def test_rejection_is_delivered_as_a_decision_too(world: World) -> None:
     """Reject raises the same event with approved false."""
     response = await world.click(REJECT)
     assert world.orchestrations.raised[0][1].approved is False
-    assert "Rejected by Alex Wilber" in card_text(response)
+    assert "Rejected by alex@contoso.example" in card_text(response)
 
 
 async def test_second_click_is_answered_already_decided_without_a_second_event(world: World) -> None:
     """Another approver clicking after the decision is told who decided; no second event is raised."""
     await world.click(APPROVE, APPROVER)
     response = await world.click(REJECT, SECOND_APPROVER, clicker_name="Bianca Pires")
-    assert "Already approved by Alex Wilber at 2026-11-05 14:30 UTC" in card_text(response)
+    assert "Already approved by alex@contoso.example at 2026-11-05 14:30 UTC" in card_text(response)
     assert len(world.orchestrations.raised) == 1
 
 
@@ -371,7 +373,7 @@ async def test_allow_listed_approver_needs_no_group_lookup(
     """An object id on REPLAY_APPROVER_OBJECT_IDS is authorised without asking Graph about groups."""
     world = World(bf, graph, directory, REPLAY_APPROVER_OBJECT_IDS=OUTSIDER)
     response = await world.click(APPROVE, OUTSIDER, clicker_name="Mallory Cortez")
-    assert "Approved by Mallory Cortez" in card_text(response)
+    assert "Approved by mallory@contoso.example" in card_text(response)
     assert graph.calls("POST", "checkMemberGroups") == []
 
 
@@ -488,7 +490,7 @@ async def test_action_submit_fallback_records_the_decision_and_replies_in_the_th
     assert replies[0].headers["Authorization"] == "Bearer fake-bot-token"
     attachment = replies[0].body["attachments"][0]
     assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
-    assert "Approved by Alex Wilber" in json.dumps(attachment["content"])
+    assert "Approved by alex@contoso.example" in json.dumps(attachment["content"])
     assert ("https://api.botframework.com", ["https://api.botframework.com/.default"]) in world.tokens.asked
 
 

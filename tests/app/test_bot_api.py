@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -19,7 +20,7 @@ from playbooks.adapters.teams_bot import ApprovalBot
 from playbooks.domain import codec
 from playbooks.domain.approval import approval_status
 from playbooks.domain.authorization import ApprovalRequest
-from playbooks.domain.workflow import APPROVAL_EVENT, ApprovalDecision, ApprovalPhase
+from playbooks.domain.workflow import APPROVAL_EVENT, ApprovalDecision, ApprovalPhase, ApprovalStatus
 from playbooks.functions.bot_api import FUNCTION_NAME, MESSAGES_ROUTE, approval_blueprint
 from playbooks.render.card import APPROVE, ActionData
 from tests.fakes.botframework_server import BOT_APP_ID, CHANNEL_ID, TENANT_ID, BotFrameworkFake
@@ -45,6 +46,15 @@ class FakeDurableClient:
         if self.raise_error is not None:
             raise self.raise_error
         self.events.append((instance_id, event_name, event_data))
+        if event_name == APPROVAL_EVENT and self.status.custom_status is not None:
+            # What the orchestration does on receipt of the first decision: publish it as the one that stands.
+            waiting = codec.decode(ApprovalStatus, self.status.custom_status)
+            if waiting.decision is None:
+                decided = codec.decode(ApprovalDecision, event_data)
+                published = dataclasses.replace(waiting, phase=ApprovalPhase.DECIDED, decision=decided)
+                self.status = DurableOrchestrationStatus.from_json(
+                    {**self.status.to_json(), "customStatus": codec.encode(published)}
+                )
 
 
 class Tokens:
@@ -177,7 +187,7 @@ async def test_click_through_the_function_raises_the_event_and_answers_the_card(
     assert response.mimetype == "application/json"
     body = json.loads(response.get_body())
     assert body["type"] == "application/vnd.microsoft.card.adaptive"
-    assert "Approved by Alex Wilber" in json.dumps(body["value"])
+    assert "Approved by alex@contoso.example" in json.dumps(body["value"])
     (instance, event, payload), *rest = client.events
     assert rest == []
     assert (instance, event) == (s.INSTANCE_ID, APPROVAL_EVENT)

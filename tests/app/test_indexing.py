@@ -62,7 +62,7 @@ def test_activity_and_orchestrator_names_match_what_the_orchestrator_calls() -> 
         orchestrator.ACTIVITY_ENTITIES,
         orchestrator.ACTIVITY_ENRICH,
         orchestrator.ACTIVITY_LABELS,
-        orchestrator.ACTIVITY_NOTICE,
+        orchestrator.ACTIVITY_COMMENT,
         approval_flow.ACTIVITY_POST_CARD,
         approval_flow.ACTIVITY_UPDATE_CARD,
         approval_flow.ACTIVITY_CONTAIN,

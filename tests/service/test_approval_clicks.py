@@ -7,9 +7,10 @@ from datetime import timedelta
 
 from common.settings import Settings
 from enrichment.domain.model import Account
-from playbooks.adapters.graph import DirectoryUser, Reply
+from playbooks.adapters.graph import Reply
 from playbooks.domain.authorization import ApprovalRequest
 from playbooks.domain.plan import ContainmentPlan
+from playbooks.domain.workflow import ApprovalDecision
 from playbooks.render.card import ActionData, CardIncident
 from playbooks.services.approval_clicks import ApprovalClicks, Click
 from tests.adapters.test_teams_bot import FakeOrchestrations
@@ -43,10 +44,10 @@ class GatedDirectory:
         await self._gate(user_id)
         return Reply(True, "req-member")
 
-    async def get_user(self, user_id: str) -> Reply[DirectoryUser]:
+    async def principal_name(self, user_id: str) -> Reply[str]:
         self.asked.append(("user", user_id))
         await self._gate(user_id)
-        return Reply(DirectoryUser(user_id, UPNS[user_id], True), "req-user")
+        return Reply(UPNS.get(user_id, f"{user_id[:8]}@contoso.example"), "req-user")
 
 
 def _request(incident_id: str, instance_id: str, orchestrations: FakeOrchestrations) -> ActionData:
@@ -112,3 +113,46 @@ def test_only_the_most_recent_requests_are_remembered() -> None:
         clicks._request(f"incident-{number}:approval:0:20261105T140000")
 
     assert list(clicks._requests) == [f"incident-{n}:approval:0:20261105T140000" for n in (7, 8, 9)]
+
+
+class SilentOrchestrations(FakeOrchestrations):
+    """An orchestration that has not yet published the decision it received (it is busy, or slow to replay)."""
+
+    async def raise_decision(self, instance_id: str, decision: ApprovalDecision) -> None:
+        self.raised.append((instance_id, decision))
+
+
+async def test_a_decision_not_yet_confirmed_is_never_claimed() -> None:
+    """Until the orchestration publishes the decision that stands, the clicker is told it was handed over, not that it stands."""
+    directory = GatedDirectory()
+    directory.release.set()
+    orchestrations = SilentOrchestrations()
+    clicks = ApprovalClicks(SETTINGS, directory, clock=lambda: s.AT + timedelta(minutes=30), confirm_budget=0.0)
+    data = _request("11111111-0000-4000-8000-000000000001", "incident-1:approval:0:20261105T140000", orchestrations)
+
+    answer = await clicks.click(_click(data, QUICK_APPROVER), orchestrations)
+
+    text = str(answer.card)
+    assert "Your approval was handed to the request" in text
+    assert "will show the decision that stands" in text
+    assert "Approved by" not in text
+    assert len(orchestrations.raised) == 1
+
+
+async def test_a_refused_clicker_is_looked_up_once_per_request() -> None:
+    """The same outsider clicking again: no second directory look-up and no second refusal event."""
+    directory = GatedDirectory()
+    directory.release.set()
+    orchestrations = FakeOrchestrations()
+    settings = Settings.from_values(
+        {"REPLAY_TENANT_ID": TENANT_ID, "REPLAY_TEAMS_CHANNEL_ID": CHANNEL_ID, "REPLAY_APPROVER_OBJECT_IDS": SLOW_APPROVER}
+    )
+    clicks = ApprovalClicks(settings, directory, clock=lambda: s.AT + timedelta(minutes=30))
+    data = _request("11111111-0000-4000-8000-000000000001", "incident-1:approval:0:20261105T140000", orchestrations)
+    outsider = "cccccccc-0000-4000-8000-000000000003"
+
+    for _ in range(5):
+        await clicks.click(_click(data, outsider), orchestrations)
+
+    assert directory.asked == [("user", outsider)]
+    assert [attempt.person_upn for _, attempt in orchestrations.attempts] == ["cccccccc@contoso.example"]

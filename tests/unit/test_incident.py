@@ -84,6 +84,20 @@ class TestParse:
         assert incident.accounts == (Account("alice@contoso.com", OID),)
         assert incident.url == "https://portal.azure.com/#asset/x"
 
+    def test_the_defender_portal_link_is_preferred_when_offered(self) -> None:
+        """providerIncidentUrl (the Defender portal) is the link people follow; the Azure portal's is the fallback."""
+        offered = parse_incident(_trigger([], providerIncidentUrl="https://security.microsoft.com/incidents/3177?tid=x"))
+        plain = parse_incident(_trigger([]))
+        hostile = parse_incident(_trigger([], providerIncidentUrl="javascript:alert(1)"))
+
+        assert (offered.link, offered.url) == (
+            "https://security.microsoft.com/incidents/3177?tid=x",
+            "https://portal.azure.com/#asset/x",
+        )
+        assert plain.link == "https://portal.azure.com/#asset/x"
+        assert hostile.link == "https://portal.azure.com/#asset/x"
+        assert SentinelIncident.from_json(offered.to_json()) == offered
+
     def test_resource_id_is_rebuilt_canonically(self) -> None:
         """`Incidents` in any case and an upper-case GUID become the canonical lower-case path."""
         incident = parse_incident(_trigger([]))
@@ -321,21 +335,25 @@ class TestRealPayloads:
 
 class TestIds:
     def test_comment_id_is_stable_and_specific(self) -> None:
-        """Same incident, purpose and account (any case) give the same GUID; anything else a different one."""
+        """Same incident, run, record and account (any case) give the same GUID; anything else a different one."""
         incident = parse_incident(_trigger([]))
         again = parse_incident(_incident())
+        run = "incident-x@20260301T090000.000000Z"
 
-        assert comment_id(incident, "enrichment") == comment_id(again, "enrichment")
-        assert comment_id(incident, "approval", "Alice@Contoso.com") == comment_id(incident, "approval", "alice@contoso.com")
+        assert comment_id(incident, run, "enrichment") == comment_id(again, run, "enrichment")
+        assert comment_id(incident, run, "pending", "Alice@Contoso.com") == comment_id(
+            incident, run, "pending", "alice@contoso.com"
+        )
         assert (
             len(
                 {
-                    comment_id(incident, "enrichment"),
-                    comment_id(incident, "approval"),
-                    comment_id(incident, "enrichment", "a@b.c"),
+                    comment_id(incident, run, "enrichment"),
+                    comment_id(incident, run, "failure"),
+                    comment_id(incident, run, "enrichment", "a@b.c"),
+                    comment_id(incident, "incident-x@20260301T100000.000000Z", "enrichment"),
                 }
             )
-            == 3
+            == 4
         )
 
 

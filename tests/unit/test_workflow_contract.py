@@ -28,7 +28,6 @@ from playbooks.domain.workflow import (
     PAYLOAD_TYPES,
     AccountSummary,
     ApprovalAttempt,
-    ApprovalClock,
     ApprovalCommentInput,
     ApprovalDecision,
     ApprovalEnd,
@@ -48,16 +47,17 @@ from playbooks.domain.workflow import (
     EntitiesFound,
     EntitiesInput,
     Failure,
+    IncidentCommentInput,
     IncidentRunResult,
     LabelInput,
     Labelled,
     LabelState,
     MessageReference,
-    Notice,
-    NoticeInput,
     Phase,
     PostCardInput,
+    Record,
     RunEnd,
+    RunRef,
     UpdateCardInput,
     activity_result,
     read_activity_result,
@@ -95,9 +95,10 @@ ATTEMPT = ApprovalAttempt(
 )
 RESULTS = (
     ActionResult(ActionKind.REVOKE_SESSIONS, ActionStatus.SUCCEEDED, "sessions revoked", "req-1"),
-    ActionResult(ActionKind.AUDIT_MFA_METHODS, ActionStatus.FAILED, "Graph refused: 403"),
+    ActionResult(ActionKind.AUDIT_MFA_METHODS, ActionStatus.FAILED, "Graph throttled: 503", transient=True),
 )
 FAILURE = Failure("write the incident comment", "Sentinel: conflict (HTTP 409)", "run it again", "Sentinel", 409, True)
+RUN = RunRef("incident-x", AT)
 REFERENCE = MessageReference("https://smba.example/", "19:x;messageid=1", "1", "bot", "tenant")
 REQUEST = ApprovalInput(INCIDENT, PLAN, "incident-x:approval:0:20261105T140000", AT, AT + timedelta(hours=4), CARD)
 SUMMARY = EnrichmentSummary(
@@ -110,15 +111,17 @@ SAMPLES: tuple[Any, ...] = (
     FAILURE,
     EntitiesInput(dataclasses.replace(INCIDENT, accounts=None)),
     EntitiesFound(INCIDENT),
-    EnrichInput(INCIDENT, ApprovalClock("incident-x", AT)),
-    Enriched(SUMMARY, COMMENT, (REQUEST, dataclasses.replace(REQUEST, card=None, problem="no card"))),
+    EnrichInput(INCIDENT, RUN, AT),
+    Enriched(SUMMARY, "<p>enrichment</p>", (REQUEST, dataclasses.replace(REQUEST, card=None, problem="no card"))),
     LabelInput(INCIDENT, Verdict.SUSPICIOUS),
     Labelled(True),
-    NoticeInput(INCIDENT, Notice.FAILURE, FAILURE),
+    IncidentCommentInput(INCIDENT, RUN, Record.FAILURE, AT, "", FAILURE),
     COMMENT,
-    IncidentRunResult(84, INCIDENT.name, RunEnd.ENRICHED, Verdict.BENIGN, LabelState.UPDATED, SUMMARY.accounts, (), None, True),
+    IncidentRunResult(
+        84, INCIDENT.name, RunEnd.FAILED, Verdict.BENIGN, LabelState.FAILED, SUMMARY.accounts, (), FAILURE, True, RUN.key
+    ),
     REQUEST,
-    ApprovalOutcome(REQUEST.instance_id, ApprovalEnd.APPROVED, 2, RESULTS, ""),
+    ApprovalOutcome(REQUEST.instance_id, ApprovalEnd.APPROVED, 2, RESULTS, "", ("result-revoke_sessions",)),
     DECISION,
     ATTEMPT,
     ApprovalStatus(ApprovalPhase.DECIDED, INCIDENT.name, TARGET, PLAN.digest, AT, DECISION),
@@ -126,7 +129,7 @@ SAMPLES: tuple[Any, ...] = (
     CardPosted(REFERENCE),
     UpdateCardInput(INCIDENT, REQUEST.instance_id, REFERENCE, CARD, DECISION, RESULTS, False),
     CardUpdated(),
-    ContainInput(INCIDENT, REQUEST.instance_id, PLAN, DECISION),
+    ContainInput(INCIDENT, REQUEST.instance_id, PLAN, DECISION, (ActionKind.AUDIT_MFA_METHODS,)),
     Contained(RESULTS, ("MFA audit: 2 method(s) registered",)),
     ApprovalCommentInput(
         INCIDENT,
@@ -135,6 +138,7 @@ SAMPLES: tuple[Any, ...] = (
         AT,
         AT + timedelta(hours=4),
         ApprovalRecordState(Phase.DECIDED, (ATTEMPT,), DECISION, RESULTS, ("a note",), ""),
+        AT + timedelta(minutes=9),
     ),
 )
 
