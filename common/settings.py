@@ -27,6 +27,8 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 #: Optional containment actions; each is off unless named in REPLAY_OPTIONAL_ACTIONS.
 OPTIONAL_ACTIONS = ("confirm_compromised", "disable_account", "delete_flagged_methods")
+#: Accounts assessed per incident unless REPLAY_MAX_ACCOUNTS says otherwise (the parser's default too).
+MAX_ACCOUNTS_DEFAULT = 50
 
 
 def _text(raw: str) -> str:
@@ -121,6 +123,12 @@ class Settings:
     window_after_hours: int = _setting("REPLAY_WINDOW_AFTER_HOURS", _int(0, 168), 6, "hours of sign-ins after the incident time")
     baseline_days: int = _setting("REPLAY_BASELINE_DAYS", _int(1, 90), 14, "days of history summarised as the baseline")
     row_cap: int = _setting("REPLAY_ROW_CAP", _int(100, 400_000), 20_000, "most evidence rows one query returns")
+    max_accounts: int = _setting(
+        "REPLAY_MAX_ACCOUNTS",
+        _int(1, 500),
+        MAX_ACCOUNTS_DEFAULT,
+        "most accounts of one incident assessed; the rest are listed as not assessed",
+    )
     # Benign explanations.
     corporate_cidrs: tuple[IpNetwork, ...] = _setting("REPLAY_CORPORATE_CIDRS", _cidrs, (), "corporate egress networks")
     vpn_cidrs: tuple[IpNetwork, ...] = _setting("REPLAY_VPN_CIDRS", _cidrs, (), "corporate VPN egress networks")
@@ -164,7 +172,18 @@ class Settings:
     teams_service_url: str = _setting(
         "REPLAY_TEAMS_SERVICE_URL", _url, "https://smba.trafficmanager.net/teams", "Bot Framework service URL for the tenant"
     )
-    managed_identity_client_id: str = _setting("AZURE_CLIENT_ID", _text, "", "client id of the user-assigned managed identity")
+    managed_identity_client_id: str = _setting(
+        "AZURE_CLIENT_ID",
+        _text,
+        "",
+        "client id of the Function App's user-assigned managed identity (host, Log Analytics, Sentinel)",
+    )
+    containment_client_id: str = _setting(
+        "REPLAY_CONTAINMENT_CLIENT_ID",
+        _guid,
+        "",
+        "client id of the managed identity that holds the Graph containment permissions; empty = the AZURE_CLIENT_ID rule",
+    )
 
     @classmethod
     def names(cls) -> dict[str, str]:

@@ -86,6 +86,7 @@ class SignIn:
     latitude: float | None = None
     longitude: float | None = None
     session_id: str = ""
+    token_ids: tuple[str, ...] = ()  # UniqueTokenIdentifiers of the group (a few), for pivots to other logs
     app_id: str = ""
     app: str = ""
     resource_id: str = ""

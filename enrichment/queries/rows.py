@@ -137,6 +137,7 @@ def signin(row: Row) -> SignIn:
         latitude=_float(row.get("Latitude")),
         longitude=_float(row.get("Longitude")),
         session_id=_text(row.get("SessionId")),
+        token_ids=tuple(sorted(_strings(row.get("TokenIds")))),
         app_id=_text(row.get("AppId")).lower(),
         app=_text(row.get("AppDisplayName")),
         resource_id=_text(row.get("ResourceId")).lower(),

@@ -321,11 +321,13 @@ class GraphDirectory:
         )
         return Reply(found, reply.request_id)
 
-    async def principal_name(self, user_id: str) -> Reply[str]:
+    async def identify(self, user_id: str) -> Reply[DirectoryUser]:
         """
-        The user's UPN, read from the answer as plain JSON. The bot asks it within Teams' few
+        The user's object id and UPN (by object id or UPN), read from the answer as plain JSON, with
+        the bot's identity's permission (the approver check). The bot asks it within Teams' few
         seconds, and parsing a msgraph `User` costs seconds on a cold worker (its model imports
         hundreds of modules the first time one is parsed); this read parses none.
+        `account_enabled` is not read (None).
         """
         from kiota_abstractions.base_request_configuration import RequestConfiguration
         from msgraph.generated.models.o_data_errors.o_data_error import ODataError
@@ -336,20 +338,21 @@ class GraphDirectory:
         adapter = self._client.request_adapter
         reply = await self._call(
             "get user",
-            Feature.TARGET_LOOKUP,
+            Feature.APPROVER_CHECK,
             lambda: adapter.send_primitive_async(request, "bytes", {"XXX": ODataError}),
             not_found=f"user not found: {user_id}",
         )
         operation = "get user"
         try:
-            upn = json.loads(reply.value or b"{}").get("userPrincipalName")
+            found = json.loads(reply.value or b"{}")
+            object_id, upn = found.get("id"), found.get("userPrincipalName")
         except (ValueError, AttributeError) as error:
             message = f"the answer is not a user ({type(error).__name__})"
             raise GraphError(operation, message, request_id=reply.request_id) from error
-        if not isinstance(upn, str) or not upn:
-            message = "the answer names no userPrincipalName"
+        if not isinstance(object_id, str) or not object_id or not isinstance(upn, str) or not upn:
+            message = "the answer names no id or userPrincipalName"
             raise GraphError(operation, message, request_id=reply.request_id)
-        return Reply(upn, reply.request_id)
+        return Reply(DirectoryUser(object_id.lower(), upn, None), reply.request_id)
 
     async def revoke_sessions(self, user_id: str) -> Reply[bool]:
         """Invalidate every refresh token and session cookie; repeating it is harmless."""

@@ -24,6 +24,7 @@ from typing import Any
 from common.errors import InputError
 from common.settings import Settings
 from enrichment.domain.model import Account
+from enrichment.render.story import Context, Identity
 from playbooks.domain import codec
 from playbooks.domain.authorization import ApprovalRequest
 from playbooks.domain.incident import SentinelIncident
@@ -55,6 +56,12 @@ def approval_instance_id(parent_instance_id: str, index: int, requested_at: date
 def card_incident(incident: SentinelIncident) -> cards.CardIncident:
     """What the card says about the incident."""
     return cards.CardIncident(incident.name, incident.number, incident.title, incident.link)
+
+
+def card_context(incident: SentinelIncident, account: Account) -> Context:
+    """What the card's brief is told beyond the evidence: the incident's addresses and the person's name."""
+    name = incident.display_name(account)
+    return Context(incident_ips=incident.ips, identity=Identity(display_name=name) if name else None)
 
 
 def approval_requests(
@@ -95,6 +102,7 @@ def approval_requests(
                 outcome.plan,
                 instance_id=instance_id,
                 expires_at=expires_at,
+                context=card_context(incident, outcome.evidence.account),
             )
             requests[index] = ApprovalInput(incident, outcome.plan, instance_id, requested_at, expires_at, card=card)
         except InputError as error:  # e.g. an account the bot could never match a click to

@@ -1,11 +1,21 @@
 """
-What the product needs to be allowed to do: Graph application permissions per feature, the Azure
-roles of the Function's managed identity, and which target roles no Graph permission alone covers.
+What the product needs to be allowed to do: Graph application permissions per feature and per
+identity, the Azure roles of the Function App's identity, and which target roles no Graph permission
+alone covers.
 
-One table, read by three readers: the infra tests (the deployment grants exactly this), the Graph
-adapter (a 403 names the permission the failing operation needs) and containment (a target holding
-a privileged directory role is named before Graph refuses with an opaque 403). Keeping it in one
-place means a permission is never granted "just in case" and never missing without a clear message.
+Three managed identities, each holding only what its code path uses:
+
+* the app identity (`AZURE_CLIENT_ID`): the Functions host, Log Analytics and Sentinel; no Graph permission;
+* the bot identity (`REPLAY_BOT_APP_ID`): the Azure Bot's registration and the approver check, so the
+  code that handles clicks arriving from Teams can read group membership and nothing more;
+* the containment identity (`REPLAY_CONTAINMENT_CLIENT_ID`): the Graph reads and writes of containment,
+  used only by the activity that runs an approved plan.
+
+One table, read by four readers: the infra tests and the template (the deployment grants exactly this),
+the grant script, the Graph adapter (a 403 names the permission the failing operation needs) and
+containment (a target holding a privileged directory role is named before Graph refuses with an opaque
+403). Keeping it in one place means a permission is never granted "just in case" and never missing
+without a clear message.
 
 Pure data and pure functions; nothing here talks to Graph or Azure.
 """
@@ -19,6 +29,14 @@ from enum import StrEnum
 from common.settings import Settings
 
 GRAPH_DOCS = "https://learn.microsoft.com/graph/api"
+
+
+class Identity(StrEnum):
+    """A managed identity of the deployment; each holds only the Graph permissions of its own features."""
+
+    APP = "app"
+    BOT = "bot"
+    CONTAINMENT = "containment"
 
 
 class Feature(StrEnum):
@@ -39,12 +57,14 @@ class GraphNeed:
     """
     The least-privileged Graph application permissions one feature needs, all of them together.
 
-    `calls` are the HTTP calls the adapter makes for it, `why` is the sentence for the README and
-    the consent review, `caveat` what the permission alone does not cover, `source` the page that
-    lists the permission as least privileged.
+    `identity` is the managed identity that makes the calls (and so holds the permissions), `calls`
+    the HTTP calls the adapter makes for it, `why` the sentence for the README and the consent review,
+    `caveat` what the permission alone does not cover, `source` the page that lists the permission as
+    least privileged.
     """
 
     feature: Feature
+    identity: Identity
     permissions: tuple[str, ...]
     calls: tuple[str, ...]
     why: str
@@ -63,6 +83,7 @@ GRAPH_NEEDS: dict[Feature, GraphNeed] = {
     for need in (
         GraphNeed(
             Feature.TARGET_LOOKUP,
+            Identity.CONTAINMENT,
             ("User.Read.All",),
             ("GET /users/{id}?$select=id,userPrincipalName,accountEnabled,userType",),
             "Resolve the suspect to an object id, tell 'user not found' from other failures, and read accountEnabled so "
@@ -71,6 +92,7 @@ GRAPH_NEEDS: dict[Feature, GraphNeed] = {
         ),
         GraphNeed(
             Feature.REVOKE_SESSIONS,
+            Identity.CONTAINMENT,
             ("User.RevokeSessions.All",),
             ("POST /users/{id}/revokeSignInSessions",),
             "Invalidate the refresh tokens and session cookies a token thief replays; no broader permission is needed "
@@ -80,6 +102,7 @@ GRAPH_NEEDS: dict[Feature, GraphNeed] = {
         ),
         GraphNeed(
             Feature.AUDIT_MFA_METHODS,
+            Identity.CONTAINMENT,
             ("UserAuthenticationMethod.Read.All",),
             ("GET /users/{id}/authentication/methods",),
             "List the user's authentication methods to find one an attacker registered for persistence (read only).",
@@ -87,14 +110,18 @@ GRAPH_NEEDS: dict[Feature, GraphNeed] = {
         ),
         GraphNeed(
             Feature.APPROVER_CHECK,
+            Identity.BOT,
             ("GroupMember.Read.All", "User.Read.All"),
-            ("POST /users/{id}/checkMemberGroups",),
-            "Check that the person who clicked Approve is a (transitive) member of the approver group; Graph documents "
-            "User.Read.All together with GroupMember.Read.All as the least-privileged pair for a user.",
+            ("POST /users/{id}/checkMemberGroups", "GET /users/{id}?$select=id,userPrincipalName"),
+            "Check that the person who clicked Approve is a (transitive) member of the approver group, and read their "
+            "UPN so the suspect is refused by UPN as well as by object id; resolve a suspect named only by UPN to an "
+            "object id before an approval card is posted. Graph documents User.Read.All together with "
+            "GroupMember.Read.All as the least-privileged pair for a user.",
             f"{GRAPH_DOCS}/directoryobject-checkmembergroups",
         ),
         GraphNeed(
             Feature.PRIVILEGED_ROLE_CHECK,
+            Identity.CONTAINMENT,
             ("RoleManagement.Read.Directory",),
             ("GET /roleManagement/directory/roleAssignments?$filter=principalId eq '{id}'&$expand=roleDefinition",),
             "Name the directory roles the suspect holds before acting, so a refusal on an administrator is explained "
@@ -106,6 +133,7 @@ GRAPH_NEEDS: dict[Feature, GraphNeed] = {
         ),
         GraphNeed(
             Feature.CONFIRM_COMPROMISED,
+            Identity.CONTAINMENT,
             ("IdentityRiskyUser.ReadWrite.All",),
             ("POST /identityProtection/riskyUsers/confirmCompromised",),
             "Set the user's risk to high in Entra ID Protection so risk-based Conditional Access blocks the user.",
@@ -114,6 +142,7 @@ GRAPH_NEEDS: dict[Feature, GraphNeed] = {
         ),
         GraphNeed(
             Feature.DISABLE_ACCOUNT,
+            Identity.CONTAINMENT,
             ("User.EnableDisableAccount.All", "User.Read.All"),
             ("PATCH /users/{id} {accountEnabled: false}",),
             "Block every new sign-in. User.EnableDisableAccount.All with User.Read.All is the documented least-privileged "
@@ -124,6 +153,7 @@ GRAPH_NEEDS: dict[Feature, GraphNeed] = {
         ),
         GraphNeed(
             Feature.DELETE_FLAGGED_METHODS,
+            Identity.CONTAINMENT,
             ("UserAuthenticationMethod.ReadWrite.All",),
             ("DELETE /users/{id}/authentication/{kind}Methods/{method-id}",),
             "Remove the methods the audit flagged (the attacker's persistence). It is the one permission that covers "
@@ -132,6 +162,13 @@ GRAPH_NEEDS: dict[Feature, GraphNeed] = {
             caveat=_SENSITIVE + " The password method cannot be deleted.",
         ),
     )
+}
+
+#: How the docs and hints name each identity.
+IDENTITY_NAMES: dict[Identity, str] = {
+    Identity.APP: "Function App's managed identity (AZURE_CLIENT_ID)",
+    Identity.BOT: "approval bot's managed identity (REPLAY_BOT_APP_ID)",
+    Identity.CONTAINMENT: "containment managed identity (REPLAY_CONTAINMENT_CLIENT_ID)",
 }
 
 #: Features every deployment with containment enabled uses.
@@ -153,12 +190,18 @@ def enabled_features(settings: Settings) -> tuple[Feature, ...]:
 SUPERSEDES = {"UserAuthenticationMethod.ReadWrite.All": "UserAuthenticationMethod.Read.All"}
 
 
-def required_graph_permissions(settings: Settings) -> frozenset[str]:
+def required_graph_permissions(settings: Settings, identity: Identity | None = None) -> frozenset[str]:
     """
-    Exactly the Graph application permissions the enabled features need: nothing for enrichment only,
+    Exactly the Graph application permissions the enabled features need, for one identity (None: all
+    of them together, a deployment that runs everything as one identity): nothing for enrichment only,
     and never a permission next to a broader one that includes it (ReadWrite covers Read).
     """
-    needed = {permission for feature in enabled_features(settings) for permission in GRAPH_NEEDS[feature].permissions}
+    needed = {
+        permission
+        for feature in enabled_features(settings)
+        if identity is None or GRAPH_NEEDS[feature].identity is identity
+        for permission in GRAPH_NEEDS[feature].permissions
+    }
     return frozenset(needed - {narrower for broader, narrower in SUPERSEDES.items() if broader in needed})
 
 
@@ -170,13 +213,13 @@ def missing_permission_hint(feature: Feature) -> str:
     """The sentence a 403 on this feature shows an operator: what to grant, and what granting does not cover."""
     need = GRAPH_NEEDS[feature]
     names = " and ".join(need.permissions)
-    hint = f"grant the Microsoft Graph application permission {names} to the Function App's managed identity ({need.source})"
+    hint = f"grant the Microsoft Graph application permission {names} to the {IDENTITY_NAMES[need.identity]} ({need.source})"
     return f"{hint}. {need.caveat}" if need.caveat else hint
 
 
 @dataclass(frozen=True, slots=True)
 class AzureRole:
-    """An Azure RBAC role the Function's managed identity needs; `role_id` is the built-in role definition id."""
+    """An Azure RBAC role the Function App's (app) managed identity needs; `role_id` is the built-in role definition id."""
 
     name: str
     role_id: str
@@ -279,5 +322,5 @@ def privileged_target_note(roles: Iterable[DirectoryRole]) -> str:
         f"the user holds the directory role(s) {names}: Entra ID lets only an identity holding "
         f"{SENSITIVE_ACTION_ROLE} (or Global Administrator) revoke, disable or change the methods of such a user, "
         "and Graph application permissions alone are not enough. Act manually with such an account, or assign "
-        f"{SENSITIVE_ACTION_ROLE} to the Function App's managed identity if the organisation accepts that"
+        f"{SENSITIVE_ACTION_ROLE} to the containment managed identity if the organisation accepts that"
     )

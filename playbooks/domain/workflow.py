@@ -134,7 +134,7 @@ class RunRef:
 @dataclass(frozen=True, slots=True)
 class EnrichInput:
     """
-    `enrich_incident`: gather, score, render the comment, and prepare the approval requests.
+    `enrich_incident`: gather, score, write the comment as this run's record, prepare the approval requests.
 
     `requested_at` is when the orchestration asked, by its own clock: the approval requests'
     deadlines and sub-orchestration ids are fixed from it.
@@ -200,13 +200,18 @@ class ApprovalInput:
 @dataclass(frozen=True, slots=True)
 class Enriched:
     """
-    What `enrich_incident` answers: the summary, the comment to write (rendered where the evidence
-    is, so a retried write sends the very same text), and the approval requests to start.
+    What `enrich_incident` answers: the summary, the approval requests to start, and the enrichment
+    comment it wrote as this run's record (`comment`). When that write failed, `write_failure` says
+    why and `unwritten_html` carries the comment (rendered where the evidence is), so the
+    orchestration can write the very same text again without querying again; only then does the
+    comment travel through Durable's history.
     """
 
     summary: EnrichmentSummary
-    comment_html: str
+    comment: CommentWritten | None
     approvals: tuple[ApprovalInput, ...] = ()
+    write_failure: Failure | None = None
+    unwritten_html: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,8 +241,8 @@ class Record(StrEnum):
 class IncidentCommentInput:
     """
     `comment_incident`: write one record of run `run`: the enrichment (`html`, rendered by the
-    enrichment), the "no account" notice, or the failure notice for `failure`. `written_at` is the
-    orchestration's time, so a retried write renders the same text.
+    enrichment, whose own write failed), the "no account" notice, or the failure notice for
+    `failure`. `written_at` is the orchestration's time, so a retried write renders the same text.
     """
 
     incident: SentinelIncident

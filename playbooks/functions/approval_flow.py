@@ -413,7 +413,7 @@ async def _person(instance_id: str, object_id: str, name: str, upn: str, service
     if key not in _UPNS:
         try:
             async with asyncio.timeout(NAME_LOOKUP_SECONDS):
-                _UPNS[key] = (await services.graph().principal_name(object_id)).value
+                _UPNS[key] = (await services.bot_graph().identify(object_id)).value.upn
         except (ReplayError, TimeoutError) as error:
             _log.warning("approval.name_lookup_failed", object_id=object_id, error=str(error) or type(error).__name__)
             _UPNS[key] = ""

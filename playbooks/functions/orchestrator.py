@@ -1,8 +1,9 @@
 """
 The Durable orchestration of one incident, and the activities that do its I/O (a `df.Blueprint`).
 
-    [entities from Sentinel, if the trigger had none] -> enrich (gather, score, render) -> the enrichment
-        comment -> labels / severity -> [an approval sub-orchestration per account whose plan needs one] -> end
+    [entities from Sentinel, if the trigger had none] -> enrich (gather, score, write the comment; a comment
+        whose write failed transiently is written again from the text it answered) -> labels / severity
+        -> [an approval sub-orchestration per account whose plan needs one] -> end
 
 The orchestrator is a deterministic generator: no I/O, no clock but `context.current_utc_datetime`,
 no settings. It reads typed values (`playbooks.domain.workflow`) through `steps.call`.
@@ -67,7 +68,7 @@ from playbooks.domain.workflow import (
     RunFailed,
     RunRef,
 )
-from playbooks.functions.steps import Payload, Step, call
+from playbooks.functions.steps import HINT_BUG, Payload, Step, call
 from playbooks.services import enrich
 
 bp = df.Blueprint()
@@ -121,7 +122,10 @@ def orchestrate(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
     base = IncidentRunResult(
         incident.number, incident.name, RunEnd.ENRICHED, summary.verdict, accounts=summary.accounts, run=run.key
     )
-    written = yield from _record(context, run, incident, Record.ENRICHMENT, html=enriched.comment_html)
+    written: CommentWritten | Failure = enriched.comment or enriched.write_failure or _missing_comment()
+    if isinstance(written, Failure) and written.transient and enriched.unwritten_html:
+        # The same text again, by the comment activity, which Durable retries; no second query.
+        written = yield from _record(context, run, incident, Record.ENRICHMENT, html=enriched.unwritten_html)
     if isinstance(written, Failure):
         # No failure notice: it would be written where the enrichment could not be, and the
         # enrichment is in this run's output; the next delivery writes it.
@@ -152,6 +156,10 @@ def orchestrate(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
         comment_written=True,
     )
     return _finish(context, result)
+
+
+def _missing_comment() -> Failure:
+    return Failure("write the incident comment", "the enrichment answered neither its comment nor why", HINT_BUG, "bug")
 
 
 def _record(
@@ -232,8 +240,10 @@ async def incident_entities(payload: Payload, context: func.Context) -> Payload:
     """Read the incident's entities from Sentinel and resolve its accounts."""
 
     def step(value: EntitiesInput) -> EntitiesFound:
-        entities = wiring.current().sentinel().list_entities(value.incident)
-        return EntitiesFound(value.incident.with_accounts(resolve_accounts(entities)))
+        services = wiring.current()
+        entities = services.sentinel().list_entities(value.incident)
+        resolution = resolve_accounts(entities, max_accounts=services.settings().max_accounts)
+        return EntitiesFound(value.incident.with_accounts(resolution))
 
     return await ENTITIES.run(payload, context, step)
 
@@ -241,8 +251,9 @@ async def incident_entities(payload: Payload, context: func.Context) -> Payload:
 async def _enrich(value: EnrichInput) -> Enriched | Failure:
     """
     Gather and score (in a worker thread: the engine blocks), resolve the object id of a suspect
-    whose plan needs approval and whose rows did not carry it, render the comment, prepare the
-    approval requests. Nothing is written here: the orchestration writes the comment next.
+    whose plan needs approval and whose rows did not carry it, prepare the approval requests, and
+    write the comment as this run's enrichment record. A failed write does not lose the enrichment:
+    the answer carries the failure and the comment, for the orchestration to write again or report.
     """
     incident = value.incident
     services = wiring.current()
@@ -253,7 +264,7 @@ async def _enrich(value: EnrichInput) -> Enriched | Failure:
         return Failure.from_error("query the sign-in logs", error)
     problems: dict[int, str] = {}
     if enrich.unresolved_suspects(result):
-        result, problems = await enrich.resolve_suspects(result, services.graph())
+        result, problems = await enrich.resolve_suspects(result, services.bot_graph())
     requests = approval.approval_requests(
         incident,
         result.accounts,
@@ -262,13 +273,20 @@ async def _enrich(value: EnrichInput) -> Enriched | Failure:
         settings=settings,
         problems=problems,
     )
-    html = enrich.comment_html(result, settings, generated_at=_now())
-    return Enriched(enrich.summary(result), html, tuple(requests[index] for index in sorted(requests)))
+    html = enrich.comment_html(result, settings, generated_at=value.requested_at, approvals=requests)
+    summary, approvals = enrich.summary(result), tuple(requests[index] for index in sorted(requests))
+    cid = comment_id(incident, value.run.key, Record.ENRICHMENT.value)
+    try:
+        written = await asyncio.to_thread(services.sentinel().write_comment, incident, cid, html)
+    except ReplayError as error:
+        failure = Failure.from_error("write the incident comment", error)
+        return Enriched(summary, None, approvals, failure, html if failure.transient else "")
+    return Enriched(summary, CommentWritten(written.comment_id, written.created, len(html)), approvals)
 
 
 @bp.activity_trigger(input_name="payload", activity=ENRICH.name)  # type: ignore[untyped-decorator]
 async def enrich_incident(payload: Payload, context: func.Context) -> Payload:
-    """Gather, score and render; returns the compact summary, the comment to write and the approval requests."""
+    """Gather, score, write the comment; returns the compact summary and the approval requests."""
     return await ENRICH.run(payload, context, _enrich)
 
 

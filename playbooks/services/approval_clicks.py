@@ -36,7 +36,7 @@ from typing import Any, Protocol
 from common.errors import TransientUpstreamError, UpstreamError
 from common.logs import get_logger
 from common.settings import Settings
-from playbooks.adapters.graph import Reply
+from playbooks.adapters.graph import DirectoryUser, Reply
 from playbooks.domain.approval import ApprovalState, BotView
 from playbooks.domain.authorization import AlreadyDecided, Attempt, Authorised, Expired, Refused, audit_line, authorise
 from playbooks.domain.codec import iso
@@ -73,7 +73,7 @@ class ApproverDirectory(Protocol):
 
     async def is_member_of(self, group_id: str, user_id: str) -> Reply[bool]: ...
 
-    async def principal_name(self, user_id: str) -> Reply[str]: ...
+    async def identify(self, user_id: str) -> Reply[DirectoryUser]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +191,7 @@ class ApprovalClicks:
             return known
         group = self._settings.approver_group_id
         ask_group = bool(group) and clicker_id not in self._settings.approver_object_ids
-        upn_task = asyncio.ensure_future(self._directory.principal_name(clicker_id))
+        upn_task = asyncio.ensure_future(self._directory.identify(clicker_id))
         group_task = asyncio.ensure_future(self._directory.is_member_of(group, clicker_id)) if ask_group else None
         tasks = [t for t in (upn_task, group_task) if t is not None]
         done, pending = await asyncio.wait(tasks, timeout=self.lookup_budget)
@@ -200,7 +200,7 @@ class ApprovalClicks:
         if pending:
             _log.warning("bot.directory_slow", clicker=clicker_id, budget=self.lookup_budget)
         facts = _Facts(
-            upn=_answer(upn_task, done, clicker_id, str) or "",
+            upn=_answer(upn_task, done, clicker_id, lambda user: user.upn) or "",
             in_group=_answer(group_task, done, clicker_id, bool) if group_task is not None else None,
             at=now,
         )

@@ -13,6 +13,7 @@ azure.functions or the Graph SDK: the local run imports it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -21,10 +22,11 @@ from common.errors import ReplayError
 from common.settings import Settings
 from enrichment.domain.model import Account, Assessment, UserEvidence, Verdict
 from enrichment.ports import QueryEngine
+from enrichment.render.story import Approval, Context, Identity
 from playbooks.domain import codec
 from playbooks.domain.incident import SentinelIncident, account_json, overall_verdict
 from playbooks.domain.plan import ContainmentPlan, plan_containment
-from playbooks.domain.workflow import AccountSummary, EnrichmentSummary, Failure
+from playbooks.domain.workflow import AccountSummary, ApprovalInput, EnrichmentSummary, Failure
 from playbooks.render import comment
 
 if TYPE_CHECKING:
@@ -87,7 +89,7 @@ def enrich(incident: SentinelIncident, engine: QueryEngine, settings: Settings) 
 class SuspectDirectory(Protocol):
     """The directory read that names a suspect by object id (`playbooks.adapters.graph.GraphDirectory` is the real one)."""
 
-    async def get_user(self, user_id: str) -> Reply[DirectoryUser]: ...
+    async def identify(self, user_id: str) -> Reply[DirectoryUser]: ...
 
 
 def unresolved_suspects(enrichment: Enrichment) -> list[int]:
@@ -109,7 +111,7 @@ async def resolve_suspects(enrichment: Enrichment, directory: SuspectDirectory) 
         outcome = outcomes[index]
         account = outcome.plan.account
         try:
-            found = (await directory.get_user(account.upn)).value
+            found = (await directory.identify(account.upn)).value
         except ReplayError as error:
             problems[index] = (
                 f"the suspect {account.upn} has no Entra object id in the sign-in logs and the directory could not resolve it "
@@ -128,20 +130,82 @@ async def resolve_suspects(enrichment: Enrichment, directory: SuspectDirectory) 
 # -- render ---------------------------------------------------------------------------------------------
 
 
-def comment_html(enrichment: Enrichment, settings: Settings, *, generated_at: datetime) -> str:
+def account_context(enrichment: Enrichment, index: int, approvals: Mapping[int, ApprovalInput] | None = None) -> Context:
+    """
+    What the brief of account `index` is told beyond its evidence: the incident's addresses, the
+    person's display name, and where its approval waits (`approvals`: the requests
+    `approval.approval_requests` made, by account index) or why no card could be made.
+    """
+    incident = enrichment.incident
+    outcome = enrichment.accounts[index]
+    request = (approvals or {}).get(index)
+    waiting: Approval | None = None
+    if request is not None:
+        waiting = Approval(deadline=request.expires_at if request.card is not None else None, problem=request.problem)
+    name = incident.display_name(outcome.evidence.account)
+    return Context(incident_ips=incident.ips, approval=waiting, identity=Identity(display_name=name) if name else None)
+
+
+def comment_html(
+    enrichment: Enrichment,
+    settings: Settings,
+    *,
+    generated_at: datetime,
+    approvals: Mapping[int, ApprovalInput] | None = None,
+) -> str:
     """The incident comment: the enrichment, or the "no account" notice when there was nobody to assess."""
+    warnings = _warnings(enrichment)
     if not enrichment.accounts:
         return comment.no_account_comment(
-            enrichment.incident, max_chars=settings.comment_max_chars, generated_at=generated_at, warnings=enrichment.warnings
+            enrichment.incident, max_chars=settings.comment_max_chars, generated_at=generated_at, warnings=warnings
         )
-    reports = [comment.AccountReport(a.evidence, a.assessment) for a in enrichment.accounts]
+    reports = [
+        comment.AccountReport(a.evidence, a.assessment, account_context(enrichment, i, approvals), settings.tenant_id)
+        for i, a in enumerate(enrichment.accounts)
+    ]
     return comment.enrichment_comment(
         enrichment.incident,
         reports,
         max_chars=settings.comment_max_chars,
         generated_at=generated_at,
-        warnings=enrichment.warnings,
+        warnings=warnings,
     )
+
+
+def _warnings(enrichment: Enrichment) -> tuple[str, ...]:
+    """What intake left out (accounts over REPLAY_MAX_ACCOUNTS, unlisted names and addresses), then the run's own warnings."""
+    return (*enrichment.incident.intake_notes(), *enrichment.warnings)
+
+
+def report_html(
+    enrichment: Enrichment,
+    settings: Settings,
+    *,
+    generated_at: datetime,
+    approvals: Mapping[int, ApprovalInput] | None = None,
+) -> str:
+    """The offline report of `playbooks run`: the comment's content with a timeline picture per account."""
+    from enrichment.render.report import ReportSection
+    from enrichment.render.report import report_html as render
+    from enrichment.render.story import brief
+
+    sections = []
+    notes = list(_warnings(enrichment))
+    for index, outcome in enumerate(enrichment.accounts):
+        report = comment.AccountReport(
+            outcome.evidence, outcome.assessment, account_context(enrichment, index, approvals), settings.tenant_id
+        )
+        found, problem = comment.account_pivot(report, enrichment.incident)
+        if problem:
+            notes.append(f"{outcome.evidence.account.key}: {problem}")
+        sections.append(
+            ReportSection(
+                outcome.evidence, outcome.assessment, brief(outcome.evidence, outcome.assessment, report.context), found
+            )
+        )
+    incident = enrichment.incident
+    title = f"Token replay enrichment: incident {incident.label}" + (f" {incident.title}" if incident.title else "")
+    return render(title, sections, generated_at=generated_at, notes=notes)
 
 
 def failure_html(incident: SentinelIncident, failure: Failure, settings: Settings, *, generated_at: datetime) -> str:
@@ -174,7 +238,9 @@ def result_document(enrichment: Enrichment) -> dict[str, Any]:
             for a in enrichment.accounts
         ],
         "unresolved_accounts": list(enrichment.incident.unresolved),
-        "warnings": list(enrichment.warnings),
+        "not_assessed_accounts": [account_json(a) for a in enrichment.incident.not_assessed],
+        "not_assessed_total": enrichment.incident.not_assessed_total,
+        "warnings": list(_warnings(enrichment)),
     }
 
 

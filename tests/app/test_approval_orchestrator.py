@@ -341,7 +341,7 @@ class TestIncidentOrchestration:
         def execute(name: str, payload: dict[str, Any]) -> Any:
             (calls if calls is not None else []).append((name, payload))
             if name == ACTIVITY_ENRICH:
-                return activity_result(Enriched(summary, "<p>enrichment</p>", (REQUEST,)))
+                return activity_result(Enriched(summary, COMMENT, (REQUEST,)))
             if name == ACTIVITY_INCIDENT_COMMENT:
                 return activity_result(COMMENT)
             if name == ACTIVITY_LABELS:
@@ -351,16 +351,16 @@ class TestIncidentOrchestration:
         return execute
 
     def test_replay_result_starts_one_approval_per_prepared_request_and_waits_for_it(self) -> None:
-        """After the comment and the labels the incident orchestration runs the approval sub-orchestration and ends with its outcome."""
+        """After the labels the incident orchestration runs the approval sub-orchestration and ends with its outcome."""
         calls: list[tuple[str, dict[str, Any]]] = []
         execute = self._execute(lambda: codec.encode(ApprovalOutcome(INSTANCE, ApprovalEnd.APPROVED)), calls)
 
         played = play(INCIDENT, execute, [], instance_id=PARENT)
 
-        assert played.names() == [ACTIVITY_ENRICH, ACTIVITY_INCIDENT_COMMENT, ACTIVITY_LABELS, APPROVAL_ORCHESTRATOR]
+        assert played.names() == [ACTIVITY_ENRICH, ACTIVITY_LABELS, APPROVAL_ORCHESTRATOR]
         asked = codec.decode(EnrichInput, calls[0][1])
         assert (asked.run.instance_id, asked.requested_at) == (PARENT, asked.run.started_at)
-        assert codec.decode(ApprovalInput, calls[3][1]) == REQUEST
+        assert codec.decode(ApprovalInput, calls[2][1]) == REQUEST
         output = codec.decode(IncidentRunResult, played.output)
         assert output.approvals == (ApprovalOutcome(INSTANCE, ApprovalEnd.APPROVED),)
         assert "approval" not in played.output["accounts"][0]

@@ -69,7 +69,14 @@ def _summary(verdict: str, score: int, needs_approval: bool) -> EnrichmentSummar
 
 
 def _enriched(verdict: str, score: int, needs_approval: bool) -> dict[str, Any]:
-    return activity_result(Enriched(_summary(verdict, score, needs_approval), HTML))
+    """The enrichment, its comment written as this run's record."""
+    return activity_result(Enriched(_summary(verdict, score, needs_approval), COMMENT_WRITTEN))
+
+
+def _unwritten(failure: Failure) -> dict[str, Any]:
+    """The enrichment whose comment write failed: the failure, and the comment when it is worth writing again."""
+    html = HTML if failure.transient else ""
+    return activity_result(Enriched(_summary("replay_likely", 92, True), None, (), failure, html))
 
 
 def _last_action(state: dict[str, Any]) -> tuple[str, Any]:
@@ -80,12 +87,8 @@ def _last_action(state: dict[str, Any]) -> tuple[str, Any]:
 
 
 def _enriched_and_written(verdict: str, score: int, needs_approval: bool) -> History:
-    """The history up to the enrichment comment written."""
-    return (
-        History(INCIDENT)
-        .completed(ACTIVITY_ENRICH, _enriched(verdict, score, needs_approval))
-        .completed(ACTIVITY_COMMENT, activity_result(COMMENT_WRITTEN))
-    )
+    """The history up to the enrichment, its comment written."""
+    return History(INCIDENT).completed(ACTIVITY_ENRICH, _enriched(verdict, score, needs_approval))
 
 
 def _failed_run(history: History) -> IncidentRunResult:
@@ -107,15 +110,16 @@ class TestPaths:
         assert payload.incident == INCIDENT_REF
         assert payload.run.instance_id == "incident-test"
 
-    def test_the_enrichment_is_written_as_this_runs_record_before_the_labels(self) -> None:
-        """The enrichment's rendered comment is written next, as this run's enrichment record, then the labels."""
-        history = History(INCIDENT).completed(ACTIVITY_ENRICH, _enriched("benign", 10, False))
+    def test_a_comment_whose_write_failed_transiently_is_written_again_before_the_labels(self) -> None:
+        """The enrichment answered its comment unwritten (409): the same text is written as this run's record, then the labels."""
+        failure = Failure("write the incident comment", "Sentinel: conflict (HTTP 409)", "later", "Sentinel", 409, True)
+        history = History(INCIDENT).completed(ACTIVITY_ENRICH, _unwritten(failure))
 
         name, payload = _last_action(run(history))
         assert (name, payload.record, payload.html) == (ACTIVITY_COMMENT, Record.ENRICHMENT, HTML)
 
         name, payload = _last_action(run(history.completed(ACTIVITY_COMMENT, activity_result(COMMENT_WRITTEN))))
-        assert (name, payload.verdict) == (ACTIVITY_LABELS, Verdict.BENIGN)
+        assert (name, payload.verdict) == (ACTIVITY_LABELS, Verdict.REPLAY_LIKELY)
 
     def test_benign_result_labels_and_ends(self) -> None:
         """Benign: label the incident benign, then end with the outcome, no approval."""
@@ -200,7 +204,7 @@ class TestPaths:
     def test_an_enrichment_comment_that_cannot_be_written_ends_failed_with_the_enrichment(self) -> None:
         """The enrichment is never replaced by a failure notice: the run ends Failed with the enrichment in its output."""
         failure = Failure("write the incident comment", "Sentinel: conflict (HTTP 409)", "run it again", "Sentinel", 409, True)
-        history = History(INCIDENT).completed(ACTIVITY_ENRICH, _enriched("replay_likely", 92, True))
+        history = History(INCIDENT).completed(ACTIVITY_ENRICH, _unwritten(failure))
 
         result = _failed_run(history.completed(ACTIVITY_COMMENT, activity_result(failure)))
 
@@ -210,6 +214,14 @@ class TestPaths:
             failure,
             False,
         )
+
+    def test_a_comment_refused_for_good_ends_failed_without_another_write(self) -> None:
+        """A refusal (403) is not written again: the run ends Failed at once, the enrichment in its output, no notice."""
+        failure = Failure("write the incident comment", "Sentinel: forbidden (HTTP 403)", "grant Responder", "Sentinel", 403)
+
+        result = _failed_run(History(INCIDENT).completed(ACTIVITY_ENRICH, _unwritten(failure)))
+
+        assert (result.failure, result.verdict, result.comment_written) == (failure, Verdict.REPLAY_LIKELY, False)
 
     def test_labels_that_cannot_be_written_end_failed_after_the_comment(self) -> None:
         """A label write that fails for good: the comment is on the incident, and the run ends Failed saying so."""
@@ -264,12 +276,12 @@ class TestPaths:
 class TestRecords:
     def test_each_record_of_a_run_is_named_after_the_run(self) -> None:
         """The enrichment and a failure notice of one run are written under that run, with the orchestration's time."""
-        enrichment = _last_action(run(History(INCIDENT).completed(ACTIVITY_ENRICH, _enriched("benign", 1, False))))[1]
+        enrichment = _last_action(run(History(INCIDENT)))[1]
         notice = _last_action(run(History(INCIDENT).completed(ACTIVITY_ENRICH, activity_result(Failure("x", "y")))))[1]
 
         assert enrichment.run == notice.run
         assert enrichment.run.started_at == datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
-        assert enrichment.written_at == enrichment.run.started_at
+        assert notice.written_at == enrichment.requested_at == enrichment.run.started_at
 
     def test_run_failed_carries_the_whole_result(self) -> None:
         """The error text of a Failed run reads back as the run's result, enrichment included."""

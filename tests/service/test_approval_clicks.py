@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from common.settings import Settings
 from enrichment.domain.model import Account
-from playbooks.adapters.graph import Reply
+from playbooks.adapters.graph import DirectoryUser, Reply
 from playbooks.domain.authorization import ApprovalRequest
 from playbooks.domain.plan import ContainmentPlan
 from playbooks.domain.workflow import ApprovalDecision
@@ -44,10 +44,10 @@ class GatedDirectory:
         await self._gate(user_id)
         return Reply(True, "req-member")
 
-    async def principal_name(self, user_id: str) -> Reply[str]:
+    async def identify(self, user_id: str) -> Reply[DirectoryUser]:
         self.asked.append(("user", user_id))
         await self._gate(user_id)
-        return Reply(UPNS.get(user_id, f"{user_id[:8]}@contoso.example"), "req-user")
+        return Reply(DirectoryUser(user_id, UPNS.get(user_id, f"{user_id[:8]}@contoso.example"), None), "req-user")
 
 
 def _request(incident_id: str, instance_id: str, orchestrations: FakeOrchestrations) -> ActionData:

@@ -119,7 +119,7 @@ class Pipeline:
     def __init__(self, database: Path, sentinel: SentinelServer, graph: graph_server.FakeGraph, teams: BotFrameworkFake) -> None:
         self.engine = EmbeddedEngine.open(database)
         self.activities = Loop("activities")
-        self.graph_adapter: GraphDirectory | None = None
+        self.graph_adapters: list[GraphDirectory] = []
         self.teams = teams
         self.environ = {
             **ENVIRON,
@@ -140,22 +140,28 @@ class Pipeline:
             )
 
         def graph_adapter(settings: Settings) -> GraphDirectory:
-            self.graph_adapter = create_graph_directory(
-                settings, credential=graph_server.FakeCredential(), max_retries=0, timeout_seconds=5
+            """Graph as the containment identity, and as the bot's (the fake knows no identities)."""
+            self.graph_adapters.append(
+                create_graph_directory(settings, credential=graph_server.FakeCredential(), max_retries=0, timeout_seconds=5)
             )
-            return self.graph_adapter
+            return self.graph_adapters[-1]
 
         def connector(settings: Settings) -> BotConnector:
             return BotConnector(settings, token_provider=FakeTokens(), retries=FAST)
 
         self.services = wiring.Services(
-            self.environ, engine=engine, sentinel=sentinel_adapter, graph=graph_adapter, connector=connector
+            self.environ,
+            engine=engine,
+            sentinel=sentinel_adapter,
+            graph=graph_adapter,
+            connector=connector,
+            bot_graph=graph_adapter,
         )
         self.approvals: list[Instance] = []
 
     def close(self) -> None:
-        if self.graph_adapter is not None:
-            self.activities.run(self.graph_adapter.close())
+        for adapter in self.graph_adapters:
+            self.activities.run(adapter.close())
         self.activities.close()
         self.engine.close()
 

@@ -24,7 +24,7 @@ from enrichment.ports import QueryEngine
 from playbooks import wiring
 from playbooks.adapters.sentinel import SentinelIncidents, SentinelRetries
 from playbooks.domain import codec
-from playbooks.domain.incident import comment_id, parse_incident
+from playbooks.domain.incident import TITLE_CHARS, comment_id, parse_incident
 from playbooks.domain.workflow import (
     Enriched,
     EnrichInput,
@@ -219,6 +219,42 @@ class TestPipeline:
         assert "No account to assess" in _stored_comment(sentinel, "no_account")["message"]
         assert wired.engine_builds == 0
 
+    def test_huge_title_keeps_every_payload_small(self, wired: Wired, sentinel: SentinelServer) -> None:
+        """A 2 MB title: the input and every activity payload of the run together stay under 16 KB (capped at intake)."""
+        body = data.trigger_body(data.ENTITIES)
+        body["object"]["properties"]["title"] = "T" * 2_000_000
+        incident = parse_incident(body)
+        sizes = [len(json.dumps(codec.encode(incident)))]
+
+        def measured(name: str, payload: dict[str, Any]) -> Any:
+            result = execute(name, payload)
+            sizes.extend((len(json.dumps(payload)), len(json.dumps(result))))
+            return result
+
+        output, _called = drive(codec.encode(incident), measured)
+
+        assert _result(output).outcome is RunEnd.ENRICHED
+        assert sum(sizes) < 16_000
+        message = _stored_comment(sentinel)["message"]
+        assert "T" * 100 in message
+        assert "T" * (TITLE_CHARS + 1) not in message
+
+    def test_accounts_read_from_sentinel_are_capped_by_the_setting(self, sentinel: SentinelServer, database: Path) -> None:
+        """Entities read from Sentinel with REPLAY_MAX_ACCOUNTS=1: one account assessed, the other named in the comment."""
+        incident = parse_incident(data.incident_resource())
+        with EmbeddedEngine.open(database) as engine:
+            wired = Wired(sentinel, engine, {**ENVIRON, "REPLAY_CONTAINMENT_ENABLED": "false", "REPLAY_MAX_ACCOUNTS": "1"})
+            previous = wiring.install(wired.services)
+            try:
+                output, called = drive(codec.encode(incident), execute)
+            finally:
+                wiring.install(previous)
+
+        assert called[0] == ACTIVITY_ENTITIES
+        assert [a.account.upn for a in _result(output).accounts] == [data.ALICE_UPN]
+        message = _stored_comment(sentinel)["message"]
+        assert f"REPLAY_MAX_ACCOUNTS: the first 1 accounts were assessed, 1 more were not: {data.BOB_UPN}" in message
+
     def test_each_activity_logs_one_line_with_its_invocation(self, wired: Wired) -> None:
         """Every activity invocation logs one summary line with its invocation id and outcome."""
         incident = parse_incident(data.trigger_body(data.ENTITIES))
@@ -228,7 +264,6 @@ class TestPipeline:
         lines = [(e["activity"], e["invocation_id"], e["outcome"], e["incident"]) for e in logs if e["event"] == "activity_done"]
         assert lines == [
             ("enrich_incident", "inv-enrich_incident", "ok", 4242),
-            ("comment_incident", "inv-comment_incident", "ok", 4242),
             ("label_incident", "inv-label_incident", "ok", 4242),
         ]
 
@@ -305,7 +340,7 @@ class TestWritesThatSurvive:
         self, wired: Wired, sentinel: SentinelServer
     ) -> None:
         """Conflicts past every retry: Failed with the enrichment in its output, no notice in its place; the next delivery writes it."""
-        spent = SENTINEL_RETRIES.conflict_attempts * ACTIVITY_RETRY.max_number_of_attempts
+        spent = SENTINEL_RETRIES.conflict_attempts * (1 + ACTIVITY_RETRY.max_number_of_attempts)
         sentinel.fail("put_comment", *[conflict()] * spent)
         incident = parse_incident(data.trigger_body(data.ENTITIES))
 
@@ -315,7 +350,7 @@ class TestWritesThatSurvive:
         assert (result.outcome, result.verdict, result.comment_written) == (RunEnd.FAILED, Verdict.REPLAY_LIKELY, False)
         assert result.failure is not None
         assert (result.failure.status, result.failure.transient) == (409, True)
-        assert called.count(ACTIVITY_COMMENT) == ACTIVITY_RETRY.max_number_of_attempts
+        assert called.count(ACTIVITY_COMMENT) == ACTIVITY_RETRY.max_number_of_attempts  # after the enrichment's own write
         assert sentinel.comments(data.INCIDENT_NAME) == {}
 
         again = _deliver(failed, "Failed")
@@ -386,7 +421,7 @@ class TestFailures:
         assert result.failure is not None
         assert result.failure.what == "write the incident comment"
         assert "Microsoft Sentinel Responder" in result.failure.hint
-        assert called == ["enrich_incident", ACTIVITY_COMMENT]
+        assert called == ["enrich_incident"]  # a refusal is not written again, and no notice is tried in its place
         assert sentinel.comments(data.INCIDENT_NAME) == {}
 
     def test_bad_settings_fail_as_a_value(self, wired: Wired, sentinel: SentinelServer) -> None:

@@ -118,7 +118,7 @@ def test_hostile_markup_stays_text(rendered: dict[str, Any]) -> None:
     """Emphasis, code, HTML tags and date functions from a sign-in value are shown literally."""
     result = rendered["by_name"]["hostile"]
     assert "**bold** _it_ `code` <b>x</b>" in result["text"]
-    assert "{{DATE(2017-02-14T06:00:00Z, SHORT)}}" in result["text"]
+    assert "{{DATE(2017-02-14T06:00:00Z, SHORT)}}" in result["text"].replace("\u200b", "")
     assert "<strong>bold</strong>" not in result["html"]
     assert "<b>x</b>" not in result["html"]
     assert "<h1" not in result["html"]
@@ -127,9 +127,14 @@ def test_hostile_markup_stays_text(rendered: dict[str, Any]) -> None:
 
 def test_only_the_pending_card_offers_approve_and_reject(rendered: dict[str, Any]) -> None:
     """Buttons appear on the pending card; every later state shows none."""
-    assert rendered["by_name"]["pending"]["buttons"] == ["Approve containment", "Reject", "Open incident"]
+    assert rendered["by_name"]["pending"]["buttons"] == [
+        "Show the 1 explained address(es)",
+        "Approve: revoke sessions",
+        "Reject: change nothing",
+        "Open incident",
+    ]
     for name in ("running", "outcome", "expired", "recorded", "already_decided", "refused", "expired_short"):
-        assert "Approve containment" not in rendered["by_name"][name]["buttons"], name
+        assert "Approve: revoke sessions" not in rendered["by_name"][name]["buttons"], name
 
 
 def test_outcome_card_shows_each_result(rendered: dict[str, Any]) -> None:

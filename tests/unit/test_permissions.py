@@ -14,6 +14,7 @@ from playbooks.domain.permissions import (
     PRIVILEGED_AUTHENTICATION_ADMINISTRATOR,
     DirectoryRole,
     Feature,
+    Identity,
     missing_permission_hint,
     privileged_target_note,
     protected_roles,
@@ -57,6 +58,26 @@ class TestRequiredGraphPermissions:
         assert required_graph_permissions(settings) == (CORE - {"UserAuthenticationMethod.Read.All"}) | {
             "UserAuthenticationMethod.ReadWrite.All"
         }
+
+    def test_each_identity_holds_only_its_features_permissions(self) -> None:
+        """The bot identity gets the approver check's reads; the containment identity the rest; the app identity none."""
+        settings = Settings.from_values(
+            {
+                "REPLAY_APPROVER_GROUP_ID": "0f0f0f0f-1111-2222-3333-444444444444",
+                "REPLAY_OPTIONAL_ACTIONS": ",".join(OPTIONAL_ACTIONS),
+            }
+        )
+        bot = required_graph_permissions(settings, Identity.BOT)
+        containment = required_graph_permissions(settings, Identity.CONTAINMENT)
+        assert bot == {"GroupMember.Read.All", "User.Read.All"}
+        assert required_graph_permissions(settings, Identity.APP) == frozenset()
+        assert bot | containment == required_graph_permissions(settings)
+        assert not {"User.RevokeSessions.All", "UserAuthenticationMethod.ReadWrite.All", "User.EnableDisableAccount.All"} & bot
+
+    def test_only_the_approver_check_runs_as_the_bot(self) -> None:
+        """Every feature but the approver check is the containment identity's; nothing is the app identity's."""
+        assert {f for f, need in GRAPH_NEEDS.items() if need.identity is Identity.BOT} == {Feature.APPROVER_CHECK}
+        assert all(need.identity is not Identity.APP for need in GRAPH_NEEDS.values())
 
     def test_no_feature_asks_for_a_broad_permission(self) -> None:
         """The table never falls back to the broad permissions old playbooks grant."""

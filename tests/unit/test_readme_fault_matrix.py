@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _rows() -> list[tuple[str, list[str]]]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("### Fault matrix", 1)[1].split("\n## ", 1)[0]
+    section = text.split("\n## Fault matrix", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| fault")]
     return [(row.split(" | ")[0].strip("| "), re.findall(r"`([^`]*::[^`]*|tests/[^`]*)`", row.split(" | ")[-1])) for row in rows]
 

@@ -19,7 +19,7 @@ from enrichment.domain.model import (
     UserEvidence,
     Verdict,
 )
-from enrichment.render.triage import render_text, triage_document
+from enrichment.render.triage import triage_document
 
 AT = datetime(2026, 6, 15, 12, tzinfo=UTC)
 WINDOW = TimeWindow.around(AT, before=timedelta(hours=24), after=timedelta(hours=6))
@@ -129,20 +129,3 @@ class TestDocument:
 
         assert "verdict" not in document
         assert document["signins"] == 43
-
-
-class TestText:
-    def test_leads_with_verdict_and_three_strongest_reasons(self) -> None:
-        """The first lines are the verdict, then the three heaviest signals in weight order."""
-        lines = render_text(triage_document(EVIDENCE, ASSESSMENT)).splitlines()
-
-        assert lines[0] == "TOKEN REPLAY LIKELY (score 85/100) for a@contoso.com"
-        assert lines[1:4] == [
-            "  - Session s1 was used from 192.0.2.1 (AS7922) and 203.0.113.9 (AS136787)",
-            "  - 203.0.113.9 only ever refreshed tokens",
-            "  - Azure CLI is new for the user",
-        ]
-
-    def test_warnings_are_shown(self) -> None:
-        """Partial-data warnings are visible to the person reading."""
-        assert "WARNING: partial result: E_QUERY_RESULT_SET_TOO_LARGE" in render_text(triage_document(EVIDENCE, ASSESSMENT))
