@@ -187,6 +187,12 @@ param REPLAY_VPN_CIDRS string = ''
 @description('ASNs whose traffic is the organisation\'s own, comma-separated.')
 param REPLAY_TRUSTED_ASNS string = ''
 
+@description('The organisation\'s security service edge(s), comma-separated: zscaler, netskope, entra_gsa, cloudflare_one.')
+param REPLAY_SSE_PROVIDER string = ''
+
+@description('The organisation\'s SSE egress networks (dedicated egress addresses), comma-separated CIDRs.')
+param REPLAY_SSE_CIDRS string = ''
+
 @description('Alias of the Sentinel watchlist of travel records.')
 param REPLAY_TRAVEL_WATCHLIST string = 'TravelRecords'
 
@@ -199,6 +205,9 @@ param REPLAY_THRESHOLD_LIKELY int = 70
 @maxValue(100)
 @description('Score at or above which the verdict is suspicious.')
 param REPLAY_THRESHOLD_SUSPICIOUS int = 40
+
+@description('Per-signal weight overrides, signal_id=points comma-separated (0 turns a signal off).')
+param REPLAY_SIGNAL_WEIGHTS string = ''
 
 @description('Azure Resource Manager endpoint.')
 param REPLAY_ARM_ENDPOINT string = 'https://management.azure.com'
@@ -318,9 +327,12 @@ var replaySettings = {
   REPLAY_CORPORATE_CIDRS: REPLAY_CORPORATE_CIDRS
   REPLAY_VPN_CIDRS: REPLAY_VPN_CIDRS
   REPLAY_TRUSTED_ASNS: REPLAY_TRUSTED_ASNS
+  REPLAY_SSE_PROVIDER: REPLAY_SSE_PROVIDER
+  REPLAY_SSE_CIDRS: REPLAY_SSE_CIDRS
   REPLAY_TRAVEL_WATCHLIST: REPLAY_TRAVEL_WATCHLIST
   REPLAY_THRESHOLD_LIKELY: string(REPLAY_THRESHOLD_LIKELY)
   REPLAY_THRESHOLD_SUSPICIOUS: string(REPLAY_THRESHOLD_SUSPICIOUS)
+  REPLAY_SIGNAL_WEIGHTS: REPLAY_SIGNAL_WEIGHTS
   REPLAY_ARM_ENDPOINT: REPLAY_ARM_ENDPOINT
   REPLAY_COMMENT_MAX_CHARS: string(REPLAY_COMMENT_MAX_CHARS)
   REPLAY_RAISE_SEVERITY: REPLAY_RAISE_SEVERITY ? 'true' : 'false'
@@ -347,7 +359,10 @@ var requestedActions = split(replace(toLower(REPLAY_OPTIONAL_ACTIONS), ' ', ''),
 var confirmCompromised = contains(requestedActions, 'confirm_compromised') ? ['confirm_compromised'] : []
 var disableAccount = contains(requestedActions, 'disable_account') ? ['disable_account'] : []
 var deleteFlaggedMethods = contains(requestedActions, 'delete_flagged_methods') ? ['delete_flagged_methods'] : []
-var actionKey = join(concat(confirmCompromised, disableAccount, deleteFlaggedMethods), ',')
+var requirePasswordChange = contains(requestedActions, 'require_password_change') ? ['require_password_change'] : []
+var deleteAttackerDevices = contains(requestedActions, 'delete_attacker_devices') ? ['delete_attacker_devices'] : []
+var removeInboxRules = contains(requestedActions, 'remove_inbox_rules') ? ['remove_inbox_rules'] : []
+var actionKey = join(concat(confirmCompromised, disableAccount, deleteFlaggedMethods, requirePasswordChange, deleteAttackerDevices, removeInboxRules), ',')
 var containmentGraphPermissions = REPLAY_CONTAINMENT_ENABLED ? graphTable.containment[actionKey] : []
 var botGraphPermissions = REPLAY_CONTAINMENT_ENABLED && !empty(REPLAY_APPROVER_GROUP_ID) ? graphTable.botWithApproverGroup : []
 
@@ -458,9 +473,12 @@ output REPLAY_MAX_ACCOUNTS string = replaySettings.REPLAY_MAX_ACCOUNTS
 output REPLAY_CORPORATE_CIDRS string = replaySettings.REPLAY_CORPORATE_CIDRS
 output REPLAY_VPN_CIDRS string = replaySettings.REPLAY_VPN_CIDRS
 output REPLAY_TRUSTED_ASNS string = replaySettings.REPLAY_TRUSTED_ASNS
+output REPLAY_SSE_PROVIDER string = replaySettings.REPLAY_SSE_PROVIDER
+output REPLAY_SSE_CIDRS string = replaySettings.REPLAY_SSE_CIDRS
 output REPLAY_TRAVEL_WATCHLIST string = replaySettings.REPLAY_TRAVEL_WATCHLIST
 output REPLAY_THRESHOLD_LIKELY string = replaySettings.REPLAY_THRESHOLD_LIKELY
 output REPLAY_THRESHOLD_SUSPICIOUS string = replaySettings.REPLAY_THRESHOLD_SUSPICIOUS
+output REPLAY_SIGNAL_WEIGHTS string = replaySettings.REPLAY_SIGNAL_WEIGHTS
 output REPLAY_ARM_ENDPOINT string = replaySettings.REPLAY_ARM_ENDPOINT
 output REPLAY_COMMENT_MAX_CHARS string = replaySettings.REPLAY_COMMENT_MAX_CHARS
 output REPLAY_RAISE_SEVERITY string = replaySettings.REPLAY_RAISE_SEVERITY

@@ -246,6 +246,9 @@ class ExplanationKind(StrEnum):
     MOBILE_CARRIER = "mobile_carrier"
     DUAL_STACK = "dual_stack"
     TRAVEL = "travel"
+    PRIVACY_RELAY = "privacy_relay"
+    SECURITY_SERVICE_EDGE = "security_service_edge"
+    NEW_DEVICE = "new_device"
     DEVICE_CONTINUITY = "device_continuity"
 
 

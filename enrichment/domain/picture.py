@@ -120,10 +120,52 @@ class Picture:
     window_interactive_asns: frozenset[int]
     unfamiliar: frozenset[str]  # IPs of successful sign-ins on networks the user is not known on
     lifted: Mapping[str, frozenset[str]] = field(default_factory=dict)  # session -> IPs it was used from with no device
+    starts: Mapping[str, SignIn] = field(default_factory=dict)  # session -> its first successful sign-in in the window
+    hijacked: Mapping[str, frozenset[str]] = field(default_factory=dict)  # session born on rented infrastructure -> its new IPs
+    known_sites: frozenset[str] = frozenset()  # the /24 and /48 sites of the reference's addresses
 
     def familiar(self, ip: str) -> bool:
         """Whether a successful sign-in came from `ip` on a network the user is known on."""
         return ip in self.ips and ip not in self.unfamiliar
+
+    def own_device(self, signin: SignIn) -> bool:
+        """
+        The sign-in came from a device the user had before or one Entra reports compliant (managed
+        by the organisation, e.g. a Cloud PC): not a token lifted off it. Compliance is Entra's
+        verdict, not the client's claim.
+        """
+        return bool(signin.device_id) and (signin.device_id in self.reference.device_ids or signin.is_compliant is True)
+
+    def new_device(self, signin: SignIn) -> bool:
+        """The sign-in carries no device, or one the user's reference does not know."""
+        return not signin.device_id or signin.device_id not in self.reference.device_ids
+
+    def birthplace(self, session_id: str) -> str | None:
+        """
+        The address where the session was born with fresh credentials (its first sign-in is an
+        interactive password, MFA or passwordless sign-in, not a claim carried in a token), or None.
+        """
+        start = self.starts.get(session_id)
+        return start.ip if start is not None and fresh(start) else None
+
+    def known_site(self, ip: str) -> bool:
+        """Whether `ip` is, or sits in the same /24 (/48) as, an address of the user's reference."""
+        return ip in self.reference.ips or site(ip) in self.known_sites
+
+    @property
+    def taken(self) -> frozenset[str]:
+        """Addresses the user's sessions were taken to: lifted off the user's device, or used from a session born at a proxy."""
+        sessions = (*self.lifted.values(), *self.hijacked.values())
+        return frozenset().union(*sessions) if sessions else frozenset()
+
+    def label(self, ip: str) -> str:
+        """The IP with what is known about its network (`IpFacts.label`), or the bare IP."""
+        facts = self.ips.get(ip)
+        return facts.label() if facts is not None else ip
+
+    def labels(self, ips: Iterable[str]) -> list[str]:
+        """`label` of each IP, sorted by address."""
+        return [self.label(ip) for ip in sorted(ips)]
 
 
 def _network_known(reference: Reference, ip: str, asns: Iterable[int], countries: Iterable[str]) -> bool:
@@ -298,14 +340,62 @@ def _lifted_sessions(rows: Sequence[SignIn], reference: Reference) -> dict[str, 
             bare[s.session_id].add(s.ip)
     lifted: dict[str, frozenset[str]] = {}
     for sid, device_ips in on_device.items():
-        sites = {_site(ip) for ip in device_ips}
-        elsewhere = frozenset(ip for ip in bare.get(sid, ()) if _site(ip) not in sites)
+        sites = {site(ip) for ip in device_ips}
+        elsewhere = frozenset(ip for ip in bare.get(sid, ()) if site(ip) not in sites)
         if elsewhere:
             lifted[sid] = elsewhere
     return lifted
 
 
-def _site(ip: str) -> str:
+def fresh(signin: SignIn) -> bool:
+    """An interactive sign-in that asked for credentials (password and MFA, or passwordless), not one satisfied by a token."""
+    return signin.table is Table.INTERACTIVE and not signin.token_only and signin.result_type in ("0", "")
+
+
+def _starts(rows: Sequence[SignIn]) -> dict[str, SignIn]:
+    """Each session's first successful sign-in (earliest, then by address for a stable tie-break)."""
+    starts: dict[str, SignIn] = {}
+    for s in rows:
+        if not s.session_id:
+            continue
+        first = starts.get(s.session_id)
+        if first is None or (s.first, s.ip) < (first.first, first.ip):
+            starts[s.session_id] = s
+    return starts
+
+
+#: Networks an AiTM proxy runs on: rented servers, commercial VPNs, clouds.
+_RENTED = frozenset({networks.NetworkKind.HOSTING, networks.NetworkKind.CONSUMER_VPN, networks.NetworkKind.MICROSOFT})
+
+
+def _hijacked_sessions(rows: Sequence[SignIn], reference: Reference, starts: Mapping[str, SignIn]) -> dict[str, frozenset[str]]:
+    """
+    Sessions born on rented infrastructure: the first sign-in asked for fresh credentials from a
+    hosting provider, commercial VPN or cloud address the user never used, with none of the user's
+    devices. That is where an AiTM proxy logs the victim's password and MFA; the victim's own
+    address never appears in such a session, so every address new to the user that uses it is the
+    attacker's, whatever network it is on (a residential proxy in the victim's own ISP included).
+    Session -> those addresses, the birthplace first among them.
+    """
+
+    def own(s: SignIn) -> bool:
+        return bool(s.device_id) and (s.device_id in reference.device_ids or s.is_compliant is True)
+
+    born = {
+        sid
+        for sid, start in starts.items()
+        if fresh(start) and not own(start) and start.ip not in reference.ips and networks.network_kind(start.asn) in _RENTED
+    }
+    if not born:
+        return {}
+    used: dict[str, set[str]] = defaultdict(set)
+    for s in rows:
+        if s.session_id in born and s.ip not in reference.ips and not own(s):
+            used[s.session_id].add(s.ip)
+    return {sid: frozenset(ips) for sid, ips in used.items()}
+
+
+def site(ip: str) -> str:
     """
     The network an address sits in at one site: its /24 (IPv4) or /48 (IPv6). A device's own tools
     (a CLI beside the browser) send no device id and leave through a sibling address of the same
@@ -338,7 +428,9 @@ def picture(evidence: UserEvidence) -> Picture:
     }
     interactive = [s for s in rows if s.table is Table.INTERACTIVE]
     lifted = _lifted_sessions(rows, reference)
-    lifted_ips = frozenset().union(*lifted.values()) if lifted else frozenset()
+    starts = _starts(rows)
+    hijacked = _hijacked_sessions(rows, reference, starts)
+    taken = frozenset().union(*lifted.values(), *hijacked.values())
     return Picture(
         evidence=evidence,
         reference=reference,
@@ -348,8 +440,11 @@ def picture(evidence: UserEvidence) -> Picture:
         failed_only=failed_only,
         window_interactive_ips=frozenset(s.ip for s in interactive),
         window_interactive_asns=frozenset(s.asn for s in interactive if s.asn is not None),
-        # An address a session was lifted to is not the user, whatever network it is on: an attacker
-        # in the victim's own ISP or carrier is still an attacker.
-        unfamiliar=frozenset(ip for ip, f in facts.items() if not f.familiar) | lifted_ips,
+        # An address a session was lifted or hijacked to is not the user, whatever network it is on:
+        # an attacker in the victim's own ISP or carrier is still an attacker.
+        unfamiliar=frozenset(ip for ip, f in facts.items() if not f.familiar) | taken,
         lifted=lifted,
+        starts=starts,
+        hijacked=hijacked,
+        known_sites=frozenset(site(ip) for ip in reference.ips),
     )

@@ -3,8 +3,9 @@ The replay score: explanations first, then signals, then one number and a verdic
 
 `assess` is the whole decision for one user and is pure: no clock (the incident time is
 `evidence.at`), no I/O, no environment; the same evidence and settings give the same `Assessment`
-whatever order the rows arrived in. The points come from `signals.CATALOGUE`, the one table of
-weights; the score is their sum capped at 100, so adding evidence never lowers it.
+whatever order the rows arrived in. The points come from the signal rules (`signals.CATALOGUE`,
+collected from their declarations); the score is their sum capped at 100, so adding evidence never
+lowers it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from common.settings import Settings
 from enrichment.domain.explanations import explain
 from enrichment.domain.model import Assessment, Signal, UserEvidence, Verdict
 from enrichment.domain.picture import picture
-from enrichment.domain.signals import CATALOGUE, WEIGHTS, Cover, detect
+from enrichment.domain.signals import CATALOGUE, RULES, WEIGHTS, Cover, detect, tuned
 
 __all__ = ["CATALOGUE", "MAX_SCORE", "WEIGHTS", "assess", "score_of", "verdict_for"]
 
@@ -54,7 +55,7 @@ def assess(evidence: UserEvidence, settings: Settings) -> Assessment:
     """Score how likely a token replay is for one user, with every reason for and against."""
     view = picture(evidence)
     explanations = explain(view, settings)
-    signals = detect(view, Cover.of(explanations))
+    signals = detect(view, Cover.of(explanations), tuned(settings.signal_weights) if settings.signal_weights else RULES)
     score = score_of(signals)
     return Assessment(
         score=score,

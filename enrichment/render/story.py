@@ -46,6 +46,9 @@ EXPLANATION_TEXT = {
     "mobile_carrier": "the user's mobile carrier",
     "dual_stack": "IPv6 twin of a known address",
     "travel": "travel record",
+    "privacy_relay": "a privacy relay the user's own device used",
+    "security_service_edge": "the organisation's security service edge",
+    "new_device": "where the user set up a new device",
     "device_continuity": "the user's own device",
 }
 

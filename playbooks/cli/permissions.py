@@ -74,6 +74,15 @@ WITHOUT: dict[Feature, str] = {
     Feature.DISABLE_ACCOUNT: "Disable account fails with 403: the account can still sign in.",
     Feature.DELETE_FLAGGED_METHODS: "Deleting flagged methods fails with 403: the attacker's method stays registered until "
     "an administrator removes it.",
+    Feature.REQUIRE_PASSWORD_CHANGE: "Requiring a password change fails with 403: the phished password keeps working.",
+    Feature.DELETE_ATTACKER_DEVICES: "Deleting the attacker's devices fails with 403: a device registered from a suspect "
+    "address keeps its Primary Refresh Token until an administrator deletes it.",
+    Feature.REMOVE_INBOX_RULES: "Removing the attacker's inbox rules fails with 403: a rule hiding or moving replies stays "
+    "until someone deletes it in Outlook or Exchange Online.",
+    Feature.AUDIT_DEVICES: "The devices the user registered cannot be listed: the card says so, and a device registered "
+    "from a suspect address is not shown before approval.",
+    Feature.IDENTITY_CONTEXT: "Where the workspace has no IdentityInfo or risk tables, the card and comment say the "
+    "profile or the Entra ID Protection risk could not be read (naming the missing permission).",
 }
 
 #: The same for the Azure roles of the Function App's managed identity, by role name.

@@ -17,7 +17,8 @@ What it knows:
 * `datetime`, as ISO 8601 with a zone (`...Z` for UTC);
 * `dict[str, Any]`: an opaque JSON object (an Adaptive Card), copied as it is;
 * the domain values that validate themselves: `Account` (a UPN or an object id),
-  `ContainmentPlan` (rebuilt and checked against its digest, since a decision is bound to it) and
+  `ContainmentPlan` (rebuilt and checked against its digest, since a decision is bound to it; what
+  attack disruption already did and the steps by hand travel with it) and
   `SentinelIncident` (every ARM segment checked against its pattern, since they become URLs).
 """
 
@@ -238,6 +239,8 @@ def _account(data: object, path: str) -> Account:
 
 
 _PLAN_FIELDS = frozenset({"incident_id", "account", "actions", "needs_approval", "reason", "digest"})
+#: Fields a plan of an earlier release stored without (still waiting in history across a deployment).
+_PLAN_OPTIONAL = frozenset({"already_done", "manual"})
 
 
 def plan_document(plan: ContainmentPlan) -> dict[str, Any]:
@@ -246,6 +249,8 @@ def plan_document(plan: ContainmentPlan) -> dict[str, Any]:
         "needs_approval": plan.needs_approval,
         "reason": plan.reason,
         "actions": [{"kind": a.kind.value, "description": a.description, "destructive": a.destructive} for a in plan.actions],
+        "already_done": [{"kind": kind.value, "by": who} for kind, who in plan.already_done],
+        "manual": list(plan.manual),
         "digest": plan.digest,
     }
 
@@ -259,7 +264,7 @@ def _plan(data: object, path: str) -> ContainmentPlan:
     The plan rebuilt from history and checked against its digest: the digest is what a decision is
     bound to, and a stored plan that does not reproduce it was damaged or altered.
     """
-    mapping = _object(data, path, _PLAN_FIELDS)
+    mapping = _object(data, path, _PLAN_FIELDS | _PLAN_OPTIONAL)
     missing = sorted(_PLAN_FIELDS - set(mapping))
     if missing:
         msg = f"{path}: missing field(s) {', '.join(missing)}"
@@ -274,12 +279,23 @@ def _plan(data: object, path: str) -> ContainmentPlan:
         action = _object(item, where, {"kind", "description", "destructive"})
         kind = _decode(ActionKind, action.get("kind"), f"{where}.kind")
         actions.append(ProposedAction(kind, _decode(str, action.get("description"), f"{where}.description")))
+    done_data = mapping.get("already_done", [])
+    if not isinstance(done_data, list):
+        msg = f"{path}.already_done: expected a list, got {_shown(done_data)}"
+        raise InputError(msg)
+    done = []
+    for index, item in enumerate(done_data):
+        where = f"{path}.already_done[{index}]"
+        entry = _object(item, where, {"kind", "by"})
+        done.append((_decode(ActionKind, entry.get("kind"), f"{where}.kind"), _decode(str, entry.get("by"), f"{where}.by")))
     plan = ContainmentPlan(
         _decode(str, mapping["incident_id"], f"{path}.incident_id"),
         _account(mapping["account"], f"{path}.account"),
         tuple(actions),
         _decode(bool, mapping["needs_approval"], f"{path}.needs_approval"),
         _decode(str, mapping["reason"], f"{path}.reason"),
+        tuple(done),
+        _decode(tuple[str, ...], mapping.get("manual", []), f"{path}.manual"),
     )
     if plan.digest != mapping["digest"]:
         msg = f"{path}: the stored containment plan does not match its digest"

@@ -50,6 +50,11 @@ class Feature(StrEnum):
     CONFIRM_COMPROMISED = "confirm_compromised"
     DISABLE_ACCOUNT = "disable_account"
     DELETE_FLAGGED_METHODS = "delete_flagged_methods"
+    REQUIRE_PASSWORD_CHANGE = "require_password_change"  # noqa: S105 (an action name, not a password)
+    DELETE_ATTACKER_DEVICES = "delete_attacker_devices"
+    REMOVE_INBOX_RULES = "remove_inbox_rules"
+    AUDIT_DEVICES = "audit_devices"
+    IDENTITY_CONTEXT = "identity_context"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +166,71 @@ GRAPH_NEEDS: dict[Feature, GraphNeed] = {
             f"{GRAPH_DOCS}/resources/authenticationmethods-overview",
             caveat=_SENSITIVE + " The password method cannot be deleted.",
         ),
+        GraphNeed(
+            Feature.REQUIRE_PASSWORD_CHANGE,
+            Identity.CONTAINMENT,
+            ("User-PasswordProfile.ReadWrite.All",),
+            ("PATCH /users/{id} {passwordProfile: {forceChangePasswordNextSignIn: true}}",),
+            "Make the password the AiTM proxy captured useless: the user must choose a new one at the next sign-in. "
+            "User-PasswordProfile.ReadWrite.All is the least-privileged permission for passwordProfile; User.ReadWrite.All "
+            "does not include it.",
+            f"{GRAPH_DOCS}/user-update",
+            caveat=_SENSITIVE + " Graph's user-update page also asks an app-only caller that changes passwordProfile to "
+            "hold a directory role that may reset the user's password (User Administrator for ordinary users). A user "
+            "whose password is synchronised from on-premises AD or federated changes it there, not in Entra ID.",
+        ),
+        GraphNeed(
+            Feature.DELETE_ATTACKER_DEVICES,
+            Identity.CONTAINMENT,
+            ("Device.ReadWrite.All",),
+            ("GET /users/{id}/registeredDevices", "DELETE /devices/{id}"),
+            "Remove the device the attacker registered or joined (device-code phishing registers one to obtain a "
+            "Primary Refresh Token that revoking sessions does not end). Deleting, not disabling: app-only callers may "
+            "update only extensionAttributes of a non-Windows device, while DELETE works for every platform. "
+            "Device.ReadWrite.All is the only application permission DELETE /devices accepts; listing the user's "
+            "devices needs User.Read.All (target lookup).",
+            f"{GRAPH_DOCS}/device-delete",
+            caveat="Device.ReadWrite.All covers every device of the tenant: no narrower application permission exists. "
+            "A deleted device cannot be restored; its owner registers it again.",
+        ),
+        GraphNeed(
+            Feature.REMOVE_INBOX_RULES,
+            Identity.CONTAINMENT,
+            ("MailboxSettings.ReadWrite",),
+            ("GET /users/{id}/mailFolders/inbox/messageRules", "DELETE /users/{id}/mailFolders/inbox/messageRules/{rule-id}"),
+            "Delete the inbox rules the mailbox audit attributes to the attacker's session (rules that hide or move "
+            "replies); listing them needs MailboxSettings.Read, which MailboxSettings.ReadWrite includes.",
+            f"{GRAPH_DOCS}/messagerule-delete",
+            caveat="It reaches every mailbox's settings: an Exchange Online application access policy (or RBAC for "
+            "Applications) can limit the identity to the mailboxes in scope. Forwarding set with Set-Mailbox "
+            "(ForwardingSmtpAddress) is not writable through Graph v1.0: the comment gives the Exchange Online command.",
+        ),
+        GraphNeed(
+            Feature.AUDIT_DEVICES,
+            Identity.CONTAINMENT,
+            ("User.Read.All",),
+            ("GET /users/{id}/registeredDevices?$select=id,deviceId,displayName,operatingSystem,registrationDateTime,...",),
+            "List the devices the user registered or joined, so the card shows which were registered from a suspect "
+            "address before anyone approves (read only; the same permission as the target lookup).",
+            f"{GRAPH_DOCS}/user-list-registereddevices",
+        ),
+        GraphNeed(
+            Feature.IDENTITY_CONTEXT,
+            Identity.CONTAINMENT,
+            ("User.Read.All", "IdentityRiskyUser.Read.All", "IdentityRiskEvent.Read.All"),
+            (
+                "GET /users/{id}?$select=displayName,department,jobTitle&$expand=manager($select=displayName)",
+                "GET /identityProtection/riskyUsers/{id}",
+                "GET /identityProtection/riskDetections?$filter=userId eq '{id}'",
+            ),
+            "Who the suspect is before the click, where the workspace's IdentityInfo, AADRiskyUsers and "
+            "AADUserRiskEvents tables are absent: profile and manager (User.Read.All), Entra ID Protection user risk "
+            "(IdentityRiskyUser.Read.All) and recent risk detections (IdentityRiskEvent.Read.All), each the "
+            "least-privileged read; directory roles come from the privileged role check. Held by the containment "
+            "identity, which already reads the user and its roles, rather than a fourth identity.",
+            f"{GRAPH_DOCS}/riskyuser-get",
+            caveat="Risk needs a Microsoft Entra ID P2 licence; without it Graph refuses the risk reads and the card says so.",
+        ),
     )
 }
 
@@ -172,7 +242,14 @@ IDENTITY_NAMES: dict[Identity, str] = {
 }
 
 #: Features every deployment with containment enabled uses.
-_CORE_FEATURES = (Feature.TARGET_LOOKUP, Feature.REVOKE_SESSIONS, Feature.AUDIT_MFA_METHODS, Feature.PRIVILEGED_ROLE_CHECK)
+_CORE_FEATURES = (
+    Feature.TARGET_LOOKUP,
+    Feature.REVOKE_SESSIONS,
+    Feature.AUDIT_MFA_METHODS,
+    Feature.PRIVILEGED_ROLE_CHECK,
+    Feature.AUDIT_DEVICES,
+    Feature.IDENTITY_CONTEXT,
+)
 
 
 def enabled_features(settings: Settings) -> tuple[Feature, ...]:
@@ -187,7 +264,10 @@ def enabled_features(settings: Settings) -> tuple[Feature, ...]:
 
 
 #: Permission -> the narrower one it includes; when both are needed only the broader is granted.
-SUPERSEDES = {"UserAuthenticationMethod.ReadWrite.All": "UserAuthenticationMethod.Read.All"}
+SUPERSEDES = {
+    "UserAuthenticationMethod.ReadWrite.All": "UserAuthenticationMethod.Read.All",
+    "IdentityRiskyUser.ReadWrite.All": "IdentityRiskyUser.Read.All",
+}
 
 
 def required_graph_permissions(settings: Settings, identity: Identity | None = None) -> frozenset[str]:
@@ -209,10 +289,13 @@ def permissions_for(feature: Feature) -> tuple[str, ...]:
     return GRAPH_NEEDS[feature].permissions
 
 
-def missing_permission_hint(feature: Feature) -> str:
-    """The sentence a 403 on this feature shows an operator: what to grant, and what granting does not cover."""
+def missing_permission_hint(feature: Feature, permissions: tuple[str, ...] | None = None) -> str:
+    """
+    The sentence a 403 on this feature shows an operator: what to grant, and what granting does not
+    cover. `permissions` names the one call's own when the feature needs several for different calls.
+    """
     need = GRAPH_NEEDS[feature]
-    names = " and ".join(need.permissions)
+    names = " and ".join(permissions or need.permissions)
     hint = f"grant the Microsoft Graph application permission {names} to the {IDENTITY_NAMES[need.identity]} ({need.source})"
     return f"{hint}. {need.caveat}" if need.caveat else hint
 

@@ -26,7 +26,7 @@ from enrichment.domain.evidence import IpActivity, ip_timeline
 from enrichment.domain.model import Assessment, Explanation, Signal, UserEvidence
 from enrichment.render.asn_names import ATTRIBUTION, asn_label
 from enrichment.render.story import Brief, Context, brief, explanation_phrases, explanation_text, name_asns
-from playbooks.domain.plan import ActionKind, ActionResult, ActionStatus, ContainmentPlan, Decision
+from playbooks.domain.plan import ActionKind, ActionResult, ActionStatus, ContainmentPlan, Decision, plan_remarks
 
 Card = dict[str, Any]
 
@@ -51,6 +51,9 @@ _ACTION_TITLES = {
     ActionKind.CONFIRM_COMPROMISED: "Confirm compromised",
     ActionKind.DISABLE_ACCOUNT: "Disable account",
     ActionKind.DELETE_FLAGGED_METHODS: "Delete flagged MFA methods",
+    ActionKind.REQUIRE_PASSWORD_CHANGE: "Require a password change",
+    ActionKind.DELETE_ATTACKER_DEVICES: "Delete the attacker's devices",
+    ActionKind.REMOVE_INBOX_RULES: "Remove the attacker's inbox rules",
 }
 _STATUS_MARKS = {ActionStatus.SUCCEEDED: "✔", ActionStatus.FAILED: "✖", ActionStatus.SKIPPED: "–"}
 
@@ -476,6 +479,7 @@ def _action_lines(plan: ContainmentPlan) -> list[dict[str, Any]]:
         lines.append(_rich(_run(f"• {mark}: ", weight="Bolder"), _plain(action.description, 300), spacing="Small"))
     if not plan.actions:
         lines.append(_rich("Nothing is proposed: ", _plain(plan.reason, 300)))
+    lines += [_rich(_run(_plain(remark, 600), isSubtle=True), spacing="Small") for remark in plan_remarks(plan)]
     return lines
 
 
@@ -568,6 +572,18 @@ def _pending_card(
             "id": _FACTS,
         },
     ]
+    if summary.facts:
+        body.append(
+            _container(
+                [
+                    _heading("Who"),
+                    *(
+                        _rich(_run(f"{_plain(label, 60)}: ", weight="Bolder"), _plain(value, limits.text))
+                        for label, value in summary.facts
+                    ),
+                ]
+            )
+        )
     if evidence.truncated or evidence.warnings:
         body.append(
             _text("The evidence is incomplete (row cap or partial query result): see the incident comment.", color="Warning")

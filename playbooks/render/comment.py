@@ -31,6 +31,7 @@ from enrichment.render.story import Context, brief, verdict_text
 from playbooks.domain.approval import ApprovalRecord
 from playbooks.domain.approval import AttemptLine as ApprovalAttemptLine
 from playbooks.domain.incident import SentinelIncident, entity_summary
+from playbooks.domain.plan import plan_remarks
 from playbooks.domain.workflow import Phase
 
 #: The address list is a summary, not an export: beyond this many entries the comment says how many more.
@@ -211,8 +212,14 @@ def enrichment_comment(
     max_chars: int,
     generated_at: datetime,
     warnings: Sequence[str] = (),
+    tuning: Sequence[str] = (),
 ) -> str:
-    """The comment for an enriched incident, every account in one comment, within `max_chars`."""
+    """
+    The comment for an enriched incident, every account in one comment, within `max_chars`.
+
+    `tuning` names the scoring settings this deployment changed from the defaults (thresholds,
+    signal weights), so whoever reads a score knows it was not the stock one.
+    """
     ordered = sorted(reports, key=lambda r: (_ORDER[r.assessment.verdict], -r.assessment.score, r.evidence.account.key))
     counts = {v: sum(1 for r in reports if r.assessment.verdict is v) for v in Verdict}
     subtitle = esc(
@@ -220,6 +227,8 @@ def enrichment_comment(
         f"{counts[Verdict.SUSPICIOUS]} suspicious, {counts[Verdict.BENIGN]} benign."
     )
     parts = [_Part(0, _header(incident, generated_at, subtitle))]
+    if tuning:
+        parts.append(_Part(0, "<p><b>Scoring tuned for this tenant</b>: " + esc("; ".join(tuning), 600) + ".</p>"))
     unresolved = [f"account entity without an Entra identity, not assessed: {u}" for u in incident.unresolved]
     shared = [*warnings, *unresolved]
     if shared:
@@ -367,6 +376,7 @@ def approval_comment(incident: SentinelIncident, record: ApprovalRecord, *, max_
     parts = [_Part(0, head + _approval_state(record))]
     if record.phase not in (Phase.REFUSED, Phase.RESULT):
         actions = [f"<li>{esc(a.description, 300)}</li>" for a in record.plan.actions]
+        actions += [f"<li>{esc(remark, 1200)}</li>" for remark in plan_remarks(record.plan)]
         parts.append(_Part(1, "<p><b>Proposed actions</b>:</p><ul>", actions, "</ul>", "actions"))
     if record.results:
         rows = [

@@ -119,11 +119,8 @@ async def resolve_suspects(enrichment: Enrichment, directory: SuspectDirectory) 
                 "apart from an approver; contain the account by hand"
             )
             continue
-        plan = outcome.plan
         resolved = Account(account.upn or found.upn, found.object_id)
-        outcomes[index] = replace(
-            outcome, plan=ContainmentPlan(plan.incident_id, resolved, plan.actions, plan.needs_approval, plan.reason)
-        )
+        outcomes[index] = replace(outcome, plan=replace(outcome.plan, account=resolved))
     return replace(enrichment, accounts=tuple(outcomes)), problems
 
 
@@ -169,6 +166,7 @@ def comment_html(
         max_chars=settings.comment_max_chars,
         generated_at=generated_at,
         warnings=warnings,
+        tuning=settings.scoring_changes(),
     )
 
 

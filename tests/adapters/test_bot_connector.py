@@ -136,6 +136,7 @@ async def test_blocked_bot_is_not_retried_and_says_what_to_fix(bf: BotFrameworkF
     assert len(bf.connector_requests()) == 1
 
 
+@pytest.mark.slow
 async def test_hung_connector_times_out_and_is_retried(bf: BotFrameworkFake) -> None:
     """A connector call that never answers is cut at the timeout and retried; then it fails as transient."""
     bf.script.extend(Scripted(200, delay=1.0) for _ in range(2))

@@ -353,6 +353,7 @@ async def test_group_membership_unknown_is_a_refusal(world: World) -> None:
     assert world.orchestrations.raised == []
 
 
+@pytest.mark.slow
 async def test_slow_directory_is_cut_off_so_teams_gets_an_answer(bf: BotFrameworkFake, graph: FakeGraph) -> None:
     """A directory slower than the lookup budget gives a refusal within the budget, not a Teams timeout."""
     graph.fail("POST", "checkMemberGroups", 200, delay=3.0)

@@ -16,6 +16,8 @@ from common.settings import Settings
 from playbooks.domain.permissions import GRAPH_NEEDS, Identity, required_graph_permissions
 from tests.fakes import az_cli
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "infra" / "scripts" / "grant-graph-permissions.sh"
 BOT = "5d2c6a1e-0b7f-4c55-9a3e-2f8d1c7b9e40"
@@ -28,7 +30,14 @@ GRAPH_SP_ID = "a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d"
 OTHER_RESOURCE = "11111111-2222-4333-8444-555555555555"
 GROUP = "7f3e2d1c-0b9a-4876-9543-210fedcba987"
 
-CORE = {"RoleManagement.Read.Directory", "User.Read.All", "User.RevokeSessions.All", "UserAuthenticationMethod.Read.All"}
+CORE = {
+    "RoleManagement.Read.Directory",
+    "User.Read.All",
+    "User.RevokeSessions.All",
+    "UserAuthenticationMethod.Read.All",
+    "IdentityRiskyUser.Read.All",
+    "IdentityRiskEvent.Read.All",
+}
 OPTIONAL = {"IdentityRiskyUser.ReadWrite.All", "User.EnableDisableAccount.All", "UserAuthenticationMethod.ReadWrite.All"}
 APPROVER = {"GroupMember.Read.All", "User.Read.All"}
 #: switches -> (bot identity, containment identity)
@@ -39,7 +48,7 @@ COMBOS = {
     "optional actions": (
         {"REPLAY_OPTIONAL_ACTIONS": "confirm_compromised,disable_account,delete_flagged_methods"},
         set(),
-        (CORE - {"UserAuthenticationMethod.Read.All"}) | OPTIONAL,
+        (CORE - {"UserAuthenticationMethod.Read.All", "IdentityRiskyUser.Read.All"}) | OPTIONAL,
     ),
     "one optional action": ({"REPLAY_OPTIONAL_ACTIONS": "disable_account"}, set(), CORE | {"User.EnableDisableAccount.All"}),
 }
@@ -199,7 +208,7 @@ def test_flags_set_the_same_switches_as_the_environment(tenant: FakeTenant) -> N
 
     said = outcome(done)
     assert set(said["bot"]) == APPROVER
-    assert set(said["containment"]) == CORE | {"IdentityRiskyUser.ReadWrite.All"}
+    assert set(said["containment"]) == (CORE - {"IdentityRiskyUser.Read.All"}) | {"IdentityRiskyUser.ReadWrite.All"}
 
 
 def test_settings_file_decides_the_features(tenant: FakeTenant, tmp_path: Path) -> None:
@@ -229,7 +238,7 @@ def test_grants_only_the_missing_permissions_and_a_rerun_writes_nothing(tenant: 
     first = outcome(tenant.run(env=env))
 
     assert with_status(first["containment"], "already granted") == {"User.Read.All", "User.RevokeSessions.All"}
-    assert with_status(first["containment"], "granted") == {"RoleManagement.Read.Directory", "UserAuthenticationMethod.Read.All"}
+    assert with_status(first["containment"], "granted") == CORE - {"User.Read.All", "User.RevokeSessions.All"}
     assert with_status(first["bot"], "granted") == APPROVER
     posts = [json.loads(call["body"]) for call in tenant.writes]
     assert all(call["method"] == "post" for call in tenant.writes)

@@ -48,6 +48,8 @@ from tests.fakes import loganalytics_server as la
 from tests.fakes.sentinel_server import FakeCredential, SentinelServer, conflict, forbidden, throttled
 from tests.service import replay_data as data
 
+pytestmark = pytest.mark.slow
+
 ENVIRON = {
     "REPLAY_WORKSPACE_ID": data.WORKSPACE_ID,
     "REPLAY_TENANT_ID": "0f0e0d0c-0000-4000-8000-000000000009",
@@ -375,7 +377,8 @@ class TestFailures:
         self, workspace: la.LogAnalyticsServer, sentinel: SentinelServer
     ) -> None:
         """Log Analytics 503 past the SDK's retry: Durable runs the enrichment again, which succeeds; one enrichment comment."""
-        workspace.fail(la.server_error(503), la.server_error(503))
+        # Both of the evidence question's attempts (the three questions run side by side, each with its own retry).
+        workspace.fail(la.server_error(503), la.server_error(503), query="evidence")
         incident = parse_incident(data.trigger_body(data.ENTITIES))
 
         output, called = drive(codec.encode(incident), execute)

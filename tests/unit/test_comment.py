@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -176,6 +177,17 @@ class TestContent:
         assert text.index("truncated at the row cap") < text.index("<b>Addresses</b>")
         assert "partial result: E_QUERY_RESULT_SET_TOO_LARGE" in text
 
+    def test_tuned_scoring_is_named_and_the_stock_one_is_not(self) -> None:
+        """Thresholds or weights changed from the defaults are named near the top; a stock deployment shows no such line."""
+        tuning = ("REPLAY_THRESHOLD_LIKELY is 60 (default 70)", "signal new_app weighs 0 (default 8)")
+
+        tuned = enrichment_comment(_incident(), [_report()], max_chars=30_000, generated_at=NOW, tuning=tuning)
+        stock = enrichment_comment(_incident(), [_report()], max_chars=30_000, generated_at=NOW)
+
+        assert "Scoring tuned for this tenant</b>: REPLAY_THRESHOLD_LIKELY is 60 (default 70); signal new_app weighs 0" in tuned
+        assert tuned.index("Scoring tuned") < tuned.index("Token replay likely: score")
+        assert "Scoring tuned" not in stock
+
     def test_empty_baseline_is_said_plainly(self) -> None:
         """No history: the comment says the usual IPs are unknown instead of showing zeros."""
         report = _report()
@@ -249,6 +261,7 @@ class TestEscaping:
 
 
 class TestSize:
+    @pytest.mark.slow
     def test_a_huge_incident_fits_the_limit(self) -> None:
         """Sixty accounts with 300 IPs each fit in 30,000 characters, with notes saying what was left out."""
         reports = [_report(f"user{i}@contoso.com", ips=300, score=99 - i) for i in range(60)]

@@ -23,12 +23,19 @@ from playbooks.domain.permissions import (
 from playbooks.domain.plan import ActionKind
 
 GUID = re.compile(r"^[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}$")
-CORE = {"User.Read.All", "User.RevokeSessions.All", "UserAuthenticationMethod.Read.All", "RoleManagement.Read.Directory"}
+CORE = {
+    "User.Read.All",
+    "User.RevokeSessions.All",
+    "UserAuthenticationMethod.Read.All",
+    "RoleManagement.Read.Directory",
+    "IdentityRiskyUser.Read.All",
+    "IdentityRiskEvent.Read.All",
+}
 
 
 class TestRequiredGraphPermissions:
     def test_default_containment_needs_only_the_core_reads_and_revoke(self) -> None:
-        """Containment on, no group, no optional action: lookup, revoke, MFA read, role read."""
+        """Containment on, no group, no optional action: lookup, revoke, MFA read, role read, identity context reads."""
         assert required_graph_permissions(Settings()) == CORE
 
     def test_enrichment_only_needs_no_graph_permission(self) -> None:
@@ -43,14 +50,23 @@ class TestRequiredGraphPermissions:
     @pytest.mark.parametrize(
         ("action", "added"),
         [
-            ("confirm_compromised", {"IdentityRiskyUser.ReadWrite.All"}),
             ("disable_account", {"User.EnableDisableAccount.All"}),
+            ("require_password_change", {"User-PasswordProfile.ReadWrite.All"}),
+            ("delete_attacker_devices", {"Device.ReadWrite.All"}),
+            ("remove_inbox_rules", {"MailboxSettings.ReadWrite"}),
         ],
     )
     def test_each_optional_action_adds_exactly_its_permission(self, action: str, added: set[str]) -> None:
         """An optional action enabled in settings adds its permission and nothing else."""
         settings = Settings.from_values({"REPLAY_OPTIONAL_ACTIONS": action})
         assert required_graph_permissions(settings) == CORE | added
+
+    def test_confirming_compromised_replaces_the_risk_read_with_read_write(self) -> None:
+        """IdentityRiskyUser.ReadWrite.All covers the identity context's risk read: the Read one is not granted beside it."""
+        settings = Settings.from_values({"REPLAY_OPTIONAL_ACTIONS": "confirm_compromised"})
+        assert required_graph_permissions(settings) == (CORE - {"IdentityRiskyUser.Read.All"}) | {
+            "IdentityRiskyUser.ReadWrite.All"
+        }
 
     def test_deleting_methods_replaces_the_read_permission_with_read_write(self) -> None:
         """ReadWrite covers Read: with method deletion on, UserAuthenticationMethod.Read.All is not granted beside it."""

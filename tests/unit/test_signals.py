@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import pytest
 
 from common.settings import Settings
 from enrichment.domain.explanations import explain
 from enrichment.domain.model import Signal, SignIn, UserEvidence
 from enrichment.domain.picture import ReferenceSource, picture
-from enrichment.domain.signals import CATALOGUE, DETECTORS, Cover, browser_family, detect, haversine_km
+from enrichment.domain.signals import CATALOGUE, FAMILIES, RULES, Cover, browser_family, detect, haversine_km, rule
+from enrichment.domain.signals.catalogue import collect
 from tests.unit.factories import (
     ATTACKER,
     ATTACKER_2,
@@ -36,14 +39,59 @@ def fired(ev: UserEvidence, config: Settings | None = None) -> dict[str, Signal]
 
 
 class TestCatalogue:
-    def test_every_detector_has_a_weight_and_a_reason(self) -> None:
-        """Each signal function's id is in the one weights table with a positive weight and a reason."""
-        names = {d.__name__ for d in DETECTORS} | {"security_info_from_suspect_ip", "security_info_changed"}
-        assert names == set(CATALOGUE)
-        assert all(spec.weight > 0 and spec.reason for spec in CATALOGUE.values())
+    def test_every_rule_has_a_weight_and_a_reason(self) -> None:
+        """Each declared rule is in the catalogue under its function's name, with a positive weight and a reason."""
+        assert [r.id for r in RULES] == list(CATALOGUE)
+        assert all(r.id == r.detector.__name__ and r.weight > 0 and r.reason for r in RULES)
+
+    def test_report_order_is_family_then_declaration_order(self) -> None:
+        """The catalogue is collected from the family modules, in the order signals have always been reported."""
+        assert list(CATALOGUE) == [
+            "session_ip_switch",
+            "session_left_device",
+            "session_born_on_rented_network",
+            "session_browser_switch",
+            "non_interactive_unknown_network",
+            "concurrent_streams",
+            "impossible_travel",
+            "anonymizing_network",
+            "token_only_new_context",
+            "device_code_flow",
+            "prt_unknown_device",
+            "scripted_client",
+            "public_client_new_network",
+            "unmanaged_device",
+            "unbound_session_new_network",
+            "new_app",
+            "unusual_hours",
+            "volume_jump",
+            "risk_attacker_in_the_middle",
+            "risk_anomalous_token",
+            "risk_unfamiliar_sign_in",
+            "security_info_from_suspect_ip",
+            "security_info_changed",
+        ]
+
+    def test_a_rule_imported_into_another_family_is_counted_once(self) -> None:
+        """A family module that imports another's rule does not declare it again."""
+        sessions = FAMILIES[0]
+        borrower = ModuleType("tests.borrowing_family")
+        borrower.session_ip_switch = sessions.session_ip_switch  # type: ignore[attr-defined]
+        assert collect((sessions, borrower)) == collect((sessions,))
+        assert collect(FAMILIES) == RULES
+
+    def test_one_id_declared_twice_is_refused(self) -> None:
+        """Two declarations of one signal id are refused: an id names exactly one rule."""
+        with pytest.raises(ValueError, match=r"declared twice: .*session_ip_switch"):
+            collect((FAMILIES[0], FAMILIES[0]))
+
+    def test_a_rule_needs_a_weight_and_a_reason(self) -> None:
+        """A declaration without points or a reason is refused when its module is imported."""
+        with pytest.raises(ValueError, match="positive weight and a reason"):
+            rule(weight=0, covered_by=frozenset(), reason="none")(lambda p, check: None)
 
     def test_signals_carry_the_catalogue_weight(self) -> None:
-        """A fired signal's weight is the table's, so the table is the only place weights live."""
+        """A fired signal's weight is its rule's, so the declaration is the only place weights live."""
         found = fired(evidence(*ordinary_day(), signin(ATTACKER, 10, session_id="session-home", user_agent="curl/8.4")))
         assert found
         assert all(s.weight == CATALOGUE[s.id].weight for s in found.values())

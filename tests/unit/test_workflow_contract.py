@@ -92,6 +92,8 @@ PLAN = ContainmentPlan(
     tuple(ProposedAction(k, ACTION_DESCRIPTIONS[k]) for k in (ActionKind.REVOKE_SESSIONS, ActionKind.AUDIT_MFA_METHODS)),
     True,
     "score 92: a token replay is likely",
+    ((ActionKind.DISABLE_ACCOUNT, "Defender's automatic attack disruption (the incident title says so)"),),
+    ("Remove the forwarding to drop@evil.example: Set-Mailbox -Identity 'adele.vance@contoso.example' ...",),
 )
 CARD: dict[str, Any] = {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "approve?"}]}
 DECISION = ApprovalDecision(True, PLAN.digest, APPROVER, "alex@contoso.example", AT + timedelta(minutes=7), "Alex Wilber")
@@ -216,6 +218,19 @@ class TestStrictness:
         data = codec.encode(PLAN)
         data["actions"] = data["actions"][:1]
         with pytest.raises(InputError, match="does not match its digest"):
+            codec.decode(ContainmentPlan, data)
+
+    def test_a_plan_stored_before_disruption_and_manual_steps_still_reads(self) -> None:
+        """A plan an earlier release left in history (no already_done, no manual) reads back with neither."""
+        data = codec.encode(PLAN)
+        del data["already_done"], data["manual"]
+        assert codec.decode(ContainmentPlan, data) == dataclasses.replace(PLAN, already_done=(), manual=())
+
+    def test_a_damaged_already_done_entry_is_refused_with_its_path(self) -> None:
+        """What attack disruption did is read strictly: an unknown action kind names its place."""
+        data = codec.encode(PLAN)
+        data["already_done"] = [{"kind": "format_disk", "by": "someone"}]
+        with pytest.raises(InputError, match=r"already_done\[0\]\.kind"):
             codec.decode(ContainmentPlan, data)
 
     def test_a_stored_incident_is_validated_again(self) -> None:

@@ -1,0 +1,127 @@
+"""
+What a signal rule is: one declaration that carries its id, weight, coverage and reason.
+
+A rule is declared once, with the `rule` decorator on the function that looks for it:
+
+    @rule(weight=35, covered_by=EVERY_EXPLANATION, reason="one Entra session used from another AS is ...")
+    def session_ip_switch(p: Picture, check: Check) -> Signal | None: ...
+
+The function's name is the signal's stable id; the decorator turns the function into a `Rule`
+value holding it, the points, the explanations that can waive it for an IP and why it weighs what
+it does. Nothing else names those facts: the detector asks its `Check` whether an IP is covered and
+builds its hit with `check.hit(...)`, and the catalogue (`signals.CATALOGUE`) is collected from the
+declarations, as detection-rule libraries collect their rules.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from enrichment.domain.model import Explanation, ExplanationKind, Signal
+from enrichment.domain.picture import Picture
+
+#: Every benign explanation: for network novelty, any of them says who is behind the IP.
+EVERY_EXPLANATION = frozenset(ExplanationKind)
+#: Explanations by which the organisation itself vouches for the traffic: its networks, its VPN, the
+#: ASNs and named locations it trusts, its managed device. They say who is behind the IP, not only where.
+ORGANISATION = frozenset(
+    {
+        ExplanationKind.CORPORATE_NETWORK,
+        ExplanationKind.CORPORATE_VPN,
+        ExplanationKind.TRUSTED_ASN,
+        ExplanationKind.NAMED_LOCATION,
+        ExplanationKind.DEVICE_CONTINUITY,
+    }
+)
+#: Where the user set up a new device: its first address, its first device-less or unregistered sign-ins,
+#: the apps a new phone opens for the first time.
+NEW_DEVICE = frozenset({ExplanationKind.NEW_DEVICE})
+#: A privacy relay or the organisation's SSE used by the user's own device: anonymising-looking, not anonymous.
+RELAY_OR_SSE = frozenset({ExplanationKind.PRIVACY_RELAY, ExplanationKind.SECURITY_SERVICE_EDGE})
+#: A Microsoft service acting for the user has no device, binds no session and calls services the
+#: user never opened: the explanation accounts for exactly those absences.
+MICROSOFT_SERVICE = frozenset({ExplanationKind.MICROSOFT_NETWORK})
+#: Travel shifts the hours a person is awake, and nothing else.
+TRAVEL = frozenset({ExplanationKind.TRAVEL})
+#: No explanation of the network accounts for the evidence.
+NOTHING: frozenset[ExplanationKind] = frozenset()
+
+Detector = Callable[[Picture, "Check"], Signal | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """
+    A signal's declaration and the function that looks for it.
+
+    `after_others` rules are decided once every other rule has run, because their evidence is "an IP
+    the other signals implicate" (`Check.suspects`).
+    """
+
+    id: str
+    weight: int
+    covered_by: frozenset[ExplanationKind]
+    reason: str
+    detector: Detector = field(repr=False, compare=False)
+    after_others: bool = False
+
+    def __post_init__(self) -> None:
+        if self.weight <= 0 or not self.reason:
+            msg = f"signal rule {self.id}: a rule needs a positive weight and a reason"
+            raise ValueError(msg)
+
+    def evaluate(self, p: Picture, cover: Cover, suspects: frozenset[str] = frozenset()) -> Signal | None:
+        """Run the rule on one user's picture."""
+        return self.detector(p, Check(self, cover, suspects))
+
+
+def rule(
+    *, weight: int, covered_by: frozenset[ExplanationKind], reason: str, after_others: bool = False
+) -> Callable[[Detector], Rule]:
+    """Declare the decorated function as the rule of the signal named after it."""
+
+    def declare(detector: Detector) -> Rule:
+        return Rule(detector.__name__, weight, frozenset(covered_by), reason, detector, after_others)
+
+    return declare
+
+
+@dataclass(frozen=True, slots=True)
+class Cover:
+    """The explanations found per IP, asked per rule: an explanation covers what it explains and no more."""
+
+    kinds: Mapping[str, frozenset[ExplanationKind]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, explanations: Iterable[Explanation]) -> Cover:
+        found: dict[str, set[ExplanationKind]] = defaultdict(set)
+        for explanation in explanations:
+            found[explanation.ip].add(explanation.kind)
+        return cls({ip: frozenset(kinds) for ip, kinds in found.items()})
+
+    def covers(self, declared: Rule, ip: str) -> bool:
+        kinds = self.kinds.get(ip)
+        return kinds is not None and not kinds.isdisjoint(declared.covered_by)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """What a detector is handed besides the picture: its own rule, the cover and, after the others, the suspects."""
+
+    rule: Rule
+    cover: Cover
+    suspects: frozenset[str] = frozenset()
+
+    def covers(self, ip: str) -> bool:
+        """Whether an explanation of `ip` accounts for this rule's evidence there."""
+        return self.cover.covers(self.rule, ip)
+
+    def uncovered(self, ips: Iterable[str]) -> frozenset[str]:
+        """The addresses of `ips` no explanation waives this rule for."""
+        return frozenset(ip for ip in ips if not self.covers(ip))
+
+    def hit(self, detail: str, ips: Iterable[str] = ()) -> Signal:
+        """The signal this rule fires: its id and weight, the sentence, the implicated IPs (sorted, once each)."""
+        return Signal(self.rule.id, self.rule.weight, detail, tuple(sorted(set(ips))))
