@@ -58,10 +58,15 @@ def card_incident(incident: SentinelIncident) -> cards.CardIncident:
     return cards.CardIncident(incident.name, incident.number, incident.title, incident.link)
 
 
-def card_context(incident: SentinelIncident, account: Account) -> Context:
-    """What the card's brief is told beyond the evidence: the incident's addresses and the person's name."""
-    name = incident.display_name(account)
-    return Context(incident_ips=incident.ips, identity=Identity(display_name=name) if name else None)
+def card_context(incident: SentinelIncident, account: Account, identity: Identity | None = None) -> Context:
+    """
+    What the card's brief is told beyond the evidence: the incident's addresses and who the person
+    is (`identity`: the facts read before approval; else the name the incident gave).
+    """
+    if identity is None:
+        name = incident.display_name(account)
+        identity = Identity(display_name=name) if name else None
+    return Context(incident_ips=incident.ips, identity=identity)
 
 
 def approval_requests(
@@ -72,6 +77,7 @@ def approval_requests(
     requested_at: datetime,
     settings: Settings,
     problems: Mapping[int, str] | None = None,
+    identities: Mapping[int, Identity] | None = None,
 ) -> dict[int, ApprovalInput]:
     """
     Per account index, the request its approval sub-orchestration starts from: the pending card
@@ -81,6 +87,8 @@ def approval_requests(
     `outcomes` are `playbooks.services.enrich.AccountOutcome`s; only plans that need approval get one.
     A plan that names no object id for the suspect gets no card (the problem says why; `problems`
     gives the reason the directory could not resolve it), and neither does an account in `problems`.
+    `identities` (by account index) are who each person is, as the card's Who shows them. Each
+    request carries the account's mailbox footholds (`outcome.inbox_rules`, `outcome.forwarding`).
     """
     expires_at = requested_at + timedelta(hours=settings.approval_timeout_hours)
     requests: dict[int, ApprovalInput] = {}
@@ -91,8 +99,18 @@ def approval_requests(
         problem = (problems or {}).get(index) or (
             "" if outcome.plan.account.object_id else NO_OBJECT_ID.format(upn=outcome.plan.account.upn)
         )
+        rules, forwarding = tuple(outcome.inbox_rules), tuple(outcome.forwarding)
         if problem:
-            requests[index] = ApprovalInput(incident, outcome.plan, instance_id, requested_at, expires_at, problem=problem)
+            requests[index] = ApprovalInput(
+                incident,
+                outcome.plan,
+                instance_id,
+                requested_at,
+                expires_at,
+                problem=problem,
+                inbox_rules=rules,
+                forwarding=forwarding,
+            )
             continue
         try:
             card = cards.card_for(
@@ -102,9 +120,11 @@ def approval_requests(
                 outcome.plan,
                 instance_id=instance_id,
                 expires_at=expires_at,
-                context=card_context(incident, outcome.evidence.account),
+                context=card_context(incident, outcome.evidence.account, (identities or {}).get(index)),
             )
-            requests[index] = ApprovalInput(incident, outcome.plan, instance_id, requested_at, expires_at, card=card)
+            requests[index] = ApprovalInput(
+                incident, outcome.plan, instance_id, requested_at, expires_at, card=card, inbox_rules=rules, forwarding=forwarding
+            )
         except InputError as error:  # e.g. an account the bot could never match a click to
             requests[index] = ApprovalInput(
                 incident,
@@ -113,6 +133,8 @@ def approval_requests(
                 requested_at,
                 expires_at,
                 problem=f"no approval card can be made for this account: {error}",
+                inbox_rules=rules,
+                forwarding=forwarding,
             )
     return requests
 

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from common.errors import InputError, SettingsError, TransientUpstreamError, UpstreamError
 from enrichment.domain.model import Account, Verdict
 from playbooks.domain import codec
+from playbooks.domain.footholds import AttackerForwarding, AttackerInboxRule
 from playbooks.domain.incident import SentinelIncident
 from playbooks.domain.plan import ActionKind, ActionResult, ContainmentPlan, Decision
 from playbooks.render.card import Card
@@ -182,6 +183,8 @@ class ApprovalInput:
 
     `card` is the pending Adaptive Card (built where the evidence is, so history keeps a card of at
     most 26 KB, not the evidence); without one, `problem` says why none could be made.
+    `inbox_rules` and `forwarding` are what the mailbox audit attributes to the suspect sessions:
+    containment removes the rules when the plan says so and names the forwarding as a step by hand.
     """
 
     incident: SentinelIncident
@@ -191,6 +194,8 @@ class ApprovalInput:
     expires_at: datetime
     card: Card | None = None
     problem: str = ""
+    inbox_rules: tuple[AttackerInboxRule, ...] = ()
+    forwarding: tuple[AttackerForwarding, ...] = ()
 
     @property
     def account(self) -> Account:
@@ -421,13 +426,18 @@ class CardUpdated:
 
 @dataclass(frozen=True, slots=True)
 class ContainInput:
-    """`contain_account`: carry out the approved plan through Graph, skipping the actions already `completed`."""
+    """
+    `contain_account`: carry out the approved plan through Graph, skipping the actions already
+    `completed`; `inbox_rules` and `forwarding` are the request's (the attacker's mailbox footholds).
+    """
 
     incident: SentinelIncident
     instance_id: str
     plan: ContainmentPlan
     decision: ApprovalDecision
     completed: tuple[ActionKind, ...] = ()
+    inbox_rules: tuple[AttackerInboxRule, ...] = ()
+    forwarding: tuple[AttackerForwarding, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -219,7 +219,9 @@ def _contain(
     recorded: set[ActionKind] = set()
     for attempt in range(1, CONTAIN_ATTEMPTS + 1):
         done = tuple(kind for kind, result in final.items() if result.status is not ActionStatus.FAILED)
-        payload = ContainInput(request.incident, request.instance_id, request.plan, decided, done)
+        payload = ContainInput(
+            request.incident, request.instance_id, request.plan, decided, done, request.inbox_rules, request.forwarding
+        )
         contained = yield from call(context, CONTAIN, payload)
         if isinstance(contained, Failure):
             detail = f"containment did not run: {contained.error}"
@@ -391,6 +393,8 @@ async def contain_account(payload: Payload, context: func.Context) -> Payload:
             datetime.now(UTC),
             assessment=assessment,
             completed=frozenset(value.completed),
+            attacker_rules=value.inbox_rules,
+            forwarding=value.forwarding,
         )
         return Contained(report.results, (*notes, *report.notes))
 

@@ -265,6 +265,7 @@ async def _enrich(value: EnrichInput) -> Enriched | Failure:
     problems: dict[int, str] = {}
     if enrich.unresolved_suspects(result):
         result, problems = await enrich.resolve_suspects(result, services.bot_graph())
+    result = await _facts_before_approval(result, services, value.requested_at)
     requests = approval.approval_requests(
         incident,
         result.accounts,
@@ -272,6 +273,7 @@ async def _enrich(value: EnrichInput) -> Enriched | Failure:
         requested_at=value.requested_at,
         settings=settings,
         problems=problems,
+        identities={i: who for i in range(len(result.accounts)) if (who := enrich.account_identity(result, i)) is not None},
     )
     html = enrich.comment_html(result, settings, generated_at=value.requested_at, approvals=requests)
     summary, approvals = enrich.summary(result), tuple(requests[index] for index in sorted(requests))
@@ -282,6 +284,24 @@ async def _enrich(value: EnrichInput) -> Enriched | Failure:
         failure = Failure.from_error("write the incident comment", error)
         return Enriched(summary, None, approvals, failure, html if failure.transient else "")
     return Enriched(summary, CommentWritten(written.comment_id, written.created, len(html)), approvals)
+
+
+async def _facts_before_approval(result: enrich.Enrichment, services: wiring.Services, now: datetime) -> enrich.Enrichment:
+    """
+    Who each account waiting for an approval is, and its MFA methods and devices tied to a suspect
+    address, read from Graph as the containment identity (read-only) for the card and the comment.
+    Each read that fails is said in the facts; Graph unreachable altogether is a warning, never a stop.
+    """
+    from playbooks.services.before_approval import facts_before_approval
+
+    accounts = [(a.evidence, a.assessment, a.plan) for a in result.accounts]
+    if not any(plan.needs_approval for _, _, plan in accounts):
+        return result
+    try:
+        found = await facts_before_approval(services.graph(), accounts, now)
+    except ReplayError as error:
+        return enrich.with_facts(result, {}, (f"who the account is could not be read from Microsoft Graph: {error}",))
+    return enrich.with_facts(result, found)
 
 
 @bp.activity_trigger(input_name="payload", activity=ENRICH.name)  # type: ignore[untyped-decorator]

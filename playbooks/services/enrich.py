@@ -24,10 +24,12 @@ from enrichment.domain.model import Account, Assessment, UserEvidence, Verdict
 from enrichment.ports import QueryEngine
 from enrichment.render.story import Approval, Context, Identity
 from playbooks.domain import codec
+from playbooks.domain.footholds import AccountFacts, AttackerForwarding, AttackerInboxRule
 from playbooks.domain.incident import SentinelIncident, account_json, overall_verdict
-from playbooks.domain.plan import ContainmentPlan, plan_containment
+from playbooks.domain.plan import ContainmentPlan, attack_disruption, plan_containment
 from playbooks.domain.workflow import AccountSummary, ApprovalInput, EnrichmentSummary, Failure
 from playbooks.render import comment
+from playbooks.render.identity import identity_of
 
 if TYPE_CHECKING:
     from playbooks.adapters.graph import DirectoryUser, Reply
@@ -39,11 +41,18 @@ SUMMARY_SIGNALS = 3
 
 @dataclass(frozen=True, slots=True)
 class AccountOutcome:
-    """One account: its evidence, the assessment made from it, and the containment proposed."""
+    """
+    One account: its evidence, the assessment made from it, and the containment proposed; `facts`
+    (who the person is, the methods and devices registered) once read before approval, and the
+    mailbox footholds the audit attributes to the suspect sessions.
+    """
 
     evidence: UserEvidence
     assessment: Assessment
     plan: ContainmentPlan
+    facts: AccountFacts | None = None
+    inbox_rules: tuple[AttackerInboxRule, ...] = ()
+    forwarding: tuple[AttackerForwarding, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +83,28 @@ def enrich(incident: SentinelIncident, engine: QueryEngine, settings: Settings) 
 
     if not incident.accounts:
         return Enrichment(incident, ())
+    disruption = attack_disruption(incident.title)
     outcomes = []
     for evidence in gather_evidence(engine, incident.accounts, incident.at, settings):
         assessment = assess(evidence, settings)
-        outcomes.append(
-            AccountOutcome(evidence, assessment, plan_containment(incident.name, evidence.account, assessment, settings))
-        )
+        plan = plan_containment(incident.name, evidence.account, assessment, settings, disruption=disruption)
+        outcomes.append(AccountOutcome(evidence, assessment, plan))
     return Enrichment(incident, tuple(outcomes))
+
+
+def with_facts(enrichment: Enrichment, facts: Mapping[int, AccountFacts], warnings: tuple[str, ...] = ()) -> Enrichment:
+    """The enrichment with the facts read before approval (by account index) and what could not be read."""
+    accounts = tuple(replace(a, facts=facts.get(i, a.facts)) for i, a in enumerate(enrichment.accounts))
+    return replace(enrichment, accounts=accounts, warnings=(*enrichment.warnings, *warnings))
+
+
+def account_identity(enrichment: Enrichment, index: int) -> Identity | None:
+    """Who account `index` is: the facts read before approval, else the display name the incident gave."""
+    outcome = enrichment.accounts[index]
+    name = enrichment.incident.display_name(outcome.evidence.account)
+    if outcome.facts is not None:
+        return identity_of(outcome.facts, name)
+    return Identity(display_name=name) if name else None
 
 
 # -- who the suspect is ------------------------------------------------------------------------------
@@ -134,13 +158,11 @@ def account_context(enrichment: Enrichment, index: int, approvals: Mapping[int, 
     `approval.approval_requests` made, by account index) or why no card could be made.
     """
     incident = enrichment.incident
-    outcome = enrichment.accounts[index]
     request = (approvals or {}).get(index)
     waiting: Approval | None = None
     if request is not None:
         waiting = Approval(deadline=request.expires_at if request.card is not None else None, problem=request.problem)
-    name = incident.display_name(outcome.evidence.account)
-    return Context(incident_ips=incident.ips, approval=waiting, identity=Identity(display_name=name) if name else None)
+    return Context(incident_ips=incident.ips, approval=waiting, identity=account_identity(enrichment, index))
 
 
 def comment_html(

@@ -12,6 +12,7 @@ import pytest
 from enrichment.domain.model import Account, Verdict
 from playbooks.domain import codec
 from playbooks.domain.approval import approval_instance_id
+from playbooks.domain.footholds import AttackerForwarding, AttackerInboxRule
 from playbooks.domain.plan import (
     ACTION_DESCRIPTIONS,
     ActionKind,
@@ -167,6 +168,15 @@ class TestDecisions:
         assert (records[1].decision.decided_by_object_id, records[1].results) == (APPROVER, ())
         assert [r.results for r in records[2:]] == [(RESULTS[0],), (RESULTS[1],)]
         assert codec.decode(UpdateCardInput, played.called[-2][1]).results == RESULTS
+
+    def test_the_attackers_mailbox_footholds_reach_the_contain_activity(self) -> None:
+        """The request's inbox rules and forwarding are handed to containment in its typed input, on every attempt."""
+        rule = AttackerInboxRule(ACCOUNT.upn, "..", REQUESTED - timedelta(minutes=5), "203.0.113.9")
+        forwarding = AttackerForwarding(ACCOUNT.upn, "drop@evil.example", REQUESTED - timedelta(minutes=4), "203.0.113.9")
+        played = _approval([_decision()], inbox_rules=(rule,), forwarding=(forwarding,))
+
+        contain = codec.decode(ContainInput, dict(played.called)[ACTIVITY_CONTAIN])
+        assert (contain.inbox_rules, contain.forwarding) == ((rule,), (forwarding,))
 
     def test_rejection_changes_nothing_and_is_recorded(self) -> None:
         """Reject: no containment activity runs; the card and the decided record say who rejected."""

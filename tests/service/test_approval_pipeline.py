@@ -9,6 +9,7 @@ bot answers from.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import threading
 from collections.abc import Callable, Coroutine, Iterator
@@ -29,8 +30,9 @@ from playbooks.adapters.sentinel import SentinelIncidents
 from playbooks.adapters.teams_bot import ApprovalBot, BotResponse
 from playbooks.domain import codec
 from playbooks.domain.approval import ApprovalState, approval_state
+from playbooks.domain.footholds import AttackerForwarding, AttackerInboxRule
 from playbooks.domain.incident import comment_id, parse_incident
-from playbooks.domain.plan import Decision
+from playbooks.domain.plan import ACTION_DESCRIPTIONS, ActionKind, Decision, ProposedAction
 from playbooks.domain.workflow import (
     APPROVAL_EVENT,
     APPROVAL_ORCHESTRATOR,
@@ -40,7 +42,10 @@ from playbooks.domain.workflow import (
     ApprovalEnd,
     ApprovalInput,
     ApprovalOutcome,
+    Contained,
+    ContainInput,
     IncidentRunResult,
+    read_activity_result,
     run_result_of,
 )
 from playbooks.render.card import APPROVE, REJECT, parse_action_data
@@ -178,6 +183,7 @@ class Pipeline:
         *,
         entities: list[dict[str, Any]] | None = None,
         started: str = RUN_START,
+        title: str | None = None,
     ) -> Any:
         """
         The incident orchestration to its end (its output, or a Failed run's error text). Each
@@ -202,6 +208,8 @@ class Pipeline:
             return instance.played.output
 
         incident = parse_incident(data.trigger_body(data.ENTITIES if entities is None else entities))
+        if title is not None:
+            incident = dataclasses.replace(incident, title=title)
         return play(codec.encode(incident), execute, [], instance_id=f"incident-{incident.name}", started=started).output
 
     def outcomes(self) -> list[ApprovalOutcome]:
@@ -349,7 +357,8 @@ class TestContainmentRetries:
         pipeline.run(scripted(decided(True)))
 
         assert len(graph.calls("POST", "revokeSignInSessions")) == 2
-        assert len(graph.calls("GET", "authentication/methods")) == 1
+        # One listing before the click (the card's Who), one by containment's audit: never a second audit.
+        assert len(graph.calls("GET", "authentication/methods")) == 2
         outcome = pipeline.outcomes()[0]
         assert [(r.kind.value, r.status.value) for r in outcome.results] == [
             ("revoke_sessions", "succeeded"),
@@ -358,6 +367,82 @@ class TestContainmentRetries:
         records = approval_comments(sentinel, _request(pipeline))
         assert list(records)[-2:] == ["result-audit_mfa_methods", "result-revoke_sessions"]  # each when it was final
         assert "revoke_sessions</td><td>done" in records["result-revoke_sessions"]
+
+
+class TestBeforeTheClick:
+    def test_the_card_and_the_comment_say_who_the_suspect_is(
+        self, pipeline: Pipeline, sentinel: SentinelServer, graph: graph_server.FakeGraph, teams: BotFrameworkFake
+    ) -> None:
+        """The enrichment reads the suspect's profile, risk and methods from Graph before the card: the card and the comment show them."""
+        graph.add_user(data.ALICE_ID, data.ALICE_UPN, displayName="Alice Liddell", department="Finance", jobTitle="Controller")
+        graph.add_method(data.ALICE_ID, "microsoftAuthenticator", "m-1", displayName="Alice's phone")
+        graph.set_risk(data.ALICE_ID, "high", "atRisk")
+
+        pipeline.run(scripted(deadline))
+
+        (posted,) = [r for r in teams.connector_requests() if r.method == "POST"]
+        card = str(posted.body)
+        assert "Controller, Finance (Microsoft Graph)" in card
+        assert "high, atRisk" in card
+        enrichment = [
+            str(c["message"]) for c in sentinel.comments(data.INCIDENT_NAME).values() if "Controller" in str(c["message"])
+        ]
+        assert len(enrichment) == 1
+        assert "Alice Liddell" in enrichment[0]
+        assert {r.method for r in graph.requests if "/users/" in r.path and "revoke" not in r.path} == {"GET"}
+
+    def test_graph_refusing_the_reads_is_said_and_the_card_is_still_posted(
+        self, pipeline: Pipeline, sentinel: SentinelServer, graph: graph_server.FakeGraph, teams: BotFrameworkFake
+    ) -> None:
+        """A 403 on the MFA methods before the click is named in the Who facts; the card still goes out and waits."""
+        graph.fail("GET", "authentication/methods", 403)
+
+        pipeline.run(scripted(deadline))
+
+        (posted,) = [r for r in teams.connector_requests() if r.method == "POST"]
+        assert "the MFA methods could not be read" in str(posted.body)
+        assert [o.outcome for o in pipeline.outcomes()] == [ApprovalEnd.EXPIRED]
+
+    def test_an_incident_defender_disrupted_does_not_propose_disabling_again(
+        self, pipeline: Pipeline, sentinel: SentinelServer, graph: graph_server.FakeGraph
+    ) -> None:
+        """Title says attack disruption acted: disabling is not proposed, the plan keeps why through history, the record says so."""
+        pipeline.environ["REPLAY_OPTIONAL_ACTIONS"] = "disable_account"  # read when the run first asks for settings
+
+        pipeline.run(scripted(decided(True)), title="Anomalous token (attack disruption)")
+
+        request = _request(pipeline)
+        assert ActionKind.DISABLE_ACCOUNT not in {a.kind for a in request.plan.actions}
+        assert [kind for kind, _who in request.plan.already_done] == [ActionKind.DISABLE_ACCOUNT]
+        assert graph.calls("PATCH", f"users/{data.ALICE_ID}") == []
+        assert "Not repeated: disable account, already done by Defender" in approval_comments(sentinel, request)["pending"]
+
+
+class TestMailboxFootholds:
+    def test_the_contain_activity_removes_the_attackers_inbox_rule_and_names_the_forwarding(
+        self, pipeline: Pipeline, graph: graph_server.FakeGraph
+    ) -> None:
+        """The typed contain input carries the attacker's rule and forwarding: the rule is deleted, the user's own kept, the forwarding a step by hand."""
+        pipeline.run(scripted(decided(False)))
+        request = _request(pipeline)
+        graph.add_rule(data.ALICE_ID, "r-evil", "..")
+        graph.add_rule(data.ALICE_ID, "r-own", "Newsletters")
+        removal = ProposedAction(ActionKind.REMOVE_INBOX_RULES, ACTION_DESCRIPTIONS[ActionKind.REMOVE_INBOX_RULES])
+        plan = dataclasses.replace(request.plan, actions=(*request.plan.actions, removal))
+        decision = ApprovalDecision.of(Decision(True, plan.digest, APPROVER, "alex@contoso.com", CLICKED), "Alex Wilber")
+        rule = AttackerInboxRule(data.ALICE_UPN, "..", data.AT - timedelta(minutes=5), "203.0.113.9")
+        forwarding = AttackerForwarding(data.ALICE_UPN, "drop@evil.example", data.AT - timedelta(minutes=4), "203.0.113.9")
+        done = (ActionKind.REVOKE_SESSIONS, ActionKind.AUDIT_MFA_METHODS)
+        payload = ContainInput(request.incident, request.instance_id, plan, decision, done, (rule,), (forwarding,))
+
+        answer = pipeline.execute("contain_account", codec.encode(payload))
+
+        contained = read_activity_result(Contained, answer)
+        assert isinstance(contained, Contained)
+        (removed,) = [r for r in contained.results if r.kind is ActionKind.REMOVE_INBOX_RULES]
+        assert removed.status.value == "succeeded"
+        assert [c.path.rsplit("/", 1)[-1] for c in graph.calls("DELETE", "messageRules")] == ["r-evil"]
+        assert any("drop@evil.example" in note for note in contained.notes)
 
 
 class TestSuspectObjectId:

@@ -14,6 +14,7 @@ from enrichment.domain.model import Account, Verdict
 from playbooks.domain import codec
 from playbooks.domain.approval import BotView, approval_state, approval_status
 from playbooks.domain.authorization import ApprovalRequest
+from playbooks.domain.footholds import AttackerForwarding, AttackerInboxRule
 from playbooks.domain.incident import SentinelIncident
 from playbooks.domain.plan import (
     ACTION_DESCRIPTIONS,
@@ -107,7 +108,11 @@ RESULTS = (
 FAILURE = Failure("write the incident comment", "Sentinel: conflict (HTTP 409)", "run it again", "Sentinel", 409, True)
 RUN = RunRef("incident-x", AT)
 REFERENCE = MessageReference("https://smba.example/", "19:x;messageid=1", "1", "bot", "tenant")
-REQUEST = ApprovalInput(INCIDENT, PLAN, "incident-x:approval:0:20261105T140000", AT, AT + timedelta(hours=4), CARD)
+RULE = AttackerInboxRule("adele.vance@contoso.example", "..", AT - timedelta(minutes=5), "203.0.113.9")
+FORWARDING = AttackerForwarding("adele.vance@contoso.example", "drop@evil.example", AT - timedelta(minutes=4), "203.0.113.9")
+REQUEST = ApprovalInput(
+    INCIDENT, PLAN, "incident-x:approval:0:20261105T140000", AT, AT + timedelta(hours=4), CARD, "", (RULE,), (FORWARDING,)
+)
 SUMMARY = EnrichmentSummary(
     Verdict.REPLAY_LIKELY, (AccountSummary(TARGET, Verdict.REPLAY_LIKELY, 92, ("203.0.113.9",), ("a signal",), PLAN),), 2
 )
@@ -137,7 +142,7 @@ SAMPLES: tuple[Any, ...] = (
     CardPosted(REFERENCE),
     UpdateCardInput(INCIDENT, REQUEST.instance_id, REFERENCE, CARD, DECISION, RESULTS, False),
     CardUpdated(),
-    ContainInput(INCIDENT, REQUEST.instance_id, PLAN, DECISION, (ActionKind.AUDIT_MFA_METHODS,)),
+    ContainInput(INCIDENT, REQUEST.instance_id, PLAN, DECISION, (ActionKind.AUDIT_MFA_METHODS,), (RULE,), (FORWARDING,)),
     Contained(RESULTS, ("MFA audit: 2 method(s) registered",)),
     ApprovalCommentInput(
         INCIDENT,
