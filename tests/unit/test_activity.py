@@ -282,3 +282,18 @@ class TestCoverage:
             "inbox rules, forwarding, mail access, sent mail and file downloads cannot be seen",
         )
         assert gaps((TableCoverage("OfficeActivity", False), TableCoverage("CloudAppEvents", True, 3)), "a", "b") == ()
+
+
+class TestMailboxFootholds:
+    def test_the_attackers_rule_and_forwarding_reach_containment_and_the_users_own_do_not(self) -> None:
+        """The rule and forwarding made from the suspect address become containment's footholds; the user's own, from home, stay out."""
+        from playbooks.services.enrich import mailbox_footholds
+
+        found = replayed(
+            record("New-InboxRule", rules=(rule("eg", move_to="RSS Feeds"),)),
+            record("Set-Mailbox", forwarding=(Forwarding(USER, "drop@exfil.example", AT),)),
+            record("New-InboxRule", ip=HOME_IP, rules=(rule("newsletters", move_to="News"),)),
+        )
+        rules, forwarding = mailbox_footholds(found, assess(found, settings()))
+        assert [(r.name, r.ip, r.operation, r.mailbox) for r in rules] == [("eg", ATTACKER_IP, "New-InboxRule", USER)]
+        assert [(f.address, f.ip) for f in forwarding] == [("drop@exfil.example", ATTACKER_IP)]
