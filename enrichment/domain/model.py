@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from enrichment.domain.activity import Scope
+from enrichment.domain.identity import IdentityContext
+
 
 class Table(StrEnum):
     """The two Entra ID sign-in tables; the value is the Log Analytics table name."""
@@ -212,6 +215,8 @@ class UserEvidence:
     travel: tuple[TravelRecord, ...] = ()
     truncated: bool = False
     warnings: tuple[str, ...] = ()
+    identity: IdentityContext = field(default_factory=IdentityContext)  # who the account is (workspace tables, then Graph)
+    scope: Scope | None = None  # what the suspect sessions did; None until the scope question was asked
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,10 @@ class TestCatalogue:
             "risk_unfamiliar_sign_in",
             "security_info_from_suspect_ip",
             "security_info_changed",
+            "inbox_rule_hides_mail",
+            "mail_forwarded_outside",
+            "mass_mail_access_scripted",
+            "consent_to_unknown_app",
         ]
 
     def test_a_rule_imported_into_another_family_is_counted_once(self) -> None:
