@@ -5,7 +5,8 @@ Nothing explains them: no record, no device the organisation vouches for, no net
 known on. An analyst reading the comment has to ask the user, which is what `suspicious` is for;
 calling them `benign` would be trusting what no evidence supports, and `replay_likely` would send an
 approval for a user doing nothing wrong. Each story is one of the look-alikes with the one fact that
-would explain it taken away.
+would explain it taken away, on a user with nothing else going on (no administrator's command-line tools),
+so the verdict is the story's.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class NewIspNewDevice(Script):
     """
 
     def adapt(self, scenario: Scenario, user: User) -> User:
-        return replace(user, phone=replace(user.phone, compliant=True, managed=True))
+        return replace(user, phone=replace(user.phone, compliant=True, managed=True), admin_tools=False)
 
     def overrides(self, scenario: Scenario, sim: Simulation) -> dict[int, Override]:
         scenario.day = pick_day(scenario, sim, 9, 15, history_days=2)
@@ -51,8 +52,13 @@ class NewIspNewDevice(Script):
     def play(self, scenario: Scenario, sim: Simulation) -> None:
         rng, user, plan = scenario.rng, sim.user, scenario.plan
         assert plan is not None
-        known = {user.home_isp.asn, user.carrier.asn, user.office.network.asn}
-        lines = [n for n in catalog.RESIDENTIAL if n.country == user.country and n.asn not in known]
+        known = {user.home_isp.asn, user.carrier.asn, user.office.network.asn} | {e.egress.asn for e in sim.events}
+        broadband = [n for n in catalog.RESIDENTIAL if n.country == user.country and n.asn not in known]
+        # Where the user already knows every broadband ISP of the catalog, the new line is a 5G home router.
+        routers = [n for n in catalog.MOBILE if n.country == user.country and n.asn not in known]
+        lines = (
+            broadband or routers or [n for n in catalog.RESIDENTIAL if n.country == user.country and n.asn != user.home_isp.asn]
+        )
         line = routes.network_egress(rng, rng.choice(lines), user.home_place)
         laptop = replace(
             user.laptop,
@@ -62,7 +68,7 @@ class NewIspNewDevice(Script):
             managed=False,
             trust_type="Azure AD registered",
         )
-        scenario.traits.update(new_isp_asn=line.asn, device_registered=True)
+        scenario.traits.update(new_isp_asn=line.asn, home_router="broadband" if broadband else "5g")
         start = time_between(
             rng, plan.midnight + 9 * HOUR, plan.midnight + 14 * HOUR, scenario.earliest, scenario.latest - 3 * HOUR
         )
@@ -97,7 +103,8 @@ class TravelWithoutRecord(Script):
     """
 
     def adapt(self, scenario: Scenario, user: User) -> User:
-        return replace(user, phone=replace(user.phone, compliant=False, managed=False, trust_type="Azure AD registered"))
+        phone = replace(user.phone, compliant=False, managed=False, trust_type="Azure AD registered")
+        return replace(user, phone=phone, admin_tools=False)
 
     def overrides(self, scenario: Scenario, sim: Simulation) -> dict[int, Override]:
         rng, user = scenario.rng, sim.user
@@ -131,12 +138,20 @@ class TravelWithoutRecord(Script):
         hotel: Egress = scenario.state["hotel"]
         depart: int = scenario.state["depart"]
         landed = depart + scenario.state["flight"]
-        # In the air the phone is silent; at the hotel it only refreshes (the apps were open already).
+        # In the air the phone is silent; at the hotel it only refreshes (the apps were open already), in the
+        # session it last used at home (the simulation may have begun a new one on the morning of the flight).
+        home = max((e for e in sim.events if e.device.device_id == phone.device_id and e.time < depart), key=lambda e: e.time)
         sim.events = [
-            e
+            replace(e, session_id=home.session_id) if e.device.device_id == phone.device_id and e.time >= landed else e
             for e in sim.events
             if e.device.device_id != phone.device_id or e.time < depart or (e.time >= landed and not e.interactive)
         ]
+        # Mail checked at the airport, on the home carrier, before boarding.
+        boarding = depart - int(rng.uniform(10, 40) * MINUTE)
+        airport = routes.carrier(sim.user)(rng, boarding)
+        sim.events.append(
+            replace(home, time=boarding, interactive=False, egress=airport, auth=Auth.CLAIM, incoming="refreshToken")
+        )
         last = min(landed + 8 * HOUR, depart + _WINDOW_HOLDS_HOME)
         scenario.at = time_between(rng, landed + HOUR, last, scenario.earliest, scenario.latest)
         scenario.incident_ip = hotel.ip
