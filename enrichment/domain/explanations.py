@@ -113,7 +113,7 @@ def _mobile_carrier(p: Picture, facts: IpFacts, rows: Sequence[SignIn], carried:
     if not rows or not all(_carried_key(s) in carried for s in rows):
         return None
     asn = carriers[0]
-    device = next(s.device_name or s.device_id for s in rows)
+    device = min(s.device_name or s.device_id for s in rows)
     return Explanation(
         facts.ip,
         ExplanationKind.MOBILE_CARRIER,
@@ -251,7 +251,7 @@ def _home_lans(p: Picture, presence: dict[tuple[int, int, str], _Presence]) -> L
     """
     reference = {lan for lan in map(_prefix64, p.reference.ips) if lan is not None}
     lans: Lans = defaultdict(dict)
-    for facts in p.ips.values():
+    for _, facts in sorted(p.ips.items()):  # the first paired address in address order names the LAN, whatever the row order
         lan = _prefix64(facts.ip)
         if lan is None or facts.ip in p.taken:
             continue

@@ -356,8 +356,29 @@ def fresh(signin: SignIn) -> bool:
     return signin.table is Table.INTERACTIVE and not signin.token_only and signin.result_type in ("0", "")
 
 
+def _start_order(s: SignIn) -> tuple[object, ...]:
+    """
+    Earliest first; at the same moment and address, a sign-in carrying a device before one without
+    (the device was there), then every field a session's start is judged on, so that no order of the
+    rows picks another start.
+    """
+    return (
+        s.first,
+        s.ip,
+        not s.device_id,
+        s.device_id,
+        s.is_compliant is not True,
+        s.table.value,
+        s.token_only,
+        s.result_type,
+        s.operating_system,
+        s.app_id,
+        s.user_agent,
+    )
+
+
 def _starts(rows: Sequence[SignIn]) -> dict[str, SignIn]:
-    """Each session's first successful sign-in (earliest, then by address for a stable tie-break)."""
+    """Each session's first successful sign-in (`_start_order`)."""
     starts: dict[str, SignIn] = {}
     for s in rows:
         if not s.session_id:
@@ -365,6 +386,8 @@ def _starts(rows: Sequence[SignIn]) -> dict[str, SignIn]:
         first = starts.get(s.session_id)
         if first is None or (s.first, s.ip) < (first.first, first.ip):
             starts[s.session_id] = s
+        elif (s.first, s.ip) == (first.first, first.ip) and _start_order(s) < _start_order(first):
+            starts[s.session_id] = s  # a tie: the full order, only here, keeps the hot loop cheap
     return starts
 
 
