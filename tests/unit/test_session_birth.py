@@ -101,7 +101,6 @@ class TestBornAtAProxy:
 
         assert "session_born_on_rented_network" not in {s.id for s in result.signals}
 
-
     def test_a_birth_tied_with_the_users_own_device_is_the_devices_whatever_the_row_order(self) -> None:
         """Two first sign-ins of a session at one moment and address, one on the user's compliant laptop: the same verdict either way."""
         on_laptop = interactive(ATTACKER, -60, session_id="s-tie", device_id=LAPTOP, is_compliant=True)
