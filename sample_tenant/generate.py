@@ -19,6 +19,7 @@ from sample_tenant import catalog, ids
 from sample_tenant.activity import Simulation
 from sample_tenant.attacks import AitmCookieReplay, AitmResidentialReplay, DeviceCodePhishing, RefreshTokenReplay, RelayReplay
 from sample_tenant.events import DAY, to_ms
+from sample_tenant.greyzone import NewIspNewDevice, TravelWithoutRecord
 from sample_tenant.incidents import incident_body
 from sample_tenant.lookalikes import (
     Ipv6DualStack,
@@ -56,6 +57,8 @@ SCRIPTS: dict[Family, Script] = {
     Family.ICLOUD_PRIVATE_RELAY: PrivateRelay(),
     Family.WARP_EDGE_SECURE_NETWORK: ConsumerRelay(),
     Family.ORGANISATION_SSE: OrganisationSse(),
+    Family.NEW_ISP_NEW_DEVICE: NewIspNewDevice(),
+    Family.TRAVEL_WITHOUT_RECORD: TravelWithoutRecord(),
     Family.ORDINARY: Ordinary(),
 }
 

@@ -326,22 +326,26 @@ def _lifted_sessions(rows: Sequence[SignIn], reference: Reference) -> dict[str, 
 
     An Entra session belongs to the browser or app it was issued to, whose sign-ins carry its device
     id; the same SessionId arriving without any device from an address that device never used is the
-    cookie or refresh token replayed elsewhere. One pass, grouped by session.
+    cookie or refresh token replayed elsewhere. Not elsewhere: the session's own sites, and any
+    address one of the user's own devices signed in from (a laptop's command-line tool tethered to
+    the user's phone leaves through the phone's carrier address, in no site the laptop used). One
+    pass, grouped by session.
     """
     on_device: dict[str, set[str]] = defaultdict(set)
     bare: dict[str, set[str]] = defaultdict(set)
+    devices_at: set[str] = set()
     for s in rows:
-        if not s.session_id:
-            continue
         if s.device_id:
             if s.device_id in reference.device_ids or s.is_compliant is True:
-                on_device[s.session_id].add(s.ip)
-        else:
+                devices_at.add(s.ip)
+                if s.session_id:
+                    on_device[s.session_id].add(s.ip)
+        elif s.session_id:
             bare[s.session_id].add(s.ip)
     lifted: dict[str, frozenset[str]] = {}
     for sid, device_ips in on_device.items():
         sites = {site(ip) for ip in device_ips}
-        elsewhere = frozenset(ip for ip in bare.get(sid, ()) if site(ip) not in sites)
+        elsewhere = frozenset(ip for ip in bare.get(sid, ()) if site(ip) not in sites and ip not in devices_at)
         if elsewhere:
             lifted[sid] = elsewhere
     return lifted
@@ -352,8 +356,29 @@ def fresh(signin: SignIn) -> bool:
     return signin.table is Table.INTERACTIVE and not signin.token_only and signin.result_type in ("0", "")
 
 
+def _start_order(s: SignIn) -> tuple[object, ...]:
+    """
+    Earliest first; at the same moment and address, a sign-in carrying a device before one without
+    (the device was there), then every field a session's start is judged on, so that no order of the
+    rows picks another start.
+    """
+    return (
+        s.first,
+        s.ip,
+        not s.device_id,
+        s.device_id,
+        s.is_compliant is not True,
+        s.table.value,
+        s.token_only,
+        s.result_type,
+        s.operating_system,
+        s.app_id,
+        s.user_agent,
+    )
+
+
 def _starts(rows: Sequence[SignIn]) -> dict[str, SignIn]:
-    """Each session's first successful sign-in (earliest, then by address for a stable tie-break)."""
+    """Each session's first successful sign-in (`_start_order`)."""
     starts: dict[str, SignIn] = {}
     for s in rows:
         if not s.session_id:
@@ -361,6 +386,8 @@ def _starts(rows: Sequence[SignIn]) -> dict[str, SignIn]:
         first = starts.get(s.session_id)
         if first is None or (s.first, s.ip) < (first.first, first.ip):
             starts[s.session_id] = s
+        elif (s.first, s.ip) == (first.first, first.ip) and _start_order(s) < _start_order(first):
+            starts[s.session_id] = s  # a tie: the full order, only here, keeps the hot loop cheap
     return starts
 
 

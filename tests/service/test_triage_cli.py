@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def tenant(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tenant")
-    generate(Options(out=folder, users=30, days=4, variants=2, compress=True))
+    generate(Options(out=folder, users=34, days=4, variants=2, compress=True))
     return folder
 
 

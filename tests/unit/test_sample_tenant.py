@@ -26,7 +26,7 @@ from sample_tenant.scenarios import Family
 from sample_tenant.tenant import build_tenant
 from sample_tenant.workloads import WORKLOAD_TABLES
 
-SMALL = {"users": 30, "days": 3, "variants": 2}
+SMALL = {"users": 34, "days": 3, "variants": 2}
 END = datetime(2026, 6, 15, 23, 59, 59, tzinfo=UTC)
 SCHEMAS = Path(__file__).resolve().parents[2] / "enrichment" / "schemas"
 INTERACTIVE, NON_INTERACTIVE, AUDIT = "SigninLogs", "AADNonInteractiveUserSignInLogs", "AuditLogs"
@@ -308,7 +308,7 @@ class TestRealism:
 
 class TestScenarios:
     def test_every_family_has_the_requested_variants_on_distinct_users(self, export: Export) -> None:
-        """15 families x --variants scenarios, each bound to its own user, each with its incident file."""
+        """17 families x --variants scenarios, each bound to its own user, each with its incident file."""
         by_family = defaultdict(list)
         for scenario in export.scenarios:
             by_family[scenario["family"]].append(scenario)
@@ -323,7 +323,7 @@ class TestScenarios:
             assert END - timedelta(hours=48) <= _time(scenario["at"]) <= END, scenario["id"]
 
     def test_kind_and_expected_explanation_follow_the_family(self, export: Export) -> None:
-        """Attacks and ordinary users expect no explanation; each look-alike expects its own."""
+        """Attacks, grey stories and ordinary users expect no explanation; each look-alike its own; every kind its verdict."""
         expected = {
             "vpn_split_tunnel": "corporate_vpn",
             "travel_with_record": "travel",
@@ -342,11 +342,14 @@ class TestScenarios:
             "aitm_residential_replay",
             "relay_replay",
         }
+        grey = {"new_isp_new_device", "travel_without_record"}
+        verdicts = {"attack": "replay_likely", "benign": "benign", "grey": "suspicious", "ordinary": "benign"}
         for scenario in export.scenarios:
             family = scenario["family"]
-            kind = "attack" if family in attacks else "benign" if family in expected else "ordinary"
+            kind = "attack" if family in attacks else "benign" if family in expected else "grey" if family in grey else "ordinary"
             assert scenario["kind"] == kind, scenario["id"]
             assert scenario["expected_explanation"] == expected.get(family)
+            assert scenario["expected_verdict"] == verdicts[kind], scenario["id"]
             assert bool(scenario["attacker_ips"]) == (kind == "attack"), scenario["id"]
             assert bool(scenario["explained_ips"]) == (kind == "benign"), scenario["id"]
 
@@ -470,6 +473,39 @@ class TestAttackTruth:
             devices = {json.loads(r["DeviceDetail"])["deviceId"] for r in prt}
             assert len(devices) == 1
             assert devices != {""}
+
+
+class TestGreyTruth:
+    def test_a_new_home_line_on_a_new_unmanaged_laptop(self, export: Export) -> None:
+        """The grey line is an ISP the user never used, reached only by one new, registered, non-compliant laptop, fresh MFA first."""
+        for scenario in export.family(Family.NEW_ISP_NEW_DEVICE):
+            line = scenario["incident_ip"]
+            assert line in scenario["victim_ips"]
+            rows = sorted((r for r in export.in_window(scenario) if r["IPAddress"] == line), key=lambda r: r["TimeGenerated"])
+            before = {r["AutonomousSystemNumber"] for r in export.rows_of(scenario["user_id"]) if r["IPAddress"] != line}
+            assert rows[0]["AutonomousSystemNumber"] not in before, scenario["id"]
+            devices = {(d["deviceId"], d["isCompliant"], d["trustType"]) for d in (_object(r, "DeviceDetail") for r in rows)}
+            assert len(devices) == 1
+            ((device_id, compliant, trust),) = devices
+            assert device_id
+            assert (compliant, trust) == (False, "Azure AD registered")
+            assert _object(rows[0], "MfaDetail")["authMethod"], scenario["id"]
+            assert not any(line in json.dumps(r) for r in export.tables[AUDIT]), scenario["id"]
+
+    def test_a_trip_with_no_record_on_the_users_own_phone(self, export: Export) -> None:
+        """Abroad only the user's registered, unmanaged phone signs in, in the session it had at home, and no record names the trip."""
+        for scenario in export.family(Family.TRAVEL_WITHOUT_RECORD):
+            hotel = scenario["incident_ip"]
+            rows = export.in_window(scenario)
+            abroad = [r for r in rows if r["IPAddress"] == hotel]
+            assert abroad
+            assert {r["Location"] for r in abroad} == {scenario["traits"]["destination"]}
+            sessions = {r["SessionId"] for r in abroad}
+            assert sessions <= {r["SessionId"] for r in rows if r["IPAddress"] != hotel}, scenario["id"]
+            details = [_object(r, "DeviceDetail") for r in abroad]
+            assert {(d["isCompliant"], d["trustType"]) for d in details} == {(False, "Azure AD registered")}
+            trips = [t for t in export.travel if t["UserPrincipalName"] == scenario["user"]]
+            assert scenario["traits"]["destination"] not in {t["Country"] for t in trips}
 
 
 class TestLookalikeTruth:
@@ -678,13 +714,13 @@ class TestCli:
         assert len(lines) == 1
         assert INTERACTIVE in lines[0]
         assert NON_INTERACTIVE in lines[0]
-        assert "15 scenarios" in lines[0]
+        assert "17 scenarios" in lines[0]
         assert (tmp_path / f"{NON_INTERACTIVE}.jsonl.gz").is_file()
 
     @pytest.mark.parametrize(
         ("argv", "message"),
         [
-            (["--users", "10", "--variants", "2"], "needs at least 30 users"),
+            (["--users", "10", "--variants", "2"], "needs at least 34 users"),
             (["--days", "2"], "--days must be at least 3"),
             (["--end", "yesterday"], "not an ISO 8601 time"),
         ],

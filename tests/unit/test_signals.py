@@ -318,6 +318,19 @@ class TestTokenOnlyNewContext:
         ev = evidence(*ordinary_day(), interactive(ATTACKER, 30, token_only=True, device_id=LAPTOP), history=history)
         assert "token_only_new_context" not in fired(ev)
 
+    def test_claim_on_a_new_compliant_laptop_tethered_to_the_usual_carrier(self) -> None:
+        """A managed laptop the baseline never saw, on a new address of the user's carrier: its own session's claim, not a copied one."""
+        history = baseline(asns=frozenset({HOME[1], PHONE[1]}))
+        row = interactive(PHONE, 30, token_only=True, session_id="s-mac", device_id="mac-new", is_compliant=True)
+        assert "token_only_new_context" not in fired(evidence(*ordinary_day(), row, history=history))
+
+    def test_claim_without_a_device_on_a_new_address_of_the_usual_carrier_still_counts(self) -> None:
+        """A copied cookie replayed through a mobile proxy of the user's own carrier carries no device: still somewhere new."""
+        history = baseline(asns=frozenset({HOME[1], PHONE[1]}))
+        registered_only = interactive(PHONE, 30, token_only=True, session_id="s-x", device_id="planted", is_compliant=False)
+        for row in (interactive(PHONE, 30, token_only=True, session_id="stolen"), registered_only):
+            assert fired(evidence(*ordinary_day(), row, history=history))["token_only_new_context"].ips == (PHONE[0],)
+
 
 class TestDeviceCodeFlow:
     def test_device_code_never_seen_before(self) -> None:
