@@ -87,11 +87,13 @@ async def facts_before_approval(
     """
     The facts of every account whose plan waits for an approval (by account index); the others get
     none, so a benign incident costs no Graph call. `workspace` is what the workspace's tables
-    answered per account.
+    answered per account; by default, what the account's own evidence carries (`UserEvidence.identity`,
+    from IdentityInfo, AADRiskyUsers and AADUserRiskEvents), so Graph is asked only what those left open.
     """
     known = workspace or {}
     found: dict[int, AccountFacts] = {}
     for index, (evidence, assessment, plan) in enumerate(accounts):
         if plan.needs_approval:
-            found[index] = await gather_account_facts(graph, evidence, assessment, now, workspace=known.get(index))
+            answered = known.get(index, evidence.identity)
+            found[index] = await gather_account_facts(graph, evidence, assessment, now, workspace=answered)
     return found

@@ -97,9 +97,11 @@ def test_the_wheel_holds_the_four_packages_and_the_column_schemas(installed: Ins
     """Only common, enrichment, playbooks and sample_tenant (no tests, no function_app.py), with the schemas and AS names."""
     names = zipfile.ZipFile(installed.wheel).namelist()
     assert {name.split("/")[0] for name in names if not name.startswith("token_replay_playbook-")} == set(PACKAGES)
-    assert {n for n in names if n.startswith("enrichment/schemas/")} == {
-        f"enrichment/schemas/{table}.json" for table in ("SigninLogs", "AADNonInteractiveUserSignInLogs", "AuditLogs")
+    shipped = {f"enrichment/schemas/{path.name}" for path in (ROOT / "enrichment" / "schemas").glob("*.json")}
+    assert {"SigninLogs", "AADNonInteractiveUserSignInLogs", "AuditLogs", "OfficeActivity"} <= {
+        name.removeprefix("enrichment/schemas/").removesuffix(".json") for name in shipped
     }
+    assert {n for n in names if n.startswith("enrichment/schemas/")} == shipped
     assert "enrichment/render/asn-names.tsv.gz" in names
     assert "enrichment/egress_lists/icloud-private-relay.txt.gz" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))

@@ -125,3 +125,13 @@ async def test_only_accounts_awaiting_approval_are_read(graph: FakeGraph, direct
     found = await facts_before_approval(directory, accounts, NOW)
     assert list(found) == [1]
     assert not [r for r in graph.requests if "22222222" in r.path]
+
+
+async def test_the_evidence_identity_from_the_workspace_is_preferred(graph: FakeGraph, directory: GraphDirectory) -> None:
+    """An account whose evidence carries a fully answered identity (the workspace tables) costs no identity read in Graph."""
+    answered = IdentityContext(display_name="Vic (IdentityInfo)", answers=tuple(Answer(f, "IdentityInfo") for f in Facet))
+    accounts = [(replace(evidence(), identity=answered), ASSESSMENT, plan_containment("INC-7", SUSPECT, ASSESSMENT, Settings()))]
+    found = await facts_before_approval(directory, accounts, NOW)
+    assert found[0].identity.display_name == "Vic (IdentityInfo)"
+    assert graph.calls("GET", "roleAssignments|riskyUsers|riskDetections") == []
+    assert graph.calls("GET", f"^/users/{USER}$") == []
