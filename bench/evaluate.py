@@ -27,7 +27,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_detectors import DETECTORS
 
 from common.settings import Settings
+from common.times import parse_utc
 from enrichment.adapters.embedded import EmbeddedEngine
 from enrichment.domain.model import Account, Assessment, Verdict
 from enrichment.domain.scoring import assess
@@ -108,7 +108,7 @@ def evaluate(data: Path) -> list[Outcome]:
     outcomes = []
     with EmbeddedEngine.open(data) as engine:
         for scenario in scenarios:
-            at = datetime.fromisoformat(scenario["at"].replace("Z", "+00:00"))
+            at = parse_utc(scenario["at"])
             began = time.perf_counter()
             (evidence,) = gather_evidence(engine, [Account(upn=scenario["user"])], at, settings)
             assessment = assess(evidence, settings)

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from common.errors import InputError, UpstreamError
+from common.errors import InputError, UpstreamError, first_line
 from enrichment.adapters.exports import TABLES, LoadReport, load_exports, open_database
 from enrichment.domain.model import QueryOutcome
 from enrichment.queries.kql import Query
@@ -107,10 +107,10 @@ class EmbeddedEngine:
             except (duckdb.BinderException, duckdb.CatalogException) as error:
                 raise InputError(self._schema_problem(query, error)) from error
             except (duckdb.ConversionException, duckdb.InvalidInputException) as error:
-                msg = f"query {query.name}: {self._subject()} holds a value DuckDB cannot use: {_first_line(error)}"
+                msg = f"query {query.name}: {self._subject()} holds a value DuckDB cannot use: {first_line(error)}"
                 raise InputError(msg) from error
             except duckdb.Error as error:
-                raise UpstreamError(_SERVICE, f"query {query.name} failed: {_first_line(error)}") from error
+                raise UpstreamError(_SERVICE, f"query {query.name} failed: {first_line(error)}") from error
         rows = tuple({name: _value(value) for name, value in zip(columns, record, strict=True)} for record in records)
         return QueryOutcome(rows=rows, warnings=self.notes)
 
@@ -135,7 +135,7 @@ class EmbeddedEngine:
         table = _MISSING_TABLE.search(text)
         if table:
             return f"query {query.name}: {self._subject()} has no table {table['name']!r}"
-        return f"query {query.name}: {_first_line(error)}"
+        return f"query {query.name}: {first_line(error)}"
 
 
 def _load_notes(report: LoadReport | None) -> tuple[str, ...]:
@@ -161,10 +161,5 @@ def _value(value: Any) -> Any:
 
 def _short(error: Exception) -> str:
     """The parser lists every token it expected; the position and the first words say enough."""
-    text = _first_line(error)
+    text = first_line(error)
     return text if len(text) <= _MESSAGE_LIMIT else text[:_MESSAGE_LIMIT] + "..."
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common.errors import InputError
+from common.errors import InputError, first_line
 from enrichment.queries.kql import InvalidQueryInput, validate_watchlist_alias
 
 if TYPE_CHECKING:
@@ -192,7 +192,6 @@ class LoadedExports:
 class _Column:
     name: str
     kusto_type: str
-    json_text: bool = False
 
     @property
     def duckdb_type(self) -> str:
@@ -229,7 +228,7 @@ class _Readable:
 def schema_columns(table: str) -> tuple[_Column, ...]:
     """The project's columns for `table`, in fixture order."""
     document = json.loads((_SCHEMAS / f"{table}.json").read_text(encoding="utf-8"))
-    return tuple(_Column(c["name"], c["type"], bool(c.get("json_text", False))) for c in document["columns"])
+    return tuple(_Column(c["name"], c["type"]) for c in document["columns"])
 
 
 def load_exports(folder: Path, *, cache: Path | None = None, tables: Mapping[str, str] | None = None) -> LoadedExports:
@@ -271,7 +270,7 @@ def open_database(path: Path) -> tuple[DuckDBPyConnection, tuple[str, ...]]:
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as error:
-        msg = f"{path}: not a DuckDB database this version can open: {_first_line(error)}"
+        msg = f"{path}: not a DuckDB database this version can open: {first_line(error)}"
         raise InputError(msg) from error
     con.execute("SET TimeZone='UTC'")
     con.execute("SET enable_progress_bar=false")
@@ -417,7 +416,7 @@ def _read_cache(path: Path, fingerprint: str, *, explicit: bool) -> LoadReport |
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as error:
         if explicit:
-            msg = f"{path}: exists and is not a triage cache ({_first_line(error)}); refusing to overwrite it"
+            msg = f"{path}: exists and is not a triage cache ({first_line(error)}); refusing to overwrite it"
             raise InputError(msg) from error
         return None
     try:
@@ -974,8 +973,3 @@ def _ident(name: str) -> str:
 
 def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -91,7 +91,6 @@ class SignIn:
     resource_id: str = ""
     resource: str = ""
     user_agent: str = ""
-    client_app: str = ""
     auth_protocol: str = ""
     incoming_token_type: str = ""
     device_id: str = ""
@@ -99,14 +98,9 @@ class SignIn:
     operating_system: str = ""
     browser: str = ""
     is_compliant: bool | None = None
-    is_managed: bool | None = None
-    trust_type: str = ""
     result_type: str = "0"
-    auth_requirement: str = ""
-    auth_method: str = ""
     token_only: bool = False  # "MFA requirement satisfied by claim in the token" / "Previously satisfied"
     token_protection: str = ""  # TokenProtectionStatusDetails.signInSessionStatus: bound / unbound / ...
-    risk_level: str = ""
     risk_events: tuple[str, ...] = ()
     trusted_networks: tuple[str, ...] = ()  # names of trusted named locations the IP matched
 
@@ -166,14 +160,6 @@ class Baseline:
     def empty(self) -> bool:
         return self.interactive is None and self.non_interactive is None
 
-    def known(self, attribute: str) -> frozenset[str] | frozenset[int]:
-        """The union of one set-valued attribute over both tables (e.g. `"ips"`, `"asns"`)."""
-        values: set[object] = set()
-        for part in (self.interactive, self.non_interactive):
-            if part is not None:
-                values |= getattr(part, attribute)
-        return frozenset(values)  # type: ignore[return-value]
-
 
 @dataclass(frozen=True, slots=True)
 class SecurityEvent:
@@ -232,6 +218,29 @@ class Verdict(StrEnum):
     REPLAY_LIKELY = "replay_likely"
     SUSPICIOUS = "suspicious"
     BENIGN = "benign"
+
+    @property
+    def words(self) -> str:
+        """The verdict for a person ('token replay likely'); headlines and comments case it as they need."""
+        return _VERDICT_NAMES[self][0]
+
+    @property
+    def slug(self) -> str:
+        """The short stable name in incident labels ('likely' in `token-replay:likely`)."""
+        return _VERDICT_NAMES[self][1]
+
+    @property
+    def concern(self) -> int:
+        """How much the verdict asks of an analyst: the higher, the sooner it is read (benign is 0)."""
+        return _VERDICT_NAMES[self][2]
+
+
+#: Verdict -> (words, label slug, concern): the one table every rendering and label reads.
+_VERDICT_NAMES: dict[str, tuple[str, str, int]] = {
+    Verdict.REPLAY_LIKELY: ("token replay likely", "likely", 2),
+    Verdict.SUSPICIOUS: ("suspicious", "suspicious", 1),
+    Verdict.BENIGN: ("benign", "benign", 0),
+}
 
 
 class ExplanationKind(StrEnum):

@@ -20,13 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from common.times import utc_text
 from enrichment.domain import networks
 from enrichment.domain.model import SignIn, Table, UserEvidence
-
-
-def utc_text(moment: datetime) -> str:
-    """A time as the detail sentences show it."""
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 class ReferenceSource(StrEnum):

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from common.identifiers import is_guid
 from enrichment.domain.model import Account, Table, TimeWindow
 
 #: Groups of identical sign-ins are binned this finely: fine enough for concurrency and
@@ -42,7 +43,6 @@ SECURITY_OPERATIONS = (
 # A UPN as Entra issues it (guests included: `name_domain#EXT#@tenant`), and nothing that could
 # leave a string literal or start a new statement.
 _UPN = re.compile(r"^[A-Za-z0-9._%+#'!&*=^`{}|~$/?-]{1,113}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?$")
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _WATCHLIST_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
@@ -96,7 +96,7 @@ def validate_upn(upn: str) -> str:
 
 
 def validate_object_id(object_id: str) -> str:
-    if not _GUID.fullmatch(object_id):
+    if not is_guid(object_id):
         msg = f"not an Entra object id (GUID): {object_id!r}"
         raise InvalidQueryInput(msg)
     return object_id.lower()

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
+from common.times import as_utc, parse_utc
 from enrichment.domain.model import (
     Account,
     Baseline,
@@ -46,10 +47,9 @@ def _text(value: object) -> str:
 
 def _time(value: object, column: str) -> datetime:
     if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
     if isinstance(value, str) and value:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        return parse_utc(value)
     msg = f"column {column} has no time: {value!r}"
     raise RowError(msg)
 
@@ -142,7 +142,6 @@ def signin(row: Row) -> SignIn:
         resource_id=_text(row.get("ResourceId")).lower(),
         resource=_text(row.get("ResourceDisplayName")),
         user_agent=_text(row.get("UserAgent")),
-        client_app=_text(row.get("ClientAppUsed")),
         auth_protocol=_text(row.get("AuthenticationProtocol")),
         incoming_token_type=_text(row.get("IncomingTokenType")),
         device_id=_text(row.get("DeviceId")).lower(),
@@ -150,14 +149,9 @@ def signin(row: Row) -> SignIn:
         operating_system=_text(row.get("OperatingSystem")),
         browser=_text(row.get("Browser")),
         is_compliant=_flag(row.get("IsCompliant")),
-        is_managed=_flag(row.get("IsManaged")),
-        trust_type=_text(row.get("TrustType")),
         result_type=_text(row.get("ResultType")) or "0",
-        auth_requirement=_text(row.get("AuthenticationRequirement")),
-        auth_method=_text(row.get("AuthMethod")),
         token_only=_flag(row.get("TokenOnly")) is True,
         token_protection=_text(row.get("TokenProtection")),
-        risk_level=_text(row.get("RiskLevel")),
         risk_events=tuple(sorted(_strings(row.get("RiskEvents")))),
         trusted_networks=_trusted_networks(row.get("NetworkLocations")),
     )

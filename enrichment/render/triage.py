@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from common.times import iso_z
 from enrichment.domain.evidence import IpActivity, SessionActivity, ip_timeline, sessions
 from enrichment.domain.model import Assessment, Baseline, Table, TableBaseline, UserEvidence, Verdict
 
@@ -19,7 +20,7 @@ Document = dict[str, Any]
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+    return None if moment is None else iso_z(moment)
 
 
 def _timeline_entry(activity: IpActivity) -> Document:
@@ -145,19 +146,12 @@ def triage_document(evidence: UserEvidence, assessment: Assessment | None) -> Do
     return document
 
 
-_VERDICT_HEADLINE = {
-    Verdict.REPLAY_LIKELY.value: "TOKEN REPLAY LIKELY",
-    Verdict.SUSPICIOUS.value: "SUSPICIOUS",
-    Verdict.BENIGN.value: "BENIGN",
-}
-
-
 def render_text(document: Document) -> str:
     """The document for a person: verdict and strongest reasons first, then the detail."""
     lines: list[str] = []
     user, window = document["user"], document["window"]
     if "verdict" in document:
-        lines.append(f"{_VERDICT_HEADLINE[document['verdict']]} (score {document['score']}/100) for {user}")
+        lines.append(f"{Verdict(document['verdict']).words.upper()} (score {document['score']}/100) for {user}")
         strongest = sorted(document["signals"], key=lambda s: -s["weight"])[:3]
         lines.extend(f"  - {s['detail']}" for s in strongest)
         if not strongest:

@@ -17,7 +17,6 @@ factory and the methods, so the CLI and the pure core can import the value types
 from __future__ import annotations
 
 import functools
-import re
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlparse
 
 from common.errors import TransientUpstreamError, UpstreamError
+from common.identifiers import is_guid
 from common.settings import Settings
 from playbooks.domain.permissions import DirectoryRole, Feature, missing_permission_hint, permissions_for
 
@@ -43,7 +43,6 @@ SERVICE = "Microsoft Graph"
 #: The only scope ever requested: without it the SDK derives the scope from the request host.
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 
 #: The request-ids of the responses seen by the call running in this task (see `_capture`).
@@ -182,7 +181,7 @@ def _checked_id(user_id: str, *, guid: bool = False) -> str:
     anything pasted into a $filter must be a GUID (`guid=True`).
     """
     value = user_id.strip()
-    if guid and not _GUID.match(value):
+    if guid and not is_guid(value):
         msg = f"not an Entra object id: {user_id!r}"
         raise ValueError(msg)
     if not value or any(c in value for c in "/?#%\\ \t\r\n"):

@@ -26,7 +26,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TextIO
 
+from common.command import EXIT_BAD_INPUT, EXIT_OK, ArgumentParser
 from common.errors import InputError, SettingsError
+from common.identifiers import is_guid
 from common.settings import OPTIONAL_ACTIONS, Settings
 from playbooks.domain.permissions import (
     AZURE_ROLES,
@@ -38,12 +40,9 @@ from playbooks.domain.permissions import (
     required_graph_permissions,
 )
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-
 #: appId of the Microsoft Graph service principal, the same in every tenant.
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 
-_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 #: What an operator sees when a feature's permissions are missing (read from playbooks.adapters.graph,
 #: containment, authorization): the README states it next to each permission.
@@ -146,7 +145,7 @@ class GrantPlan:
 
 def _guid(value: object, what: str) -> str:
     """Ids go into URLs and request bodies the script builds, so anything but a GUID is refused."""
-    if not isinstance(value, str) or not _GUID.fullmatch(value):
+    if not isinstance(value, str) or not is_guid(value):
         msg = f"{what} is not a GUID: {value!r}"
         raise InputError(msg)
     return value.lower()
@@ -374,15 +373,8 @@ def update_readme(text: str) -> str:
 # ---- command line ------------------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    """Usage errors are bad input: exit 2 with one line, like every other error here."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise InputError(message)
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = ArgumentParser(
         prog="python -m playbooks.permissions", description="What playbooks.domain.permissions derives, for scripts and docs."
     )
     parser.add_argument("--settings", type=Path, help="a local.settings.json; default: the feature switches from the environment")

@@ -25,10 +25,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from common.errors import InputError
+from common.identifiers import GUID, is_guid
+from common.times import parse_utc
+from common.urls import https_url
 from enrichment.domain.model import Account, Verdict
 from enrichment.queries import kql
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 # ARM naming rules: resource groups 1-90 of letters, digits, `_ - . ( )` not ending in `.`;
 # Log Analytics workspaces 4-63 of letters, digits and `-`.
 _RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
@@ -41,14 +43,9 @@ _INCIDENT_ID = re.compile(
 
 #: Our labels, one per verdict; the stale sibling is removed when the verdict changes.
 LABEL_PREFIX = "token-replay:"
-VERDICT_LABELS: dict[Verdict, str] = {
-    Verdict.REPLAY_LIKELY: "token-replay:likely",
-    Verdict.SUSPICIOUS: "token-replay:suspicious",
-    Verdict.BENIGN: "token-replay:benign",
-}
+VERDICT_LABELS: dict[Verdict, str] = {verdict: LABEL_PREFIX + verdict.slug for verdict in Verdict}
 
 _SEVERITY_ORDER = {"informational": 0, "low": 1, "medium": 2, "high": 3}
-_VERDICT_ORDER = {Verdict.BENIGN: 0, Verdict.SUSPICIOUS: 1, Verdict.REPLAY_LIKELY: 2}
 
 #: Incident properties the service computes; they are dropped from the PUT body (read-only in the spec).
 READ_ONLY_PROPERTIES = frozenset(
@@ -137,10 +134,10 @@ class IncidentRef:
         try:
             accounts = data.get("accounts")
             ref = cls(
-                subscription_id=_checked(data["subscription_id"], _GUID, "subscription id").lower(),
+                subscription_id=_checked(data["subscription_id"], GUID, "subscription id").lower(),
                 resource_group=_checked(data["resource_group"], _RESOURCE_GROUP, "resource group"),
                 workspace_name=_checked(data["workspace_name"], _WORKSPACE, "workspace name"),
-                name=_checked(data["name"], _GUID, "incident id").lower(),
+                name=_checked(data["name"], GUID, "incident id").lower(),
                 number=data.get("number"),
                 title=str(data.get("title") or ""),
                 severity=str(data.get("severity") or ""),
@@ -149,7 +146,7 @@ class IncidentRef:
                 unresolved=tuple(str(u) for u in data.get("unresolved") or ()),
                 entity_kinds=tuple((str(k), int(c)) for k, c in data.get("entity_kinds") or ()),
                 workspace_id=str(data.get("workspace_id") or ""),
-                url=_https_url(data.get("url")),
+                url=https_url(data.get("url")),
             )
         except (KeyError, TypeError, ValueError) as error:
             msg = f"not a stored incident reference: {error}"
@@ -215,7 +212,7 @@ def parse_incident(body: object, *, received_at: datetime | None = None) -> Inci
         resource = body["object"]
         raw_workspace = body.get("workspaceId")
         if raw_workspace:
-            workspace_id = _checked(raw_workspace, _GUID, "workspaceId").lower()
+            workspace_id = _checked(raw_workspace, GUID, "workspaceId").lower()
     else:
         resource = body
     if not isinstance(resource, Mapping):
@@ -254,7 +251,7 @@ def parse_incident(body: object, *, received_at: datetime | None = None) -> Inci
         at=at,
         accounts=None,
         workspace_id=workspace_id,
-        url=_https_url(properties.get("incidentUrl")),
+        url=https_url(properties.get("incidentUrl")),
     )
     # An empty or missing list is "not told", not "none": the function asks Sentinel then.
     return ref.with_accounts(resolve_accounts(entities)) if entities else ref
@@ -267,26 +264,19 @@ def parse_resource_id(raw_id: str) -> tuple[str, str, str, str]:
         msg = f"not a Sentinel incident resource id: {raw_id[:200]!r}"
         raise InputError(msg)
     return (
-        _checked(match["sub"], _GUID, "subscription id").lower(),
+        _checked(match["sub"], GUID, "subscription id").lower(),
         _checked(match["rg"], _RESOURCE_GROUP, "resource group"),
         _checked(match["ws"], _WORKSPACE, "workspace name"),
-        _checked(match["name"], _GUID, "incident id").lower(),
+        _checked(match["name"], GUID, "incident id").lower(),
     )
 
 
 def _checked(value: object, pattern: re.Pattern[str], role: str) -> str:
     text = str(value).strip() if value is not None else ""
-    if not pattern.match(text):
+    if not pattern.fullmatch(text):
         msg = f"not a valid {role}: {text[:100]!r}"
         raise InputError(msg)
     return text
-
-
-def _https_url(value: object) -> str:
-    """The value when it is a plain https URL of sensible length, else '' (no link beats a bad one)."""
-    if isinstance(value, str) and len(value) <= 1000 and re.match(r"^https://[^\s/?#]+(?:[/?#]\S*)?$", value.strip()):
-        return value.strip()
-    return ""
 
 
 def _time(value: object, role: str) -> datetime:
@@ -294,11 +284,10 @@ def _time(value: object, role: str) -> datetime:
         msg = f"{role}: not a time: {value!r}"
         raise InputError(msg)
     try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return parse_utc(value)
     except ValueError:
         msg = f"{role}: not an ISO 8601 time: {value[:60]!r}"
         raise InputError(msg) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _incident_time(properties: Mapping[str, Any], received_at: datetime | None) -> datetime:
@@ -350,7 +339,7 @@ def _upn(value: object) -> str:
 
 
 def _guid(value: object) -> str:
-    return value.strip().lower() if isinstance(value, str) and _GUID.match(value.strip()) else ""
+    return value.strip().lower() if isinstance(value, str) and is_guid(value.strip()) else ""
 
 
 @dataclass
@@ -438,7 +427,7 @@ def _merge(people: list[_Person], object_id: str, upn: str) -> None:
 def overall_verdict(verdicts: Iterable[Verdict]) -> Verdict | None:
     """The most severe verdict among the accounts (None when nothing was assessed)."""
     chosen = list(verdicts)
-    return max(chosen, key=lambda v: _VERDICT_ORDER[v]) if chosen else None
+    return max(chosen, key=lambda v: v.concern) if chosen else None
 
 
 def incident_update(properties: Mapping[str, Any], verdict: Verdict, *, raise_severity: bool) -> dict[str, Any] | None:

@@ -20,8 +20,11 @@ from datetime import datetime
 from typing import Any
 
 from common.errors import InputError
+from common.identifiers import is_guid
+from common.times import iso_z, utc_text
+from common.urls import https_url
 from enrichment.domain.evidence import IpActivity, ip_timeline
-from enrichment.domain.model import Assessment, Explanation, Signal, UserEvidence, Verdict
+from enrichment.domain.model import Assessment, Explanation, Signal, UserEvidence
 from playbooks.domain.plan import ActionKind, ActionResult, ActionStatus, ContainmentPlan, Decision
 
 Card = dict[str, Any]
@@ -41,11 +44,6 @@ VERBS = (APPROVE, REJECT)
 DATA_MARKER = "replay_approval"
 DATA_VERSION = 1
 
-_VERDICT_WORDS = {
-    Verdict.REPLAY_LIKELY: "token replay likely",
-    Verdict.SUSPICIOUS: "suspicious",
-    Verdict.BENIGN: "benign",
-}
 _ACTION_TITLES = {
     ActionKind.REVOKE_SESSIONS: "Revoke sessions",
     ActionKind.AUDIT_MFA_METHODS: "Audit MFA methods",
@@ -116,25 +114,11 @@ class IncidentRef:
     url: str = ""
 
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _DIGEST = re.compile(r"^[0-9a-f]{32}$")
 # Durable Functions instance ids may not contain / \ # ? or control characters; ours are shorter still.
 _INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._@-]{0,99}$")
 _INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._/-]{0,199}$")
-_URL_LIMIT = 1000
 _UPN_LIMIT = 256
-
-
-def _https_url(url: str) -> str:
-    """The URL when it is a plain https URL short enough to carry, else empty (no link is better than a bad one)."""
-    url = url.strip()
-    if len(url) <= _URL_LIMIT and re.match(r"^https://[^\s/?#]+(?:[/?#][^\s]*)?$", url):
-        return url
-    return ""
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +151,7 @@ class ActionData:
             "user_upn": self.user_upn,
             "plan_digest": self.plan_digest,
             "instance_id": self.instance_id,
-            "expires_at": _iso(self.expires_at),
+            "expires_at": iso_z(self.expires_at),
         }
 
     @classmethod
@@ -181,7 +165,7 @@ class ActionData:
             user_upn=plan.account.upn,
             expires_at=expires_at,
             incident_number=incident.number,
-            incident_url=_https_url(incident.url),
+            incident_url=https_url(incident.url),
         )
         parse_action_data(data.to_data(APPROVE))
         return data
@@ -223,7 +207,7 @@ def parse_action_data(data: Mapping[str, Any]) -> tuple[str, ActionData]:
     if isinstance(data.get("instance_id"), str) and not _INSTANCE_ID.match(instance_id):
         problems.append("instance_id: not an orchestration instance id")
     object_id = _string(data, "user_object_id", problems)
-    if object_id and not _GUID.match(object_id):
+    if object_id and not is_guid(object_id):
         problems.append("user_object_id: not a GUID")
     upn = _string(data, "user_upn", problems)
     if len(upn) > _UPN_LIMIT:
@@ -231,7 +215,7 @@ def parse_action_data(data: Mapping[str, Any]) -> tuple[str, ActionData]:
     if "user_object_id" in data and "user_upn" in data and not object_id and not upn:
         problems.append("user_object_id/user_upn: one is required")
     url = data.get("incident_url", "")
-    if not isinstance(url, str) or (url and _https_url(url) != url):
+    if not isinstance(url, str) or (url and https_url(url) != url):
         problems.append("incident_url: not an https URL")
     number = data.get("incident_number")
     if number is not None and (not isinstance(number, int) or isinstance(number, bool) or number < 0):
@@ -283,10 +267,6 @@ def _container(items: list[dict[str, Any]], style: str = "default") -> dict[str,
     return {"type": "Container", "style": style, "items": items}
 
 
-def _time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment.utcoffset() is not None else moment.isoformat()
-
-
 def _incident_line(number: int | None, title: str, limit: int) -> str:
     label = f"Incident {number}" if number is not None else "Incident"
     return f"{label}: {escape_markdown(title, limit)}" if clean_text(title) else label
@@ -336,7 +316,7 @@ def _buttons(data: ActionData) -> list[dict[str, Any]]:
 
 
 def _open_incident(url: str) -> list[dict[str, Any]]:
-    safe = _https_url(url)
+    safe = https_url(url)
     return [{"type": "Action.OpenUrl", "title": "Open incident", "url": safe}] if safe else []
 
 
@@ -450,7 +430,7 @@ def _state_section(
         items = [_text("Expired: nobody decided in time. Nothing was changed.", weight="Bolder")]
         return {**_container(items, "warning"), "id": _STATE}
     verb = "Approved" if decision.approved else "Rejected"
-    items = [_text(f"{verb} by {_who(decision, decided_by_name)} at {_time(decision.decided_at)}", weight="Bolder")]
+    items = [_text(f"{verb} by {_who(decision, decided_by_name)} at {utc_text(decision.decided_at)}", weight="Bolder")]
     if not decision.approved:
         items.append(_text("Nothing was changed."))
         style = "warning"
@@ -501,10 +481,10 @@ def _pending_card(
                 [
                     ("User", escape_markdown(user, 120)),
                     ("Object id", escape_markdown(plan.account.object_id or "unknown", 60)),
-                    ("Verdict", f"{_VERDICT_WORDS[assessment.verdict]} (score {assessment.score}/100)"),
-                    ("Window", f"{_time(evidence.window.start)} to {_time(evidence.window.end)}"),
+                    ("Verdict", f"{assessment.verdict.words} (score {assessment.score}/100)"),
+                    ("Window", f"{utc_text(evidence.window.start)} to {utc_text(evidence.window.end)}"),
                     ("Sign-ins", f"{sum(s.count for s in evidence.signins)} in {len(evidence.signins)} groups"),
-                    (_DECIDE_BY, _time(data.expires_at)),
+                    (_DECIDE_BY, utc_text(data.expires_at)),
                 ]
             ),
             "id": _FACTS,
@@ -625,7 +605,7 @@ def recorded_card(data: ActionData, decision: Decision, *, name: str = "") -> Ca
     follow = (
         "Containment is running; the card will show each action's outcome." if decision.approved else "Nothing will be changed."
     )
-    lines = [_text(f"{verb} by {_who(decision, name)} at {_time(decision.decided_at)}", weight="Bolder"), _text(follow)]
+    lines = [_text(f"{verb} by {_who(decision, name)} at {utc_text(decision.decided_at)}", weight="Bolder"), _text(follow)]
     return _short_card(data, "good" if decision.approved else "warning", lines, f"{verb}: decision recorded")
 
 
@@ -633,7 +613,7 @@ def already_decided_card(data: ActionData, decision: Decision, *, name: str = ""
     """The answer to a click on a request someone already decided: who, what and when; the click changed nothing."""
     verb = "approved" if decision.approved else "rejected"
     lines = [
-        _text(f"Already {verb} by {_who(decision, name)} at {_time(decision.decided_at)}", weight="Bolder"),
+        _text(f"Already {verb} by {_who(decision, name)} at {utc_text(decision.decided_at)}", weight="Bolder"),
         _text("Your click changed nothing."),
     ]
     return _short_card(data, "warning", lines, f"Already {verb}")
@@ -651,7 +631,7 @@ def refused_card(data: ActionData, clicker: str, reason: str) -> Card:
 def expired_card(data: ActionData, *, expired_at: datetime | None = None) -> Card:
     """The answer to a click after the request's deadline (the orchestration's, when known, else the card's)."""
     lines = [
-        _text(f"This request expired at {_time(expired_at or data.expires_at)}", weight="Bolder"),
+        _text(f"This request expired at {utc_text(expired_at or data.expires_at)}", weight="Bolder"),
         _text("Nothing was changed. Contain the account by hand if it is still needed."),
     ]
     return _short_card(data, "warning", lines, "Request expired")

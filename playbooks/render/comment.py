@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from common.times import utc_text
 from enrichment.domain.evidence import IpActivity, ip_timeline
 from enrichment.domain.model import Assessment, Baseline, TableBaseline, UserEvidence, Verdict
 from playbooks.domain.approval import ApprovalRecord, Phase
@@ -35,11 +36,6 @@ TIMELINE_ROWS = 40
 CELL_CHARS = 120
 STRONGEST = 3
 
-_VERDICT_TEXT = {
-    Verdict.REPLAY_LIKELY: "Token replay likely",
-    Verdict.SUSPICIOUS: "Suspicious",
-    Verdict.BENIGN: "Benign",
-}
 _EXPLANATION_TEXT = {
     "corporate_network": "corporate network",
     "corporate_vpn": "corporate VPN",
@@ -51,7 +47,6 @@ _EXPLANATION_TEXT = {
     "travel": "travel record",
     "device_continuity": "same known device",
 }
-_ORDER = {Verdict.REPLAY_LIKELY: 0, Verdict.SUSPICIOUS: 1, Verdict.BENIGN: 2}
 
 
 def esc(value: object, limit: int = CELL_CHARS) -> str:
@@ -77,7 +72,7 @@ def esc(value: object, limit: int = CELL_CHARS) -> str:
 
 
 def _time(moment: datetime | None) -> str:
-    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
+    return "" if moment is None else utc_text(moment)
 
 
 def _short_time(moment: datetime) -> str:
@@ -180,7 +175,7 @@ def _header(incident: IncidentRef, generated_at: datetime, subtitle: str) -> str
 def _overview_row(report: AccountReport) -> str:
     a = report.assessment
     return (
-        f"<tr><td>{esc(report.evidence.account.key)}</td><td><b>{esc(_VERDICT_TEXT[a.verdict])}</b></td>"
+        f"<tr><td>{esc(report.evidence.account.key)}</td><td><b>{esc(a.verdict.words.capitalize())}</b></td>"
         f"<td>{a.score}/100</td><td>{esc(', '.join(a.suspect_ips[:5]) or 'none')}"
         f"{esc(f' +{len(a.suspect_ips) - 5}') if len(a.suspect_ips) > 5 else ''}</td></tr>"
     )
@@ -237,7 +232,7 @@ def _account_parts(report: AccountReport, parts: list[_Part]) -> None:
     volume = sum(s.count for s in evidence.signins)
     heading = (
         f"<h4>{esc(evidence.account.key)}</h4>"
-        f"<p><b>{esc(_VERDICT_TEXT[a.verdict])}</b>, score <b>{a.score}/100</b>. "
+        f"<p><b>{esc(a.verdict.words.capitalize())}</b>, score <b>{a.score}/100</b>. "
         f"{volume} sign-in(s) from {len({s.ip for s in evidence.signins})} IP(s) between "
         f"{esc(_time(evidence.window.start))} and {esc(_time(evidence.window.end))}.</p>"
     )
@@ -298,7 +293,7 @@ def enrichment_comment(
     warnings: Sequence[str] = (),
 ) -> str:
     """The comment for an enriched incident, every account in one comment, within `max_chars`."""
-    ordered = sorted(reports, key=lambda r: (_ORDER[r.assessment.verdict], -r.assessment.score, r.evidence.account.key))
+    ordered = sorted(reports, key=lambda r: (-r.assessment.verdict.concern, -r.assessment.score, r.evidence.account.key))
     counts = {v: sum(1 for r in reports if r.assessment.verdict is v) for v in Verdict}
     subtitle = esc(
         f"{len(reports)} account(s): {counts[Verdict.REPLAY_LIKELY]} replay likely, "

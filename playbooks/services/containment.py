@@ -24,10 +24,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from common.logs import get_logger
+from common.times import utc_text
 from enrichment.domain.model import Assessment, SecurityEvent, TimeWindow, UserEvidence
 from playbooks.adapters.graph import AuthMethod, DirectoryUser, GraphError, Reply
 from playbooks.domain.permissions import DirectoryRole, privileged_target_note, protected_roles
@@ -90,12 +91,14 @@ class MfaAudit:
                 + "; ".join(f"{_describe(f.method)} ({', '.join(f.reasons)})" for f in self.flagged)
             )
         else:
-            parts.append(f"none registered between {_when(self.window.start)} and {_when(self.window.end)} or from a suspect IP")
+            parts.append(
+                f"none registered between {utc_text(self.window.start)} and {utc_text(self.window.end)} or from a suspect IP"
+            )
         parts.extend(
-            f"review: {e.operation} from suspect IP {e.actor_ip} at {_when(e.time)} matches no listed method"
+            f"review: {e.operation} from suspect IP {e.actor_ip} at {utc_text(e.time)} matches no listed method"
             for e in self.unmatched
         )
-        parts.extend(f"review: {e.operation} from suspect IP {e.actor_ip} at {_when(e.time)}" for e in self.suspect_changes)
+        parts.extend(f"review: {e.operation} from suspect IP {e.actor_ip} at {utc_text(e.time)}" for e in self.suspect_changes)
         return "; ".join(parts)
 
 
@@ -113,10 +116,6 @@ class ContainmentReport:
     def completed(self) -> frozenset[ActionKind]:
         """The kinds to add to the orchestrator's completed set."""
         return frozenset(r.kind for r in self.results if r.status is ActionStatus.SUCCEEDED)
-
-
-def _when(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _describe(method: AuthMethod) -> str:
@@ -160,11 +159,11 @@ def audit_methods(
             continue
         reasons: list[str] = []
         if window.contains(created):
-            reasons.append(f"registered {_when(created)}, inside the suspicious window")
+            reasons.append(f"registered {utc_text(created)}, inside the suspicious window")
         for event in registrations:
             if abs(created - event.time) <= tolerance:
                 matched.add(event)
-                reasons.append(f"registered from suspect IP {event.actor_ip} at {_when(event.time)}")
+                reasons.append(f"registered from suspect IP {event.actor_ip} at {utc_text(event.time)}")
         if reasons:
             flagged.append(MethodFinding(method, tuple(dict.fromkeys(reasons))))
     unmatched = tuple(e for e in registrations if e not in matched)

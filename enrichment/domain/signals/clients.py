@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from common.times import utc_text
 from enrichment.domain import networks
 from enrichment.domain.model import Signal, Table
-from enrichment.domain.picture import Picture, utc_text
+from enrichment.domain.picture import Picture
 from enrichment.domain.signals.rule import MICROSOFT_SERVICE, NOTHING, ORGANISATION, Check, rule
-from enrichment.domain.signals.wording import app_name, count, listing
+from enrichment.domain.signals.wording import addresses, app_name, count, listing
 
 _DEVICE_CODE = "devicecode"
 _PRT = "primaryrefreshtoken"
@@ -126,7 +127,7 @@ def scripted_client(p: Picture, check: Check) -> Signal | None:
             found[family].add(s.ip)
     if not found:
         return None
-    ips = sorted({ip for group in found.values() for ip in group})
+    ips = addresses(found.values())
     parts = [f"{family} from {listing(p.labels(found[family]))}" for family in sorted(found)]
     detail = f"scripted client(s) not in {p.reference.describe()}: {listing(parts)}."
     return check.hit(detail, ips)
@@ -154,7 +155,7 @@ def public_client_new_network(p: Picture, check: Check) -> Signal | None:
             found[name].add(s.ip)
     if not found:
         return None
-    ips = sorted({ip for group in found.values() for ip in group})
+    ips = addresses(found.values())
     detail = (
         f"first-party public client(s) {listing(sorted(found))} used from {listing(p.labels(ips))}; "
         f"neither the client nor the network is in {p.reference.describe()}."
@@ -228,6 +229,6 @@ def new_app(p: Picture, check: Check) -> Signal | None:
             found[s.resource].add(s.ip)
     if not found:
         return None
-    ips = sorted({ip for group in found.values() for ip in group})
+    ips = addresses(found.values())
     detail = f"apps or resources not in {ref.describe()}: {listing(sorted(found), 5)}, from {listing(p.labels(ips))}."
     return check.hit(detail, ips)

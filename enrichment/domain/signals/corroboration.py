@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from common.times import utc_text
 from enrichment.domain.model import SecurityEvent, Signal
-from enrichment.domain.picture import Picture, utc_text
+from enrichment.domain.picture import Picture
 from enrichment.domain.signals.rule import NOTHING, Check, rule
-from enrichment.domain.signals.wording import listing
+from enrichment.domain.signals.wording import addresses, listing
 
 _RISK_AITM = frozenset({"attackerinthemiddle"})
 _RISK_TOKEN = frozenset({"anomaloustoken", "tokenissueranomaly", "attemptedprtaccess"})
@@ -43,7 +44,7 @@ def _risk(p: Picture, check: Check, events: frozenset[str], what: str) -> Signal
                 found[event].add(s.ip)
     if not found:
         return None
-    ips = sorted({ip for group in found.values() for ip in group})
+    ips = addresses(found.values())
     detail = f"Identity Protection flagged {what}: {listing(sorted(found))} on sign-ins from {listing(p.labels(ips))}."
     return check.hit(detail, ips)
 

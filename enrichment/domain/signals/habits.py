@@ -12,7 +12,7 @@ from collections import defaultdict
 from enrichment.domain.model import Signal, Table
 from enrichment.domain.picture import Picture, ReferenceSource
 from enrichment.domain.signals.rule import NOTHING, TRAVEL, Check, rule
-from enrichment.domain.signals.wording import listing
+from enrichment.domain.signals.wording import addresses, listing
 
 HOURS_MIN_DAYS = 5  # days of history before "never active at this hour" means anything
 VOLUME_MIN_DAYS = 5  # days of history before a daily volume is "usual"
@@ -44,7 +44,7 @@ def unusual_hours(p: Picture, check: Check) -> Signal | None:
             found[s.first.hour].add(s.ip)
     if not found:
         return None
-    ips = sorted({ip for group in found.values() for ip in group})
+    ips = addresses(found.values())
     hours = ", ".join(f"{h:02d}:00" for h in sorted(found))
     detail = (
         f"activity at {hours} UTC from {listing(p.labels(ips))}; the user was never active at these hours in {ref.describe()}."

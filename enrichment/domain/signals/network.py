@@ -12,9 +12,10 @@ import math
 from datetime import timedelta
 from operator import attrgetter
 
+from common.times import utc_text
 from enrichment.domain import networks
 from enrichment.domain.model import Signal, Table
-from enrichment.domain.picture import Picture, utc_text
+from enrichment.domain.picture import Picture
 from enrichment.domain.signals.rule import EVERY_EXPLANATION, ORGANISATION, Check, rule
 from enrichment.domain.signals.sweeps import concurrent_pairs, travel_jumps
 from enrichment.domain.signals.wording import count, listing

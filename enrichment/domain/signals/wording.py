@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from enrichment.domain.model import SignIn
 
@@ -23,3 +23,8 @@ def listing(items: Sequence[str], limit: int = 3) -> str:
 def app_name(signin: SignIn) -> str:
     """The app as a person reads it: its name, else its id."""
     return signin.app or signin.app_id or "an unnamed app"
+
+
+def addresses(groups: Iterable[Iterable[str]]) -> list[str]:
+    """Every IP in groups of IPs (per app, per hour, ...), sorted, once each."""
+    return sorted({ip for group in groups for ip in group})
