@@ -53,6 +53,7 @@ class EmbeddedEngine:
         self.source = source
         self.notes = notes
         self.report = report
+        self.missing_columns = _missing_columns(report)
 
     @property
     def name(self) -> str:
@@ -112,7 +113,7 @@ class EmbeddedEngine:
             except duckdb.Error as error:
                 raise UpstreamError(_SERVICE, f"query {query.name} failed: {first_line(error)}") from error
         rows = tuple({name: _value(value) for name, value in zip(columns, record, strict=True)} for record in records)
-        return QueryOutcome(rows=rows, warnings=self.notes)
+        return QueryOutcome(rows=rows, warnings=self.notes, missing_columns=self.missing_columns)
 
     def close(self) -> None:
         with self._lock:
@@ -150,6 +151,14 @@ def _load_notes(report: LoadReport | None) -> tuple[str, ...]:
     empty = [f"the exports hold no {table} rows" for table in TABLES if report.rows(table) == 0]
     problems = [f"{f.path}: {problem}" for f in report.files for problem in f.problems]
     return (*empty, *problems)
+
+
+def _missing_columns(report: LoadReport | None) -> dict[str, tuple[str, ...]]:
+    """Table -> the schema columns some loaded file of it did not have (they are NULL, not empty, in its rows)."""
+    missing: dict[str, set[str]] = {}
+    for f in report.files if report is not None else ():
+        missing.setdefault(f.table, set()).update(f.missing_columns)
+    return {table: tuple(sorted(columns)) for table, columns in missing.items() if columns}
 
 
 def _value(value: Any) -> Any:

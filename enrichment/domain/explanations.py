@@ -13,14 +13,29 @@ from __future__ import annotations
 import bisect
 import ipaddress
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from common.settings import Settings
 from enrichment.domain import networks
-from enrichment.domain.model import Explanation, ExplanationKind, SignIn, Table, TravelRecord
+from enrichment.domain.model import Column, Explanation, ExplanationKind, SignIn, Table, TravelRecord
 from enrichment.domain.picture import IpFacts, Picture
+
+#: The columns each explanation reads. An explanation that reads an absent column is not checked
+#: (`explain(skip=...)`): the Microsoft-network check, for one, reads "no device, no user agent" as a
+#: service acting for the user, which an export without DeviceDetail would make of every attacker.
+READS: Mapping[ExplanationKind, frozenset[Column]] = {
+    ExplanationKind.CORPORATE_NETWORK: frozenset({Column.IP_ADDRESS}),
+    ExplanationKind.CORPORATE_VPN: frozenset({Column.IP_ADDRESS}),
+    ExplanationKind.TRUSTED_ASN: frozenset({Column.ASN}),
+    ExplanationKind.NAMED_LOCATION: frozenset({Column.NETWORK_LOCATIONS}),
+    ExplanationKind.MICROSOFT_NETWORK: frozenset({Column.ASN, Column.USER_AGENT, Column.DEVICE}),
+    ExplanationKind.MOBILE_CARRIER: frozenset({Column.ASN, Column.LOCATION}),
+    ExplanationKind.DUAL_STACK: frozenset({Column.IP_ADDRESS, Column.ASN, Column.LOCATION}),
+    ExplanationKind.TRAVEL: frozenset({Column.LOCATION, Column.ASN, Column.DEVICE}),
+    ExplanationKind.DEVICE_CONTINUITY: frozenset({Column.DEVICE}),
+}
 
 #: Travel is refuted when the user is seen at home this close in time to a sign-in at the destination.
 HOME_PRESENCE_TOLERANCE = timedelta(hours=1)
@@ -256,8 +271,8 @@ def _travel(
     return None
 
 
-def explain(p: Picture, settings: Settings) -> tuple[Explanation, ...]:
-    """Every benign explanation found, per IP (sorted), in `ExplanationKind` order."""
+def explain(p: Picture, settings: Settings, skip: frozenset[ExplanationKind] = frozenset()) -> tuple[Explanation, ...]:
+    """Every benign explanation found, per IP (sorted), in `ExplanationKind` order; `skip` ones are not checked."""
     user = p.evidence.account.upn.lower()
     records = [t for t in p.evidence.travel if not user or not t.user or t.user.lower() == user]
     every = {**p.failed_only, **p.ips}
@@ -300,4 +315,4 @@ def explain(p: Picture, settings: Settings) -> tuple[Explanation, ...]:
         ):
             if candidate is not None:
                 found.append(candidate)
-    return tuple(found)
+    return tuple(e for e in found if e.kind not in skip) if skip else tuple(found)

@@ -22,7 +22,11 @@ from enum import StrEnum
 
 from common.times import utc_text
 from enrichment.domain import networks
-from enrichment.domain.model import SignIn, Table, UserEvidence
+from enrichment.domain.model import Column, SignIn, Table, UserEvidence
+
+_SESSION_TABLES = frozenset(t.value for t in Table)
+#: A session's device is known from these two columns.
+_SESSION_COLUMNS = frozenset({Column.DEVICE.value, Column.SESSION_ID.value})
 
 
 class ReferenceSource(StrEnum):
@@ -294,19 +298,23 @@ def _facts(ip: str, tally: _Tally, reference: Reference, *, failures: int, succe
     )
 
 
-def _lifted_sessions(rows: Sequence[SignIn], reference: Reference) -> dict[str, frozenset[str]]:
+def _lifted_sessions(
+    rows: Sequence[SignIn], reference: Reference, blind: frozenset[Table] = frozenset()
+) -> dict[str, frozenset[str]]:
     """
     Sessions seen on one of the user's own devices (known or compliant) and, from other addresses,
     with no device at all: session -> those other addresses.
 
     An Entra session belongs to the browser or app it was issued to, whose sign-ins carry its device
     id; the same SessionId arriving without any device from an address that device never used is the
-    cookie or refresh token replayed elsewhere. One pass, grouped by session.
+    cookie or refresh token replayed elsewhere. Rows of `blind` tables (whose data has no DeviceDetail
+    or no SessionId column) say nothing either way: their "no device" is an absent column. One pass,
+    grouped by session.
     """
     on_device: dict[str, set[str]] = defaultdict(set)
     bare: dict[str, set[str]] = defaultdict(set)
     for s in rows:
-        if not s.session_id:
+        if not s.session_id or s.table in blind:
             continue
         if s.device_id:
             if s.device_id in reference.device_ids or s.is_compliant is True:
@@ -354,7 +362,12 @@ def picture(evidence: UserEvidence) -> Picture:
         if ip not in tallies
     }
     interactive = [s for s in rows if s.table is Table.INTERACTIVE]
-    lifted = _lifted_sessions(rows, reference)
+    blind = frozenset(
+        Table(t.table)
+        for t in evidence.coverage.tables
+        if t.table in _SESSION_TABLES and _SESSION_COLUMNS.intersection(t.missing_columns)
+    )
+    lifted = _lifted_sessions(rows, reference, blind)
     lifted_ips = frozenset().union(*lifted.values()) if lifted else frozenset()
     return Picture(
         evidence=evidence,

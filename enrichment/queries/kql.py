@@ -279,11 +279,27 @@ def baseline_query(accounts: Sequence[Account], window: TimeWindow) -> Query:
     return Query("baseline", text)
 
 
+#: The tables whose presence in the window the context query reports (`Kind` "presence").
+PRESENCE_TABLES = (Table.INTERACTIVE.value, Table.NON_INTERACTIVE.value, "AuditLogs")
+
+
+def _presence_branches(window: TimeWindow) -> list[str]:
+    """
+    One row per table that holds any row in the window: "the user has no sign-ins" is a result only
+    when the table does hold data for the window (evidence coverage). `take 1` stops at the first row.
+    """
+    return [
+        f'    ({table} | where {_between(window)} | take 1 | project Kind = "presence", SourceTable = {string_literal(table)}),'
+        for table in PRESENCE_TABLES
+    ]
+
+
 def context_query(accounts: Sequence[Account], window: TimeWindow, *, travel_watchlist: str) -> Query:
     """
-    Security-info changes from AuditLogs and the users' travel records, in one round trip.
+    Security-info changes from AuditLogs, the users' travel records, and which tables hold rows in
+    the window, in one round trip.
 
-    Rows carry `Kind` ("audit" or "travel"); the two shapes share nothing else.
+    Rows carry `Kind` ("audit", "travel" or "presence"); the shapes share nothing else.
     """
     alias = validate_watchlist_alias(travel_watchlist)
     upns = sorted({validate_upn(a.upn) for a in accounts if a.upn})
@@ -297,6 +313,7 @@ def context_query(accounts: Sequence[Account], window: TimeWindow, *, travel_wat
     text = _lines(
         (
             "union",
+            *_presence_branches(window),
             "    (AuditLogs",
             f"    | where {_between(window)}",
             f"    | where OperationName in~ ({operations})",

@@ -245,3 +245,8 @@ def belongs_to(account: Account, user: str, user_id: str = "") -> bool:
     return bool(
         (account.upn and user == account.upn.lower()) or (account.object_id and user_id and user_id == account.object_id.lower())
     )
+
+
+def present_tables(found: Iterable[Row]) -> frozenset[str]:
+    """The tables the context query's "presence" rows say hold rows in the window."""
+    return frozenset(_text(r.get("SourceTable")) for r in found if r.get("Kind") == "presence")

@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from common.times import iso_z
+from enrichment.domain import coverage
 from enrichment.domain.evidence import IpActivity, SessionActivity, ip_timeline, sessions
-from enrichment.domain.model import Assessment, Baseline, Table, TableBaseline, UserEvidence, Verdict
+from enrichment.domain.model import Assessment, Baseline, Table, TableBaseline, UserEvidence, Verdict, gap_sentence
 
 Document = dict[str, Any]
 
@@ -101,6 +102,29 @@ def _baseline(baseline: Baseline) -> Document:
     }
 
 
+def coverage_fields(evidence: UserEvidence, assessment: Assessment | None) -> list[Document]:
+    """
+    Per table: read whole or not (and why not), the user's rows from it, the columns it lacks, and
+    the signals and explanations its gap left unevaluated.
+    """
+    gaps = {g.table: g for g in (assessment.gaps if assessment is not None else coverage.gaps(evidence))}
+    entries = []
+    for table in evidence.coverage.tables:
+        gap = gaps.get(table.table)
+        entries.append(
+            {
+                "table": table.table,
+                "read": table.read,
+                "rows": table.rows,
+                "missing_columns": list(table.missing_columns),
+                "gap": gap.what if gap is not None else None,
+                "signals_not_evaluated": list(gap.signals) if gap is not None else [],
+                "explanations_not_evaluated": [k.value for k in gap.explanations] if gap is not None else [],
+            }
+        )
+    return entries
+
+
 def assessment_fields(assessment: Assessment) -> Document:
     return {
         "score": assessment.score,
@@ -120,6 +144,7 @@ def triage_document(evidence: UserEvidence, assessment: Assessment | None) -> Do
         "window": {"start": _iso(evidence.window.start), "end": _iso(evidence.window.end)},
         "truncated": evidence.truncated,
         "warnings": list(evidence.warnings),
+        "coverage": coverage_fields(evidence, assessment),
     }
     if assessment is not None:
         document.update(assessment_fields(assessment))
@@ -146,6 +171,17 @@ def triage_document(evidence: UserEvidence, assessment: Assessment | None) -> Do
     return document
 
 
+def missing_evidence_lines(entries: list[Document]) -> list[str]:
+    """One line per table with a gap: what was missing and what it left unevaluated."""
+    lines = []
+    for entry in entries:
+        if entry["gap"] is None:
+            continue
+        unevaluated = [*entry["signals_not_evaluated"], *entry["explanations_not_evaluated"]]
+        lines.append(f"MISSING EVIDENCE: {gap_sentence(entry['table'], entry['gap'], unevaluated)}")
+    return lines
+
+
 def render_text(document: Document) -> str:
     """The document for a person: verdict and strongest reasons first, then the detail."""
     lines: list[str] = []
@@ -155,7 +191,12 @@ def render_text(document: Document) -> str:
         strongest = sorted(document["signals"], key=lambda s: -s["weight"])[:3]
         lines.extend(f"  - {s['detail']}" for s in strongest)
         if not strongest:
-            lines.append("  - no replay signal in the window")
+            insufficient = document["verdict"] == Verdict.INSUFFICIENT_EVIDENCE
+            lines.append(
+                "  - no replay signal in the evidence that could be read (see MISSING EVIDENCE below)"
+                if insufficient
+                else "  - no replay signal in the window"
+            )
         suspects = document["suspect_ips"]
         lines.append(f"Suspect IPs: {', '.join(suspects) if suspects else 'none'}")
         for explanation in document["explanations"]:
@@ -166,6 +207,7 @@ def render_text(document: Document) -> str:
     if document["truncated"]:
         lines.append("WARNING: the evidence was truncated at the row cap")
     lines.extend(f"WARNING: {w}" for w in document["warnings"])
+    lines.extend(missing_evidence_lines(document["coverage"]))
     lines.append("")
     lines.append(f"{'IP':<40} {'ASN':>7} {'CC':<3} {'inter':>6} {'non-int':>8}  first .. last")
     for entry in document["timeline"]:

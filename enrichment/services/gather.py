@@ -14,7 +14,8 @@ from typing import TypeVar
 
 from common.errors import InputError
 from common.settings import Settings
-from enrichment.domain.model import Account, TimeWindow, UserEvidence
+from enrichment.domain.coverage import SIGNIN_TABLES, Sources
+from enrichment.domain.model import AUDIT_LOGS, Account, QueryOutcome, TimeWindow, UserEvidence
 from enrichment.ports import QueryEngine
 from enrichment.queries import kql, rows
 
@@ -95,6 +96,11 @@ def gather_evidence(
         shared_warnings.append(
             f"evidence truncated at {settings.row_cap} rows (REPLAY_ROW_CAP): the farthest from the incident time were left out"
         )
+    # Evidence coverage: which tables held rows in the window, which answers were incomplete, which columns absent.
+    answers = [(evidence, SIGNIN_TABLES), (history, SIGNIN_TABLES), (context, (AUDIT_LOGS,))]
+    if truncated:
+        answers.append((QueryOutcome((), (shared_warnings[-1],), complete=False), SIGNIN_TABLES))
+    sources = Sources.of(answers, present=rows.present_tables(context.rows) | {s.table.value for s in signins})
 
     results = []
     for account in wanted:
@@ -119,6 +125,7 @@ def gather_evidence(
                 travel=tuple(sorted(travel, key=lambda t: (t.start, t.country))),
                 truncated=truncated,
                 warnings=tuple(dict.fromkeys([*shared_warnings, *security_problems, *travel_problems])),
+                coverage=sources.coverage(window, mine, security),
             )
         )
     return tuple(results)

@@ -494,6 +494,9 @@ def _pending_card(
         body.append(
             _text("The evidence is incomplete (row cap or partial query result): see the incident comment.", color="Warning")
         )
+    if assessment.gaps:
+        missing = "; ".join(f"{gap.table}: {gap.what}" for gap in assessment.gaps)
+        body.append(_text(f"Missing evidence: {escape_markdown(missing, 400)}. See the incident comment.", color="Warning"))
     if limits.evidence:
         sections = [_heading("Why"), *_signal_lines(assessment.signals, limits)]
         sections += [_heading("Suspect IPs"), *_ip_lines(evidence, assessment, limits)]

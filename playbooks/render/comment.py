@@ -252,10 +252,15 @@ def _account_parts(report: AccountReport, parts: list[_Part]) -> None:
                 1, "<p><b>Data warnings</b>:</p><ul>", [f"<li>{esc(w, 300)}</li>" for w in warnings], "</ul>", "warnings", parent
             )
         )
+    if a.gaps:
+        items = [f"<li>{esc(gap.sentence(), 600)}</li>" for gap in a.gaps]
+        parts.append(_Part(1, "<p><b>Missing evidence</b>:</p><ul>", items, "</ul>", "gaps", parent))
     strongest = a.strongest(STRONGEST)
     if strongest:
         items = [f"<li>{esc(s.detail, 400)} <i>(+{s.weight})</i></li>" for s in strongest]
         parts.append(_Part(1, "<p><b>Strongest signals</b>:</p><ul>", items, "</ul>", "signals", parent))
+    elif a.verdict is Verdict.INSUFFICIENT_EVIDENCE:
+        parts.append(_Part(1, "<p>No replay signal in the evidence that could be read.</p>", parent=parent))
     else:
         parts.append(_Part(1, "<p>No replay signal in the window.</p>", parent=parent))
     if a.suspect_ips:
@@ -297,7 +302,9 @@ def enrichment_comment(
     counts = {v: sum(1 for r in reports if r.assessment.verdict is v) for v in Verdict}
     subtitle = esc(
         f"{len(reports)} account(s): {counts[Verdict.REPLAY_LIKELY]} replay likely, "
-        f"{counts[Verdict.SUSPICIOUS]} suspicious, {counts[Verdict.BENIGN]} benign."
+        f"{counts[Verdict.SUSPICIOUS]} suspicious, "
+        + (f"{counts[Verdict.INSUFFICIENT_EVIDENCE]} insufficient evidence, " if counts[Verdict.INSUFFICIENT_EVIDENCE] else "")
+        + f"{counts[Verdict.BENIGN]} benign."
     )
     parts = [_Part(0, _header(incident, generated_at, subtitle))]
     unresolved = [f"account entity without an Entra identity, not assessed: {u}" for u in incident.unresolved]

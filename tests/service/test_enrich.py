@@ -210,6 +210,37 @@ class TestFailures:
         assert "The enrichment failed" not in final["message"]
         assert final["writes"] == 2
 
+    @pytest.mark.parametrize("queries", [("evidence",), ("evidence", "baseline", "context")], ids=["evidence", "all"])
+    def test_workspace_204_is_insufficient_evidence_never_benign(
+        self, sentinel: SentinelServer, database: Path, queries: tuple[str, ...]
+    ) -> None:
+        """A 204 (no data) from Log Analytics: verdict and label insufficient evidence, the comment says what was missing."""
+        con = duckdb.connect(str(database), read_only=True)
+        with la.LogAnalyticsServer(con, workspace_id=data.WORKSPACE_ID, functions=[WATCHLIST_FUNCTION]) as workspace:
+            settings = Settings.from_values({**ENVIRON, "REPLAY_LOGS_ENDPOINT": workspace.url})
+            engine = LogAnalyticsEngine.create(settings, la.FakeCredential(), connection_verify=workspace.ca_path)
+            wired = Wired(
+                sentinel, engine, {**ENVIRON, "REPLAY_LOGS_ENDPOINT": workspace.url, "REPLAY_CONTAINMENT_ENABLED": "false"}
+            )
+            previous = wiring.install(wired.services)
+            try:
+                for query in queries:
+                    workspace.fail(la.no_content(), query=query)
+                incident = parse_incident(data.trigger_body(data.ENTITIES))
+                output, _ = drive(incident.to_json(), execute)
+            finally:
+                wiring.install(previous)
+        con.close()
+
+        assert (output["outcome"], output["verdict"]) == ("enriched", "insufficient_evidence")
+        assert {a["verdict"] for a in output["accounts"]} == {"insufficient_evidence"}
+        labels = [label["labelName"] for label in sentinel.incident(data.INCIDENT_NAME).properties["labels"]]
+        assert labels == ["vip", "token-replay:insufficient-evidence"]
+        message = _stored_comment(sentinel)["message"]
+        assert "Missing evidence" in message
+        assert "SigninLogs: not read: evidence query: workspace returned no data (204)" in message
+        assert "Benign" not in message
+
     def test_sentinel_refusing_every_write_ends_cleanly(self, wired: Wired, sentinel: SentinelServer) -> None:
         """Comment PUTs forbidden: the enrichment fails, the failure notice fails too, and the orchestration still ends."""
         sentinel.fail("put_comment", forbidden(), forbidden())

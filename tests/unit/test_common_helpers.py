@@ -90,6 +90,12 @@ class TestVerdictNames:
         assert [(v.words, v.slug) for v in Verdict] == [
             ("token replay likely", "likely"),
             ("suspicious", "suspicious"),
+            ("insufficient evidence", "insufficient-evidence"),
             ("benign", "benign"),
         ]
-        assert sorted(Verdict, key=lambda v: -v.concern) == [Verdict.REPLAY_LIKELY, Verdict.SUSPICIOUS, Verdict.BENIGN]
+        assert sorted(Verdict, key=lambda v: -v.concern) == [
+            Verdict.REPLAY_LIKELY,
+            Verdict.SUSPICIOUS,
+            Verdict.INSUFFICIENT_EVIDENCE,
+            Verdict.BENIGN,
+        ]

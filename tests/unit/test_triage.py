@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from enrichment.domain.model import (
     Account,
     Assessment,
     Baseline,
+    Coverage,
     Explanation,
     ExplanationKind,
+    Gap,
     Signal,
     SignIn,
     Table,
     TableBaseline,
+    TableCoverage,
     TimeWindow,
     UserEvidence,
     Verdict,
@@ -146,3 +150,52 @@ class TestText:
     def test_warnings_are_shown(self) -> None:
         """Partial-data warnings are visible to the person reading."""
         assert "WARNING: partial result: E_QUERY_RESULT_SET_TOO_LARGE" in render_text(triage_document(EVIDENCE, ASSESSMENT))
+
+
+GAP = Gap(
+    "AADNonInteractiveUserSignInLogs",
+    "column(s) DeviceDetail absent",
+    ("session_left_device", "prt_unknown_device"),
+    (ExplanationKind.MICROSOFT_NETWORK,),
+)
+COVERED = replace(
+    EVIDENCE,
+    coverage=Coverage(
+        (
+            TableCoverage("SigninLogs", read=True, rows=1),
+            TableCoverage("AADNonInteractiveUserSignInLogs", read=True, rows=42, missing_columns=("DeviceDetail",)),
+            TableCoverage("AuditLogs", read=False, problem="no rows between two times"),
+        )
+    ),
+)
+
+
+class TestCoverage:
+    def test_each_table_says_what_it_gave_and_what_it_left_unevaluated(self) -> None:
+        """`coverage`: per table read or not, the user's rows, absent columns, and the signals and explanations not evaluated."""
+        assessment = replace(ASSESSMENT, verdict=Verdict.INSUFFICIENT_EVIDENCE, score=0, signals=(), gaps=(GAP,))
+        document = json.loads(json.dumps(triage_document(COVERED, assessment)))
+        assert document["verdict"] == "insufficient_evidence"
+        assert document["coverage"][1] == {
+            "table": "AADNonInteractiveUserSignInLogs",
+            "read": True,
+            "rows": 42,
+            "missing_columns": ["DeviceDetail"],
+            "gap": "column(s) DeviceDetail absent",
+            "signals_not_evaluated": ["session_left_device", "prt_unknown_device"],
+            "explanations_not_evaluated": ["microsoft_network"],
+        }
+        assert document["coverage"][0]["gap"] is None
+
+    def test_the_text_says_what_was_missing(self) -> None:
+        """`--format text` leads with INSUFFICIENT EVIDENCE and lists each gap and what it left unevaluated."""
+        assessment = replace(ASSESSMENT, verdict=Verdict.INSUFFICIENT_EVIDENCE, score=0, signals=(), gaps=(GAP,))
+        lines = render_text(triage_document(COVERED, assessment)).splitlines()
+        assert lines[:2] == [
+            "INSUFFICIENT EVIDENCE (score 0/100) for a@contoso.com",
+            "  - no replay signal in the evidence that could be read (see MISSING EVIDENCE below)",
+        ]
+        assert (
+            "MISSING EVIDENCE: AADNonInteractiveUserSignInLogs: column(s) DeviceDetail absent; "
+            "not evaluated: session_left_device, prt_unknown_device, microsoft_network"
+        ) in lines

@@ -44,9 +44,14 @@ WEIGHTS: Mapping[str, int] = {r.id: r.weight for r in RULES}
 _ORDER = {r.id: index for index, r in enumerate(RULES)}
 
 
-def detect(p: Picture, cover: Cover) -> tuple[Signal, ...]:
-    """Every signal that fires, in catalogue order; the `after_others` rules see what the others implicate."""
-    found = [signal for r in RULES if not r.after_others and (signal := r.evaluate(p, cover)) is not None]
+def detect(p: Picture, cover: Cover, skip: frozenset[str] = frozenset()) -> tuple[Signal, ...]:
+    """
+    Every signal that fires, in catalogue order; the `after_others` rules see what the others implicate.
+
+    Rules named in `skip` are not run (their columns are absent: see `enrichment.domain.coverage`).
+    """
+    rules = [r for r in RULES if r.id not in skip]
+    found = [signal for r in rules if not r.after_others and (signal := r.evaluate(p, cover)) is not None]
     suspects = frozenset(ip for signal in found for ip in signal.ips)
-    found += [signal for r in RULES if r.after_others and (signal := r.evaluate(p, cover, suspects)) is not None]
+    found += [signal for r in rules if r.after_others and (signal := r.evaluate(p, cover, suspects)) is not None]
     return tuple(sorted(found, key=lambda s: _ORDER[s.id]))

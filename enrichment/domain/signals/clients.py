@@ -13,9 +13,9 @@ from collections import defaultdict
 
 from common.times import utc_text
 from enrichment.domain import networks
-from enrichment.domain.model import Signal, Table
+from enrichment.domain.model import Column, Signal, Table
 from enrichment.domain.picture import Picture
-from enrichment.domain.signals.rule import MICROSOFT_SERVICE, NOTHING, ORGANISATION, Check, rule
+from enrichment.domain.signals.rule import MICROSOFT_SERVICE, NETWORK, NOTHING, ORGANISATION, Check, rule
 from enrichment.domain.signals.wording import addresses, app_name, count, listing
 
 _DEVICE_CODE = "devicecode"
@@ -25,6 +25,7 @@ _PRT = "primaryrefreshtoken"
 @rule(
     weight=30,
     covered_by=ORGANISATION,
+    reads=NETWORK | {Column.AUTH_DETAILS, Column.DEVICE},
     reason="an MFA claim carried in from elsewhere, on a new network and device, is the AiTM cookie replay",
 )
 def token_only_new_context(p: Picture, check: Check) -> Signal | None:
@@ -57,6 +58,7 @@ def token_only_new_context(p: Picture, check: Check) -> Signal | None:
 @rule(
     weight=25,
     covered_by=NOTHING,
+    reads={Column.AUTH_PROTOCOL},
     reason="device-code phishing hands the attacker tokens; few users ever use the flow",
 )
 def device_code_flow(p: Picture, check: Check) -> Signal | None:
@@ -78,6 +80,7 @@ def device_code_flow(p: Picture, check: Check) -> Signal | None:
 @rule(
     weight=20,
     covered_by=NOTHING,
+    reads={Column.INCOMING_TOKEN_TYPE, Column.DEVICE},
     reason="a primary refresh token from a device the user never had is a planted device",
 )
 def prt_unknown_device(p: Picture, check: Check) -> Signal | None:
@@ -105,6 +108,7 @@ def prt_unknown_device(p: Picture, check: Check) -> Signal | None:
 @rule(
     weight=20,
     covered_by=NOTHING,
+    reads={Column.USER_AGENT},
     reason="people use browsers and Office apps; token replay tools are scripts",
 )
 def scripted_client(p: Picture, check: Check) -> Signal | None:
@@ -136,6 +140,7 @@ def scripted_client(p: Picture, check: Check) -> Signal | None:
 @rule(
     weight=15,
     covered_by=NOTHING,
+    reads=NETWORK | {Column.APP_ID, Column.DEVICE},
     reason="first-party public clients (CLI, PowerShell, Graph Explorer) accept stolen family refresh tokens",
 )
 def public_client_new_network(p: Picture, check: Check) -> Signal | None:
@@ -166,6 +171,7 @@ def public_client_new_network(p: Picture, check: Check) -> Signal | None:
 @rule(
     weight=12,
     covered_by=MICROSOFT_SERVICE,
+    reads=NETWORK | {Column.DEVICE},
     reason="a user who always works on compliant devices suddenly appears without one",
 )
 def unmanaged_device(p: Picture, check: Check) -> Signal | None:
@@ -194,6 +200,7 @@ def unmanaged_device(p: Picture, check: Check) -> Signal | None:
 @rule(
     weight=5,
     covered_by=MICROSOFT_SERVICE,
+    reads=NETWORK | {Column.TOKEN_PROTECTION, Column.DEVICE},
     reason="an unbound session can be lifted and replayed; weak on its own",
 )
 def unbound_session_new_network(p: Picture, check: Check) -> Signal | None:
@@ -211,6 +218,7 @@ def unbound_session_new_network(p: Picture, check: Check) -> Signal | None:
 @rule(
     weight=8,
     covered_by=MICROSOFT_SERVICE,
+    reads=NETWORK | {Column.APP_ID, Column.RESOURCE},
     reason="attackers browse what the user never opens; weak, users try new apps too",
 )
 def new_app(p: Picture, check: Check) -> Signal | None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from enrichment.domain.model import Signal, Table
+from enrichment.domain.model import Column, Signal, Table
 from enrichment.domain.picture import Picture, ReferenceSource
-from enrichment.domain.signals.rule import NOTHING, TRAVEL, Check, rule
+from enrichment.domain.signals.rule import NETWORK, NOTHING, TRAVEL, Check, rule
 from enrichment.domain.signals.wording import addresses, listing
 
 HOURS_MIN_DAYS = 5  # days of history before "never active at this hour" means anything
@@ -25,6 +25,7 @@ APPS_MIN_EXTRA = 5
 @rule(
     weight=8,
     covered_by=TRAVEL,
+    reads=NETWORK,
     reason="activity at hours the user is never active; travel shifts hours",
 )
 def unusual_hours(p: Picture, check: Check) -> Signal | None:
@@ -55,6 +56,7 @@ def unusual_hours(p: Picture, check: Check) -> Signal | None:
 @rule(
     weight=10,
     covered_by=NOTHING,
+    reads={Column.APP_ID},
     reason="token harvesting multiplies refreshes and apps against the user's usual day",
 )
 def volume_jump(p: Picture, check: Check) -> Signal | None:

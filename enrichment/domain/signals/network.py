@@ -14,9 +14,9 @@ from operator import attrgetter
 
 from common.times import utc_text
 from enrichment.domain import networks
-from enrichment.domain.model import Signal, Table
+from enrichment.domain.model import Column, Signal, Table
 from enrichment.domain.picture import Picture
-from enrichment.domain.signals.rule import EVERY_EXPLANATION, ORGANISATION, Check, rule
+from enrichment.domain.signals.rule import EVERY_EXPLANATION, NETWORK, ORGANISATION, Check, rule
 from enrichment.domain.signals.sweeps import concurrent_pairs, travel_jumps
 from enrichment.domain.signals.wording import count, listing
 
@@ -29,6 +29,7 @@ TRAVEL_HORIZON = timedelta(hours=24)  # no two places on earth are further apart
 @rule(
     weight=25,
     covered_by=EVERY_EXPLANATION,
+    reads=NETWORK,
     reason="refreshing tokens where the user never signed in is what a stolen refresh token looks like",
 )
 def non_interactive_unknown_network(p: Picture, check: Check) -> Signal | None:
@@ -57,7 +58,9 @@ def non_interactive_unknown_network(p: Picture, check: Check) -> Signal | None:
     return check.hit(detail, (f.ip for f in found))
 
 
-@rule(weight=25, covered_by=EVERY_EXPLANATION, reason="one person does not refresh tokens from two networks at once")
+@rule(
+    weight=25, covered_by=EVERY_EXPLANATION, reads=NETWORK, reason="one person does not refresh tokens from two networks at once"
+)
 def concurrent_streams(p: Picture, check: Check) -> Signal | None:
     """
     Non-interactive sign-ins from two ASes or countries at the same time (within `CONCURRENCY_GAP`).
@@ -83,7 +86,7 @@ def concurrent_streams(p: Picture, check: Check) -> Signal | None:
     return check.hit(detail, implicated)
 
 
-@rule(weight=30, covered_by=EVERY_EXPLANATION, reason="a person cannot cover that distance in that time")
+@rule(weight=30, covered_by=EVERY_EXPLANATION, reads=NETWORK, reason="a person cannot cover that distance in that time")
 def impossible_travel(p: Picture, check: Check) -> Signal | None:
     """Successful sign-ins from places too far apart for the time between them (`sweeps.travel_jumps`), explained IPs removed first."""
     explained = {ip for ip in p.ips if check.covers(ip)}
@@ -109,6 +112,7 @@ def impossible_travel(p: Picture, check: Check) -> Signal | None:
 @rule(
     weight=15,
     covered_by=ORGANISATION,
+    reads={Column.ASN},
     reason="replayed tokens are used from rented servers and commercial VPNs; only the organisation can vouch for one",
 )
 def anonymizing_network(p: Picture, check: Check) -> Signal | None:

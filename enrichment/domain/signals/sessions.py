@@ -11,15 +11,16 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from enrichment.domain.model import Signal, SignIn
+from enrichment.domain.model import Column, Signal, SignIn
 from enrichment.domain.picture import Picture
-from enrichment.domain.signals.rule import EVERY_EXPLANATION, MICROSOFT_SERVICE, ORGANISATION, Check, rule
+from enrichment.domain.signals.rule import EVERY_EXPLANATION, MICROSOFT_SERVICE, NETWORK, ORGANISATION, Check, rule
 from enrichment.domain.signals.wording import count, listing
 
 
 @rule(
     weight=35,
     covered_by=EVERY_EXPLANATION,
+    reads=NETWORK | {Column.SESSION_ID},
     reason="one Entra session used from another AS is the token itself moving to a new network",
 )
 def session_ip_switch(p: Picture, check: Check) -> Signal | None:
@@ -60,6 +61,7 @@ def session_ip_switch(p: Picture, check: Check) -> Signal | None:
 @rule(
     weight=30,
     covered_by=ORGANISATION | MICROSOFT_SERVICE,
+    reads={Column.SESSION_ID, Column.DEVICE, Column.IP_ADDRESS},
     reason="a session issued to the user's own device, used with no device from another address, is the token lifted off it",
 )
 def session_left_device(p: Picture, check: Check) -> Signal | None:
@@ -116,6 +118,7 @@ def _family(operating_system: str, browser: str) -> tuple[str, str] | None:
 @rule(
     weight=30,
     covered_by=ORGANISATION,
+    reads={Column.SESSION_ID, Column.DEVICE, Column.IP_ADDRESS},
     reason="a browser session cookie moves to another browser only when it is copied: the AiTM or stolen-cookie replay",
 )
 def session_browser_switch(p: Picture, check: Check) -> Signal | None:
