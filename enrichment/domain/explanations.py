@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from common.settings import Settings
 from enrichment.domain import networks
 from enrichment.domain.model import Column, Explanation, ExplanationKind, SignIn, Table, TravelRecord
-from enrichment.domain.picture import IpFacts, Picture
+from enrichment.domain.picture import Address, IpFacts, Picture
 
 #: The columns each explanation reads. An explanation that reads an absent column is not checked
 #: (`explain(skip=...)`): the Microsoft-network check, for one, reads "no device, no user agent" as a
@@ -150,25 +150,28 @@ def _dual_stack_presence(p: Picture) -> dict[tuple[int, int, str], _Presence]:
     """(AS, IP version, country) -> when familiar addresses of that network were in use."""
     spans: dict[tuple[int, int, str], list[tuple[datetime, datetime, str]]] = defaultdict(list)
     for facts in p.ips.values():
-        version = networks.ip_version(facts.ip)
-        if not facts.familiar or version is None:
+        address = p.address(facts.ip) if facts.familiar else None
+        if address is None:
             continue
+        version = address.version
         for asn in facts.asns:
             for country in facts.countries or {""}:
                 spans[(asn, version, country)].append((facts.first, facts.last, facts.ip))
     return {key: _Presence.of(found, DUAL_STACK_GAP) for key, found in spans.items()}
 
 
-def _prefix64(ip: str) -> ipaddress.IPv6Network | None:
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
+def _prefix64(address: Address | None) -> ipaddress.IPv6Network | None:
+    """The /64 an IPv6 address is in (None for IPv4 or no address)."""
+    if address is None or address.version != 6:
         return None
-    return ipaddress.ip_network(f"{address}/64", strict=False) if address.version == 6 else None  # type: ignore[return-value]
+    return ipaddress.IPv6Network((int(address) >> 64 << 64, 64))
 
 
 def _dual_stack(
-    facts: IpFacts, presence: dict[tuple[int, int, str], _Presence], lans: dict[ipaddress.IPv6Network, frozenset[int]]
+    p: Picture,
+    facts: IpFacts,
+    presence: dict[tuple[int, int, str], _Presence],
+    lans: dict[ipaddress.IPv6Network, frozenset[int]],
 ) -> Explanation | None:
     """
     The other address family of a network the user is known on.
@@ -177,9 +180,10 @@ def _dual_stack(
     new privacy address inside a /64 the user is known on, of an AS where the user also uses IPv4:
     one household router handing out rotating IPv6 addresses next to its IPv4 one.
     """
-    version = networks.ip_version(facts.ip)
-    if version is None:
+    address = p.address(facts.ip)
+    if address is None:
         return None
+    version = address.version
     other = 10 - version  # 4 <-> 6
     for asn in sorted(facts.asns):
         for country in sorted(facts.countries or {""}):
@@ -192,7 +196,7 @@ def _dual_stack(
                     f"{facts.ip} and {peer} are the IPv{version} and IPv{other} addresses of AS{asn} in use at the "
                     "same time, and the user is known on that network.",
                 )
-    lan = _prefix64(facts.ip)
+    lan = _prefix64(address)
     if lan is not None:
         for asn in sorted(facts.asns & lans.get(lan, frozenset())):
             if any(key[0] == asn and key[1] == 4 for key in presence):
@@ -207,10 +211,10 @@ def _dual_stack(
 
 def _known_lans(p: Picture) -> dict[ipaddress.IPv6Network, frozenset[int]]:
     """/64 networks of IPv6 addresses in the user's reference, with the ASes seen in them in the window."""
-    lans = {lan for lan in map(_prefix64, p.reference.ips) if lan is not None}
+    lans = {lan for lan in (_prefix64(p.address(ip)) for ip in p.reference.ips) if lan is not None}
     asns_by_lan: dict[ipaddress.IPv6Network, set[int]] = defaultdict(set)
     for facts in p.ips.values():
-        lan = _prefix64(facts.ip)
+        lan = _prefix64(p.address(facts.ip))
         if lan is not None and lan in lans:
             asns_by_lan[lan] |= {a for a in facts.asns if not networks.shared_infrastructure(a)}
     return {lan: frozenset(asns) for lan, asns in asns_by_lan.items() if asns}
@@ -309,7 +313,7 @@ def explain(p: Picture, settings: Settings, skip: frozenset[ExplanationKind] = f
             _named_location(facts),
             _microsoft(p, facts, rows_by_ip.get(ip, [])) if ip in microsoft_ips else None,
             _mobile_carrier(p, facts) if churn else None,
-            _dual_stack(facts, presence, lans) if churn else None,
+            _dual_stack(p, facts, presence, lans) if churn else None,
             _travel(facts, rows_by_ip.get(ip, []), records, home) if ip in travel_ips else None,
             _device_continuity(p, facts),
         ):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -120,6 +120,20 @@ class Picture:
     window_interactive_asns: frozenset[int]
     unfamiliar: frozenset[str]  # IPs of successful sign-ins on networks the user is not known on
     lifted: Mapping[str, frozenset[str]] = field(default_factory=dict)  # session -> IPs it was used from with no device
+    non_interactive: tuple[SignIn, ...] = ()  # the successful rows of the non-interactive table
+    risky: tuple[SignIn, ...] = ()  # successful, then failed, rows carrying Identity Protection risk events
+    _rows_by_ip: Mapping[str, Sequence[SignIn]] = field(default_factory=dict, repr=False, compare=False)
+    #: Each address parsed once per picture (`address`): a user has thousands of rows but few addresses.
+    _addresses: dict[str, Address | None] = field(default_factory=dict, repr=False, compare=False)
+
+    def rows_from(self, ips: Iterable[str]) -> Iterator[SignIn]:
+        """The successful rows of the given IPs: a rule about a few addresses need not walk every row."""
+        for ip in ips:
+            yield from self._rows_by_ip.get(ip, ())
+
+    def address(self, ip: str) -> Address | None:
+        """`ip` parsed (None when it is not an address: anonymised or malformed), once per picture."""
+        return parsed(ip, self._addresses)
 
     def familiar(self, ip: str) -> bool:
         """Whether a successful sign-in came from `ip` on a network the user is known on."""
@@ -141,10 +155,6 @@ class Picture:
         """The IP with what is known about its network (`IpFacts.label`), or the bare IP."""
         facts = self.ips.get(ip)
         return facts.label() if facts is not None else ip
-
-    def labels(self, ips: Iterable[str]) -> list[str]:
-        """`label` of each IP, sorted by address."""
-        return [self.label(ip) for ip in sorted(ips)]
 
 
 def _network_known(reference: Reference, ip: str, asns: Iterable[int], countries: Iterable[str]) -> bool:
@@ -237,7 +247,18 @@ def reference_for(evidence: UserEvidence, rows: Sequence[SignIn]) -> Reference:
 class _Tally:
     """A mutable per-IP accumulator, used only while `picture` makes its one pass over the rows."""
 
-    __slots__ = ("asns", "cities", "countries", "devices", "first", "interactive", "last", "non_interactive", "trusted")
+    __slots__ = (
+        "asns",
+        "cities",
+        "countries",
+        "devices",
+        "first",
+        "interactive",
+        "last",
+        "non_interactive",
+        "rows",
+        "trusted",
+    )
 
     def __init__(self, first: SignIn) -> None:
         self.first = first.first
@@ -249,35 +270,68 @@ class _Tally:
         self.cities: set[str] = set()
         self.devices: set[str] = set()
         self.trusted: set[str] = set()
+        self.rows: list[SignIn] = []
 
 
-def _tally(rows: Iterable[SignIn]) -> dict[str, _Tally]:
-    """One pass over the rows: per-IP first/last, counts per table and the sets of facts."""
-    tallies: dict[str, _Tally] = {}
-    for s in rows:
-        tally = tallies.get(s.ip)
-        if tally is None:
-            tally = tallies[s.ip] = _Tally(s)
-        else:
-            if s.first < tally.first:  # noqa: PLR1730 - a comparison is cheaper than min() in this hot loop
-                tally.first = s.first
-            if s.last > tally.last:  # noqa: PLR1730
-                tally.last = s.last
-        if s.table is Table.INTERACTIVE:
-            tally.interactive += s.count
-        else:
-            tally.non_interactive += s.count
-        if s.asn is not None:
-            tally.asns.add(s.asn)
-        if s.country:
-            tally.countries.add(s.country)
-        if s.city:
-            tally.cities.add(s.city)
-        if s.device_id:
-            tally.devices.add(s.device_id)
-        if s.trusted_networks:
-            tally.trusted.update(s.trusted_networks)
-    return tallies
+class _Grouped:
+    """
+    The one pass over the evidence rows: successful and failed rows, per-IP tallies, the rows of each
+    table and the rows Identity Protection flagged. Every row is visited once here; rules then read
+    these groups instead of walking all rows again (a user's rows are scattered in memory, so each
+    walk costs more than its arithmetic).
+    """
+
+    __slots__ = ("failed", "failed_risky", "failed_tallies", "interactive", "non_interactive", "risky", "rows", "tallies")
+
+    def __init__(self, signins: Iterable[SignIn]) -> None:
+        self.rows: list[SignIn] = []
+        self.failed: list[SignIn] = []
+        self.interactive: list[SignIn] = []
+        self.non_interactive: list[SignIn] = []
+        self.risky: list[SignIn] = []
+        self.failed_risky: list[SignIn] = []
+        self.tallies: dict[str, _Tally] = {}
+        self.failed_tallies: dict[str, _Tally] = {}
+        for s in signins:
+            if s.result_type in ("0", ""):
+                self.rows.append(s)
+                tallies = self.tallies
+                (self.interactive if s.table is Table.INTERACTIVE else self.non_interactive).append(s)
+                if s.risk_events:
+                    self.risky.append(s)
+            else:
+                self.failed.append(s)
+                tallies = self.failed_tallies
+                if s.risk_events:
+                    self.failed_risky.append(s)
+            _add(tallies, s)
+
+
+def _add(tallies: dict[str, _Tally], s: SignIn) -> None:
+    """Count one row into its IP's tally."""
+    tally = tallies.get(s.ip)
+    if tally is None:
+        tally = tallies[s.ip] = _Tally(s)
+    else:
+        if s.first < tally.first:  # noqa: PLR1730 - a comparison is cheaper than min() in this hot loop
+            tally.first = s.first
+        if s.last > tally.last:  # noqa: PLR1730
+            tally.last = s.last
+    tally.rows.append(s)
+    if s.table is Table.INTERACTIVE:
+        tally.interactive += s.count
+    else:
+        tally.non_interactive += s.count
+    if s.asn is not None:
+        tally.asns.add(s.asn)
+    if s.country:
+        tally.countries.add(s.country)
+    if s.city:
+        tally.cities.add(s.city)
+    if s.device_id:
+        tally.devices.add(s.device_id)
+    if s.trusted_networks:
+        tally.trusted.update(s.trusted_networks)
 
 
 def _facts(ip: str, tally: _Tally, reference: Reference, *, failures: int, succeeded: bool) -> IpFacts:
@@ -298,8 +352,23 @@ def _facts(ip: str, tally: _Tally, reference: Reference, *, failures: int, succe
     )
 
 
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def parsed(ip: str, known: dict[str, Address | None]) -> Address | None:
+    """`ip` as an address (None if it is not one), remembered in `known`."""
+    if ip in known:
+        return known[ip]
+    try:
+        address: Address | None = ipaddress.ip_address(ip)
+    except ValueError:
+        address = None
+    known[ip] = address
+    return address
+
+
 def _lifted_sessions(
-    rows: Sequence[SignIn], reference: Reference, blind: frozenset[Table] = frozenset()
+    rows: Sequence[SignIn], reference: Reference, known: dict[str, Address | None], blind: frozenset[Table] = frozenset()
 ) -> dict[str, frozenset[str]]:
     """
     Sessions seen on one of the user's own devices (known or compliant) and, from other addresses,
@@ -322,38 +391,36 @@ def _lifted_sessions(
         else:
             bare[s.session_id].add(s.ip)
     lifted: dict[str, frozenset[str]] = {}
-    for sid, device_ips in on_device.items():
-        sites = {_site(ip) for ip in device_ips}
-        elsewhere = frozenset(ip for ip in bare.get(sid, ()) if _site(ip) not in sites)
+    for sid, bare_ips in bare.items():
+        device_ips = on_device.get(sid)
+        if not device_ips:
+            continue
+        sites = {_site(ip, known) for ip in device_ips}
+        elsewhere = frozenset(ip for ip in bare_ips if _site(ip, known) not in sites)
         if elsewhere:
             lifted[sid] = elsewhere
     return lifted
 
 
-def _site(ip: str) -> str:
+def _site(ip: str, known: dict[str, Address | None]) -> object:
     """
-    The network an address sits in at one site: its /24 (IPv4) or /48 (IPv6). A device's own tools
-    (a CLI beside the browser) send no device id and leave through a sibling address of the same
-    NAT pool or prefix; an attacker's address is not in it.
+    The network an address sits in at one site, as a comparable key: its /24 (IPv4) or /48 (IPv6).
+    A device's own tools (a CLI beside the browser) send no device id and leave through a sibling
+    address of the same NAT pool or prefix; an attacker's address is not in it.
     """
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
+    address = parsed(ip, known)
+    if address is None:
         return ip
-    prefix = 24 if address.version == 4 else 48
-    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+    return address.version, int(address) >> (8 if address.version == 4 else 80)
 
 
 def picture(evidence: UserEvidence) -> Picture:
     """Group the evidence once: successful rows, per-IP facts (one pass), the reference."""
-    rows: list[SignIn] = []
-    failed: list[SignIn] = []
-    for signin in evidence.signins:
-        (rows if signin.result_type in ("0", "") else failed).append(signin)
+    grouped = _Grouped(evidence.signins)
+    rows, failed, tallies, failed_tallies = grouped.rows, grouped.failed, grouped.tallies, grouped.failed_tallies
+    interactive = grouped.interactive
     reference = reference_for(evidence, rows)
 
-    tallies = _tally(rows)
-    failed_tallies = _tally(failed)
     failures = {ip: t.interactive + t.non_interactive for ip, t in failed_tallies.items()}
     facts = {ip: _facts(ip, t, reference, failures=failures.get(ip, 0), succeeded=True) for ip, t in tallies.items()}
     failed_only = {
@@ -361,13 +428,13 @@ def picture(evidence: UserEvidence) -> Picture:
         for ip, t in failed_tallies.items()
         if ip not in tallies
     }
-    interactive = [s for s in rows if s.table is Table.INTERACTIVE]
     blind = frozenset(
         Table(t.table)
         for t in evidence.coverage.tables
         if t.table in _SESSION_TABLES and _SESSION_COLUMNS.intersection(t.missing_columns)
     )
-    lifted = _lifted_sessions(rows, reference, blind)
+    addresses: dict[str, Address | None] = {}
+    lifted = _lifted_sessions(rows, reference, addresses, blind)
     lifted_ips = frozenset().union(*lifted.values()) if lifted else frozenset()
     return Picture(
         evidence=evidence,
@@ -382,4 +449,8 @@ def picture(evidence: UserEvidence) -> Picture:
         # in the victim's own ISP or carrier is still an attacker.
         unfamiliar=frozenset(ip for ip, f in facts.items() if not f.familiar) | lifted_ips,
         lifted=lifted,
+        non_interactive=tuple(grouped.non_interactive),
+        risky=(*grouped.risky, *grouped.failed_risky),
+        _rows_by_ip={ip: t.rows for ip, t in tallies.items()},
+        _addresses=addresses,
     )

@@ -16,7 +16,7 @@ from enrichment.domain import networks
 from enrichment.domain.model import Column, Signal, Table
 from enrichment.domain.picture import Picture
 from enrichment.domain.signals.rule import MICROSOFT_SERVICE, NETWORK, NOTHING, ORGANISATION, Check, rule
-from enrichment.domain.signals.wording import addresses, app_name, count, listing
+from enrichment.domain.signals.wording import addresses, app_name, count, ip_listing, listing
 
 _DEVICE_CODE = "devicecode"
 _PRT = "primaryrefreshtoken"
@@ -39,9 +39,7 @@ def token_only_new_context(p: Picture, check: Check) -> Signal | None:
     if not p.reference.known:
         return None
     rows = [
-        s
-        for s in p.rows
-        if s.table is Table.INTERACTIVE and s.token_only and s.ip in p.unfamiliar and p.new_device(s) and not check.covers(s.ip)
+        s for s in p.rows_from(check.uncovered(p.unfamiliar)) if s.table is Table.INTERACTIVE and s.token_only and p.new_device(s)
     ]
     if not rows:
         return None
@@ -49,7 +47,7 @@ def token_only_new_context(p: Picture, check: Check) -> Signal | None:
     apps = sorted({app_name(s) for s in rows})
     detail = (
         f"{count(sum(s.count for s in rows), 'interactive sign-in')} to {listing(apps)} passed MFA only by a claim "
-        f"carried in an existing token, from {listing(p.labels(ips))}: a network and device not in "
+        f"carried in an existing token, from {ip_listing(p, ips)}: a network and device not in "
         f"{p.reference.describe()}."
     )
     return check.hit(detail, ips)
@@ -71,7 +69,7 @@ def device_code_flow(p: Picture, check: Check) -> Signal | None:
     ips = sorted({s.ip for s in rows})
     first = min(s.first for s in rows)
     detail = (
-        f"device-code authentication to {listing(sorted({app_name(s) for s in rows}))} from {listing(p.labels(ips))} "
+        f"device-code authentication to {listing(sorted({app_name(s) for s in rows}))} from {ip_listing(p, ips)} "
         f"(first at {utc_text(first)}); the flow does not appear in {p.reference.describe()}."
     )
     return check.hit(detail, ips)
@@ -99,7 +97,7 @@ def prt_unknown_device(p: Picture, check: Check) -> Signal | None:
     devices = sorted({s.device_name or s.device_id or "no device id" for s in rows})
     unbound = any(s.token_protection.lower() == "unbound" for s in rows)
     detail = (
-        f"primary refresh token used from device {listing(devices)} at {listing(p.labels(ips))}; "
+        f"primary refresh token used from device {listing(devices)} at {ip_listing(p, ips)}; "
         f"the device is not in {p.reference.describe()}" + (" and the session is not bound to it." if unbound else ".")
     )
     return check.hit(detail, ips)
@@ -132,7 +130,7 @@ def scripted_client(p: Picture, check: Check) -> Signal | None:
     if not found:
         return None
     ips = addresses(found.values())
-    parts = [f"{family} from {listing(p.labels(found[family]))}" for family in sorted(found)]
+    parts = [f"{family} from {ip_listing(p, found[family])}" for family in sorted(found)]
     detail = f"scripted client(s) not in {p.reference.describe()}: {listing(parts)}."
     return check.hit(detail, ips)
 
@@ -154,15 +152,15 @@ def public_client_new_network(p: Picture, check: Check) -> Signal | None:
     if not p.reference.known:
         return None
     found: dict[str, set[str]] = defaultdict(set)
-    for s in p.rows:
+    for s in p.rows_from(p.unfamiliar):
         name = networks.FIRST_PARTY_PUBLIC_CLIENTS.get(s.app_id)
-        if name and s.app_id not in p.reference.app_ids and s.ip in p.unfamiliar and not p.own_device(s):
+        if name and s.app_id not in p.reference.app_ids and not p.own_device(s):
             found[name].add(s.ip)
     if not found:
         return None
     ips = addresses(found.values())
     detail = (
-        f"first-party public client(s) {listing(sorted(found))} used from {listing(p.labels(ips))}; "
+        f"first-party public client(s) {listing(sorted(found))} used from {ip_listing(p, ips)}; "
         f"neither the client nor the network is in {p.reference.describe()}."
     )
     return check.hit(detail, ips)
@@ -182,16 +180,16 @@ def unmanaged_device(p: Picture, check: Check) -> Signal | None:
     candidates = check.uncovered(p.unfamiliar)
     with_known: set[str] = set()
     without: dict[str, int] = defaultdict(int)
-    for s in p.rows:
+    for s in p.rows_from(candidates):
         if s.device_id and s.device_id in ref.device_ids and s.is_compliant is not False:
             with_known.add(s.ip)
-        elif s.ip in candidates:
+        else:
             without[s.ip] += s.count
     ips = sorted(set(without) - with_known)
     if not ips:
         return None
     detail = (
-        f"{count(sum(without[ip] for ip in ips), 'sign-in')} from {listing(p.labels(ips))} came from no compliant "
+        f"{count(sum(without[ip] for ip in ips), 'sign-in')} from {ip_listing(p, ips)} came from no compliant "
         f"device of the user's; every device in {ref.describe()} is compliant."
     )
     return check.hit(detail, ips)
@@ -208,10 +206,10 @@ def unbound_session_new_network(p: Picture, check: Check) -> Signal | None:
     if not p.reference.known:
         return None
     candidates = check.uncovered(p.unfamiliar)
-    ips = sorted({s.ip for s in p.rows if s.ip in candidates and s.token_protection.lower() == "unbound" and p.new_device(s)})
+    ips = sorted({s.ip for s in p.rows_from(candidates) if s.token_protection.lower() == "unbound" and p.new_device(s)})
     if not ips:
         return None
-    detail = f"sign-ins from {listing(p.labels(ips))} used a session not bound to any device (token protection unbound)."
+    detail = f"sign-ins from {ip_listing(p, ips)} used a session not bound to any device (token protection unbound)."
     return check.hit(detail, ips)
 
 
@@ -228,9 +226,7 @@ def new_app(p: Picture, check: Check) -> Signal | None:
     ref = p.reference
     candidates = check.uncovered(p.unfamiliar)
     found: dict[str, set[str]] = defaultdict(set)
-    for s in p.rows:
-        if s.ip not in candidates:
-            continue
+    for s in p.rows_from(candidates):
         if s.app_id and s.app_id not in ref.app_ids:
             found[app_name(s)].add(s.ip)
         elif s.resource and ref.resources and s.resource not in ref.resources:
@@ -238,5 +234,5 @@ def new_app(p: Picture, check: Check) -> Signal | None:
     if not found:
         return None
     ips = addresses(found.values())
-    detail = f"apps or resources not in {ref.describe()}: {listing(sorted(found), 5)}, from {listing(p.labels(ips))}."
+    detail = f"apps or resources not in {ref.describe()}: {listing(sorted(found), 5)}, from {ip_listing(p, ips)}."
     return check.hit(detail, ips)

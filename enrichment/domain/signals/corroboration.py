@@ -14,7 +14,7 @@ from common.times import utc_text
 from enrichment.domain.model import Column, SecurityEvent, Signal
 from enrichment.domain.picture import Picture
 from enrichment.domain.signals.rule import AUDIT, NOTHING, Check, rule
-from enrichment.domain.signals.wording import addresses, listing
+from enrichment.domain.signals.wording import addresses, ip_listing, listing
 
 _RISK_AITM = frozenset({"attackerinthemiddle"})
 _RISK_TOKEN = frozenset({"anomaloustoken", "tokenissueranomaly", "attemptedprtaccess"})
@@ -38,14 +38,14 @@ _REGISTRATIONS = ("registered", "register device", "changed default security inf
 
 def _risk(p: Picture, check: Check, events: frozenset[str], what: str) -> Signal | None:
     found: dict[str, set[str]] = defaultdict(set)
-    for s in (*p.rows, *p.failed):
+    for s in p.risky:
         for event in s.risk_events:
             if event.lower() in events:
                 found[event].add(s.ip)
     if not found:
         return None
     ips = addresses(found.values())
-    detail = f"Identity Protection flagged {what}: {listing(sorted(found))} on sign-ins from {listing(p.labels(ips))}."
+    detail = f"Identity Protection flagged {what}: {listing(sorted(found))} on sign-ins from {ip_listing(p, ips)}."
     return check.hit(detail, ips)
 
 
@@ -105,7 +105,7 @@ def security_info_from_suspect_ip(p: Picture, check: Check) -> Signal | None:
         return None
     ips = sorted({e.actor_ip for e in from_suspects})
     parts = [f"{e.operation} at {utc_text(e.time)}" + (f" ({e.detail})" if e.detail else "") for e in from_suspects]
-    detail = f"{listing(parts)} from {listing(p.labels(ips))}, an IP other signals implicate."
+    detail = f"{listing(parts)} from {ip_listing(p, ips)}, an IP other signals implicate."
     return check.hit(detail, ips)
 
 

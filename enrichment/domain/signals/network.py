@@ -14,11 +14,11 @@ from operator import attrgetter
 
 from common.times import utc_text
 from enrichment.domain import networks
-from enrichment.domain.model import Column, Signal, Table
+from enrichment.domain.model import Column, Signal
 from enrichment.domain.picture import Picture
 from enrichment.domain.signals.rule import EVERY_EXPLANATION, NETWORK, ORGANISATION, Check, rule
 from enrichment.domain.signals.sweeps import concurrent_pairs, travel_jumps
-from enrichment.domain.signals.wording import count, listing
+from enrichment.domain.signals.wording import count, ip_listing, listing
 
 CONCURRENCY_GAP = timedelta(minutes=10)  # two streams closer than this are "at the same time"
 TRAVEL_SPEED_KMH = 900.0  # a commercial flight, gate to gate, is slower than this
@@ -68,7 +68,7 @@ def concurrent_streams(p: Picture, check: Check) -> Signal | None:
     The unfamiliar, unexplained side of each pair (`sweeps.concurrent_pairs`) is implicated; two
     networks the user is known on (laptop at home, phone on the carrier) are ordinary.
     """
-    pairs = concurrent_pairs((s for s in p.rows if s.table is Table.NON_INTERACTIVE), p.unfamiliar, CONCURRENCY_GAP)
+    pairs = concurrent_pairs(p.non_interactive, p.unfamiliar, CONCURRENCY_GAP)
     implicated: set[str] = set()
     partners: set[str] = set()
     for a, b in pairs:
@@ -79,8 +79,8 @@ def concurrent_streams(p: Picture, check: Check) -> Signal | None:
     if not implicated:
         return None
     detail = (
-        f"token refreshes from {listing(p.labels(implicated))} ran at the same time as refreshes from "
-        f"{listing(p.labels(partners - implicated) or p.labels(partners))} (another AS or country, "
+        f"token refreshes from {ip_listing(p, implicated)} ran at the same time as refreshes from "
+        f"{ip_listing(p, (partners - implicated) or partners)} (another AS or country, "
         f"within {int(CONCURRENCY_GAP.total_seconds() // 60)} minutes)."
     )
     return check.hit(detail, implicated)

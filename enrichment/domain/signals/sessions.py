@@ -14,7 +14,7 @@ from datetime import datetime
 from enrichment.domain.model import Column, Signal, SignIn
 from enrichment.domain.picture import Picture
 from enrichment.domain.signals.rule import EVERY_EXPLANATION, MICROSOFT_SERVICE, NETWORK, ORGANISATION, Check, rule
-from enrichment.domain.signals.wording import count, listing
+from enrichment.domain.signals.wording import count, ip_listing, listing
 
 
 @rule(
@@ -51,9 +51,7 @@ def session_ip_switch(p: Picture, check: Check) -> Signal | None:
     owners = sorted({ip for sid, ips in ips_by_session.items() if len(asns_by_session[sid]) > 1 for ip in ips} - implicated)
     detail = (
         f"{count(sessions, 'Entra session')} used from more than one AS; new network(s) "
-        f"{listing(p.labels(implicated))}"
-        + (f" joined a session also used from {listing(p.labels(owners))}" if owners else "")
-        + "."
+        f"{ip_listing(p, implicated)}" + (f" joined a session also used from {ip_listing(p, owners)}" if owners else "") + "."
     )
     return check.hit(detail, implicated)
 
@@ -70,10 +68,10 @@ def session_left_device(p: Picture, check: Check) -> Signal | None:
     if not implicated:
         return None
     sessions = sum(1 for ips in p.lifted.values() if ips & implicated)
-    agents = sorted({s.user_agent for s in p.rows if s.ip in implicated and not s.device_id and s.user_agent})
+    agents = sorted({s.user_agent for s in p.rows_from(implicated) if not s.device_id and s.user_agent})
     detail = (
         f"{count(sessions, 'Entra session')} of the user's own device used with no device from "
-        f"{listing(p.labels(implicated))}" + (f" (client {listing(agents, 2)})" if agents else "") + "."
+        f"{ip_listing(p, implicated)}" + (f" (client {listing(agents, 2)})" if agents else "") + "."
     )
     return check.hit(detail, implicated)
 
@@ -167,6 +165,6 @@ def session_browser_switch(p: Picture, check: Check) -> Signal | None:
     ]
     detail = (
         f"an Entra session moved from {listing(moves, 2)}: the second browser, with none of the user's devices, used it "
-        f"from {listing(p.labels(implicated))}."
+        f"from {ip_listing(p, implicated)}."
     )
     return check.hit(detail, implicated)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from enrichment.domain.model import SignIn
+from enrichment.domain.picture import Picture
 
 
 def count(n: int, noun: str) -> str:
@@ -18,6 +19,14 @@ def listing(items: Sequence[str], limit: int = 3) -> str:
     more = len(items) - len(shown)
     text = ", ".join(shown)
     return text + (f" and {more} more" if more > 0 else "")
+
+
+def ip_listing(p: Picture, ips: Iterable[str], limit: int = 3) -> str:
+    """The first `limit` IPs (by address), each with what is known about its network, and how many more."""
+    ordered = sorted(ips)
+    return listing([p.label(ip) for ip in ordered[:limit]], limit) + (
+        f" and {len(ordered) - limit} more" if len(ordered) > limit else ""
+    )
 
 
 def app_name(signin: SignIn) -> str:
