@@ -26,7 +26,18 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 #: Optional containment actions; each is off unless named in REPLAY_OPTIONAL_ACTIONS.
-OPTIONAL_ACTIONS = ("confirm_compromised", "disable_account", "delete_flagged_methods")
+OPTIONAL_ACTIONS = (
+    "confirm_compromised",
+    "disable_account",
+    "delete_flagged_methods",
+    "require_password_change",
+    "delete_attacker_devices",
+    "remove_inbox_rules",
+)
+#: Accounts assessed per incident unless REPLAY_MAX_ACCOUNTS says otherwise (the parser's default too).
+MAX_ACCOUNTS_DEFAULT = 50
+#: Security service edges REPLAY_SSE_PROVIDER may name (their egress ASNs: enrichment.domain.networks.SSE_PROVIDERS).
+SSE_PROVIDERS = ("zscaler", "netskope", "entra_gsa", "cloudflare_one")
 
 
 def _text(raw: str) -> str:
@@ -93,13 +104,43 @@ def _url(raw: str) -> str:
     return value
 
 
-def _actions(raw: str) -> frozenset[str]:
-    names = frozenset(item.lower() for item in _items(raw))
-    unknown = names - set(OPTIONAL_ACTIONS)
-    if unknown:
-        msg = f"unknown action(s) {', '.join(sorted(unknown))}; known: {', '.join(OPTIONAL_ACTIONS)}"
-        raise ValueError(msg)
-    return names
+def _choices(known: tuple[str, ...], noun: str) -> Callable[[str], frozenset[str]]:
+    """A parser of comma-separated names out of `known` (any case), naming the unknown ones and the known."""
+
+    def parse(raw: str) -> frozenset[str]:
+        names = frozenset(item.lower() for item in _items(raw))
+        unknown = names - set(known)
+        if unknown:
+            msg = f"unknown {noun}(s) {', '.join(sorted(unknown))}; known: {', '.join(known)}"
+            raise ValueError(msg)
+        return names
+
+    return parse
+
+
+def _weights(raw: str) -> tuple[tuple[str, int], ...]:
+    """`id=points` pairs; every id must be a registered signal (0 turns a signal off, 100 is the most one signal adds)."""
+    # The signal registry names the ids; imported here, not at module level, so settings stay free of the scorer.
+    from enrichment.domain.signals import WEIGHTS
+
+    found: dict[str, int] = {}
+    for item in _items(raw):
+        name, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not name:
+            msg = f"{item!r} is not signal_id=points"
+            raise ValueError(msg)
+        if name not in WEIGHTS:
+            msg = f"unknown signal {name!r}; known: {', '.join(WEIGHTS)}"
+            raise ValueError(msg)
+        try:
+            points = int(value)
+        except ValueError:
+            points = -1
+        if not 0 <= points <= 100:
+            msg = f"{name}: points must be a whole number from 0 to 100, not {value!r}"
+            raise ValueError(msg)
+        found[name] = points
+    return tuple(sorted(found.items()))
 
 
 def _setting(name: str, parse: Callable[[str], Any], default: Any, doc: str) -> Any:
@@ -121,11 +162,26 @@ class Settings:
     window_after_hours: int = _setting("REPLAY_WINDOW_AFTER_HOURS", _int(0, 168), 6, "hours of sign-ins after the incident time")
     baseline_days: int = _setting("REPLAY_BASELINE_DAYS", _int(1, 90), 14, "days of history summarised as the baseline")
     row_cap: int = _setting("REPLAY_ROW_CAP", _int(100, 400_000), 20_000, "most evidence rows one query returns")
+    max_accounts: int = _setting(
+        "REPLAY_MAX_ACCOUNTS",
+        _int(1, 500),
+        MAX_ACCOUNTS_DEFAULT,
+        "most accounts of one incident assessed; the rest are listed as not assessed",
+    )
     # Benign explanations.
     corporate_cidrs: tuple[IpNetwork, ...] = _setting("REPLAY_CORPORATE_CIDRS", _cidrs, (), "corporate egress networks")
     vpn_cidrs: tuple[IpNetwork, ...] = _setting("REPLAY_VPN_CIDRS", _cidrs, (), "corporate VPN egress networks")
     trusted_asns: frozenset[int] = _setting(
         "REPLAY_TRUSTED_ASNS", _asns, frozenset(), "ASNs whose traffic is the organisation's own"
+    )
+    sse_providers: frozenset[str] = _setting(
+        "REPLAY_SSE_PROVIDER",
+        _choices(SSE_PROVIDERS, "provider"),
+        frozenset(),
+        f"the organisation's security service edge(s): {', '.join(SSE_PROVIDERS)}",
+    )
+    sse_cidrs: tuple[IpNetwork, ...] = _setting(
+        "REPLAY_SSE_CIDRS", _cidrs, (), "the organisation's SSE egress networks (dedicated egress addresses)"
     )
     travel_watchlist: str = _setting(
         "REPLAY_TRAVEL_WATCHLIST", _text, "TravelRecords", "alias of the Sentinel watchlist of travel records"
@@ -137,6 +193,12 @@ class Settings:
     threshold_suspicious: int = _setting(
         "REPLAY_THRESHOLD_SUSPICIOUS", _int(1, 100), 40, "score at or above which the verdict is suspicious"
     )
+    signal_weights: tuple[tuple[str, int], ...] = _setting(
+        "REPLAY_SIGNAL_WEIGHTS",
+        _weights,
+        (),
+        "per-signal weight overrides, signal_id=points comma-separated (0 turns a signal off)",
+    )
     # Writing to the incident.
     arm_endpoint: str = _setting("REPLAY_ARM_ENDPOINT", _url, "https://management.azure.com", "Azure Resource Manager endpoint")
     comment_max_chars: int = _setting("REPLAY_COMMENT_MAX_CHARS", _int(1000, 100_000), 30_000, "longest incident comment written")
@@ -146,7 +208,7 @@ class Settings:
         "REPLAY_CONTAINMENT_ENABLED", _bool, True, "ask for approval of containment on replay_likely"
     )
     optional_actions: frozenset[str] = _setting(
-        "REPLAY_OPTIONAL_ACTIONS", _actions, frozenset(), "optional containment actions offered"
+        "REPLAY_OPTIONAL_ACTIONS", _choices(OPTIONAL_ACTIONS, "action"), frozenset(), "optional containment actions offered"
     )
     approval_timeout_hours: int = _setting(
         "REPLAY_APPROVAL_TIMEOUT_HOURS", _int(1, 168), 4, "hours an approval request stays open"
@@ -164,7 +226,18 @@ class Settings:
     teams_service_url: str = _setting(
         "REPLAY_TEAMS_SERVICE_URL", _url, "https://smba.trafficmanager.net/teams", "Bot Framework service URL for the tenant"
     )
-    managed_identity_client_id: str = _setting("AZURE_CLIENT_ID", _text, "", "client id of the user-assigned managed identity")
+    managed_identity_client_id: str = _setting(
+        "AZURE_CLIENT_ID",
+        _text,
+        "",
+        "client id of the Function App's user-assigned managed identity (host, Log Analytics, Sentinel)",
+    )
+    containment_client_id: str = _setting(
+        "REPLAY_CONTAINMENT_CLIENT_ID",
+        _guid,
+        "",
+        "client id of the managed identity that holds the Graph containment permissions; empty = the AZURE_CLIENT_ID rule",
+    )
 
     @classmethod
     def names(cls) -> dict[str, str]:
@@ -209,6 +282,26 @@ class Settings:
         if not isinstance(values, dict):
             raise SettingsError([f"{path}: has no 'Values' object"])
         return cls.from_values({str(k): str(v) for k, v in values.items()})
+
+    def scoring_changes(self) -> tuple[str, ...]:
+        """The scoring settings changed from their defaults, one sentence each, for the incident comment."""
+        from enrichment.domain.signals import WEIGHTS
+
+        default = Settings()
+        changes = [
+            f"{name} is {getattr(self, attr)} (default {getattr(default, attr)})"
+            for name, attr in (
+                ("REPLAY_THRESHOLD_LIKELY", "threshold_likely"),
+                ("REPLAY_THRESHOLD_SUSPICIOUS", "threshold_suspicious"),
+            )
+            if getattr(self, attr) != getattr(default, attr)
+        ]
+        changes += [
+            f"signal {name} weighs {points} (default {WEIGHTS[name]})"
+            for name, points in self.signal_weights
+            if points != WEIGHTS[name]
+        ]
+        return tuple(changes)
 
     def missing_for_azure(self) -> list[str]:
         """Settings the Function App cannot run without, by name."""

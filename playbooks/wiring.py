@@ -42,9 +42,19 @@ def _sentinel(settings: Settings) -> SentinelIncidents:
 
 
 def _graph(settings: Settings) -> GraphDirectory:
+    """Graph as the containment identity: the only one holding the containment permissions."""
+    from common.credentials import containment_async_credential
     from playbooks.adapters.graph import create_graph_directory
 
-    return create_graph_directory(settings)
+    return create_graph_directory(settings, credential=containment_async_credential(settings))
+
+
+def _bot_graph(settings: Settings) -> GraphDirectory:
+    """Graph as the bot's identity: the approver check only, so a click from Teams can never reach a write."""
+    from common.credentials import bot_async_credential
+    from playbooks.adapters.graph import create_graph_directory
+
+    return create_graph_directory(settings, credential=bot_async_credential(settings))
 
 
 def _teams(settings: Settings) -> Teams:
@@ -70,17 +80,20 @@ class Services:
         sentinel: SentinelFactory = _sentinel,
         graph: GraphFactory = _graph,
         teams: TeamsFactory = _teams,
+        bot_graph: GraphFactory = _bot_graph,
     ) -> None:
         self._environ = environ
         self._engine_factory = engine
         self._sentinel_factory = sentinel
         self._graph_factory = graph
         self._teams_factory = teams
+        self._bot_graph_factory = bot_graph
         self._lock = threading.Lock()
         self._settings: Settings | None = None
         self._engine: QueryEngine | None = None
         self._sentinel: SentinelIncidents | None = None
         self._graph: GraphDirectory | None = None
+        self._bot_graph: GraphDirectory | None = None
         self._teams: Teams | None = None
         self._bot: ApprovalBot | None = None
 
@@ -110,8 +123,9 @@ class Services:
 
     def graph(self) -> GraphDirectory:
         """
-        The Graph adapter (async). Built on first use inside an async function, so its HTTP pool
-        belongs to the worker's event loop, which runs every async function of the process.
+        The Graph adapter (async) as the containment identity. Built on first use inside an async
+        function, so its HTTP pool belongs to the worker's event loop, which runs every async function
+        of the process.
         """
         settings = self.settings()
         with self._lock:
@@ -127,12 +141,20 @@ class Services:
                 self._teams = self._teams_factory(settings)
             return self._teams
 
+    def bot_graph(self) -> GraphDirectory:
+        """The Graph adapter (async) as the bot's identity, which may read group membership and nothing else."""
+        settings = self.settings()
+        with self._lock:
+            if self._bot_graph is None:
+                self._bot_graph = self._bot_graph_factory(settings)
+            return self._bot_graph
+
     def bot(self) -> ApprovalBot:
         """The approval bot behind POST /api/messages, built once: its key, token and decision caches live with the worker."""
         from playbooks.adapters.teams import ApprovalBot
 
         settings = self.settings()
-        directory = self.graph()
+        directory = self.bot_graph()
         with self._lock:
             if self._bot is None:
                 self._bot = ApprovalBot(settings, directory)

@@ -80,7 +80,8 @@ class DayPlan:
 
     `phone_day` serves the phone during working hours, `phone_out` on the way to the office and
     during `outings` (UTC ms spans), `phone_home` at home. `new_session` makes the first laptop
-    sign-in a fresh MFA sign-in.
+    sign-in a fresh MFA sign-in. `browser_route`, when set, carries the laptop's web browser
+    (a privacy relay in Safari or Edge) while its native apps keep `laptop_route`.
     """
 
     day: int
@@ -97,6 +98,7 @@ class DayPlan:
     outings: tuple[tuple[int, int], ...] = ()
     phone_awake_mean: float = 60.0
     refresh_mean: float = 30.0
+    browser_route: Route | None = None
 
 
 Override = Callable[[DayPlan], DayPlan]
@@ -235,16 +237,23 @@ class Simulation:
                 )
             )
             t += int(rng.uniform(0.5, 4) * MINUTE)
+        browser = plan.browser_route or plan.laptop_route
         if plan.new_session:
             self._laptop_sessions.append((t, ids.guid(rng)))
-            self._fresh_browser_sign_in(t, plan.laptop_route, laptop, self.laptop_session(t))
+            self._fresh_browser_sign_in(t, browser, laptop, self.laptop_session(t))
         else:
-            self._browser_sign_in(t, plan.laptop_route(rng, t), catalog.OFFICE_HOME, catalog.OFFICE_HOME_RESOURCE, Auth.SSO)
+            self._browser_sign_in(t, browser(rng, t), catalog.OFFICE_HOME, catalog.OFFICE_HOME_RESOURCE, Auth.SSO)
         for _ in range(rng.randrange(3)):
             when = int(rng.uniform(plan.start, plan.end))
             app, resource = rng.choice(_BROWSER_SIGNINS)
-            self._browser_sign_in(when, plan.laptop_route(rng, when), app, resource, Auth.SSO)
-        self.refreshes(plan.start + int(rng.uniform(1, 5) * MINUTE), plan.end, plan.laptop_route, mean_minutes=plan.refresh_mean)
+            self._browser_sign_in(when, browser(rng, when), app, resource, Auth.SSO)
+        self.refreshes(
+            plan.start + int(rng.uniform(1, 5) * MINUTE),
+            plan.end,
+            plan.laptop_route,
+            mean_minutes=plan.refresh_mean,
+            browser_route=plan.browser_route,
+        )
         if user.admin_tools and rng.random() < 0.35:
             self._admin_tools(plan)
         if rng.random() < 0.04:
@@ -295,9 +304,21 @@ class Simulation:
         )
 
     def refreshes(
-        self, t: int, until: int, route: Route, *, mean_minutes: float = 30.0, device: Device | None = None, session: str = ""
+        self,
+        t: int,
+        until: int,
+        route: Route,
+        *,
+        mean_minutes: float = 30.0,
+        device: Device | None = None,
+        session: str = "",
+        browser_route: Route | None = None,
     ) -> None:
-        """A computer's clients refreshing tokens from `t` to `until`, every 10-60 minutes (the laptop's session unless told)."""
+        """
+        A computer's clients refreshing tokens from `t` to `until`, every 10-60 minutes (the laptop's session unless told).
+
+        With `browser_route`, the web browser's refreshes leave through it and the native apps' through `route`.
+        """
         rng = self.rng
         laptop = device or self.user.laptop
         table = _WINDOWS_REFRESHES if laptop.windows else _MAC_REFRESHES
@@ -314,7 +335,7 @@ class Simulation:
                     SignIn(
                         t + int(rng.uniform(0, 90_000)),
                         False,
-                        egress,
+                        browser_route(rng, t) if browser and browser_route is not None else egress,
                         current,
                         app,
                         resource,
@@ -510,3 +531,27 @@ class Simulation:
                 role=who,
             )
         )
+
+    def device_registered(self, t: int, ip: str, device: Device, object_id: str, who: Role = Role.USER) -> None:
+        """The user (or whoever holds their session) registers `device` in Entra: the Device Registration Service's audit rows."""
+        user = self.user
+        target = Target("Device", object_id, device.name)
+        me = Target("User", user.user_id, user.display_name, user.upn)
+        system = "Windows" if device.windows else device.operating_system.replace("Ios", "iOS")
+        details = (
+            ("Device Profile", "RegisteredDevice"),
+            ("Device Trust Type", device.trust_type),
+            ("Device OS", system),
+            ("Device Id", device.device_id),
+        )
+        actor = Actor(upn=user.upn, user_id=user.user_id, ip=ip)
+        service = Actor(app="Device Registration Service", app_id=catalog.DEVICE_REGISTRATION.resource_id)
+        self.audits.append(
+            AuditEvent(
+                t, "Register device", "Device", "Device Registration Service", "Add", actor, (target,), details=details, role=who
+            )
+        )
+        for offset, operation in ((1000, "Add registered owner to device"), (1500, "Add registered users to device")):
+            self.audits.append(
+                AuditEvent(t + offset, operation, "Device", "Core Directory", "Assign", service, (target, me), role=who)
+            )

@@ -44,6 +44,8 @@ class NetworkKind(StrEnum):
     VPN_PROVIDER = "vpn_provider"
     MICROSOFT_SERVICE = "microsoft_service"
     MICROSOFT_CLOUD = "microsoft_cloud"
+    PRIVACY_RELAY = "privacy_relay"
+    SECURITY_SERVICE_EDGE = "security_service_edge"
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +354,65 @@ MICROSOFT_CLOUD: tuple[Network, ...] = (
     Network(8075, "Microsoft Corporation", NetworkKind.MICROSOFT_CLOUD, "US", "20.102.0.0/16", "", "Boydton"),
 )
 
+P, S = NetworkKind.PRIVACY_RELAY, NetworkKind.SECURITY_SERVICE_EDGE
+
+#: iCloud Private Relay egress (Safari and Mail on Apple devices). Unlike every other block here these are
+#: real prefixes, taken from Apple's published list that the product ships (enrichment/egress_lists/), because
+#: the product recognises a relay by its address; a test keeps them inside that list. Relays place the user
+#: only roughly: the block's city is wherever its geolocation says, often not the user's own.
+ICLOUD_PRIVATE_RELAY: tuple[Network, ...] = (
+    Network(36183, "Akamai Technologies, Inc.", P, "FR", "172.224.237.0/24", "2a02:26f7:b380::/51", "Paris"),
+    Network(36183, "Akamai Technologies, Inc.", P, "DE", "172.225.5.0/24", "", "Frankfurt am Main"),
+    Network(36183, "Akamai Technologies, Inc.", P, "GB", "172.225.7.0/24", "2a02:26f7:b388::/51", "London"),
+    Network(36183, "Akamai Technologies, Inc.", P, "NL", "172.225.12.0/24", "", "Amsterdam"),
+    Network(54113, "Fastly, Inc.", P, "ES", "146.75.128.0/23", "", "Madrid"),
+    Network(54113, "Fastly, Inc.", P, "IT", "146.75.136.0/24", "", "Milan"),
+    Network(54113, "Fastly, Inc.", P, "US", "140.248.0.0/23", "", "New York"),
+    Network(13335, "Cloudflare, Inc.", P, "FR", "104.28.30.0/25", "", "Marseille"),
+    Network(13335, "Cloudflare, Inc.", P, "DE", "104.28.39.0/25", "", "Berlin"),
+    Network(13335, "Cloudflare, Inc.", P, "US", "104.28.40.0/25", "", "Boston"),
+)
+
+#: Cloudflare WARP and Microsoft Edge Secure Network (powered by Cloudflare) egress: Cloudflare's AS13335,
+#: outside Apple's relay list (Cloudflare publishes no list of its relay egress).
+CLOUDFLARE_WARP: tuple[Network, ...] = (
+    Network(13335, "Cloudflare, Inc.", P, "FR", "104.28.192.0/24", "", "Paris"),
+    Network(13335, "Cloudflare, Inc.", P, "DE", "104.28.212.0/24", "", "Frankfurt am Main"),
+    Network(13335, "Cloudflare, Inc.", P, "GB", "104.28.246.0/24", "", "London"),
+    Network(13335, "Cloudflare, Inc.", P, "NL", "104.28.160.0/24", "", "Amsterdam"),
+    Network(13335, "Cloudflare, Inc.", P, "US", "104.28.224.0/24", "", "Ashburn"),
+    Network(13335, "Cloudflare, Inc.", P, "ES", "172.71.120.0/24", "", "Madrid"),
+)
+
+#: Security service edges an organisation sends its devices' traffic through, by provider (the keys are
+#: REPLAY_SSE_PROVIDER's values). A service edge sits in a provider's data centre, often in another city
+#: or country than the user; Entra Global Secure Access egresses from Microsoft's own network.
+SECURITY_SERVICE_EDGES: dict[str, tuple[Network, ...]] = {
+    "zscaler": (
+        Network(53813, "ZSCALER, INC.", S, "FR", "165.225.20.0/23", "", "Paris"),
+        Network(53813, "ZSCALER, INC.", S, "DE", "165.225.72.0/22", "", "Frankfurt am Main"),
+        Network(53813, "ZSCALER, INC.", S, "GB", "147.161.224.0/23", "", "London"),
+        Network(53813, "ZSCALER, INC.", S, "NL", "165.225.240.0/23", "", "Amsterdam"),
+        Network(53813, "ZSCALER, INC.", S, "ES", "165.225.92.0/23", "", "Madrid"),
+        Network(53813, "ZSCALER, INC.", S, "IT", "165.225.202.0/23", "", "Milan"),
+        Network(53813, "ZSCALER, INC.", S, "US", "136.226.48.0/20", "", "New York"),
+    ),
+    "netskope": (
+        Network(55256, "Netskope Inc", S, "FR", "163.116.162.0/24", "", "Paris"),
+        Network(55256, "Netskope Inc", S, "DE", "163.116.178.0/24", "", "Frankfurt am Main"),
+        Network(55256, "Netskope Inc", S, "GB", "163.116.146.0/24", "", "London"),
+        Network(55256, "Netskope Inc", S, "NL", "163.116.150.0/24", "", "Amsterdam"),
+        Network(55256, "Netskope Inc", S, "US", "163.116.135.0/24", "", "New York"),
+    ),
+    "entra_gsa": (
+        Network(8075, "Microsoft Corporation", S, "FR", "40.89.128.0/18", "", "Paris"),
+        Network(8075, "Microsoft Corporation", S, "DE", "51.116.0.0/18", "", "Frankfurt am Main"),
+        Network(8075, "Microsoft Corporation", S, "GB", "51.140.0.0/17", "", "London"),
+        Network(8075, "Microsoft Corporation", S, "NL", "40.114.128.0/17", "", "Amsterdam"),
+        Network(8075, "Microsoft Corporation", S, "US", "40.117.0.0/17", "", "Boydton"),
+    ),
+}
+
 #: Every network, for lookups and for the no-overlap check.
 ALL_NETWORKS: tuple[Network, ...] = (
     *RESIDENTIAL,
@@ -361,6 +422,9 @@ ALL_NETWORKS: tuple[Network, ...] = (
     *VPN_PROVIDERS,
     *MICROSOFT_SERVICE,
     *MICROSOFT_CLOUD,
+    *ICLOUD_PRIVATE_RELAY,
+    *CLOUDFLARE_WARP,
+    *(n for edges in SECURITY_SERVICE_EDGES.values() for n in edges),
 )
 
 #: Microsoft's ASNs as the product's microsoft_network explanation knows them.

@@ -17,18 +17,20 @@ from pathlib import Path
 from enrichment.domain.model import Table
 from sample_tenant import catalog, ids
 from sample_tenant.activity import Simulation
-from sample_tenant.attacks import AitmCookieReplay, DeviceCodePhishing, RefreshTokenReplay
+from sample_tenant.attacks import AitmCookieReplay, AitmResidentialReplay, DeviceCodePhishing, RefreshTokenReplay, RelayReplay
 from sample_tenant.events import DAY, to_ms
 from sample_tenant.incidents import incident_body
 from sample_tenant.lookalikes import (
     Ipv6DualStack,
     MicrosoftServiceIps,
     MobileCarrierChurn,
+    NewPhoneEnrolment,
     Ordinary,
     TravelWithRecord,
     VpnSplitTunnel,
 )
 from sample_tenant.records import AUDIT_TABLE, AuditRows, SigninRows
+from sample_tenant.relays import ConsumerRelay, OrganisationSse, PrivateRelay
 from sample_tenant.scenarios import Family, Scenario, Script, TravelRecord, Truth, activity_span, plan_scenarios, truth
 from sample_tenant.tenant import Tenant, User, build_tenant
 from sample_tenant.writers import LineWriter, write_csv, write_json
@@ -42,11 +44,17 @@ SCRIPTS: dict[Family, Script] = {
     Family.AITM_COOKIE_REPLAY: AitmCookieReplay(),
     Family.REFRESH_TOKEN_REPLAY: RefreshTokenReplay(),
     Family.DEVICE_CODE_PHISHING: DeviceCodePhishing(),
+    Family.AITM_RESIDENTIAL_REPLAY: AitmResidentialReplay(),
+    Family.RELAY_REPLAY: RelayReplay(),
     Family.VPN_SPLIT_TUNNEL: VpnSplitTunnel(),
     Family.TRAVEL_WITH_RECORD: TravelWithRecord(),
     Family.MOBILE_CARRIER_CHURN: MobileCarrierChurn(),
     Family.IPV6_DUAL_STACK: Ipv6DualStack(),
     Family.MICROSOFT_SERVICE_IPS: MicrosoftServiceIps(),
+    Family.NEW_PHONE_ENROLMENT: NewPhoneEnrolment(),
+    Family.ICLOUD_PRIVATE_RELAY: PrivateRelay(),
+    Family.WARP_EDGE_SECURE_NETWORK: ConsumerRelay(),
+    Family.ORGANISATION_SSE: OrganisationSse(),
     Family.ORDINARY: Ordinary(),
 }
 
@@ -230,6 +238,8 @@ def local_settings(tenant: Tenant) -> dict[str, object]:
             "REPLAY_CORPORATE_CIDRS": ",".join(office.cidr for office in tenant.offices),
             "REPLAY_VPN_CIDRS": tenant.vpn.cidr,
             "REPLAY_TRUSTED_ASNS": "",
+            "REPLAY_SSE_PROVIDER": tenant.sse.provider,
+            "REPLAY_SSE_CIDRS": tenant.sse.dedicated,
             "REPLAY_TRAVEL_WATCHLIST": TRAVEL_WATCHLIST,
         },
     }

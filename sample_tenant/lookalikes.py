@@ -20,13 +20,13 @@ from sample_tenant.scenarios import WINDOW_AFTER, WINDOW_BEFORE, Scenario, Scrip
 from sample_tenant.tenant import Device, Egress, User
 
 
-def _at_in_day(scenario: Scenario) -> int:
+def at_in_day(scenario: Scenario) -> int:
     plan = scenario.plan
     assert plan is not None
     return time_between(scenario.rng, plan.start + HOUR, plan.end, scenario.earliest, scenario.latest)
 
 
-def _nearest(scenario: Scenario, sim: Simulation, wanted: set[str]) -> str:
+def nearest(scenario: Scenario, sim: Simulation, wanted: set[str]) -> str:
     """The wanted IP the user used nearest before the incident time (else soonest after), inside the evidence window."""
     best: tuple[int, str] | None = None
     low, high = scenario.at - WINDOW_BEFORE, scenario.at + WINDOW_AFTER
@@ -73,8 +73,8 @@ class VpnSplitTunnel(Script):
     def play(self, scenario: Scenario, sim: Simulation) -> None:
         cidr = sim.tenant.vpn.cidr
         scenario.explains = lambda event: ":" not in event.egress.ip and addresses.contains(cidr, event.egress.ip)
-        scenario.at = _at_in_day(scenario)
-        scenario.incident_ip = _nearest(scenario, sim, scenario.state["vpn_ips"])
+        scenario.at = at_in_day(scenario)
+        scenario.incident_ip = nearest(scenario, sim, scenario.state["vpn_ips"])
 
 
 class TravelWithRecord(Script):
@@ -183,9 +183,9 @@ class TravelWithRecord(Script):
     def play(self, scenario: Scenario, sim: Simulation) -> None:
         destination = str(scenario.traits["destination"])
         scenario.explains = lambda event: event.egress.place.country == destination
-        scenario.at = _at_in_day(scenario)
+        scenario.at = at_in_day(scenario)
         hotel_ips = {e.egress.ip for e in sim.events if e.egress.place.country == destination and not e.egress.named_location}
-        scenario.incident_ip = _nearest(scenario, sim, hotel_ips)
+        scenario.incident_ip = nearest(scenario, sim, hotel_ips)
 
 
 def _iso_date(sim: Simulation, day: int) -> str:
@@ -241,7 +241,7 @@ class MobileCarrierChurn(Script):
             for e in sim.events
             if scenario.explains(e) and plan.midnight <= e.time < plan.midnight + DAY and e.egress.place != sim.user.home_place
         }
-        scenario.incident_ip = _nearest(scenario, sim, day_ips or {e.egress.ip for e in sim.events if scenario.explains(e)})
+        scenario.incident_ip = nearest(scenario, sim, day_ips or {e.egress.ip for e in sim.events if scenario.explains(e)})
 
 
 class Ipv6DualStack(Script):
@@ -284,11 +284,11 @@ class Ipv6DualStack(Script):
     def play(self, scenario: Scenario, sim: Simulation) -> None:
         prefix = str(scenario.state["ipv6_64"])
         scenario.explains = lambda event: ":" in event.egress.ip and addresses.contains(prefix, event.egress.ip)
-        scenario.at = _at_in_day(scenario)
+        scenario.at = at_in_day(scenario)
         plan = scenario.plan
         assert plan is not None
         day_ips = {e.egress.ip for e in sim.events if scenario.explains(e) and plan.midnight <= e.time < plan.midnight + DAY}
-        scenario.incident_ip = _nearest(scenario, sim, day_ips)
+        scenario.incident_ip = nearest(scenario, sim, day_ips)
 
 
 class MicrosoftServiceIps(Script):
@@ -310,7 +310,7 @@ class MicrosoftServiceIps(Script):
     def play(self, scenario: Scenario, sim: Simulation) -> None:
         rng = scenario.rng
         scenario.explains = lambda event: event.egress.asn in catalog.MICROSOFT_ASNS
-        scenario.at = _at_in_day(scenario)
+        scenario.at = at_in_day(scenario)
         if rng.random() < 0.25:
             used = self._cloud_pc(scenario, sim)
         else:
@@ -325,7 +325,7 @@ class MicrosoftServiceIps(Script):
                 used += sim.microsoft_service_rows(start + position * 7 * MINUTE, count, network, spread)
             scenario.traits["service_asns"] = sorted({n.asn for n in networks})
             scenario.traits["service_rows"] = count * len(networks)
-        scenario.incident_ip = _nearest(scenario, sim, set(used))
+        scenario.incident_ip = nearest(scenario, sim, set(used))
 
     def _cloud_pc(self, scenario: Scenario, sim: Simulation) -> list[str]:
         """A Windows 365 Cloud PC used on the incident day (and, unless it is new, on earlier working days)."""
@@ -399,4 +399,100 @@ class Ordinary(Script):
         scenario.at = int(rng.uniform(scenario.earliest, scenario.latest))
         low = scenario.at - 24 * HOUR
         recent = {e.egress.ip for e in sim.events if low <= e.time <= scenario.at and e.role == Role.USER}
-        scenario.incident_ip = _nearest(scenario, sim, recent) if recent else routes.home_ipv4(sim.user, scenario.day).ip
+        scenario.incident_ip = nearest(scenario, sim, recent) if recent else routes.home_ipv4(sim.user, scenario.day).ip
+
+
+class NewPhoneEnrolment(Script):
+    """
+    A user whose laptop always tunnels through the corporate VPN (so their home line never appeared,
+    and their old phone lived on mobile data) sets up a new phone at home: a fresh password-and-MFA
+    sign-in over the home Wi-Fi, the Authenticator registered as a method (often the phone registered
+    as a device too), Outlook signed in; then the phone leaves home on the user's usual carrier, in the
+    same session, and the old phone falls silent.
+    """
+
+    def adapt(self, scenario: Scenario, user: User) -> User:
+        return replace(user, uses_vpn=True)
+
+    def overrides(self, scenario: Scenario, sim: Simulation) -> dict[int, Override]:
+        scenario.day = pick_day(scenario, sim, 7, 17, history_days=3)
+        tunnel = routes.Fixed(routes.vpn(sim.tenant, sim.user))
+
+        def full_tunnel(plan: DayPlan) -> DayPlan:
+            carrier = routes.carrier(sim.user)
+            planned = replace(
+                plan,
+                laptop_route=plan.laptop_route if plan.at_office else tunnel,
+                phone_day=plan.phone_day if plan.at_office else carrier,
+                phone_home=carrier,
+            )
+            if plan.day == scenario.day:
+                scenario.plan = planned
+            return planned
+
+        return dict.fromkeys(range(sim.days), full_tunnel)
+
+    def play(self, scenario: Scenario, sim: Simulation) -> None:
+        rng, user, plan = scenario.rng, sim.user, scenario.plan
+        assert plan is not None
+        setup = time_between(
+            rng, plan.midnight + 7 * HOUR, plan.midnight + 17 * HOUR, scenario.earliest - HOUR, scenario.latest - HOUR
+        )
+        leave = setup + int(rng.uniform(0.5, 3) * HOUR)
+        scenario.at = time_between(rng, setup + 15 * MINUTE, leave + 4 * HOUR, scenario.earliest, scenario.latest)
+        old = user.phone
+        sim.events = [e for e in sim.events if e.device.device_id != old.device_id or e.time < setup]
+
+        model = rng.choice([m for m in catalog.PHONES if m.user_agent != old.user_agent])
+        registered = rng.random() < 0.6
+        fresh = Device(
+            "",
+            "",
+            model.operating_system,
+            model.browser,
+            model.user_agent,
+            (model.app_agent,),
+            compliant=False,
+            managed=False,
+            trust_type="",
+        )
+        phone = (
+            replace(fresh, device_id=ids.guid(rng), name=f"{user.first_name}'s {model.model}", trust_type="Azure AD registered")
+            if registered
+            else fresh
+        )
+        home = routes.home(rng, user, plan.day)
+        session = ids.guid(rng)
+        scenario.traits.update(device_registered=registered, home_ipv6=bool(user.home_ipv6_64), phone_model=model.model)
+
+        def native(t: int, app: catalog.App, resource: catalog.Resource, device: Device, auth: Auth) -> None:
+            sim.events.append(SignIn(t, True, home(rng, t), session, app, resource, device, model.app_agent, NATIVE, auth))
+
+        native(setup, catalog.AUTHENTICATOR, catalog.GRAPH, fresh, Auth.MFA)
+        t = setup + int(rng.uniform(1, 3) * MINUTE)
+        sim.events.append(
+            SignIn(t, True, home(rng, t), session, catalog.MY_SIGNINS, catalog.GRAPH, fresh, model.user_agent, BROWSER, Auth.SSO)
+        )
+        t += int(rng.uniform(1, 3) * MINUTE)
+        sim.security_info_registered(t, home(rng, t).ip, "Authenticator App")
+        if registered:
+            t += int(rng.uniform(1, 4) * MINUTE)
+            sim.device_registered(t, home(rng, t).ip, phone, ids.guid(rng))
+        t += int(rng.uniform(1, 5) * MINUTE)
+        native(t, catalog.OUTLOOK_MOBILE, catalog.EXCHANGE, phone, Auth.SSO)
+
+        carrier = routes.carrier(user)
+        while t < sim.end:
+            t += int(rng.uniform(10, 50 if plan.midnight + 22 * HOUR > t else 180) * MINUTE)
+            egress = home(rng, t) if t < leave else carrier(rng, t)
+            app, resource = (
+                (catalog.OUTLOOK_MOBILE, catalog.EXCHANGE) if rng.random() < 0.65 else (catalog.TEAMS, catalog.TEAMS_SERVICES)
+            )
+            sim.events.append(
+                SignIn(
+                    t, False, egress, session, app, resource, phone, model.app_agent, NATIVE, Auth.CLAIM, incoming="refreshToken"
+                )
+            )
+        home_ips = {e.egress.ip for e in sim.events if e.session_id == session and setup <= e.time < leave}
+        scenario.explains = lambda event: event.egress.ip in home_ips
+        scenario.incident_ip = nearest(scenario, sim, {ip for ip in home_ips if ":" not in ip} or home_ips)

@@ -62,6 +62,11 @@ class Switch:
         return self.before(rng, t) if t < self.at else self.after(rng, t)
 
 
+def _next_change(rng: random.Random, t: int, mean_minutes: float) -> int:
+    """When an address handed out at `t` is replaced: exponential with `mean_minutes`, at least a minute on."""
+    return t + int(rng.expovariate(1 / mean_minutes) * MINUTE) + MINUTE
+
+
 @dataclass(slots=True)
 class Churn:
     """
@@ -86,7 +91,30 @@ class Churn:
             keep = self._current is not None and rng.random() < 0.7
             place = self._current.place if keep and self._current is not None else rng.choice(self.places)
             self._current = Egress(ip, self.network.asn, place)
-            self._until = t + int(rng.expovariate(1 / self.mean_minutes) * MINUTE) + MINUTE
+            self._until = _next_change(rng, t, self.mean_minutes)
+        return self._current
+
+
+@dataclass(slots=True)
+class Rotating:
+    """
+    A privacy relay's egress pool: a fresh address of one of `networks` every `mean_minutes` on
+    average, placed wherever the network's geolocation says (roughly the user's region, rarely their city).
+    """
+
+    networks: tuple[Network, ...]
+    mean_minutes: float
+    ipv6_share: float = 0.0
+    _current: Egress | None = field(default=None, init=False)
+    _until: int = field(default=0, init=False)
+
+    def __call__(self, rng: random.Random, t: int) -> Egress:
+        if self._current is None or t >= self._until:
+            network = self.networks[rng.randrange(len(self.networks))]
+            v6 = bool(network.v6) and rng.random() < self.ipv6_share
+            ip = addresses.random_host(rng, network.v6 if v6 else network.v4)
+            self._current = Egress(ip, network.asn, catalog.place_in(network.country, network.city))
+            self._until = _next_change(rng, t, self.mean_minutes)
         return self._current
 
 

@@ -37,11 +37,17 @@ class Family(StrEnum):
     AITM_COOKIE_REPLAY = "aitm_cookie_replay"
     REFRESH_TOKEN_REPLAY = "refresh_token_replay"  # noqa: S105 - a scenario family, not a secret
     DEVICE_CODE_PHISHING = "device_code_phishing"
+    AITM_RESIDENTIAL_REPLAY = "aitm_residential_replay"
+    RELAY_REPLAY = "relay_replay"
     VPN_SPLIT_TUNNEL = "vpn_split_tunnel"
     TRAVEL_WITH_RECORD = "travel_with_record"
     MOBILE_CARRIER_CHURN = "mobile_carrier_churn"
     IPV6_DUAL_STACK = "ipv6_dual_stack"
     MICROSOFT_SERVICE_IPS = "microsoft_service_ips"
+    NEW_PHONE_ENROLMENT = "new_phone_enrolment"
+    ICLOUD_PRIVATE_RELAY = "icloud_private_relay"
+    WARP_EDGE_SECURE_NETWORK = "warp_edge_secure_network"
+    ORGANISATION_SSE = "organisation_sse"
     ORDINARY = "ordinary"
 
 
@@ -55,11 +61,17 @@ KIND = {
     Family.AITM_COOKIE_REPLAY: Kind.ATTACK,
     Family.REFRESH_TOKEN_REPLAY: Kind.ATTACK,
     Family.DEVICE_CODE_PHISHING: Kind.ATTACK,
+    Family.AITM_RESIDENTIAL_REPLAY: Kind.ATTACK,
+    Family.RELAY_REPLAY: Kind.ATTACK,
     Family.VPN_SPLIT_TUNNEL: Kind.BENIGN,
     Family.TRAVEL_WITH_RECORD: Kind.BENIGN,
     Family.MOBILE_CARRIER_CHURN: Kind.BENIGN,
     Family.IPV6_DUAL_STACK: Kind.BENIGN,
     Family.MICROSOFT_SERVICE_IPS: Kind.BENIGN,
+    Family.NEW_PHONE_ENROLMENT: Kind.BENIGN,
+    Family.ICLOUD_PRIVATE_RELAY: Kind.BENIGN,
+    Family.WARP_EDGE_SECURE_NETWORK: Kind.BENIGN,
+    Family.ORGANISATION_SSE: Kind.BENIGN,
     Family.ORDINARY: Kind.ORDINARY,
 }
 
@@ -69,6 +81,10 @@ EXPECTED = {
     Family.MOBILE_CARRIER_CHURN: ExplanationKind.MOBILE_CARRIER,
     Family.IPV6_DUAL_STACK: ExplanationKind.DUAL_STACK,
     Family.MICROSOFT_SERVICE_IPS: ExplanationKind.MICROSOFT_NETWORK,
+    Family.NEW_PHONE_ENROLMENT: ExplanationKind.NEW_DEVICE,
+    Family.ICLOUD_PRIVATE_RELAY: ExplanationKind.PRIVACY_RELAY,
+    Family.WARP_EDGE_SECURE_NETWORK: ExplanationKind.PRIVACY_RELAY,
+    Family.ORGANISATION_SSE: ExplanationKind.SECURITY_SERVICE_EDGE,
 }
 
 

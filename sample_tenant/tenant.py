@@ -118,6 +118,18 @@ class Workspace:
 
 
 @dataclass(frozen=True, slots=True)
+class SecurityServiceEdge:
+    """
+    The organisation's security service edge: the provider REPLAY_SSE_PROVIDER names and, when the
+    organisation bought dedicated egress addresses, that block (REPLAY_SSE_CIDRS); its users leave
+    through the provider's service edge nearest them.
+    """
+
+    provider: str
+    dedicated: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Tenant:
     """The organisation; `users` are in index order."""
 
@@ -129,6 +141,7 @@ class Tenant:
     vpn: CorporateVpn
     workspace: Workspace
     users: tuple[User, ...]
+    sse: SecurityServiceEdge
 
 
 def _offices(rng: random.Random) -> tuple[Office, ...]:
@@ -244,6 +257,17 @@ def _user(seed: int, index: int, offices: tuple[Office, ...], domain: str, taken
     )
 
 
+def _sse(seed: int, hq: Office) -> SecurityServiceEdge:
+    """The SSE, drawn from its own generator so adding it changed nothing else about an organisation."""
+    rng = ids.generator(seed, "security-service-edge")
+    provider = rng.choice(sorted(catalog.SECURITY_SERVICE_EDGES))
+    if provider != "zscaler" or rng.random() >= 0.4:
+        return SecurityServiceEdge(provider)
+    edges = catalog.SECURITY_SERVICE_EDGES[provider]
+    edge = next((n for n in edges if n.country == hq.place.country), edges[0])
+    return SecurityServiceEdge(provider, addresses.subnet(edge.v4, 29, rng.randrange(1, 64)))
+
+
 def build_tenant(seed: int, user_count: int) -> Tenant:
     """The organisation for `seed` with `user_count` users."""
     rng = ids.generator(seed, "organisation")
@@ -260,4 +284,4 @@ def build_tenant(seed: int, user_count: int) -> Tenant:
     tenant_id = ids.guid(rng)
     taken: set[str] = set()
     users = tuple(_user(seed, index, offices, domain, taken) for index in range(user_count))
-    return Tenant(seed, organisation, domain, tenant_id, offices, vpn, workspace, users)
+    return Tenant(seed, organisation, domain, tenant_id, offices, vpn, workspace, users, _sse(seed, offices[0]))

@@ -24,7 +24,7 @@ from common.command import ArgumentParser, run_command
 from common.errors import InputError
 from common.settings import Settings
 from common.times import parse_utc
-from enrichment.domain.model import Account
+from enrichment.domain.model import Account, Assessment, UserEvidence
 from enrichment.ports import QueryEngine
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     triage.add_argument("--user", action="append", required=True, help="UPN or object id; repeat for several users")
     triage.add_argument("--at", required=True, help="incident time, ISO 8601 (UTC when no offset)")
     triage.add_argument("--settings", type=Path, help="a Functions local.settings.json whose Values are app settings")
-    triage.add_argument("--format", choices=("json", "text"), default="json")
+    triage.add_argument("--format", choices=("json", "text", "html"), default="json")
     triage.add_argument("--cache", type=Path, help="where the DuckDB cache of --data goes (default PATH/.triage-cache.duckdb)")
     triage.add_argument(
         "--table",
@@ -131,7 +131,7 @@ def open_exports(args: argparse.Namespace, err: TextIO) -> EmbeddedEngine:
 
 def run_triage(args: argparse.Namespace, out: TextIO, err: TextIO | None = None) -> None:
     from enrichment.domain.scoring import assess
-    from enrichment.render.triage import render_text, triage_document
+    from enrichment.render.triage import triage_document
     from enrichment.services.gather import gather_evidence
 
     at = parse_time(args.at)
@@ -147,15 +147,45 @@ def run_triage(args: argparse.Namespace, out: TextIO, err: TextIO | None = None)
         engine = LogAnalyticsEngine.create(dataclasses.replace(settings, workspace_id=args.workspace))
     else:
         engine = open_exports(args, err or sys.stderr)
-    documents = [
-        triage_document(evidence, assess(evidence, settings)) for evidence in gather_evidence(engine, accounts, at, settings)
-    ]
+    assessed = [(evidence, assess(evidence, settings)) for evidence in gather_evidence(engine, accounts, at, settings)]
     if args.format == "text":
-        out.write("\n\n".join(render_text(d) for d in documents) + "\n")
+        from enrichment.render.story import brief
+        from enrichment.render.text import text_report
+
+        out.write("\n\n".join(text_report(e, a, brief(e, a)) for e, a in assessed) + "\n")
+    elif args.format == "html":
+        out.write(html_report(assessed, at, settings))
     else:
+        documents = [triage_document(e, a) for e, a in assessed]
         payload: object = documents[0] if len(documents) == 1 else documents
         json.dump(payload, out, indent=2, ensure_ascii=False)
         out.write("\n")
+
+
+def html_report(assessed: Sequence[tuple[UserEvidence, Assessment]], at: datetime, settings: Settings) -> str:
+    """The offline report of `--format html`: per user the brief, the timeline picture, the evidence and a pivot."""
+    from enrichment.queries.kql import InvalidQueryInput
+    from enrichment.queries.pivots import pivot
+    from enrichment.render.report import ReportSection, report_html
+    from enrichment.render.story import brief
+
+    sections, notes = [], []
+    for evidence, assessment in assessed:
+        summary = brief(evidence, assessment)
+        try:
+            found = pivot(
+                evidence.account,
+                evidence.window,
+                session_ids=[s.session_id for s in summary.sessions],
+                ips=assessment.suspect_ips,
+                tenant_id=settings.tenant_id,
+            )
+        except InvalidQueryInput as error:
+            found = None
+            notes.append(f"{evidence.account.key}: no pivot query could be built: {error}")
+        sections.append(ReportSection(evidence, assessment, summary, found))
+    users = ", ".join(e.account.key for e, _ in assessed)
+    return report_html(f"Token replay triage: {users} at {at:%Y-%m-%d %H:%M} UTC", sections, generated_at=at, notes=notes)
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:

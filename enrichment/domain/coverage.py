@@ -37,7 +37,7 @@ from enrichment.domain.model import (
     TimeWindow,
     UserEvidence,
 )
-from enrichment.domain.signals import RULES
+from enrichment.domain.signals import RULES, Rule
 
 SIGNIN_TABLES: tuple[str, ...] = (Table.INTERACTIVE.value, Table.NON_INTERACTIVE.value)
 
@@ -118,7 +118,7 @@ def absent_columns(evidence: UserEvidence) -> frozenset[Column]:
     return frozenset(absent)
 
 
-def gaps(evidence: UserEvidence) -> tuple[Gap, ...]:
+def gaps(evidence: UserEvidence, rules: Sequence[Rule] = RULES) -> tuple[Gap, ...]:
     """Per table with something missing: what was missing, and the signals and explanations it left unevaluated."""
     found = []
     for t in evidence.coverage.tables:
@@ -129,13 +129,13 @@ def gaps(evidence: UserEvidence) -> tuple[Gap, ...]:
             what = f"column(s) {', '.join(t.missing_columns)} absent"
         else:
             continue
-        signals = tuple(r.id for r in RULES if r.needs & unknown)
+        signals = tuple(r.id for r in rules if r.needs & unknown)
         kinds = tuple(k for k in ExplanationKind if explanations.READS[k] & unknown)
         found.append(Gap(t.table, what, signals, kinds))
     return tuple(found)
 
 
-def unknown_weight(found: Iterable[Gap]) -> int:
-    """The most the signals the gaps left unevaluated could have added to the score."""
+def unknown_weight(found: Iterable[Gap], rules: Sequence[Rule] = RULES) -> int:
+    """The most the signals the gaps left unevaluated could have added to the score (with the rules' weights)."""
     unevaluated = {signal for gap in found for signal in gap.signals}
-    return sum(r.weight for r in RULES if r.id in unevaluated)
+    return sum(r.weight for r in rules if r.id in unevaluated)

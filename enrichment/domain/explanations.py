@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from common.settings import Settings
+from common.times import utc_text
 from enrichment.domain import networks
 from enrichment.domain.model import Column, Explanation, ExplanationKind, SignIn, Table, TravelRecord
-from enrichment.domain.picture import Address, IpFacts, Picture
+from enrichment.domain.picture import Address, IpFacts, Picture, fresh
 
 #: The columns each explanation reads. An explanation that reads an absent column is not checked
 #: (`explain(skip=...)`): the Microsoft-network check, for one, reads "no device, no user agent" as a
@@ -34,6 +35,11 @@ READS: Mapping[ExplanationKind, frozenset[Column]] = {
     ExplanationKind.MOBILE_CARRIER: frozenset({Column.ASN, Column.LOCATION}),
     ExplanationKind.DUAL_STACK: frozenset({Column.IP_ADDRESS, Column.ASN, Column.LOCATION}),
     ExplanationKind.TRAVEL: frozenset({Column.LOCATION, Column.ASN, Column.DEVICE}),
+    ExplanationKind.PRIVACY_RELAY: frozenset({Column.IP_ADDRESS, Column.ASN, Column.DEVICE}),
+    ExplanationKind.SECURITY_SERVICE_EDGE: frozenset({Column.IP_ADDRESS, Column.ASN, Column.DEVICE}),
+    ExplanationKind.NEW_DEVICE: frozenset(
+        {Column.SESSION_ID, Column.DEVICE, Column.AUTH_DETAILS, Column.ASN, Column.LOCATION, Column.NETWORK_LOCATIONS}
+    ),
     ExplanationKind.DEVICE_CONTINUITY: frozenset({Column.DEVICE}),
 }
 
@@ -220,6 +226,154 @@ def _known_lans(p: Picture) -> dict[ipaddress.IPv6Network, frozenset[int]]:
     return {lan: frozenset(asns) for lan, asns in asns_by_lan.items() if asns}
 
 
+def _devices_there(p: Picture, rows: Sequence[SignIn]) -> tuple[list[str], bool]:
+    """The user's own devices seen in `rows` (names, else ids), and whether any other device was."""
+    own = sorted({s.device_name or s.device_id for s in rows if p.own_device(s)})
+    foreign = any(s.device_id and not p.own_device(s) for s in rows)
+    return own, foreign
+
+
+def _privacy_relay(p: Picture, facts: IpFacts, rows: Sequence[SignIn]) -> Explanation | None:
+    """
+    A consumer privacy relay (iCloud Private Relay, WARP, Edge Secure Network) used by the user's own device.
+
+    Relays are shared by anyone, so the address proves nothing by itself: what makes it the user is
+    their own registered or compliant device on its sign-ins, and no other device's. A session lifted
+    or hijacked to a relay stays the attacker's (`Picture.taken`), and the relay explains only where
+    the traffic came from: no signal about the token, the client or the device is waived by it.
+    """
+    relay = next((r for a in sorted(facts.asns) if (r := networks.relay(facts.ip, a)) is not None), None)
+    if relay is None:
+        return None
+    own, foreign = _devices_there(p, rows)
+    if not own or foreign:
+        return None
+    return Explanation(
+        facts.ip,
+        ExplanationKind.PRIVACY_RELAY,
+        f"{facts.ip} is {relay.operator} egress ({relay.evidence}), and its sign-ins came from the user's own device "
+        f"{own[0]}: the user's traffic behind a privacy relay, geolocated only roughly.",
+    )
+
+
+def _security_service_edge(p: Picture, facts: IpFacts, rows: Sequence[SignIn], settings: Settings) -> Explanation | None:
+    """
+    The organisation's security service edge (REPLAY_SSE_PROVIDER, REPLAY_SSE_CIDRS), used by the user's own device.
+
+    Every customer of a provider leaves from the same service edges, so here too the user's own
+    device on the address is what says it is the user; a dedicated egress block is the organisation's.
+    """
+    dedicated = [str(net) for net in settings.sse_cidrs if networks.in_networks(facts.ip, (net,))]
+    providers = sorted(name for name in settings.sse_providers if facts.asns & networks.SSE_PROVIDERS[name].asns)
+    if not dedicated and not providers:
+        return None
+    own, foreign = _devices_there(p, rows)
+    if not own or foreign:
+        return None
+    where = (
+        f"inside the organisation's SSE egress {dedicated[0]} (REPLAY_SSE_CIDRS)"
+        if dedicated
+        else f"{networks.SSE_PROVIDERS[providers[0]].name}'s service edge (REPLAY_SSE_PROVIDER)"
+    )
+    return Explanation(
+        facts.ip,
+        ExplanationKind.SECURITY_SERVICE_EDGE,
+        f"{facts.ip} is {where}, and its sign-ins came from the user's own device {own[0]}.",
+    )
+
+
+def _system(operating_system: str) -> str:
+    """An operating system's family, versions dropped ("Ios 18.5" and "iOS" are one)."""
+    lowered = operating_system.strip().lower()
+    return next((name for name in ("windows", "mac", "ios", "android", "linux") if lowered.startswith(name)), lowered)
+
+
+def _established(p: Picture, s: SignIn, settings: Settings) -> bool:
+    """
+    A sign-in from where the user is established: an address of the user's history, the organisation's
+    network, or (for a phone or tablet) the user's own mobile carrier in the user's country.
+    """
+    if s.ip in p.taken:
+        return False
+    if s.ip in p.reference.ips or s.trusted_networks or s.asn in settings.trusted_asns:
+        return True
+    if networks.in_networks(s.ip, settings.corporate_cidrs) or networks.in_networks(s.ip, settings.vpn_cidrs):
+        return True
+    return (
+        networks.handheld(s.operating_system)
+        and networks.network_kind(s.asn) is networks.NetworkKind.MOBILE_CARRIER
+        and s.asn in p.reference.asns
+        and s.country in p.reference.countries
+    )
+
+
+def _new_devices(p: Picture, settings: Settings) -> dict[str, Explanation]:
+    """
+    Where the user set up a new device: IP -> the explanation.
+
+    A session born with fresh credentials (password and MFA, not a claim in a token) on one device
+    the user never had, on an address of no rented or shared network, that then went on from where
+    the user is established (`_established`) and from nowhere else. The addresses it used on the
+    network it was born on (the home line's IPv4 and IPv6 addresses) are where the user set up a
+    new phone or laptop: no replay location, and what was registered from there is shown, not
+    convicted. Every sign-in from such an address must belong to such a session.
+    """
+    candidates = {
+        sid: start
+        for sid, start in p.starts.items()
+        if fresh(start) and p.new_device(start) and start.ip not in p.taken and not networks.shared_infrastructure(start.asn)
+    }
+    if not candidates:
+        return {}
+    by_session: dict[str, list[SignIn]] = defaultdict(list)
+    for s in p.rows:
+        if s.session_id in candidates:
+            by_session[s.session_id].append(s)
+    setups: dict[str, tuple[str, SignIn, list[SignIn]]] = {}  # IP -> (session, its start, where it went on)
+    for sid, start in sorted(candidates.items(), key=lambda item: (item[1].first, item[0])):
+        rows = by_session[sid]
+        devices = {s.device_id for s in rows if s.device_id}
+        if len(devices) > 1 or devices & p.reference.device_ids or len({_system(s.operating_system) for s in rows}) > 1:
+            continue
+        born = [s for s in rows if s.asn == start.asn and s.country == start.country]
+        elsewhere = [s for s in rows if s.asn != start.asn or s.country != start.country]
+        if elsewhere:
+            if not all(_established(p, s, settings) for s in elsewhere):
+                continue
+            went_on = elsewhere
+        else:
+            went_on = [s for s in born if _established(p, s, settings) and p.site(s.ip) != p.site(start.ip)]
+            if not went_on:
+                continue
+        for s in born:
+            if s.ip not in p.reference.ips:
+                setups.setdefault(s.ip, (sid, start, went_on))
+    if not setups:
+        return {}
+    sessions_at: dict[str, set[str]] = defaultdict(set)
+    for s in p.rows:
+        if s.ip in setups:
+            sessions_at[s.ip].add(s.session_id)
+    found: dict[str, Explanation] = {}
+    for ip, (sid, start, went_on) in setups.items():
+        if sessions_at[ip] - {sid}:
+            continue
+        device = next((s.device_name or s.device_id for s in by_session[sid] if s.device_id), "") or (
+            start.operating_system or "an unregistered device"
+        )
+        registered = sorted({e.operation for e in p.evidence.security_events if e.actor_ip in setups})
+        found[ip] = Explanation(
+            ip,
+            ExplanationKind.NEW_DEVICE,
+            f"{ip} is where the user set up a new device ({device}): a fresh sign-in with credentials from "
+            f"{start.ip} at {utc_text(start.first)}"
+            + (f", then {', '.join(registered)} from there" if registered else "")
+            + f"; the same session went on from {', '.join(sorted({s.ip for s in went_on})[:3])}, where the user is "
+            "established. A new device's first address, not a replay.",
+        )
+    return found
+
+
 def _device_continuity(p: Picture, facts: IpFacts) -> Explanation | None:
     devices = sorted(facts.device_ids & p.reference.compliant_device_ids)
     if not devices:
@@ -284,7 +438,14 @@ def explain(p: Picture, settings: Settings, skip: frozenset[ExplanationKind] = f
     microsoft_ips = {
         ip for ip, f in every.items() if any(networks.network_kind(a) is networks.NetworkKind.MICROSOFT for a in f.asns)
     }
-    wanted = travel_ips | microsoft_ips
+    relay_ips = {ip for ip, f in every.items() if f.asns & networks.PRIVACY_RELAY_ASNS.keys()}
+    sse_asns = frozenset().union(*(networks.SSE_PROVIDERS[name].asns for name in settings.sse_providers))
+    sse_ips = {
+        ip
+        for ip, f in every.items()
+        if f.asns & sse_asns or (settings.sse_cidrs and networks.in_networks(ip, settings.sse_cidrs))
+    }
+    wanted = travel_ips | microsoft_ips | relay_ips | sse_ips
     rows_by_ip: dict[str, list[SignIn]] = defaultdict(list)
     if wanted:
         for s in (*p.rows, *p.failed):
@@ -302,11 +463,12 @@ def explain(p: Picture, settings: Settings, skip: frozenset[ExplanationKind] = f
     # Carrier churn and dual stack say the user's own device moved to a sibling address; an address
     # one of the user's device sessions was lifted to carries none of the user's devices, so neither
     # explains it (an attacker inside the victim's own carrier or ISP is not churn).
-    lifted = frozenset().union(*p.lifted.values()) if p.lifted else frozenset()
+    taken = p.taken
+    new_devices = _new_devices(p, settings)
     found: list[Explanation] = []
     for ip in sorted(every):
         facts = every[ip]
-        churn = ip not in lifted
+        churn = ip not in taken
         found.extend(_corporate(facts, settings))
         for candidate in (
             _trusted_asn(facts, settings),
@@ -315,6 +477,9 @@ def explain(p: Picture, settings: Settings, skip: frozenset[ExplanationKind] = f
             _mobile_carrier(p, facts) if churn else None,
             _dual_stack(p, facts, presence, lans) if churn else None,
             _travel(facts, rows_by_ip.get(ip, []), records, home) if ip in travel_ips else None,
+            _privacy_relay(p, facts, rows_by_ip.get(ip, [])) if churn and ip in relay_ips else None,
+            _security_service_edge(p, facts, rows_by_ip.get(ip, []), settings) if churn and ip in sse_ips else None,
+            new_devices.get(ip),
             _device_continuity(p, facts),
         ):
             if candidate is not None:

@@ -165,11 +165,13 @@ class SignIn:
     latitude: float | None = None
     longitude: float | None = None
     session_id: str = ""
+    token_ids: tuple[str, ...] = ()  # UniqueTokenIdentifiers of the group (a few), for pivots to other logs
     app_id: str = ""
     app: str = ""
     resource_id: str = ""
     resource: str = ""
     user_agent: str = ""
+    client_app: str = ""
     auth_protocol: str = ""
     incoming_token_type: str = ""
     device_id: str = ""
@@ -238,6 +240,14 @@ class Baseline:
     @property
     def empty(self) -> bool:
         return self.interactive is None and self.non_interactive is None
+
+    def known(self, attribute: str) -> frozenset[str] | frozenset[int]:
+        """The union of one set-valued attribute over both tables (e.g. `"ips"`, `"asns"`)."""
+        values: set[object] = set()
+        for part in (self.interactive, self.non_interactive):
+            if part is not None:
+                values |= getattr(part, attribute)
+        return frozenset(values)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +357,9 @@ class ExplanationKind(StrEnum):
     MOBILE_CARRIER = "mobile_carrier"
     DUAL_STACK = "dual_stack"
     TRAVEL = "travel"
+    PRIVACY_RELAY = "privacy_relay"
+    SECURITY_SERVICE_EDGE = "security_service_edge"
+    NEW_DEVICE = "new_device"
     DEVICE_CONTINUITY = "device_continuity"
 
 

@@ -9,9 +9,15 @@ the organisation trusts) is not here: it comes from settings.
 
 from __future__ import annotations
 
+import bisect
+import gzip
 import ipaddress
 import re
+import socket
+from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
+from pathlib import Path
 from typing import Final
 
 
@@ -22,6 +28,8 @@ class NetworkKind(StrEnum):
     CONSUMER_VPN = "consumer_vpn"
     HOSTING = "hosting"
     MOBILE_CARRIER = "mobile_carrier"
+    PRIVACY_RELAY = "privacy_relay"
+    SECURITY_SERVICE_EDGE = "security_service_edge"
     UNKNOWN = "unknown"
 
 
@@ -144,6 +152,53 @@ MIXED_OPERATOR_ASNS: Final[dict[int, str]] = {
     33915: "Vodafone Libertel",
 }
 
+#: Operators whose addresses carry consumer privacy relays: iCloud Private Relay (Safari and Mail on
+#: Apple devices), Cloudflare WARP and Microsoft Edge Secure Network (powered by Cloudflare). Anyone's
+#: traffic leaves from them, geolocated only roughly; which addresses are relay egress is decided by the
+#: published lists below, the ASN only says the operator carries relays.
+#: Source: Apple, "Prepare your network or web server for iCloud Private Relay" (egress partners Akamai,
+#: Cloudflare and Fastly) and RIR WHOIS of each ASN; AS36183 announces only Private Relay egress.
+PRIVACY_RELAY_ASNS: Final[dict[int, str]] = {
+    13335: "Cloudflare (WARP, Edge Secure Network, iCloud Private Relay)",
+    36183: "Akamai (iCloud Private Relay egress)",
+    54113: "Fastly (iCloud Private Relay egress)",
+}
+
+#: Security service edges (SSE/SASE) that proxy an organisation's devices to the internet: every
+#: customer's users leave from the same service edges, so an address here says which provider, not
+#: which organisation. An organisation names its own in REPLAY_SSE_PROVIDER.
+#: Source: the providers' registered ASNs as listed by rezmoss/cloud-provider-ip-addresses (zscaler/README,
+#: "derived from live BGP announcements of Zscaler's officially registered ASNs", 2026-07-26) and RIR
+#: WHOIS (NETSKOPE, Netskope Inc, AS55256, as-set AS-NETSKOPE).
+SSE_ASNS: Final[dict[int, str]] = {
+    22616: "Zscaler",
+    53444: "Zscaler",
+    53813: "Zscaler",
+    62907: "Zscaler",
+    55256: "Netskope",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SseProvider:
+    """A security service edge an organisation can name in REPLAY_SSE_PROVIDER, and the ASNs its traffic leaves from."""
+
+    name: str
+    asns: frozenset[int]
+
+
+#: REPLAY_SSE_PROVIDER's values. Microsoft Entra Global Secure Access egresses from Microsoft's own ASNs
+#: (unless the tenant restores the source IP, in which case the user's own address is logged);
+#: Cloudflare One from Cloudflare's. None of them publishes its egress addresses as a list that could
+#: be shipped (Zscaler's service-edge ranges are served live at config.zscaler.com, per cloud): an
+#: organisation with dedicated egress addresses lists them in REPLAY_SSE_CIDRS.
+SSE_PROVIDERS: Final[dict[str, SseProvider]] = {
+    "zscaler": SseProvider("Zscaler", frozenset(a for a, name in SSE_ASNS.items() if name == "Zscaler")),
+    "netskope": SseProvider("Netskope", frozenset(a for a, name in SSE_ASNS.items() if name == "Netskope")),
+    "entra_gsa": SseProvider("Microsoft Entra Global Secure Access", frozenset(MICROSOFT_ASNS)),
+    "cloudflare_one": SseProvider("Cloudflare One", frozenset({13335})),
+}
+
 #: First-party public clients that anyone can sign in with, no app registration needed; the family
 #: of client ids that share refresh tokens (FOCI) and the tools token thieves replay with.
 #: Source: Microsoft Learn "Verify first-party Microsoft applications in sign-in reports" and the
@@ -198,6 +253,10 @@ def network_kind(asn: int | None) -> NetworkKind:
         return NetworkKind.HOSTING
     if asn in MOBILE_CARRIER_ASNS or asn in MIXED_OPERATOR_ASNS:
         return NetworkKind.MOBILE_CARRIER
+    if asn in PRIVACY_RELAY_ASNS:
+        return NetworkKind.PRIVACY_RELAY
+    if asn in SSE_ASNS:
+        return NetworkKind.SECURITY_SERVICE_EDGE
     return NetworkKind.UNKNOWN
 
 
@@ -205,7 +264,15 @@ def operator_name(asn: int | None) -> str:
     """The operator's name from the tables, or "" when the ASN is in none of them."""
     if asn is None:
         return ""
-    for table in (MICROSOFT_ASNS, CONSUMER_VPN_ASNS, HOSTING_ASNS, MOBILE_CARRIER_ASNS, MIXED_OPERATOR_ASNS):
+    for table in (
+        MICROSOFT_ASNS,
+        CONSUMER_VPN_ASNS,
+        HOSTING_ASNS,
+        MOBILE_CARRIER_ASNS,
+        MIXED_OPERATOR_ASNS,
+        PRIVACY_RELAY_ASNS,
+        SSE_ASNS,
+    ):
         if asn in table:
             return table[asn]
     return ""
@@ -213,7 +280,13 @@ def operator_name(asn: int | None) -> str:
 
 #: Networks shared by anyone who pays: knowing the user was on one says nothing about who is on it now.
 SHARED_INFRASTRUCTURE: Final[frozenset[NetworkKind]] = frozenset(
-    {NetworkKind.MICROSOFT, NetworkKind.CONSUMER_VPN, NetworkKind.HOSTING}
+    {
+        NetworkKind.MICROSOFT,
+        NetworkKind.CONSUMER_VPN,
+        NetworkKind.HOSTING,
+        NetworkKind.PRIVACY_RELAY,
+        NetworkKind.SECURITY_SERVICE_EDGE,
+    }
 )
 
 #: Operating systems of phones and tablets: their address is wherever their carrier routes them.
@@ -221,7 +294,7 @@ _HANDHELD = ("ios", "ipados", "android", "windows phone")
 
 
 def shared_infrastructure(asn: int | None) -> bool:
-    """Whether the AS is a cloud, hosting provider or commercial VPN (see `SHARED_INFRASTRUCTURE`)."""
+    """Whether the AS is a cloud, hosting provider, commercial VPN, privacy relay or SSE (see `SHARED_INFRASTRUCTURE`)."""
     return network_kind(asn) in SHARED_INFRASTRUCTURE
 
 
@@ -255,3 +328,116 @@ def in_networks(ip: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6N
     except ValueError:
         return False
     return any(address.version == net.version and address in net for net in networks)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Published egress lists, shipped as data
+# ----------------------------------------------------------------------------------------------------
+
+#: The shipped lists by file name (enrichment/egress_lists/NAME.txt.gz) -> what they list. Each file names
+#: its source and the date it was taken in its header; rebuild one from the publisher's file with
+#: `python scripts/egress_lists.py`. Apple publishes iCloud Private Relay's egress ranges; Cloudflare
+#: publishes only its anycast edge ranges, not where WARP or Edge Secure Network traffic leaves from, so
+#: those relays are recognised by Cloudflare's ASN (see `relay`).
+EGRESS_FOLDER: Final[Path] = Path(__file__).resolve().parents[1] / "egress_lists"
+EGRESS_LISTS: Final[dict[str, str]] = {"icloud-private-relay": "iCloud Private Relay"}
+
+
+@dataclass(frozen=True, slots=True)
+class EgressList:
+    """One published egress list: who it lists, where it came from, when it was taken, its ranges."""
+
+    name: str
+    operator: str
+    source: str
+    retrieved: str
+    starts: tuple[tuple[int, ...], tuple[int, ...]]  # per IP version (4, 6): sorted first addresses
+    ends: tuple[tuple[int, ...], tuple[int, ...]]  # the matching last addresses
+
+    def contains(self, ip: str) -> bool:
+        """Whether `ip` is inside one of the list's prefixes; an unparseable address never is."""
+        parsed = _address(ip)
+        if parsed is None:
+            return False
+        side, value = parsed
+        index = bisect.bisect_right(self.starts[side], value) - 1
+        return index >= 0 and value <= self.ends[side][index]
+
+
+def _address(ip: str) -> tuple[int, int] | None:
+    """(0 for IPv4 or 1 for IPv6, the address as an integer), or None when `ip` is not an address."""
+    family, side = (socket.AF_INET6, 1) if ":" in ip else (socket.AF_INET, 0)
+    try:
+        return side, int.from_bytes(socket.inet_pton(family, ip), "big")
+    except (OSError, ValueError):
+        return None
+
+
+@cache
+def egress_list(name: str) -> EgressList:
+    """
+    A shipped list, read once per process on first use (static package data, like a constant table).
+
+    Lazily: importing this module stays cheap, and only a triage that meets a relay operator's
+    address pays the few milliseconds of reading it.
+    """
+    header: dict[str, str] = {}
+    spans: tuple[list[tuple[int, int]], list[tuple[int, int]]] = ([], [])
+    text = gzip.decompress((EGRESS_FOLDER / f"{name}.txt.gz").read_bytes()).decode("ascii")
+    for line in text.splitlines():
+        if line.startswith("#"):
+            key, _, value = line[1:].partition(":")
+            header[key.strip()] = value.strip()
+            continue
+        address, _, length = line.partition("/")
+        parsed = _address(address)
+        if parsed is None:
+            msg = f"{name}: {line!r} is not an address prefix"
+            raise ValueError(msg)
+        side, first = parsed
+        spans[side].append((first, first + (1 << ((32 if side == 0 else 128) - int(length))) - 1))
+    for found in spans:
+        found.sort()
+    return EgressList(
+        name=name,
+        operator=EGRESS_LISTS[name],
+        source=header.get("source", ""),
+        retrieved=header.get("retrieved", ""),
+        starts=(tuple(a for a, _ in spans[0]), tuple(a for a, _ in spans[1])),
+        ends=(tuple(b for _, b in spans[0]), tuple(b for _, b in spans[1])),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Relay:
+    """A privacy relay an address belongs to, and what says so (a published list, or the operator's ASN)."""
+
+    operator: str
+    evidence: str
+
+
+#: Relay operators whose ASN carries nothing but relay egress, or whose relay egress is published nowhere.
+_RELAY_BY_ASN: Final[dict[int, str]] = {
+    13335: "Cloudflare WARP or Microsoft Edge Secure Network",
+    36183: "iCloud Private Relay",
+}
+
+
+def relay(ip: str, asn: int | None) -> Relay | None:
+    """
+    The privacy relay `ip` leaves from, or None.
+
+    Only addresses announced by a relay operator's ASN are looked up, so a triage that never meets
+    one never reads the lists. An address on Apple's published list is iCloud Private Relay whatever
+    operator carries it; otherwise Cloudflare's ASN (WARP, Edge Secure Network: no published egress
+    list) and Akamai's relay-only AS36183 still say "relay"; Fastly's CDN ASN alone does not.
+    """
+    if asn not in PRIVACY_RELAY_ASNS:
+        return None
+    for name, operator in EGRESS_LISTS.items():
+        listed = egress_list(name)
+        if listed.contains(ip):
+            return Relay(operator, f"on {operator}'s published egress list (taken {listed.retrieved})")
+    if asn in _RELAY_BY_ASN:
+        return Relay(_RELAY_BY_ASN[asn], f"announced by AS{asn} {PRIVACY_RELAY_ASNS[asn]}")
+    return None

@@ -120,6 +120,10 @@ class Picture:
     window_interactive_asns: frozenset[int]
     unfamiliar: frozenset[str]  # IPs of successful sign-ins on networks the user is not known on
     lifted: Mapping[str, frozenset[str]] = field(default_factory=dict)  # session -> IPs it was used from with no device
+    starts: Mapping[str, SignIn] = field(default_factory=dict)  # session -> its first successful sign-in in the window
+    hijacked: Mapping[str, frozenset[str]] = field(default_factory=dict)  # session born on rented infrastructure -> its new IPs
+    known_sites: frozenset[str] = frozenset()  # the /24 and /48 sites of the reference's addresses
+    interactive: tuple[SignIn, ...] = ()  # the successful rows of the interactive table
     non_interactive: tuple[SignIn, ...] = ()  # the successful rows of the non-interactive table
     risky: tuple[SignIn, ...] = ()  # successful, then failed, rows carrying Identity Protection risk events
     _rows_by_ip: Mapping[str, Sequence[SignIn]] = field(default_factory=dict, repr=False, compare=False)
@@ -150,6 +154,28 @@ class Picture:
     def new_device(self, signin: SignIn) -> bool:
         """The sign-in carries no device, or one the user's reference does not know."""
         return not signin.device_id or signin.device_id not in self.reference.device_ids
+
+    def birthplace(self, session_id: str) -> str | None:
+        """
+        The address where the session was born with fresh credentials (its first sign-in is an
+        interactive password, MFA or passwordless sign-in, not a claim carried in a token), or None.
+        """
+        start = self.starts.get(session_id)
+        return start.ip if start is not None and fresh(start) else None
+
+    def known_site(self, ip: str) -> bool:
+        """Whether `ip` is, or sits in the same /24 (/48) as, an address of the user's reference."""
+        return ip in self.reference.ips or self.site(ip) in self.known_sites
+
+    def site(self, ip: str) -> str:
+        """`site(ip)`, each address parsed once per picture."""
+        return site(ip, self._addresses)
+
+    @property
+    def taken(self) -> frozenset[str]:
+        """Addresses the user's sessions were taken to: lifted off the user's device, or used from a session born at a proxy."""
+        sessions = (*self.lifted.values(), *self.hijacked.values())
+        return frozenset().union(*sessions) if sessions else frozenset()
 
     def label(self, ip: str) -> str:
         """The IP with what is known about its network (`IpFacts.label`), or the bare IP."""
@@ -391,27 +417,89 @@ def _lifted_sessions(
         else:
             bare[s.session_id].add(s.ip)
     lifted: dict[str, frozenset[str]] = {}
+    memo: dict[str, str] = {}
     for sid, bare_ips in bare.items():
         device_ips = on_device.get(sid)
         if not device_ips:
             continue
-        sites = {_site(ip, known) for ip in device_ips}
-        elsewhere = frozenset(ip for ip in bare_ips if _site(ip, known) not in sites)
+        sites = {site(ip, known, memo) for ip in device_ips}
+        elsewhere = frozenset(ip for ip in bare_ips if site(ip, known, memo) not in sites)
         if elsewhere:
             lifted[sid] = elsewhere
     return lifted
 
 
-def _site(ip: str, known: dict[str, Address | None]) -> object:
+def fresh(signin: SignIn) -> bool:
+    """An interactive sign-in that asked for credentials (password and MFA, or passwordless), not one satisfied by a token."""
+    return signin.table is Table.INTERACTIVE and not signin.token_only and signin.result_type in ("0", "")
+
+
+def _starts(rows: Sequence[SignIn]) -> dict[str, SignIn]:
+    """Each session's first successful sign-in (earliest, then by address for a stable tie-break)."""
+    starts: dict[str, SignIn] = {}
+    for s in rows:
+        if not s.session_id:
+            continue
+        first = starts.get(s.session_id)
+        if first is None or (s.first, s.ip) < (first.first, first.ip):
+            starts[s.session_id] = s
+    return starts
+
+
+#: Networks an AiTM proxy runs on: rented servers, commercial VPNs, clouds.
+_RENTED = frozenset({networks.NetworkKind.HOSTING, networks.NetworkKind.CONSUMER_VPN, networks.NetworkKind.MICROSOFT})
+
+
+def _hijacked_sessions(
+    rows: Sequence[SignIn], reference: Reference, starts: Mapping[str, SignIn], blind: frozenset[Table] = frozenset()
+) -> dict[str, frozenset[str]]:
     """
-    The network an address sits in at one site, as a comparable key: its /24 (IPv4) or /48 (IPv6).
+    Sessions born on rented infrastructure: the first sign-in asked for fresh credentials from a
+    hosting provider, commercial VPN or cloud address the user never used, with none of the user's
+    devices. That is where an AiTM proxy logs the victim's password and MFA; the victim's own
+    address never appears in such a session, so every address new to the user that uses it is the
+    attacker's, whatever network it is on (a residential proxy in the victim's own ISP included).
+    Session -> those addresses, the birthplace first among them. Rows of `blind` tables (no DeviceDetail
+    or SessionId column) cannot say whether they carried the user's device and are left out.
+    """
+
+    def own(s: SignIn) -> bool:
+        return bool(s.device_id) and (s.device_id in reference.device_ids or s.is_compliant is True)
+
+    born = {
+        sid
+        for sid, start in starts.items()
+        if fresh(start) and not own(start) and start.ip not in reference.ips and networks.network_kind(start.asn) in _RENTED
+    }
+    if not born:
+        return {}
+    used: dict[str, set[str]] = defaultdict(set)
+    for s in rows:
+        if s.session_id in born and s.table not in blind and s.ip not in reference.ips and not own(s):
+            used[s.session_id].add(s.ip)
+    return {sid: frozenset(ips) for sid, ips in used.items()}
+
+
+def site(ip: str, known: dict[str, Address | None] | None = None, memo: dict[str, str] | None = None) -> str:
+    """
+    The network an address sits in at one site: its /24 (IPv4) or /48 (IPv6), e.g. "198.51.100.0/24".
     A device's own tools (a CLI beside the browser) send no device id and leave through a sibling
-    address of the same NAT pool or prefix; an attacker's address is not in it.
+    address of the same NAT pool or prefix; an attacker's address is not in it. `known` (parsed
+    addresses) and `memo` (sites) spare a user's thousands of rows from parsing the same address again.
     """
-    address = parsed(ip, known)
+    if memo is not None and ip in memo:
+        return memo[ip]
+    address = parsed(ip, known if known is not None else {})
     if address is None:
-        return ip
-    return address.version, int(address) >> (8 if address.version == 4 else 80)
+        found = ip
+    elif address.version == 4:
+        a, b, c, _ = address.packed
+        found = f"{a}.{b}.{c}.0/24"
+    else:
+        found = str(ipaddress.IPv6Network((int(address) >> 80 << 80, 48)))
+    if memo is not None:
+        memo[ip] = found
+    return found
 
 
 def picture(evidence: UserEvidence) -> Picture:
@@ -435,7 +523,9 @@ def picture(evidence: UserEvidence) -> Picture:
     )
     addresses: dict[str, Address | None] = {}
     lifted = _lifted_sessions(rows, reference, addresses, blind)
-    lifted_ips = frozenset().union(*lifted.values()) if lifted else frozenset()
+    starts = _starts(rows)
+    hijacked = _hijacked_sessions(rows, reference, starts, blind)
+    taken = frozenset().union(*lifted.values(), *hijacked.values())
     return Picture(
         evidence=evidence,
         reference=reference,
@@ -445,10 +535,14 @@ def picture(evidence: UserEvidence) -> Picture:
         failed_only=failed_only,
         window_interactive_ips=frozenset(s.ip for s in interactive),
         window_interactive_asns=frozenset(s.asn for s in interactive if s.asn is not None),
-        # An address a session was lifted to is not the user, whatever network it is on: an attacker
-        # in the victim's own ISP or carrier is still an attacker.
-        unfamiliar=frozenset(ip for ip, f in facts.items() if not f.familiar) | lifted_ips,
+        # An address a session was lifted or hijacked to is not the user, whatever network it is on:
+        # an attacker in the victim's own ISP or carrier is still an attacker.
+        unfamiliar=frozenset(ip for ip, f in facts.items() if not f.familiar) | taken,
         lifted=lifted,
+        starts=starts,
+        hijacked=hijacked,
+        known_sites=frozenset(site(ip, addresses) for ip in reference.ips),
+        interactive=tuple(interactive),
         non_interactive=tuple(grouped.non_interactive),
         risky=(*grouped.risky, *grouped.failed_risky),
         _rows_by_ip={ip: t.rows for ip, t in tallies.items()},

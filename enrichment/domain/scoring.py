@@ -17,7 +17,7 @@ from enrichment.domain import coverage
 from enrichment.domain.explanations import READS, explain
 from enrichment.domain.model import Assessment, Signal, UserEvidence, Verdict
 from enrichment.domain.picture import picture
-from enrichment.domain.signals import CATALOGUE, RULES, WEIGHTS, Cover, detect
+from enrichment.domain.signals import CATALOGUE, RULES, WEIGHTS, Cover, detect, tuned
 
 __all__ = ["CATALOGUE", "MAX_SCORE", "WEIGHTS", "assess", "score_of", "verdict_for"]
 
@@ -67,14 +67,15 @@ def assess(evidence: UserEvidence, settings: Settings) -> Assessment:
     the evidence could not give is listed (`Assessment.gaps`, see `enrichment.domain.coverage`).
     """
     view = picture(evidence)
+    rules = tuned(settings.signal_weights) if settings.signal_weights else RULES
     absent = coverage.absent_columns(evidence)
-    found_gaps = coverage.gaps(evidence)
+    found_gaps = coverage.gaps(evidence, rules)
     explanations = explain(view, settings, frozenset(k for k, reads in READS.items() if reads & absent))
-    signals = detect(view, Cover.of(explanations), frozenset(r.id for r in RULES if r.needs & absent))
+    signals = detect(view, Cover.of(explanations), rules, frozenset(r.id for r in rules if r.needs & absent))
     score = score_of(signals)
     return Assessment(
         score=score,
-        verdict=verdict_for(score, settings, unknown=coverage.unknown_weight(found_gaps)),
+        verdict=verdict_for(score, settings, unknown=coverage.unknown_weight(found_gaps, rules)),
         signals=signals,
         explanations=explanations,
         suspect_ips=_suspects(signals),

@@ -22,6 +22,9 @@ from enrichment.domain.model import Account, Table, TimeWindow
 #: odd-hour signals, coarse enough that token-refresh floods collapse.
 EVIDENCE_BIN = "10m"
 
+#: UniqueTokenIdentifiers kept per evidence group: enough to pivot to the token's other logs, bounded bytes.
+TOKEN_IDS_PER_GROUP = 4
+
 #: Caps on the sets the baseline returns, so its size does not grow with the user's volume.
 BASELINE_SET_CAP = 256
 
@@ -163,7 +166,8 @@ def _signin_branch(table: Table, window: TimeWindow, users: str) -> str:
             "        IPAddress = tostring(IPAddress), Asn = tostring(AutonomousSystemNumber),",
             "        Country = tostring(_loc.countryOrRegion), City = tostring(_loc.city),",
             "        Latitude = todouble(_loc.geoCoordinates.latitude), Longitude = todouble(_loc.geoCoordinates.longitude),",
-            "        SessionId = tostring(SessionId), AppId = tostring(AppId), AppDisplayName = tostring(AppDisplayName),",
+            "        SessionId = tostring(SessionId), TokenId = tostring(UniqueTokenIdentifier),",
+            "        AppId = tostring(AppId), AppDisplayName = tostring(AppDisplayName),",
             "        ResourceId = tostring(ResourceIdentity), ResourceDisplayName = tostring(ResourceDisplayName),",
             "        UserAgent = tostring(UserAgent), ClientAppUsed = tostring(ClientAppUsed),",
             "        AuthenticationProtocol = tostring(AuthenticationProtocol), IncomingTokenType = tostring(IncomingTokenType),",
@@ -234,7 +238,8 @@ def evidence_query(accounts: Sequence[Account], window: TimeWindow, at: datetime
             "union",
             _signin_branch(Table.INTERACTIVE, window, users) + ",",
             _signin_branch(Table.NON_INTERACTIVE, window, users),
-            "| summarize Count = count(), FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated)",
+            "| summarize Count = count(), FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated),",
+            f"    TokenIds = make_set(TokenId, {TOKEN_IDS_PER_GROUP})",
             f"    by {', '.join(EVIDENCE_KEYS)}, Bin = bin(TimeGenerated, {EVIDENCE_BIN})",
             f'| extend Distance = abs(datetime_diff("second", FirstSeen, {datetime_literal(at)}))',
             f"| top {row_cap + 1} by Distance asc",

@@ -1,9 +1,9 @@
 """
 The triage document: the JSON contract of `python -m enrichment triage` and of `result.json`.
 
-Pure rendering of evidence and assessment into plain JSON types, plus a text form for a person that
-leads with the verdict and the three strongest reasons. Field names here are a contract that outside
-checks call: extend, never rename.
+Pure rendering of evidence and assessment into plain JSON types (the text form for a person is
+`enrichment.render.text`, the HTML report `enrichment.render.report`). Field names here are a
+contract that outside checks call: extend, never rename.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from common.times import iso_z
 from enrichment.domain import coverage
 from enrichment.domain.evidence import IpActivity, SessionActivity, ip_timeline, sessions
-from enrichment.domain.model import Assessment, Baseline, Table, TableBaseline, UserEvidence, Verdict, gap_sentence
+from enrichment.domain.model import Assessment, Baseline, Table, TableBaseline, UserEvidence
 
 Document = dict[str, Any]
 
@@ -169,72 +169,3 @@ def triage_document(evidence: UserEvidence, assessment: Assessment | None) -> Do
         }
     )
     return document
-
-
-def missing_evidence_lines(entries: list[Document]) -> list[str]:
-    """One line per table with a gap: what was missing and what it left unevaluated."""
-    lines = []
-    for entry in entries:
-        if entry["gap"] is None:
-            continue
-        unevaluated = [*entry["signals_not_evaluated"], *entry["explanations_not_evaluated"]]
-        lines.append(f"MISSING EVIDENCE: {gap_sentence(entry['table'], entry['gap'], unevaluated)}")
-    return lines
-
-
-def render_text(document: Document) -> str:
-    """The document for a person: verdict and strongest reasons first, then the detail."""
-    lines: list[str] = []
-    user, window = document["user"], document["window"]
-    if "verdict" in document:
-        lines.append(f"{Verdict(document['verdict']).words.upper()} (score {document['score']}/100) for {user}")
-        strongest = sorted(document["signals"], key=lambda s: -s["weight"])[:3]
-        lines.extend(f"  - {s['detail']}" for s in strongest)
-        if not strongest:
-            insufficient = document["verdict"] == Verdict.INSUFFICIENT_EVIDENCE
-            lines.append(
-                "  - no replay signal in the evidence that could be read (see MISSING EVIDENCE below)"
-                if insufficient
-                else "  - no replay signal in the window"
-            )
-        suspects = document["suspect_ips"]
-        lines.append(f"Suspect IPs: {', '.join(suspects) if suspects else 'none'}")
-        for explanation in document["explanations"]:
-            lines.append(f"  explained {explanation['ip']}: {explanation['kind']} ({explanation['detail']})")
-    else:
-        lines.append(f"Evidence for {user}")
-    lines.append(f"Window {window['start']} .. {window['end']}: {document['signins']} sign-ins")
-    if document["truncated"]:
-        lines.append("WARNING: the evidence was truncated at the row cap")
-    lines.extend(f"WARNING: {w}" for w in document["warnings"])
-    lines.extend(missing_evidence_lines(document["coverage"]))
-    lines.append("")
-    lines.append(f"{'IP':<40} {'ASN':>7} {'CC':<3} {'inter':>6} {'non-int':>8}  first .. last")
-    for entry in document["timeline"]:
-        counts = entry["count"]
-        lines.append(
-            f"{entry['ip']:<40} {entry['asn'] or '':>7} {','.join(entry['countries'])[:3]:<3} "
-            f"{counts[Table.INTERACTIVE.value]:>6} {counts[Table.NON_INTERACTIVE.value]:>8}  {entry['first']} .. {entry['last']}"
-        )
-    shared = [s for s in document["sessions"] if len(s["ips"]) > 1]
-    if shared:
-        lines.append("")
-        lines.append("Sessions used from more than one IP:")
-        lines.extend(f"  {s['session_id']}: {', '.join(s['ips'])} (ASNs {', '.join(map(str, s['asns']))})" for s in shared)
-    baseline = document["baseline"]
-    lines.append("")
-    lines.append(f"Baseline ({baseline['days']} days before the window):")
-    for table in (Table.INTERACTIVE.value, Table.NON_INTERACTIVE.value):
-        part = baseline[table]
-        if part is None:
-            lines.append(f"  {table}: no sign-ins")
-        else:
-            lines.append(
-                f"  {table}: {part['events']} sign-ins on {part['days_active']} days, {part['distinct_ips']} IPs, "
-                f"ASNs {', '.join(map(str, part['asns'][:8]))}, countries {', '.join(part['countries'][:8])}"
-            )
-    for event in document["security_events"]:
-        lines.append(
-            f"Security info: {event['time']} {event['operation']} by {event['actor']} from {event['actor_ip'] or 'unknown IP'}"
-        )
-    return "\n".join(lines)

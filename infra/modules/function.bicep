@@ -2,6 +2,13 @@
 // No connection string or key anywhere: the host, Durable Functions and the deployment container all reach
 // storage with the user-assigned identity (shared key access is off), and telemetry goes to Application
 // Insights with Entra ID auth.
+//
+// Flex Consumption rejects several siteConfig properties other plans accept (ARM error 51021, "The following
+// site configuration properties (Site.SiteConfig.FtpsState, ...) for Flex Consumption sites is invalid"):
+// the runtime lives in functionAppConfig.runtime and scaling in functionAppConfig.scaleAndConcurrency, and
+// siteConfig carries only what Flex still reads. tests/infra/test_bicep.py holds the list and checks every
+// Bicep file against it. FTP stays off without ftpsState: the ftp publishing-credential policy below
+// refuses FTP's only credential.
 targetScope = 'resourceGroup'
 
 @description('Name of the Function App (also its host name: <appName>.azurewebsites.net).')
@@ -32,8 +39,14 @@ param pythonVersion string
 @description('Most Flex Consumption instances.')
 param maximumInstanceCount int
 
-@description('Resource id of the user-assigned identity the app runs as.')
+@description('Resource id of the user-assigned identity the app runs as (host, storage, telemetry, Log Analytics, Sentinel).')
 param identityResourceId string
+
+@description('Resource id of the approval bot\'s identity: the code takes its tokens for Bot Framework and the approver check.')
+param botIdentityResourceId string
+
+@description('Resource id of the containment identity: the code takes its tokens for Graph containment.')
+param containmentIdentityResourceId string
 
 @description('Client id of that identity.')
 param identityClientId string
@@ -188,6 +201,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_17: neither caller (Logic App HTTP action, Bot Framework service) can present a client certificate; callers authenticate with a function key or a signed JWT instead
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales from zero and its instances are managed by the platform; a minimum instance count would only add cost to a workload that tolerates a cold start
   // checkov:skip=CKV_AZURE_213: Flex Consumption does not use App Service health check: the platform replaces unhealthy instances itself
+  // checkov:skip=CKV_AZURE_78: Flex Consumption rejects siteConfig.ftpsState (ARM error 51021); FTP stays off because the ftp basicPublishingCredentialsPolicies resource below refuses its credentials
   name: appName
   location: location
   tags: union(tags, {
@@ -198,6 +212,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     type: 'UserAssigned'
     userAssignedIdentities: {
       '${identityResourceId}': {}
+      '${botIdentityResourceId}': {}
+      '${containmentIdentityResourceId}': {}
     }
   }
   properties: {
@@ -206,7 +222,6 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     clientCertEnabled: false
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       appSettings: concat(hostAppSettings, codeAppSettings)
     }
@@ -240,9 +255,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
 }
 
 // Publishing with a user name and password (FTP, SCM basic auth) stays off: azd and `func` deploy with Entra ID.
+// Both carry the site's location, as Azure Verified Modules' site module does (the API answers "location has
+// an invalid value" without it on some api-versions).
 resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: site
   name: 'ftp'
+  location: location
   properties: {
     allow: false
   }
@@ -251,6 +269,7 @@ resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@
 resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: site
   name: 'scm'
+  location: location
   properties: {
     allow: false
   }

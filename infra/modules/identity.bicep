@@ -1,6 +1,7 @@
-// The one user-assigned managed identity the product acts as: the Function App (Log Analytics, Sentinel,
-// Graph, storage, Application Insights) and the Azure Bot (msaAppType UserAssignedMSI) share it, so every
-// right the product holds is granted to one principal and listed in one place (playbooks/domain/permissions.py).
+// One user-assigned managed identity. main.bicep makes three, each holding only what its code path uses
+// (playbooks/domain/permissions.py): the app identity (Functions host, storage, Application Insights, Log
+// Analytics, Sentinel), the bot identity (the Azure Bot's registration and the approver check on Graph) and
+// the containment identity (the Graph permissions of containment). All three are attached to the Function App.
 targetScope = 'resourceGroup'
 
 @description('Name of the user-assigned managed identity.')
@@ -25,7 +26,7 @@ module identity 'br/public:avm/res/managed-identity/user-assigned-identity:0.4.1
 @description('Resource id of the identity.')
 output resourceId string = identity.outputs.resourceId
 
-@description('Client (application) id: AZURE_CLIENT_ID and REPLAY_BOT_APP_ID.')
+@description('Client (application) id: AZURE_CLIENT_ID, REPLAY_BOT_APP_ID or REPLAY_CONTAINMENT_CLIENT_ID.')
 output clientId string = identity.outputs.clientId
 
 @description('Object (principal) id the role assignments and Graph app roles are granted to.')

@@ -4,15 +4,25 @@
 //
 // How it authenticates to the function. The endpoint is a function-level HTTP trigger (it needs a function
 // key), and Flex Consumption apps carry no Entra ID auth in front of it by default, so the choice is where the
-// key lives. It lives in Key Vault: the deployment creates a host key of its own ("sentinel_playbook", so it
-// is rotated or revoked without touching any other caller), stores it as a secret, and the Logic App reads it at
-// run time with its own managed identity (Key Vault Secrets User on that one secret). The key is never in the
-// workflow definition, its parameters or the deployment's inputs, and both actions hide their inputs and
-// outputs from the run history (secureData). Rotating it is `az functionapp keys set` plus updating the secret;
-// the Logic App needs no change.
+// key lives. It lives in Key Vault: a host key of its own ("sentinel_playbook", so it is rotated or revoked
+// without touching any other caller) is stored as a secret, and the Logic App reads it at run time with its
+// own managed identity (Key Vault Secrets User on this vault, which holds that one secret). The key is never
+// in the workflow definition, its parameters or the deployment's inputs, and both actions hide their inputs
+// and outputs from the run history (secureData).
 //
-// Retries: the POST retries (exponential, 4 times) on 408/429/5xx and timeouts; the Function App is idempotent
-// by incident, so a retried delivery is answered as a duplicate, never a second run.
+// The key and the secret are NOT made here: both go through the Functions host runtime, which answers only
+// once code is deployed and the host has started, so making them during provisioning fails a first `azd up`.
+// infra/scripts/store-function-key.sh does it after deployment (azd's postdeploy hook), through Azure
+// Resource Manager only: it keeps an existing key, and writes the secret with the deployer's Azure role.
+// Rotating the key is `az functionapp keys set` and the script again; the Logic App needs no change.
+//
+// The POST to /api/incidents: the function answers 202 with Durable's status URLs. The asynchronous pattern
+// is disabled, so the Logic App takes that 202 as the result instead of polling the status URL until the
+// orchestration ends (hours, while an approval waits) and re-sending the incident when polling fails; and its
+// outputs are secured too, because those status URLs carry the Durable system key, which would let anyone
+// who reads run history raise events on or terminate any orchestration. Retries (exponential, 4 times) cover
+// 408/429/5xx and timeouts; the Function App is idempotent by incident, so a retried delivery is answered as
+// a duplicate, never a second run.
 targetScope = 'resourceGroup'
 
 @description('Name of the Logic App.')
@@ -31,15 +41,16 @@ param location string
 @description('Tags for the resources.')
 param tags object
 
-@description('Name of the Function App (in this resource group).')
-param functionAppName string
-
 @description('Default host name of the Function App.')
 param functionHostName string
 
 @description('Object id of the "Azure Security Insights" service principal, which runs playbooks for automation rules.')
 param securityInsightsPrincipalId string
 
+@description('Grant that principal Microsoft Sentinel Automation Contributor on this resource group. Set false when it already holds the role here (Sentinel settings > Playbook permissions lists this group): an assignment made in the portal has another name, and ARM refuses a second one.')
+param grantSentinelAutomationRole bool
+
+// The host key the playbook calls with (infra/scripts/store-function-key.sh creates it), and its secret.
 var functionKeyName = 'sentinel_playbook'
 var secretName = 'incidents-function-key'
 var sentinelApiId = subscriptionResourceId('Microsoft.Web/locations/managedApis', location, 'azuresentinel')
@@ -49,22 +60,10 @@ var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 // Microsoft Sentinel Automation Contributor: lets Sentinel's own principal run playbooks in this group.
 var sentinelAutomationContributor = 'f4c81013-99ee-4d62-a7ee-b3f1f648599a'
 
-resource site 'Microsoft.Web/sites@2024-04-01' existing = {
-  name: functionAppName
-}
-
-// Microsoft.Web/sites/host/functionKeys at the api-version the Functions docs show for host keys as resources.
-resource playbookKey 'Microsoft.Web/sites/host/functionKeys@2022-09-01' = {
-  name: '${functionAppName}/default/${functionKeyName}'
-  properties: {
-    name: functionKeyName
-  }
-}
-
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   // checkov:skip=CKV_AZURE_109: the Logic App (Consumption) reaches Key Vault from shared multi-tenant addresses that are not a trusted service, so the firewall stays open; RBAC lets only the Logic App's identity read the secret
   // checkov:skip=CKV_AZURE_189: same reason as CKV_AZURE_109, public network access is how the Consumption Logic App reaches the vault
-  // checkov:skip=CKV_AZURE_110: no purge protection on purpose: the vault holds one secret that every deployment re-reads from the Function App, and purge protection would block `azd down --purge` and a redeployment under the same name for the retention period
+  // checkov:skip=CKV_AZURE_110: no purge protection on purpose: the vault holds one secret that every deployment rewrites from the Function App, and purge protection would block `azd down --purge` and the purge of a soft-deleted vault that a redeployment under the same name needs
   // checkov:skip=CKV_AZURE_42: soft delete is on (7 days); the check also wants purge protection, left off for the reason given for CKV_AZURE_110
   name: keyVaultName
   location: location
@@ -84,22 +83,6 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
       defaultAction: 'Allow'
     }
   }
-}
-
-resource functionKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
-  // checkov:skip=CKV_AZURE_41: a function key has no expiry of its own; an expiry here would only stop the playbook on a date, rotation is done on the Function App
-  parent: vault
-  name: secretName
-  properties: {
-    contentType: 'Azure Functions host key for POST /api/incidents'
-    value: listKeys('${site.id}/host/default', '2022-09-01').functionKeys[functionKeyName]
-    attributes: {
-      enabled: true
-    }
-  }
-  dependsOn: [
-    playbookKey
-  ]
 }
 
 resource connection 'Microsoft.Web/connections@2016-06-01' = {
@@ -194,10 +177,12 @@ resource workflow 'Microsoft.Logic/workflows@2019-05-01' = {
               maximumInterval: 'PT10M'
             }
           }
+          operationOptions: 'DisableAsyncPattern'
           runtimeConfiguration: {
             secureData: {
               properties: [
                 'inputs'
+                'outputs'
               ]
             }
           }
@@ -225,8 +210,8 @@ resource workflow 'Microsoft.Logic/workflows@2019-05-01' = {
 }
 
 resource secretReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(functionKeySecret.id, workflow.id, keyVaultSecretsUser)
-  scope: functionKeySecret
+  name: guid(vault.id, workflow.id, keyVaultSecretsUser)
+  scope: vault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUser)
     principalId: workflow.identity.principalId
@@ -235,7 +220,7 @@ resource secretReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource automationRunner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+resource automationRunner 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantSentinelAutomationRole) {
   name: guid(resourceGroup().id, securityInsightsPrincipalId, sentinelAutomationContributor)
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', sentinelAutomationContributor)
@@ -250,3 +235,12 @@ output resourceId string = workflow.id
 
 @description('Principal id of the Logic App\'s system-assigned identity.')
 output principalId string = workflow.identity.principalId
+
+@description('Name of the Key Vault the function key secret goes to.')
+output keyVaultName string = vault.name
+
+@description('Name of the Function App host key the playbook calls with.')
+output functionKeyName string = functionKeyName
+
+@description('Name of the Key Vault secret holding that key.')
+output functionKeySecretName string = secretName

@@ -1,6 +1,11 @@
 // Everything on the existing Sentinel workspace, deployed to the workspace's own resource group: the Function
-// App identity's two workspace roles, the Logic App identity's read role, and the automation rule that runs
-// the playbook when an incident is created.
+// App identity's two workspace roles, the Logic App identity's read role, and the automation rules that run
+// the playbook: one when an incident is created, one when alerts are added to an existing incident (the
+// Defender portal's correlation merges new alerts into open incidents, so a token replay often arrives as an
+// update). Both are scoped to identity alerts by default. Schema checked against bicep-types-az
+// (Microsoft.SecurityInsights 2024-09-01: triggersWhen Created|Updated, PropertyArrayChanged Alerts/Added,
+// Boolean And|Or with 2 to 10 inner conditions, property names AlertProductNames, IncidentRelatedAnalyticRuleIds,
+// IncidentTitle).
 targetScope = 'resourceGroup'
 
 @description('Name of the existing Sentinel Log Analytics workspace (in this resource group).')
@@ -17,22 +22,33 @@ param playbookResourceId string
 
 @minLength(36)
 @maxLength(36)
-@description('Name (a GUID) of the automation rule; deterministic, so redeploying updates the same rule.')
+@description('Name (a GUID) of the rule that runs on incident creation; deterministic, so redeploying updates the same rule.')
 param ruleName string
 
-@description('Whether the rule runs the playbook. Off until the playbook was tested on one incident.')
+@minLength(36)
+@maxLength(36)
+@description('Name (a GUID) of the rule that runs when alerts are added to an existing incident.')
+param alertsAddedRuleName string
+
+@description('Whether the rules run the playbook. Off until the playbook was tested on one incident.')
 param ruleEnabled bool
+
+@description('Also run the playbook when alerts are added to an existing incident (the Defender portal merges new alerts into open incidents).')
+param runOnAlertsAdded bool
 
 @minValue(1)
 @maxValue(1000)
-@description('Order of the rule among the workspace\'s automation rules.')
+@description('Order of the rules among the workspace\'s automation rules.')
 param ruleOrder int
 
-@description('Incident titles (substring match) the rule runs on; empty = every title.')
-param incidentTitles array
-
-@description('Alert product names the rule runs on; empty = every product.')
+@description('Alert product names (SecurityAlert ProductName) whose incidents the rules run on; empty = no product filter.')
 param productNames array
+
+@description('Resource ids of analytics rules (.../providers/Microsoft.SecurityInsights/alertRules/<id>) whose incidents the rules run on; empty = no rule filter.')
+param analyticRuleIds array
+
+@description('Incident title substrings the rules require (one of them); empty = every title.')
+param incidentTitles array
 
 // Built-in role ids. The Function App's two are those of playbooks/domain/permissions.py AZURE_ROLES.
 var logAnalyticsReader = '73c42c96-874c-492b-b04d-ab87d138a893'
@@ -78,55 +94,108 @@ resource playbookReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-var titleCondition = [
+// Which incidents: those with an alert from one of `productNames` OR raised by one of `analyticRuleIds`
+// (either list alone when the other is empty), AND, when given, whose title contains one of
+// `incidentTitles`. With every list empty the rules run on every incident of the workspace: allowed, but never
+// the default (main.bicep defaults to the identity products).
+var productCondition = {
+  conditionType: 'Property'
+  conditionProperties: {
+    propertyName: 'AlertProductNames'
+    operator: 'Equals'
+    propertyValues: productNames
+  }
+}
+
+var analyticRuleCondition = {
+  conditionType: 'Property'
+  conditionProperties: {
+    propertyName: 'IncidentRelatedAnalyticRuleIds'
+    operator: 'Contains'
+    propertyValues: analyticRuleIds
+  }
+}
+
+var titleCondition = {
+  conditionType: 'Property'
+  conditionProperties: {
+    propertyName: 'IncidentTitle'
+    operator: 'Contains'
+    propertyValues: incidentTitles
+  }
+}
+
+var sourceConditions = concat(empty(productNames) ? [] : [productCondition], empty(analyticRuleIds) ? [] : [analyticRuleCondition])
+
+var eitherSource = {
+  conditionType: 'Boolean'
+  conditionProperties: {
+    operator: 'Or'
+    innerConditions: sourceConditions
+  }
+}
+
+var sourceScope = length(sourceConditions) == 2 ? [eitherSource] : sourceConditions
+
+var scopeConditions = concat(sourceScope, empty(incidentTitles) ? [] : [titleCondition])
+
+// An update of an existing incident counts only when it added alerts (not a status, owner or comment change).
+var alertsAddedCondition = {
+  conditionType: 'PropertyArrayChanged'
+  conditionProperties: {
+    arrayType: 'Alerts'
+    changeType: 'Added'
+  }
+}
+
+var runPlaybook = [
   {
-    conditionType: 'Property'
-    conditionProperties: {
-      propertyName: 'IncidentTitle'
-      operator: 'Contains'
-      propertyValues: incidentTitles
+    order: 1
+    actionType: 'RunPlaybook'
+    actionConfiguration: {
+      logicAppResourceId: playbookResourceId
+      tenantId: tenant().tenantId
     }
   }
 ]
 
-var productCondition = [
-  {
-    conditionType: 'Property'
-    conditionProperties: {
-      propertyName: 'AlertProductNames'
-      operator: 'Equals'
-      propertyValues: productNames
-    }
-  }
-]
-
-resource automationRule 'Microsoft.SecurityInsights/automationRules@2024-09-01' = {
+resource onCreated 'Microsoft.SecurityInsights/automationRules@2024-09-01' = {
   name: ruleName
   scope: workspace
   properties: {
-    displayName: 'Token replay: enrich and ask for containment'
+    displayName: 'Token replay: enrich and ask for containment (incident created)'
     order: ruleOrder
     triggeringLogic: {
       isEnabled: ruleEnabled
       triggersOn: 'Incidents'
       triggersWhen: 'Created'
-      conditions: concat(empty(incidentTitles) ? [] : titleCondition, empty(productNames) ? [] : productCondition)
+      conditions: scopeConditions
     }
-    actions: [
-      {
-        order: 1
-        actionType: 'RunPlaybook'
-        actionConfiguration: {
-          logicAppResourceId: playbookResourceId
-          tenantId: tenant().tenantId
-        }
-      }
-    ]
+    actions: runPlaybook
   }
   dependsOn: [
     playbookReader
   ]
 }
 
-@description('Resource id of the automation rule.')
-output automationRuleId string = automationRule.id
+resource onAlertsAdded 'Microsoft.SecurityInsights/automationRules@2024-09-01' = if (runOnAlertsAdded) {
+  name: alertsAddedRuleName
+  scope: workspace
+  properties: {
+    displayName: 'Token replay: enrich and ask for containment (alerts added to an incident)'
+    order: ruleOrder
+    triggeringLogic: {
+      isEnabled: ruleEnabled
+      triggersOn: 'Incidents'
+      triggersWhen: 'Updated'
+      conditions: concat([alertsAddedCondition], scopeConditions)
+    }
+    actions: runPlaybook
+  }
+  dependsOn: [
+    playbookReader
+  ]
+}
+
+@description('Resource id of the rule that runs on incident creation.')
+output automationRuleId string = onCreated.id

@@ -3,10 +3,11 @@
 Build the approval bot's Teams app package: infra/teams/dist/approval-bot.zip.
 
 A Teams app package is a zip of `manifest.json` and two icons. The manifest is filled from
-`infra/teams/manifest.template.json` with this deployment's values (the bot's app id, which is the
-managed identity's client id, and the Function App's host), checked against the rules Teams applies on
-upload, so a bad value fails here with its name instead of as "manifest invalid" in the admin centre.
-The icons are drawn here (a shield with a check mark) so no binary lives in the repository.
+`infra/teams/manifest.template.json` (manifest schema v1.30) with this deployment's values (the bot's
+app id, which is the bot identity's client id, and the Function App's host), checked against the rules
+Teams applies on upload, so a bad value fails here with its name instead of as "manifest invalid" in the
+admin centre; CI also validates it against the official schema (`infra/teams/schema/`). The icons are the
+committed files `infra/teams/icons/color.png` (192x192) and `outline.png` (32x32, white on transparent).
 
 Standard library only: it runs in Cloud Shell or any Python 3.11+ without the project's packages.
 Values come from flags, else from the environment (`azd env get-values` provides REPLAY_BOT_APP_ID and
@@ -20,23 +21,20 @@ import io
 import json
 import os
 import re
-import struct
 import sys
 import tomllib
 import zipfile
-import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "teams" / "manifest.template.json"
+ICONS = ROOT / "infra" / "teams" / "icons"
 OUT = ROOT / "infra" / "teams" / "dist" / "approval-bot.zip"
-
-COLOR_SIZE, OUTLINE_SIZE = 192, 32
-ACCENT = (0x1F, 0x4E, 0x79)
-WHITE = (0xFF, 0xFF, 0xFF)
+#: The manifest schema version the template is written for (and the committed schema validates).
+MANIFEST_VERSION = (1, 30)
 #: Fixed zip entry time (the earliest a zip can hold), so a rebuild with the same values is byte-identical.
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -51,85 +49,6 @@ class PackageError(Exception):
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = tuple(problems)
         super().__init__("; ".join(self.problems))
-
-
-# ---- icons -------------------------------------------------------------------------------------
-
-
-def png(width: int, height: int, pixel: Callable[[int, int], tuple[int, int, int, int]]) -> bytes:
-    """An 8-bit RGBA PNG: signature, IHDR, one zlib IDAT of unfiltered rows, IEND."""
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    rows = b"".join(b"\x00" + bytes(v for x in range(width) for v in pixel(x, y)) for y in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b"")
-
-
-def _in_shield(u: float, v: float) -> bool:
-    """The unit shield: straight sides over the top 55 %, then curving to a point at the bottom."""
-    if not (0.0 <= u <= 1.0 and 0.0 <= v <= 1.0):
-        return False
-    half = 0.5 if v <= 0.55 else 0.5 * (1.0 - ((v - 0.55) / 0.45) ** 1.6)
-    return abs(u - 0.5) <= half
-
-
-def _near_segment(u: float, v: float, a: tuple[float, float], b: tuple[float, float], width: float) -> bool:
-    (ax, ay), (bx, by) = a, b
-    dx, dy = bx - ax, by - ay
-    t = max(0.0, min(1.0, ((u - ax) * dx + (v - ay) * dy) / (dx * dx + dy * dy)))
-    return (u - ax - t * dx) ** 2 + (v - ay - t * dy) ** 2 <= (width / 2) ** 2
-
-
-def _in_check(u: float, v: float, width: float) -> bool:
-    return _near_segment(u, v, (0.28, 0.47), (0.44, 0.63), width) or _near_segment(u, v, (0.44, 0.63), (0.74, 0.31), width)
-
-
-def _coverage(x: int, y: int, size: int, box: tuple[float, float, float], inside: Callable[[float, float], bool]) -> float:
-    """Share of a 4x4 supersampled pixel inside the shape, in the unit square placed at `box` (left, top, side)."""
-    left, top, side = box
-    hits = 0
-    for sy in range(4):
-        for sx in range(4):
-            u = ((x + (sx + 0.5) / 4) / size - left) / side
-            v = ((y + (sy + 0.5) / 4) / size - top) / side
-            hits += inside(u, v)
-    return hits / 16
-
-
-def _blend(under: tuple[int, int, int], over: tuple[int, int, int], share: float) -> tuple[int, int, int]:
-    r, g, b = (round(a + (c - a) * share) for a, c in zip(under, over, strict=True))
-    return r, g, b
-
-
-def color_icon() -> bytes:
-    """192x192, opaque: a white shield with the accent-coloured check on the accent colour (symbol in the middle 96 px)."""
-    box = (0.25, 0.25, 0.5)
-
-    def pixel(x: int, y: int) -> tuple[int, int, int, int]:
-        shield = _coverage(x, y, COLOR_SIZE, box, _in_shield)
-        check = _coverage(x, y, COLOR_SIZE, box, lambda u, v: _in_check(u, v, 0.11))
-        return (*_blend(_blend(ACCENT, WHITE, shield), ACCENT, check), 255)
-
-    return png(COLOR_SIZE, COLOR_SIZE, pixel)
-
-
-def outline_icon() -> bytes:
-    """32x32, white on transparent as Teams requires: a shield outline with a check mark."""
-    box = (0.12, 0.08, 0.8)
-
-    def ring(u: float, v: float) -> bool:
-        inner = 0.1
-        return _in_shield(u, v) and not _in_shield((u - inner) / (1 - 2 * inner), (v - inner) / (1 - 2 * inner) + 0.01)
-
-    def pixel(x: int, y: int) -> tuple[int, int, int, int]:
-        share = max(
-            _coverage(x, y, OUTLINE_SIZE, box, ring), _coverage(x, y, OUTLINE_SIZE, box, lambda u, v: _in_check(u, v, 0.12))
-        )
-        return (*WHITE, round(255 * share))
-
-    return png(OUTLINE_SIZE, OUTLINE_SIZE, pixel)
 
 
 # ---- manifest ----------------------------------------------------------------------------------
@@ -159,7 +78,7 @@ def _https(url: object) -> bool:
 
 
 def validate(manifest: Mapping[str, Any]) -> list[str]:
-    """The upload rules of the Teams manifest schema (v1.17) this package relies on, one problem per line."""
+    """The upload rules of the Teams manifest schema (v1.30) this package relies on, one problem per line."""
     problems = [
         f"{key}: required"
         for key in (
@@ -179,8 +98,8 @@ def validate(manifest: Mapping[str, Any]) -> list[str]:
     if problems:
         return problems
     major, _, minor = str(manifest["manifestVersion"]).partition(".")
-    if not (major.isdigit() and minor.isdigit() and (int(major), int(minor)) >= (1, 17)):
-        problems.append(f"manifestVersion: {manifest['manifestVersion']} is older than 1.17")
+    if not (major.isdigit() and minor.isdigit() and (int(major), int(minor)) >= MANIFEST_VERSION):
+        problems.append(f"manifestVersion: {manifest['manifestVersion']} is older than {'.'.join(map(str, MANIFEST_VERSION))}")
     if not re.fullmatch(r"\d{1,9}\.\d{1,9}\.\d{1,9}", str(manifest["version"])):
         problems.append(f"version: {manifest['version']!r} is not MAJOR.MINOR.PATCH")
     if not _GUID.fullmatch(str(manifest["id"])):
@@ -220,8 +139,8 @@ def validate(manifest: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def build(values: Mapping[str, str], template: Path = TEMPLATE) -> bytes:
-    """The zip's bytes: filled, validated manifest plus the two icons; `PackageError` lists every problem."""
+def build(values: Mapping[str, str], template: Path = TEMPLATE, icons: Path = ICONS) -> bytes:
+    """The zip's bytes: filled, validated manifest plus the two committed icons; `PackageError` lists every problem."""
     missing: set[str] = set()
     manifest = _fill(json.loads(template.read_text(encoding="utf-8")), values, missing)
     problems = [f"{name}: no value (flag or environment variable)" for name in sorted(missing)] or validate(manifest)
@@ -229,8 +148,8 @@ def build(values: Mapping[str, str], template: Path = TEMPLATE) -> bytes:
         raise PackageError(problems)
     files = {
         "manifest.json": json.dumps(manifest, indent=2, ensure_ascii=False).encode() + b"\n",
-        manifest["icons"]["color"]: color_icon(),
-        manifest["icons"]["outline"]: outline_icon(),
+        manifest["icons"]["color"]: (icons / manifest["icons"]["color"]).read_bytes(),
+        manifest["icons"]["outline"]: (icons / manifest["icons"]["outline"]).read_bytes(),
     }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as package:

@@ -21,15 +21,33 @@ import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlparse
 
 from common.errors import TransientUpstreamError, UpstreamError
 from common.identifiers import is_guid
 from common.settings import Settings
-from playbooks.domain.permissions import DirectoryRole, Feature, missing_permission_hint, permissions_for
+from enrichment.domain.identity import Answer, Facet, IdentityContext, RiskDetection
+from playbooks.domain.directory import DELETABLE_METHOD_KINDS, AuthMethod, MessageRule, RegisteredDevice
+from playbooks.domain.permissions import (
+    DirectoryRole,
+    Feature,
+    missing_permission_hint,
+    permissions_for,
+    protected_roles,
+)
+
+__all__ = [
+    "AuthMethod",
+    "DirectoryUser",
+    "GraphDirectory",
+    "GraphError",
+    "Reply",
+    "TransientGraphError",
+    "create_graph_directory",
+]
 
 if TYPE_CHECKING:
     import ssl
@@ -72,8 +90,7 @@ class DirectoryUser:
         return self.user_type.lower() == "guest" or "#ext#" in self.upn.lower()
 
 
-#: Authentication method kinds (the @odata.type name without "AuthenticationMethod") that can be deleted,
-#: with the SDK request-builder attribute and item selector for each.
+#: The SDK request-builder attribute and item selector of each deletable authentication method kind.
 _DELETABLE: dict[str, tuple[str, str]] = {
     "email": ("email_methods", "by_email_authentication_method_id"),
     "external": ("external_authentication_methods", "by_external_authentication_method_id"),
@@ -88,26 +105,12 @@ _DELETABLE: dict[str, tuple[str, str]] = {
         "by_windows_hello_for_business_authentication_method_id",
     ),
 }
+assert set(_DELETABLE) == DELETABLE_METHOD_KINDS, "the domain's deletable kinds and the SDK's builders disagree"
 
-
-@dataclass(frozen=True, slots=True)
-class AuthMethod:
-    """
-    One registered authentication method.
-
-    `kind` comes from @odata.type ("microsoftAuthenticator", "phone", "fido2", ...). `label` is what
-    identifies it to a person (display name, phone number, e-mail address, device): it is chosen by
-    whoever registered the method, possibly the attacker, so it stays raw data here.
-    """
-
-    id: str
-    kind: str
-    label: str = ""
-    created_at: datetime | None = None
-
-    @property
-    def deletable(self) -> bool:
-        return self.kind in _DELETABLE
+#: How many recent risk detections the identity context keeps (newest first).
+RISK_DETECTIONS_KEPT = 10
+#: The device fields the device audit reads.
+_DEVICE_FIELDS = ["id", "deviceId", "displayName", "operatingSystem", "registrationDateTime", "accountEnabled", "trustType"]
 
 
 class GraphError(UpstreamError):
@@ -173,6 +176,65 @@ def _role(assignment: Any) -> DirectoryRole:
     return DirectoryRole(str(template).lower(), str(name))
 
 
+def _enum(value: Any) -> str:
+    """An SDK enum's wire value ("high", "atRisk"), or the text Graph sent."""
+    return str(getattr(value, "value", value) or "")
+
+
+def _device(item: Any) -> RegisteredDevice:
+    return RegisteredDevice(
+        id=str(getattr(item, "id", None) or "").lower(),
+        name=str(getattr(item, "display_name", None) or ""),
+        device_id=str(getattr(item, "device_id", None) or ""),
+        operating_system=str(getattr(item, "operating_system", None) or ""),
+        registered_at=getattr(item, "registration_date_time", None),
+        enabled=getattr(item, "account_enabled", None),
+        trust_type=str(getattr(item, "trust_type", None) or ""),
+    )
+
+
+def _message_rule(item: Any) -> MessageRule:
+    """A rule with what it does in words: moves, deletes, forwards (to whom), marks read."""
+    actions = getattr(item, "actions", None)
+    said: list[str] = []
+    if actions is not None:
+        if getattr(actions, "delete", None) or getattr(actions, "permanent_delete", None):
+            said.append("deletes")
+        if getattr(actions, "move_to_folder", None):
+            said.append("moves to another folder")
+        for attribute in ("forward_to", "forward_as_attachment_to", "redirect_to"):
+            for recipient in getattr(actions, attribute, None) or ():
+                address = getattr(getattr(recipient, "email_address", None), "address", None) or ""
+                said.append(f"{attribute.replace('_', ' ')} {address}".strip())
+        if getattr(actions, "mark_as_read", None):
+            said.append("marks as read")
+    enabled = getattr(item, "is_enabled", None)
+    return MessageRule(
+        id=str(getattr(item, "id", None) or ""),
+        name=str(getattr(item, "display_name", None) or ""),
+        enabled=enabled is not False,
+        actions=tuple(said),
+    )
+
+
+def _detection(item: Any) -> RiskDetection:
+    detected = getattr(item, "detected_date_time", None) or getattr(item, "activity_date_time", None)
+    return RiskDetection(
+        kind=str(getattr(item, "risk_event_type", None) or ""),
+        level=_enum(getattr(item, "risk_level", None)),
+        detected_at=detected if isinstance(detected, datetime) else datetime.min.replace(tzinfo=UTC),
+        ip=str(getattr(item, "ip_address", None) or ""),
+        state=_enum(getattr(item, "risk_state", None)),
+    )
+
+
+def _problem(error: GraphError | ValueError) -> str:
+    """A facet's problem for the card: what failed, and the fix when a permission is missing."""
+    if isinstance(error, GraphError) and error.hint:
+        return f"{error}. Fix: {error.hint}"
+    return str(error)
+
+
 def _checked_id(user_id: str, *, guid: bool = False) -> str:
     """
     Refuse ids that could change the request's path or filter.
@@ -213,7 +275,15 @@ def _capture() -> Iterator[list[str]]:
         _REQUEST_IDS.reset(token)
 
 
-def _error(operation: str, feature: Feature, error: Exception, request_id: str, *, not_found: str) -> GraphError:
+def _error(
+    operation: str,
+    feature: Feature,
+    error: Exception,
+    request_id: str,
+    *,
+    not_found: str,
+    permissions: tuple[str, ...] = (),
+) -> GraphError:
     """Translate whatever the SDK or the transport raised into a GraphError with an operator's hint."""
     import httpx
     from azure.core.exceptions import ClientAuthenticationError
@@ -246,8 +316,8 @@ def _error(operation: str, feature: Feature, error: Exception, request_id: str, 
             status=403,
             code=code,
             request_id=request_id,
-            hint=missing_permission_hint(feature),
-            missing_permissions=permissions_for(feature),
+            hint=missing_permission_hint(feature, permissions or None),
+            missing_permissions=permissions or permissions_for(feature),
         )
     if status == 401:
         return GraphError(
@@ -284,13 +354,33 @@ class GraphDirectory:
         if self._credential is not None:
             await self._credential.close()
 
-    async def _call(self, operation: str, feature: Feature, call: Callable[[], Awaitable[T]], *, not_found: str) -> Reply[T]:
+    async def _call(
+        self,
+        operation: str,
+        feature: Feature,
+        call: Callable[[], Awaitable[T]],
+        *,
+        not_found: str,
+        permissions: tuple[str, ...] = (),
+    ) -> Reply[T]:
+        """One call with its request-id; `permissions` narrows what a 403 names when a feature needs several."""
         with _capture() as ids:
             try:
                 value = await call()
             except Exception as error:
-                raise _error(operation, feature, error, ids[-1] if ids else "", not_found=not_found) from error
+                request_id = ids[-1] if ids else ""
+                raise _error(operation, feature, error, request_id, not_found=not_found, permissions=permissions) from error
         return Reply(value, ids[-1] if ids else "")
+
+    async def _every_page(self, builder: Any, first: Callable[[], Awaitable[Any]], convert: Callable[[Any], T]) -> tuple[T, ...]:
+        """Every item of a collection, following @odata.nextLink from the first page."""
+        found: list[T] = []
+        page = await first()
+        while page is not None:
+            found.extend(convert(item) for item in page.value or ())
+            link = page.odata_next_link
+            page = await builder.with_url(link).get() if link else None
+        return tuple(found)
 
     def _user(self, user_id: str) -> Any:
         return self._client.users.by_user_id(_checked_id(user_id))
@@ -331,25 +421,15 @@ class GraphDirectory:
         """Every registered method, following @odata.nextLink."""
         builder = self._user(user_id).authentication.methods
 
-        async def every_page() -> tuple[AuthMethod, ...]:
-            found: list[AuthMethod] = []
-            page = await builder.get()
-            while page is not None:
-                for method in page.value or ():
-                    found.append(
-                        AuthMethod(
-                            id=str(method.id or ""),
-                            kind=_kind(method.odata_type),
-                            label=_label(method),
-                            created_at=getattr(method, "created_date_time", None),
-                        )
-                    )
-                link = page.odata_next_link
-                page = await builder.with_url(link).get() if link else None
-            return tuple(found)
+        def method(item: Any) -> AuthMethod:
+            created = getattr(item, "created_date_time", None)
+            return AuthMethod(id=str(item.id or ""), kind=_kind(item.odata_type), label=_label(item), created_at=created)
 
         return await self._call(
-            "list authentication methods", Feature.AUDIT_MFA_METHODS, every_page, not_found=f"user not found: {user_id}"
+            "list authentication methods",
+            Feature.AUDIT_MFA_METHODS,
+            lambda: self._every_page(builder, builder.get, method),
+            not_found=f"user not found: {user_id}",
         )
 
     async def is_member_of(self, group_id: str, user_id: str) -> Reply[bool]:
@@ -384,13 +464,8 @@ class GraphDirectory:
         builder = self._client.role_management.directory.role_assignments
 
         async def every_page() -> tuple[DirectoryRole, ...]:
-            roles: list[DirectoryRole] = []
-            page = await builder.get(request_configuration=RequestConfiguration(query_parameters=query))
-            while page is not None:
-                roles.extend(_role(assignment) for assignment in page.value or ())
-                link = page.odata_next_link
-                page = await builder.with_url(link).get() if link else None
-            return tuple(dict.fromkeys(roles))
+            first = functools.partial(builder.get, request_configuration=RequestConfiguration(query_parameters=query))
+            return tuple(dict.fromkeys(await self._every_page(builder, first, _role)))
 
         return await self._call(
             "list directory roles", Feature.PRIVILEGED_ROLE_CHECK, every_page, not_found=f"user not found: {principal}"
@@ -430,16 +505,166 @@ class GraphDirectory:
         collection, selector = _DELETABLE[method.kind]
         authentication = self._user(user_id).authentication
         item = getattr(getattr(authentication, collection), selector)(_checked_id(method.id))
+        return await self._delete(f"delete {method.kind} method", Feature.DELETE_FLAGGED_METHODS, item, f"method {method.id}")
+
+    async def _delete(self, operation: str, feature: Feature, builder: Any, what: str) -> Reply[None]:
+        """DELETE through an item builder (204); a 404 says `what` is already gone (GraphError.not_found)."""
 
         async def delete() -> None:
-            await item.delete()
+            await builder.delete()
+
+        return await self._call(operation, feature, delete, not_found=f"{what} not found (already deleted?)")
+
+    async def require_password_change(self, user_id: str) -> Reply[None]:
+        """Set passwordProfile.forceChangePasswordNextSignIn (204); the password itself is not touched."""
+        from msgraph.generated.models.password_profile import PasswordProfile
+        from msgraph.generated.models.user import User
+
+        builder = self._user(user_id)
+
+        async def patch() -> None:
+            await builder.patch(User(password_profile=PasswordProfile(force_change_password_next_sign_in=True)))
 
         return await self._call(
-            f"delete {method.kind} method",
-            Feature.DELETE_FLAGGED_METHODS,
-            delete,
-            not_found=f"method {method.id} not found (already deleted?)",
+            "require a password change", Feature.REQUIRE_PASSWORD_CHANGE, patch, not_found=f"user not found: {user_id}"
         )
+
+    async def list_registered_devices(self, user_id: str) -> Reply[tuple[RegisteredDevice, ...]]:
+        """The devices the user registered or joined (registeredDevices), following @odata.nextLink."""
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.users.item.registered_devices.registered_devices_request_builder import (
+            RegisteredDevicesRequestBuilder,
+        )
+
+        query = RegisteredDevicesRequestBuilder.RegisteredDevicesRequestBuilderGetQueryParameters(select=_DEVICE_FIELDS)
+        builder = self._user(user_id).registered_devices
+        first = functools.partial(builder.get, request_configuration=RequestConfiguration(query_parameters=query))
+        return await self._call(
+            "list registered devices",
+            Feature.AUDIT_DEVICES,
+            lambda: self._every_page(builder, first, _device),
+            not_found=f"user not found: {user_id}",
+        )
+
+    async def delete_device(self, device: RegisteredDevice) -> Reply[None]:
+        """DELETE /devices/{object id} (204); a 404 means it is already gone (GraphError.not_found)."""
+        builder = self._client.devices.by_device_id(_checked_id(device.id, guid=True).lower())
+        return await self._delete("delete device", Feature.DELETE_ATTACKER_DEVICES, builder, f"device {device.id}")
+
+    def _inbox_rules(self, user_id: str) -> Any:
+        return self._user(user_id).mail_folders.by_mail_folder_id("inbox").message_rules
+
+    async def list_inbox_rules(self, user_id: str) -> Reply[tuple[MessageRule, ...]]:
+        """The rules of the user's inbox (messageRules), following @odata.nextLink."""
+        builder = self._inbox_rules(user_id)
+        return await self._call(
+            "list inbox rules",
+            Feature.REMOVE_INBOX_RULES,
+            lambda: self._every_page(builder, builder.get, _message_rule),
+            not_found=f"mailbox not found: {user_id}",
+        )
+
+    async def delete_inbox_rule(self, user_id: str, rule: MessageRule) -> Reply[None]:
+        """DELETE one inbox rule (204); a 404 means it is already gone (GraphError.not_found)."""
+        builder = self._inbox_rules(user_id).by_message_rule_id(_checked_id(rule.id))
+        return await self._delete("delete inbox rule", Feature.REMOVE_INBOX_RULES, builder, f"inbox rule {rule.id}")
+
+    async def identity_context(self, user_id: str, *, since: datetime) -> IdentityContext:
+        """
+        Who the user is, read-only: profile and manager, privileged directory roles, Entra ID
+        Protection risk and the detections since `since`. Each facet is answered by "Microsoft
+        Graph" or carries its problem (a 403 names the permission that facet lacks); one failing
+        facet never hides the others.
+        """
+        context = IdentityContext()
+        answers: list[Answer] = []
+        object_id = user_id if is_guid(user_id.strip()) else ""
+        try:
+            context, object_id = await self._profile(user_id)
+            answers.append(Answer(Facet.PROFILE, SERVICE))
+        except (GraphError, ValueError) as error:
+            answers.append(Answer(Facet.PROFILE, problem=_problem(error)))
+        for facet, read in ((Facet.ROLES, self._roles_facet), (Facet.RISK, self._risk_facet)):
+            if not object_id:
+                answers.append(Answer(facet, problem="the user's object id is unknown (the profile could not be read)"))
+                continue
+            try:
+                context = replace(context, **await read(object_id, since))
+                answers.append(Answer(facet, SERVICE))
+            except (GraphError, ValueError) as error:
+                answers.append(Answer(facet, problem=_problem(error)))
+        return replace(context, answers=tuple(answers))
+
+    async def _profile(self, user_id: str) -> tuple[IdentityContext, str]:
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
+
+        query = UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(
+            select=["id", "displayName", "department", "jobTitle"], expand=["manager($select=displayName)"]
+        )
+        builder = self._user(user_id)
+        reply = await self._call(
+            "read the user's profile",
+            Feature.IDENTITY_CONTEXT,
+            lambda: builder.get(request_configuration=RequestConfiguration(query_parameters=query)),
+            not_found=f"user not found: {user_id}",
+            permissions=("User.Read.All",),
+        )
+        user = reply.value
+        manager = getattr(user, "manager", None)
+        found = IdentityContext(
+            display_name=str(getattr(user, "display_name", None) or ""),
+            department=str(getattr(user, "department", None) or ""),
+            job_title=str(getattr(user, "job_title", None) or ""),
+            manager=str(getattr(manager, "display_name", None) or ""),
+        )
+        return found, str(getattr(user, "id", None) or "").lower()
+
+    async def _roles_facet(self, object_id: str, _since: datetime) -> dict[str, Any]:
+        roles = (await self.privileged_roles(object_id)).value
+        return {"privileged_roles": tuple(role.name or role.template_id for role in protected_roles(roles))}
+
+    async def _risk_facet(self, object_id: str, since: datetime) -> dict[str, Any]:
+        """riskyUsers/{id} (404: Entra ID Protection holds no risk for the user) and the detections since `since`."""
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.identity_protection.risk_detections.risk_detections_request_builder import (
+            RiskDetectionsRequestBuilder,
+        )
+
+        principal = _checked_id(object_id, guid=True).lower()
+        risky = self._client.identity_protection.risky_users.by_risky_user_id(principal)
+        level, state = "none", "none"
+        try:
+            user = (
+                await self._call(
+                    "read the user's risk",
+                    Feature.IDENTITY_CONTEXT,
+                    risky.get,
+                    not_found=f"no risk recorded for {principal}",
+                    permissions=("IdentityRiskyUser.Read.All",),
+                )
+            ).value
+            level, state = _enum(getattr(user, "risk_level", None)) or "none", _enum(getattr(user, "risk_state", None)) or "none"
+        except GraphError as error:
+            if not error.not_found:
+                raise
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        query = RiskDetectionsRequestBuilder.RiskDetectionsRequestBuilderGetQueryParameters(
+            filter=f"userId eq '{principal}' and detectedDateTime ge {stamp}"
+        )
+        builder = self._client.identity_protection.risk_detections
+        first = functools.partial(builder.get, request_configuration=RequestConfiguration(query_parameters=query))
+        detections = (
+            await self._call(
+                "list the user's risk detections",
+                Feature.IDENTITY_CONTEXT,
+                lambda: self._every_page(builder, first, _detection),
+                not_found=f"user not found: {principal}",
+                permissions=("IdentityRiskEvent.Read.All",),
+            )
+        ).value
+        newest = sorted(detections, key=lambda d: d.detected_at, reverse=True)[:RISK_DETECTIONS_KEPT]
+        return {"risk_level": level, "risk_state": state, "risk_detections": tuple(newest)}
 
 
 def _warm(client: Any) -> None:
@@ -452,9 +677,12 @@ def _warm(client: Any) -> None:
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(msgraph|kiota_abstractions)(\.|$)")
+        import msgraph.generated.identity_protection.risk_detections.risk_detections_request_builder
         import msgraph.generated.identity_protection.risky_users.confirm_compromised.confirm_compromised_post_request_body
+        import msgraph.generated.models.password_profile
         import msgraph.generated.models.user
         import msgraph.generated.users.item.check_member_groups.check_member_groups_post_request_body
+        import msgraph.generated.users.item.registered_devices.registered_devices_request_builder
         import msgraph.generated.users.item.user_item_request_builder  # noqa: F401
 
         user = client.users.by_user_id("warm-up")
@@ -462,8 +690,17 @@ def _warm(client: Any) -> None:
             builder.with_url("http://localhost/warm-up")
         for collection, selector in _DELETABLE.values():
             getattr(getattr(user.authentication, collection), selector)("warm-up")
-        client.role_management.directory.role_assignments.with_url("http://localhost/warm-up")
-        client.identity_protection.risky_users.confirm_compromised.with_url("http://localhost/warm-up")
+        for builder in (
+            user.registered_devices,
+            user.mail_folders.by_mail_folder_id("inbox").message_rules,
+            user.mail_folders.by_mail_folder_id("inbox").message_rules.by_message_rule_id("warm-up"),
+            client.role_management.directory.role_assignments,
+            client.identity_protection.risky_users.confirm_compromised,
+            client.identity_protection.risky_users.by_risky_user_id("warm-up"),
+            client.identity_protection.risk_detections,
+            client.devices.by_device_id("warm-up"),
+        ):
+            builder.with_url("http://localhost/warm-up")
 
 
 @functools.cache

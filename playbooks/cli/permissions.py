@@ -5,10 +5,14 @@ The deployment script (`infra/scripts/grant-graph-permissions.sh`) and the READM
 a permission, a role or a setting name: a retyped list drifts from the code the day a feature is
 added. So this command prints, from the same tables the code uses:
 
-* (default) the Graph application permissions the settings need, sorted, one per line;
+* (default) the Graph application permissions the settings need, sorted, one per line, for one
+  identity (`--identity bot|containment|app`) or for all of them together (`all`, the default: a
+  deployment that runs as one identity);
 * `--plan`: given Graph's answers (the Microsoft Graph service principal and the identity's
   app-role assignments, as JSON files), which assignments to add, keep and remove;
-* `--markdown settings|permissions`: the README's generated tables (`--update-readme` rewrites them).
+* `--markdown settings|permissions`: the README's generated tables (`--update-readme` rewrites them);
+* `--template-json`: the table `infra/main.bicep` reads (`infra/graph-permissions.json`) when the
+  template grants the Graph permissions itself.
 
 Only the standard library and `common.settings` are imported, so it runs on a deployer's laptop
 or Cloud Shell with a bare Python 3.11+, and nothing here talks to Graph: the script does the calls.
@@ -33,9 +37,11 @@ from common.settings import OPTIONAL_ACTIONS, Settings
 from playbooks.domain.permissions import (
     AZURE_ROLES,
     GRAPH_NEEDS,
+    IDENTITY_NAMES,
     ROLES_ANY_ADMIN_MAY_ACT_ON,
     SENSITIVE_ACTION_ROLE,
     Feature,
+    Identity,
     enabled_features,
     required_graph_permissions,
 )
@@ -43,6 +49,12 @@ from playbooks.domain.permissions import (
 #: appId of the Microsoft Graph service principal, the same in every tenant.
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 
+#: An app-role assignment id as Graph returns it: base64url, e.g. `41W1zT6z1U-kJxf62svfp1HFE8pMZhxDun-ThPczmJE`
+#: (not a GUID). Only these characters can reach the DELETE URL the script builds.
+_ASSIGNMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+#: `--identity` values: one identity's permissions, or `all` of them together.
+ALL_IDENTITIES = "all"
 
 #: What an operator sees when a feature's permissions are missing (read from playbooks.adapters.graph,
 #: containment, authorization): the README states it next to each permission.
@@ -61,6 +73,15 @@ WITHOUT: dict[Feature, str] = {
     Feature.DISABLE_ACCOUNT: "Disable account fails with 403: the account can still sign in.",
     Feature.DELETE_FLAGGED_METHODS: "Deleting flagged methods fails with 403: the attacker's method stays registered until "
     "an administrator removes it.",
+    Feature.REQUIRE_PASSWORD_CHANGE: "Requiring a password change fails with 403: the phished password keeps working.",
+    Feature.DELETE_ATTACKER_DEVICES: "Deleting the attacker's devices fails with 403: a device registered from a suspect "
+    "address keeps its Primary Refresh Token until an administrator deletes it.",
+    Feature.REMOVE_INBOX_RULES: "Removing the attacker's inbox rules fails with 403: a rule hiding or moving replies stays "
+    "until someone deletes it in Outlook or Exchange Online.",
+    Feature.AUDIT_DEVICES: "The devices the user registered cannot be listed: the card says so, and a device registered "
+    "from a suspect address is not shown before approval.",
+    Feature.IDENTITY_CONTEXT: "Where the workspace has no IdentityInfo or risk tables, the card and comment say the "
+    "profile or the Entra ID Protection risk could not be read (naming the missing permission).",
 }
 
 #: The same for the Azure roles of the Function App's managed identity, by role name.
@@ -94,9 +115,9 @@ def end_marker(kind: str) -> str:
 # ---- required permissions ----------------------------------------------------------------------
 
 
-def required_lines(settings: Settings) -> list[str]:
-    """The script's input: one permission per line, sorted so the output is stable."""
-    return sorted(required_graph_permissions(settings))
+def required_lines(settings: Settings, identity: Identity | None = None) -> list[str]:
+    """The script's input: one permission per line, sorted so the output is stable (None: every identity's)."""
+    return sorted(required_graph_permissions(settings, identity))
 
 
 def settings_from(path: Path | None, environ: Mapping[str, str]) -> Settings:
@@ -151,6 +172,19 @@ def _guid(value: object, what: str) -> str:
     return value.lower()
 
 
+def _assignment_id(value: object, what: str) -> str:
+    """
+    An app-role assignment id, kept exactly as Graph wrote it (base64url: case matters).
+
+    It goes into the DELETE URL the script builds, so anything outside base64url (a slash, a dot, a
+    space) is refused: Graph never returns one, and it could redirect the call.
+    """
+    if not isinstance(value, str) or not _ASSIGNMENT_ID.fullmatch(value):
+        msg = f"{what} is not a Graph app-role assignment id (base64url): {value!r}"
+        raise InputError(msg)
+    return value
+
+
 def graph_service_principal(document: Mapping[str, Any]) -> Mapping[str, Any]:
     """The Microsoft Graph service principal from a `$filter=appId eq '...'` answer (or the object itself)."""
     found = document["value"] if isinstance(document.get("value"), list) else [document]
@@ -186,7 +220,7 @@ def grant_plan(required: Iterable[str], graph_sp: Mapping[str, Any], assignments
             continue
         role_id = str(item.get("appRoleId", "")).lower()
         name = names_by_id.get(role_id, role_id)
-        held.setdefault(name, Assignment(name, _guid(item.get("id"), f"the assignment id of {name}")))
+        held.setdefault(name, Assignment(name, _assignment_id(item.get("id"), f"the assignment id of {name}")))
     return GrantPlan(
         resource_id=resource_id,
         grant=tuple((name, roles[name]) for name in wanted if name not in held),
@@ -306,27 +340,45 @@ def permissions_markdown() -> str:
     for feature in Feature:
         for permission in GRAPH_NEEDS[feature].permissions:
             needed_by.setdefault(permission, []).append(feature)
+    identities = ", ".join(f"{identity.value}: the {IDENTITY_NAMES[identity]}" for identity in Identity)
     out = [
-        "Microsoft Graph application permissions (app-role assignments on the managed identity; "
-        "`infra/scripts/grant-graph-permissions.sh` grants exactly these):",
+        f"Three managed identities ({identities}). Microsoft Graph application permissions are app-role assignments on "
+        "the identity that makes the calls; `infra/scripts/grant-graph-permissions.sh` (or the template, with "
+        "`grantGraphPermissions=true`) grants exactly these, and the app identity holds none:",
         "",
-        "| permission | needed by (switched on by) | what breaks without it |",
-        "|---|---|---|",
+        "| permission | held by | needed by (switched on by) | what breaks without it |",
+        "|---|---|---|---|",
     ]
     for permission in sorted(needed_by):
         users = needed_by[permission]
+        holders = ", ".join(sorted({GRAPH_NEEDS[f].identity.value for f in users}))
         by = "; ".join(f"{_label(f)} ({_probe(f)})" for f in users)
         breaks = " ".join(f"{_label(f).capitalize()}: {WITHOUT[f]}" if len(users) > 1 else WITHOUT[f] for f in users)
-        out.append(f"| `{permission}` | {_cell(by)} | {_cell(breaks)} |")
-    out += ["", "What each combination of switches holds, and nothing more:", "", "| settings | Graph permissions |", "|---|---|"]
+        out.append(f"| `{permission}` | {holders} | {_cell(by)} | {_cell(breaks)} |")
+    out += [
+        "",
+        "What each combination of switches holds, and nothing more:",
+        "",
+        "| settings | bot identity | containment identity |",
+        "|---|---|---|",
+    ]
     for label, settings in _combinations():
-        held = ", ".join(f"`{p}`" for p in required_lines(settings)) or "none"
-        out.append(f"| {label} | {held} |")
-    out += ["", "Per feature: the calls it makes, why this permission is the least one, and what it does not cover.", ""]
+        held = [
+            ", ".join(f"`{p}`" for p in required_lines(settings, who)) or "none" for who in (Identity.BOT, Identity.CONTAINMENT)
+        ]
+        out.append(f"| {label} | {held[0]} | {held[1]} |")
+    out += [
+        "",
+        "Per feature: the identity, the calls it makes, why this permission is the least one, and what it does not cover.",
+        "",
+    ]
     for feature in Feature:
         need = GRAPH_NEEDS[feature]
         calls = ", ".join(f"`{call}`" for call in need.calls)
-        line = f"- **{_label(feature)}** ({', '.join(f'`{p}`' for p in need.permissions)}): {calls}. {need.why} [docs]({need.source})"
+        line = (
+            f"- **{_label(feature)}** ({', '.join(f'`{p}`' for p in need.permissions)}; {need.identity.value} identity): "
+            f"{calls}. {need.why} [docs]({need.source})"
+        )
         if need.caveat:
             line += f" Caveat: {need.caveat}"
         out.append(line)
@@ -336,9 +388,9 @@ def permissions_markdown() -> str:
         f"Privileged targets: on a user holding any directory role other than {exempt}, Entra ID refuses revoke, "
         f"disable and method changes from an identity that holds only Graph application permissions. Containment names "
         f"the role in the card and the comment; an administrator acts by hand, or the organisation assigns "
-        f"{SENSITIVE_ACTION_ROLE} to the managed identity (a broad, privileged role: weigh it).",
+        f"{SENSITIVE_ACTION_ROLE} to the containment identity (a broad, privileged role: weigh it).",
         "",
-        "Azure roles of the Function App's managed identity (assigned by `infra/`):",
+        "Azure roles of the app identity (assigned by `infra/`; the bot and containment identities hold none):",
         "",
         "| role | role id | scope | for | what breaks without it |",
         "|---|---|---|---|---|",
@@ -351,6 +403,44 @@ def permissions_markdown() -> str:
 
 
 MARKDOWN = {"settings": settings_markdown, "permissions": permissions_markdown}
+
+#: Where the template's copy of the table lives, and the command that regenerates it.
+TEMPLATE_TABLE = "infra/graph-permissions.json"
+TEMPLATE_COMMAND = f"python -m playbooks.permissions --template-json > {TEMPLATE_TABLE}"
+
+
+def action_key(actions: Iterable[str]) -> str:
+    """The template's key for a set of optional actions: their names in OPTIONAL_ACTIONS order, comma-joined."""
+    chosen = set(actions)
+    return ",".join(action for action in OPTIONAL_ACTIONS if action in chosen)
+
+
+def template_table() -> dict[str, Any]:
+    """
+    What `infra/main.bicep` reads to grant Graph permissions itself (`grantGraphPermissions=true`).
+
+    Bicep cannot run this code, so the table is precomputed for every setting it can meet: the
+    containment identity's permissions per set of optional actions (keyed by `action_key`), and the
+    bot identity's when an approver group is set; both only while containment is enabled, which the
+    template checks itself. A test compares the committed file with this output.
+    """
+    subsets = [
+        frozenset(a for i, a in enumerate(OPTIONAL_ACTIONS) if mask >> i & 1) for mask in range(2 ** len(OPTIONAL_ACTIONS))
+    ]
+    group = "00000000-0000-0000-0000-000000000001"
+    return {
+        "generatedBy": TEMPLATE_COMMAND,
+        "optionalActions": list(OPTIONAL_ACTIONS),
+        "containment": {
+            action_key(subset): required_lines(Settings(optional_actions=subset), Identity.CONTAINMENT)
+            for subset in sorted(subsets, key=action_key)
+        },
+        "botWithApproverGroup": required_lines(Settings(approver_group_id=group), Identity.BOT),
+    }
+
+
+def template_json() -> str:
+    return json.dumps(template_table(), indent=2) + "\n"
 
 
 def generated_block(kind: str) -> str:
@@ -382,6 +472,13 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--plan", action="store_true", help="print the grant plan from --graph-sp and --assignments")
     mode.add_argument("--markdown", choices=BLOCKS, help="print one of the README's generated blocks")
     mode.add_argument("--update-readme", type=Path, metavar="README", help="rewrite the generated blocks in README")
+    mode.add_argument("--template-json", action="store_true", help=f"print {TEMPLATE_TABLE}, the table the template reads")
+    parser.add_argument(
+        "--identity",
+        choices=[*(identity.value for identity in Identity), ALL_IDENTITIES],
+        default=ALL_IDENTITIES,
+        help="whose Graph permissions: bot, containment, app (none), or all together (default)",
+    )
     parser.add_argument("--graph-sp", type=Path, help="Graph's answer for the Microsoft Graph service principal (JSON)")
     parser.add_argument("--assignments", type=Path, action="append", default=[], help="a page of appRoleAssignments (JSON)")
     return parser
@@ -395,21 +492,25 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.markdown:
             out.write(MARKDOWN[args.markdown]())
             return EXIT_OK
+        if args.template_json:
+            out.write(template_json())
+            return EXIT_OK
         if args.update_readme:
             readme: Path = args.update_readme
             readme.write_text(update_readme(readme.read_text(encoding="utf-8")), encoding="utf-8")
             return EXIT_OK
         settings = settings_from(args.settings, os.environ if environ is None else environ)
+        identity = None if args.identity == ALL_IDENTITIES else Identity(args.identity)
         if args.plan:
             if args.graph_sp is None:
                 msg = "--plan needs --graph-sp FILE (and one --assignments FILE per page)"
                 raise InputError(msg)
             plan = grant_plan(
-                required_lines(settings), graph_service_principal(_read_json(args.graph_sp)), _pages(args.assignments)
+                required_lines(settings, identity), graph_service_principal(_read_json(args.graph_sp)), _pages(args.assignments)
             )
             lines = plan.lines()
         else:
-            lines = required_lines(settings)
+            lines = required_lines(settings, identity)
     except (InputError, SettingsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

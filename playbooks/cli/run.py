@@ -2,7 +2,8 @@
 `python -m playbooks run`: the Function's enrichment, run inline on a laptop over exported logs.
 
 The same steps as the orchestration's activities (`playbooks.services.enrich`), on the embedded engine, with
-the write replaced by files: `DIR/comment.html` (what would be posted on the incident),
+the write replaced by files: `DIR/comment.html` (what would be posted on the incident), `DIR/report.html`
+(the same for a browser or a printer, with a timeline picture per account),
 `DIR/result.json` (per account the triage document and the containment plan) and, when a plan needs
 approval, `DIR/card.json` (the Teams approval card the bot would post; `card-2.json`, ... for further
 accounts). Only `--dry-run` is supported: the local run never writes to Sentinel or Teams, the
@@ -50,15 +51,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _read_incident(path: Path) -> object:
+    """The file's JSON, bounded as the Function bounds a request body (one byte over the limit is enough to refuse)."""
+    from playbooks.domain.incident import MAX_BODY_BYTES, incident_body
+
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with path.open("rb") as file:
+            raw = file.read(MAX_BODY_BYTES + 1)
     except OSError as error:
         msg = f"--incident: cannot read {path} ({error.strerror})"
         raise InputError(msg) from error
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        msg = f"--incident: {path} is not JSON ({error.msg} at line {error.lineno})"
+        return incident_body(raw)
+    except InputError as error:
+        msg = f"--incident: {path}: {error}"
         raise InputError(msg) from error
 
 
@@ -75,8 +80,8 @@ def run(args: argparse.Namespace, out: TextIO) -> None:
     if not args.data.exists():
         msg = f"--data: no such file or folder: {args.data}"
         raise InputError(msg)
-    incident = parse_incident(_read_incident(args.incident))
     settings = Settings.from_file(args.settings) if args.settings is not None else Settings()
+    incident = parse_incident(_read_incident(args.incident), max_accounts=settings.max_accounts)
     if incident.accounts is None:
         result = enrich.Enrichment(incident, (), (NO_ENTITIES_WARNING,))
     elif not incident.accounts:
@@ -85,11 +90,12 @@ def run(args: argparse.Namespace, out: TextIO) -> None:
         with EmbeddedEngine.open(args.data) as engine:
             result = enrich.enrich(incident, engine, settings)
     now = datetime.now(UTC)
-    html = enrich.comment_html(result, settings, generated_at=now)
-    document = enrich.result_document(result)
     requests = approval.approval_requests(
         incident, result.accounts, parent_instance_id=instance_id(incident), requested_at=now, settings=settings
     )
+    html = enrich.comment_html(result, settings, generated_at=now, approvals=requests)
+    report = enrich.report_html(result, settings, generated_at=now, approvals=requests)
+    document = enrich.result_document(result)
     cards: dict[str, object] = {}
     for number, (index, request) in enumerate(sorted(requests.items()), start=1):
         name = "card.json" if number == 1 else f"card-{number}.json"
@@ -104,6 +110,7 @@ def run(args: argparse.Namespace, out: TextIO) -> None:
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "comment.html").write_text(html, encoding="utf-8")
+        (args.out / "report.html").write_text(report, encoding="utf-8")
         (args.out / "result.json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         for stale in args.out.glob("card*.json"):
             if stale.name not in cards:
@@ -114,7 +121,7 @@ def run(args: argparse.Namespace, out: TextIO) -> None:
         msg = f"--out: cannot write to {args.out} ({error.strerror})"
         raise InputError(msg) from error
     verdicts = ", ".join(f"{a.evidence.account.key} {a.assessment.verdict.value} {a.assessment.score}" for a in result.accounts)
-    written = ", ".join(str(args.out / name) for name in ("comment.html", "result.json", *cards))
+    written = ", ".join(str(args.out / name) for name in ("comment.html", "report.html", "result.json", *cards))
     out.write(f"incident {incident.label}: {verdicts or 'no account assessed'}; wrote {written}\n")
 
 

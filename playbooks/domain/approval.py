@@ -23,6 +23,7 @@ from typing import Any
 from common.errors import InputError
 from common.settings import Settings
 from enrichment.domain.model import Account
+from enrichment.render.story import Context, Identity
 from playbooks.domain.incident import IncidentRef, account_from_json, account_json
 from playbooks.domain.plan import ACTION_DESCRIPTIONS, ActionKind, ActionResult, ActionStatus, ContainmentPlan, ProposedAction
 from playbooks.render import card as cards
@@ -66,6 +67,12 @@ def card_incident(incident: IncidentRef) -> cards.IncidentRef:
     return cards.IncidentRef(incident.name, incident.number, incident.title, incident.url)
 
 
+def card_context(incident: IncidentRef, account: Account) -> Context:
+    """What the card's brief is told beyond the evidence: the incident's addresses and the person's name."""
+    name = incident.display_name(account)
+    return Context(incident_ips=incident.ips, identity=Identity(display_name=name) if name else None)
+
+
 def approval_requests(
     incident: IncidentRef,
     outcomes: Sequence[Any],
@@ -96,6 +103,7 @@ def approval_requests(
                 outcome.plan,
                 instance_id=instance_id,
                 expires_at=expires_at,
+                context=card_context(incident, outcome.evidence.account),
             )
         except InputError as error:  # e.g. an account the bot could never match a click to
             request["problem"] = f"no approval card can be made for this account: {error}"

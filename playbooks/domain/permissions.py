@@ -1,11 +1,21 @@
 """
-What the product needs to be allowed to do: Graph application permissions per feature, the Azure
-roles of the Function's managed identity, and which target roles no Graph permission alone covers.
+What the product needs to be allowed to do: Graph application permissions per feature and per
+identity, the Azure roles of the Function App's identity, and which target roles no Graph permission
+alone covers.
 
-One table, read by three readers: the infra tests (the deployment grants exactly this), the Graph
-adapter (a 403 names the permission the failing operation needs) and containment (a target holding
-a privileged directory role is named before Graph refuses with an opaque 403). Keeping it in one
-place means a permission is never granted "just in case" and never missing without a clear message.
+Three managed identities, each holding only what its code path uses:
+
+* the app identity (`AZURE_CLIENT_ID`): the Functions host, Log Analytics and Sentinel; no Graph permission;
+* the bot identity (`REPLAY_BOT_APP_ID`): the Azure Bot's registration and the approver check, so the
+  code that handles clicks arriving from Teams can read group membership and nothing more;
+* the containment identity (`REPLAY_CONTAINMENT_CLIENT_ID`): the Graph reads and writes of containment,
+  used only by the activity that runs an approved plan.
+
+One table, read by four readers: the infra tests and the template (the deployment grants exactly this),
+the grant script, the Graph adapter (a 403 names the permission the failing operation needs) and
+containment (a target holding a privileged directory role is named before Graph refuses with an opaque
+403). Keeping it in one place means a permission is never granted "just in case" and never missing
+without a clear message.
 
 Pure data and pure functions; nothing here talks to Graph or Azure.
 """
@@ -21,6 +31,14 @@ from common.settings import Settings
 GRAPH_DOCS = "https://learn.microsoft.com/graph/api"
 
 
+class Identity(StrEnum):
+    """A managed identity of the deployment; each holds only the Graph permissions of its own features."""
+
+    APP = "app"
+    BOT = "bot"
+    CONTAINMENT = "containment"
+
+
 class Feature(StrEnum):
     """A thing the product does through Graph; optional containment actions share ActionKind's values."""
 
@@ -32,6 +50,11 @@ class Feature(StrEnum):
     CONFIRM_COMPROMISED = "confirm_compromised"
     DISABLE_ACCOUNT = "disable_account"
     DELETE_FLAGGED_METHODS = "delete_flagged_methods"
+    REQUIRE_PASSWORD_CHANGE = "require_password_change"  # noqa: S105 (an action name, not a password)
+    DELETE_ATTACKER_DEVICES = "delete_attacker_devices"
+    REMOVE_INBOX_RULES = "remove_inbox_rules"
+    AUDIT_DEVICES = "audit_devices"
+    IDENTITY_CONTEXT = "identity_context"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +62,14 @@ class GraphNeed:
     """
     The least-privileged Graph application permissions one feature needs, all of them together.
 
-    `calls` are the HTTP calls the adapter makes for it, `why` is the sentence for the README and
-    the consent review, `caveat` what the permission alone does not cover, `source` the page that
-    lists the permission as least privileged.
+    `identity` is the managed identity that makes the calls (and so holds the permissions), `calls`
+    the HTTP calls the adapter makes for it, `why` the sentence for the README and the consent review,
+    `caveat` what the permission alone does not cover, `source` the page that lists the permission as
+    least privileged.
     """
 
     feature: Feature
+    identity: Identity
     permissions: tuple[str, ...]
     calls: tuple[str, ...]
     why: str
@@ -63,6 +88,7 @@ GRAPH_NEEDS: dict[Feature, GraphNeed] = {
     for need in (
         GraphNeed(
             Feature.TARGET_LOOKUP,
+            Identity.CONTAINMENT,
             ("User.Read.All",),
             ("GET /users/{id}?$select=id,userPrincipalName,accountEnabled,userType",),
             "Resolve the suspect to an object id, tell 'user not found' from other failures, and read accountEnabled so "
@@ -71,6 +97,7 @@ GRAPH_NEEDS: dict[Feature, GraphNeed] = {
         ),
         GraphNeed(
             Feature.REVOKE_SESSIONS,
+            Identity.CONTAINMENT,
             ("User.RevokeSessions.All",),
             ("POST /users/{id}/revokeSignInSessions",),
             "Invalidate the refresh tokens and session cookies a token thief replays; no broader permission is needed "
@@ -80,6 +107,7 @@ GRAPH_NEEDS: dict[Feature, GraphNeed] = {
         ),
         GraphNeed(
             Feature.AUDIT_MFA_METHODS,
+            Identity.CONTAINMENT,
             ("UserAuthenticationMethod.Read.All",),
             ("GET /users/{id}/authentication/methods",),
             "List the user's authentication methods to find one an attacker registered for persistence (read only).",
@@ -87,6 +115,7 @@ GRAPH_NEEDS: dict[Feature, GraphNeed] = {
         ),
         GraphNeed(
             Feature.APPROVER_CHECK,
+            Identity.BOT,
             ("GroupMember.Read.All", "User.Read.All"),
             ("POST /users/{id}/checkMemberGroups",),
             "Check that the person who clicked Approve is a (transitive) member of the approver group; Graph documents "
@@ -95,6 +124,7 @@ GRAPH_NEEDS: dict[Feature, GraphNeed] = {
         ),
         GraphNeed(
             Feature.PRIVILEGED_ROLE_CHECK,
+            Identity.CONTAINMENT,
             ("RoleManagement.Read.Directory",),
             ("GET /roleManagement/directory/roleAssignments?$filter=principalId eq '{id}'&$expand=roleDefinition",),
             "Name the directory roles the suspect holds before acting, so a refusal on an administrator is explained "
@@ -106,6 +136,7 @@ GRAPH_NEEDS: dict[Feature, GraphNeed] = {
         ),
         GraphNeed(
             Feature.CONFIRM_COMPROMISED,
+            Identity.CONTAINMENT,
             ("IdentityRiskyUser.ReadWrite.All",),
             ("POST /identityProtection/riskyUsers/confirmCompromised",),
             "Set the user's risk to high in Entra ID Protection so risk-based Conditional Access blocks the user.",
@@ -114,6 +145,7 @@ GRAPH_NEEDS: dict[Feature, GraphNeed] = {
         ),
         GraphNeed(
             Feature.DISABLE_ACCOUNT,
+            Identity.CONTAINMENT,
             ("User.EnableDisableAccount.All", "User.Read.All"),
             ("PATCH /users/{id} {accountEnabled: false}",),
             "Block every new sign-in. User.EnableDisableAccount.All with User.Read.All is the documented least-privileged "
@@ -124,6 +156,7 @@ GRAPH_NEEDS: dict[Feature, GraphNeed] = {
         ),
         GraphNeed(
             Feature.DELETE_FLAGGED_METHODS,
+            Identity.CONTAINMENT,
             ("UserAuthenticationMethod.ReadWrite.All",),
             ("DELETE /users/{id}/authentication/{kind}Methods/{method-id}",),
             "Remove the methods the audit flagged (the attacker's persistence). It is the one permission that covers "
@@ -131,11 +164,90 @@ GRAPH_NEEDS: dict[Feature, GraphNeed] = {
             f"{GRAPH_DOCS}/resources/authenticationmethods-overview",
             caveat=_SENSITIVE + " The password method cannot be deleted.",
         ),
+        GraphNeed(
+            Feature.REQUIRE_PASSWORD_CHANGE,
+            Identity.CONTAINMENT,
+            ("User-PasswordProfile.ReadWrite.All",),
+            ("PATCH /users/{id} {passwordProfile: {forceChangePasswordNextSignIn: true}}",),
+            "Make the password the AiTM proxy captured useless: the user must choose a new one at the next sign-in. "
+            "User-PasswordProfile.ReadWrite.All is the least-privileged permission for passwordProfile; User.ReadWrite.All "
+            "does not include it.",
+            f"{GRAPH_DOCS}/user-update",
+            caveat=_SENSITIVE + " Graph's user-update page also asks an app-only caller that changes passwordProfile to "
+            "hold a directory role that may reset the user's password (User Administrator for ordinary users). A user "
+            "whose password is synchronised from on-premises AD or federated changes it there, not in Entra ID.",
+        ),
+        GraphNeed(
+            Feature.DELETE_ATTACKER_DEVICES,
+            Identity.CONTAINMENT,
+            ("Device.ReadWrite.All",),
+            ("GET /users/{id}/registeredDevices", "DELETE /devices/{id}"),
+            "Remove the device the attacker registered or joined (device-code phishing registers one to obtain a "
+            "Primary Refresh Token that revoking sessions does not end). Deleting, not disabling: app-only callers may "
+            "update only extensionAttributes of a non-Windows device, while DELETE works for every platform. "
+            "Device.ReadWrite.All is the only application permission DELETE /devices accepts; listing the user's "
+            "devices needs User.Read.All (target lookup).",
+            f"{GRAPH_DOCS}/device-delete",
+            caveat="Device.ReadWrite.All covers every device of the tenant: no narrower application permission exists. "
+            "A deleted device cannot be restored; its owner registers it again.",
+        ),
+        GraphNeed(
+            Feature.REMOVE_INBOX_RULES,
+            Identity.CONTAINMENT,
+            ("MailboxSettings.ReadWrite",),
+            ("GET /users/{id}/mailFolders/inbox/messageRules", "DELETE /users/{id}/mailFolders/inbox/messageRules/{rule-id}"),
+            "Delete the inbox rules the mailbox audit attributes to the attacker's session (rules that hide or move "
+            "replies); listing them needs MailboxSettings.Read, which MailboxSettings.ReadWrite includes.",
+            f"{GRAPH_DOCS}/messagerule-delete",
+            caveat="It reaches every mailbox's settings: an Exchange Online application access policy (or RBAC for "
+            "Applications) can limit the identity to the mailboxes in scope. Forwarding set with Set-Mailbox "
+            "(ForwardingSmtpAddress) is not writable through Graph v1.0: the comment gives the Exchange Online command.",
+        ),
+        GraphNeed(
+            Feature.AUDIT_DEVICES,
+            Identity.CONTAINMENT,
+            ("User.Read.All",),
+            ("GET /users/{id}/registeredDevices?$select=id,deviceId,displayName,operatingSystem,registrationDateTime,...",),
+            "List the devices the user registered or joined, so the card shows which were registered from a suspect "
+            "address before anyone approves (read only; the same permission as the target lookup).",
+            f"{GRAPH_DOCS}/user-list-registereddevices",
+        ),
+        GraphNeed(
+            Feature.IDENTITY_CONTEXT,
+            Identity.CONTAINMENT,
+            ("User.Read.All", "IdentityRiskyUser.Read.All", "IdentityRiskEvent.Read.All"),
+            (
+                "GET /users/{id}?$select=displayName,department,jobTitle&$expand=manager($select=displayName)",
+                "GET /identityProtection/riskyUsers/{id}",
+                "GET /identityProtection/riskDetections?$filter=userId eq '{id}'",
+            ),
+            "Who the suspect is before the click, where the workspace's IdentityInfo, AADRiskyUsers and "
+            "AADUserRiskEvents tables are absent: profile and manager (User.Read.All), Entra ID Protection user risk "
+            "(IdentityRiskyUser.Read.All) and recent risk detections (IdentityRiskEvent.Read.All), each the "
+            "least-privileged read; directory roles come from the privileged role check. Held by the containment "
+            "identity, which already reads the user and its roles, rather than a fourth identity.",
+            f"{GRAPH_DOCS}/riskyuser-get",
+            caveat="Risk needs a Microsoft Entra ID P2 licence; without it Graph refuses the risk reads and the card says so.",
+        ),
     )
 }
 
+#: How the docs and hints name each identity.
+IDENTITY_NAMES: dict[Identity, str] = {
+    Identity.APP: "Function App's managed identity (AZURE_CLIENT_ID)",
+    Identity.BOT: "approval bot's managed identity (REPLAY_BOT_APP_ID)",
+    Identity.CONTAINMENT: "containment managed identity (REPLAY_CONTAINMENT_CLIENT_ID)",
+}
+
 #: Features every deployment with containment enabled uses.
-_CORE_FEATURES = (Feature.TARGET_LOOKUP, Feature.REVOKE_SESSIONS, Feature.AUDIT_MFA_METHODS, Feature.PRIVILEGED_ROLE_CHECK)
+_CORE_FEATURES = (
+    Feature.TARGET_LOOKUP,
+    Feature.REVOKE_SESSIONS,
+    Feature.AUDIT_MFA_METHODS,
+    Feature.PRIVILEGED_ROLE_CHECK,
+    Feature.AUDIT_DEVICES,
+    Feature.IDENTITY_CONTEXT,
+)
 
 
 def enabled_features(settings: Settings) -> tuple[Feature, ...]:
@@ -150,15 +262,24 @@ def enabled_features(settings: Settings) -> tuple[Feature, ...]:
 
 
 #: Permission -> the narrower one it includes; when both are needed only the broader is granted.
-SUPERSEDES = {"UserAuthenticationMethod.ReadWrite.All": "UserAuthenticationMethod.Read.All"}
+SUPERSEDES = {
+    "UserAuthenticationMethod.ReadWrite.All": "UserAuthenticationMethod.Read.All",
+    "IdentityRiskyUser.ReadWrite.All": "IdentityRiskyUser.Read.All",
+}
 
 
-def required_graph_permissions(settings: Settings) -> frozenset[str]:
+def required_graph_permissions(settings: Settings, identity: Identity | None = None) -> frozenset[str]:
     """
-    Exactly the Graph application permissions the enabled features need: nothing for enrichment only,
+    Exactly the Graph application permissions the enabled features need, for one identity (None: all
+    of them together, a deployment that runs everything as one identity): nothing for enrichment only,
     and never a permission next to a broader one that includes it (ReadWrite covers Read).
     """
-    needed = {permission for feature in enabled_features(settings) for permission in GRAPH_NEEDS[feature].permissions}
+    needed = {
+        permission
+        for feature in enabled_features(settings)
+        if identity is None or GRAPH_NEEDS[feature].identity is identity
+        for permission in GRAPH_NEEDS[feature].permissions
+    }
     return frozenset(needed - {narrower for broader, narrower in SUPERSEDES.items() if broader in needed})
 
 
@@ -166,17 +287,20 @@ def permissions_for(feature: Feature) -> tuple[str, ...]:
     return GRAPH_NEEDS[feature].permissions
 
 
-def missing_permission_hint(feature: Feature) -> str:
-    """The sentence a 403 on this feature shows an operator: what to grant, and what granting does not cover."""
+def missing_permission_hint(feature: Feature, permissions: tuple[str, ...] | None = None) -> str:
+    """
+    The sentence a 403 on this feature shows an operator: what to grant, and what granting does not
+    cover. `permissions` names the one call's own when the feature needs several for different calls.
+    """
     need = GRAPH_NEEDS[feature]
-    names = " and ".join(need.permissions)
-    hint = f"grant the Microsoft Graph application permission {names} to the Function App's managed identity ({need.source})"
+    names = " and ".join(permissions or need.permissions)
+    hint = f"grant the Microsoft Graph application permission {names} to the {IDENTITY_NAMES[need.identity]} ({need.source})"
     return f"{hint}. {need.caveat}" if need.caveat else hint
 
 
 @dataclass(frozen=True, slots=True)
 class AzureRole:
-    """An Azure RBAC role the Function's managed identity needs; `role_id` is the built-in role definition id."""
+    """An Azure RBAC role the Function App's (app) managed identity needs; `role_id` is the built-in role definition id."""
 
     name: str
     role_id: str
@@ -278,5 +402,5 @@ def privileged_target_note(roles: Iterable[DirectoryRole]) -> str:
         f"the user holds the directory role(s) {names}: Entra ID lets only an identity holding "
         f"{SENSITIVE_ACTION_ROLE} (or Global Administrator) revoke, disable or change the methods of such a user, "
         "and Graph application permissions alone are not enough. Act manually with such an account, or assign "
-        f"{SENSITIVE_ACTION_ROLE} to the Function App's managed identity if the organisation accepts that"
+        f"{SENSITIVE_ACTION_ROLE} to the containment managed identity if the organisation accepts that"
     )

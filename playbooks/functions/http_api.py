@@ -2,8 +2,9 @@
 `POST /api/incidents`: a Sentinel incident in, its orchestration started (once), 202 out.
 
 The body is the Logic App "Microsoft Sentinel incident" trigger body or a bare incident resource.
-Bad input gets 400 with `{"error": ...}`; bad app settings get 500 naming every setting (never a
-value that could be a secret); otherwise 202 with Durable's status URLs.
+Bad input gets 400 with `{"error": ...}` (413 for a body over `MAX_BODY_BYTES`); bad app settings
+get 500 naming every setting (never a value that could be a secret); otherwise 202 with Durable's
+status URLs.
 
 Incidents are delivered more than once (automation rules fire on create and on update, Logic Apps
 retry), so the orchestration's instance id is derived from the incident and the starter looks before
@@ -25,7 +26,7 @@ import azure.functions as func
 from common.errors import InputError, SettingsError
 from common.logs import get_logger
 from playbooks import wiring
-from playbooks.domain.incident import IncidentRef, instance_id, parse_incident
+from playbooks.domain.incident import BodyTooLarge, IncidentRef, incident_body, instance_id, parse_incident
 from playbooks.functions.orchestrator import ORCHESTRATOR
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
@@ -117,14 +118,10 @@ async def receive_incident(
             response = _json(500, {"error": "the Function App's settings are missing or wrong", "settings": list(error.problems)})
             return response
         try:
-            body = req.get_json() if req.get_body() else None
-        except ValueError:
-            response = _json(400, {"error": "the body is not JSON"})
-            return response
-        try:
-            incident = parse_incident(body, received_at=now)
+            body = incident_body(req.get_body())
+            incident = parse_incident(body, received_at=now, max_accounts=settings.max_accounts)
         except InputError as error:
-            response = _json(400, {"error": str(error)})
+            response = _json(413 if isinstance(error, BodyTooLarge) else 400, {"error": str(error)})
             return response
         if incident.workspace_id and settings.workspace_id and incident.workspace_id != settings.workspace_id:
             response = _json(

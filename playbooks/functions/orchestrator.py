@@ -200,8 +200,10 @@ def incident_entities(payload: Payload, context: func.Context) -> Payload:
     incident = IncidentRef.from_json(payload)
     with structlog.contextvars.bound_contextvars(invocation_id=context.invocation_id):
         try:
-            entities = wiring.current().sentinel().list_entities(incident)
-            result: Result = {"ok": True, "incident": incident.with_accounts(resolve_accounts(entities)).to_json()}
+            services = wiring.current()
+            entities = services.sentinel().list_entities(incident)
+            resolution = resolve_accounts(entities, max_accounts=services.settings().max_accounts)
+            result: Result = {"ok": True, "incident": incident.with_accounts(resolution).to_json()}
         except ReplayError as error:
             result = _failure("read the incident's entities from Sentinel", error)
         return _logged(ACTIVITY_ENTITIES, context, incident, started, result)
@@ -231,7 +233,7 @@ def enrich_incident(payload: Payload, context: func.Context) -> Payload:
             if isinstance(asked, dict)
             else {}
         )
-        html = enrich.comment_html(result_value, settings, generated_at=_now())
+        html = enrich.comment_html(result_value, settings, generated_at=_now(), approvals=requests)
         try:
             written = services.sentinel().upsert_comment(incident, comment_id(incident, COMMENT_PURPOSE), html)
         except ReplayError as error:

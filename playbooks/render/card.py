@@ -3,8 +3,9 @@ The Teams approval card: pure functions from the assessment and the containment 
 
 Everything shown that came from a sign-in row, the incident or Graph is attacker-influenced (a user
 agent, an app or city name, an incident title naming entities), and Teams renders TextBlock and
-FactSet text as Markdown: every such value goes through `escape_markdown`, and the card never uses
-Markdown on purpose, so there is no formatting to keep apart from hostile input. Teams drops a card
+FactSet text as Markdown: every such value goes in a TextRun of a RichTextBlock instead, which is
+never Markdown (see "Elements"). `escape_markdown` remains for callers that must put a value in
+Markdown text. Teams drops a card
 over 28 KB, so the builders cap every list and value and shrink the card until it fits, whatever the
 incident. The buttons' `data` is the contract with the bot (`ActionData`): it names the waiting
 orchestration and binds the click to the plan's digest.
@@ -16,16 +17,19 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from common.errors import InputError
 from common.identifiers import is_guid
+from common.text import safe_text
 from common.times import iso_z, utc_text
 from common.urls import https_url
 from enrichment.domain.evidence import IpActivity, ip_timeline
 from enrichment.domain.model import Assessment, Explanation, Signal, UserEvidence
-from playbooks.domain.plan import ActionKind, ActionResult, ActionStatus, ContainmentPlan, Decision
+from enrichment.render.asn_names import ATTRIBUTION, asn_label
+from enrichment.render.story import Brief, Context, brief, explanation_phrases, explanation_text, name_asns
+from playbooks.domain.plan import ActionKind, ActionResult, ActionStatus, ContainmentPlan, Decision, plan_remarks
 
 Card = dict[str, Any]
 
@@ -50,6 +54,9 @@ _ACTION_TITLES = {
     ActionKind.CONFIRM_COMPROMISED: "Confirm compromised",
     ActionKind.DISABLE_ACCOUNT: "Disable account",
     ActionKind.DELETE_FLAGGED_METHODS: "Delete flagged MFA methods",
+    ActionKind.REQUIRE_PASSWORD_CHANGE: "Require a password change",
+    ActionKind.DELETE_ATTACKER_DEVICES: "Delete the attacker's devices",
+    ActionKind.REMOVE_INBOX_RULES: "Remove the attacker's inbox rules",
 }
 _STATUS_MARKS = {ActionStatus.SUCCEEDED: "✔", ActionStatus.FAILED: "✖", ActionStatus.SKIPPED: "–"}
 
@@ -60,9 +67,6 @@ _STATUS_MARKS = {ActionStatus.SUCCEEDED: "✔", ActionStatus.FAILED: "✖", Acti
 
 # Line breaks of every kind become spaces: a value must never start a Markdown block of its own.
 _BREAKS = re.compile(r"\r\n|[\r\n\t\v\f\x85\u2028\u2029]")
-# Control characters, zero-width characters and bidirectional overrides: invisible, or able to make
-# text read differently from what it is ("Trojan Source" reordering), so they are dropped.
-_INVISIBLE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 # CommonMark punctuation that starts or ends inline syntax (emphasis, code, links, autolinks, HTML,
 # entities, strikethrough, tables) and the braces of the Adaptive Cards {{DATE()}} / {{TIME()}} functions.
 _INLINE = re.compile(r"([\\`*_\[\]<>#|~{}&])")
@@ -72,11 +76,14 @@ _LEADING_NUMBER = re.compile(r"^(\d{1,9})([.)])")
 
 
 def clean_text(value: object, limit: int | None = None) -> str:
-    """One line of visible text: breaks to spaces, invisible characters dropped, cut to `limit` with an ellipsis."""
-    text = _INVISIBLE.sub("", _BREAKS.sub(" ", str(value)))
+    """One line of visible text: breaks to spaces, hidden characters dropped (`safe_text`), cut to `limit` (at a word boundary when one is near) with an ellipsis."""
+    text = safe_text(_BREAKS.sub(" ", str(value)))
     text = re.sub(r" {2,}", " ", text).strip()
     if limit is not None and len(text) > limit:
-        text = text[: max(limit - 1, 0)].rstrip() + "…"
+        # Cut at a word boundary when one is near, so no word is shown cut in half.
+        cut = text[: max(limit - 1, 0)]
+        space = cut.rfind(" ")
+        text = (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "…"
     return text
 
 
@@ -248,10 +255,30 @@ def parse_action_data(data: Mapping[str, Any]) -> tuple[str, ActionData]:
 
 # --------------------------------------------------------------------------------------------------
 # Elements
+#
+# Untrusted text (anything from a sign-in row, the incident, Graph or an AS registry) only ever goes
+# into a TextRun of a RichTextBlock: TextRuns are not Markdown, so nothing needs a backslash that some
+# Teams clients would show literally. It is still flattened to one visible line (`clean_text`) and a
+# "{{" in it is broken with a zero-width space, because the renderers expand {{DATE()}} / {{TIME()}}
+# in every text element, runs included. Our own words go in TextBlocks.
+
+
+def _plain(value: object, limit: int | None = None) -> str:
+    """Untrusted text for a TextRun: one visible line, cut to `limit`, with no {{DATE()}} / {{TIME()}} call left."""
+    return clean_text(value, limit).replace("{{", "{\u200b{")
+
+
+def _run(text: str, **style: Any) -> dict[str, Any]:
+    return {"type": "TextRun", "text": text, **style}
+
+
+def _rich(*runs: str | dict[str, Any], **style: Any) -> dict[str, Any]:
+    """A RichTextBlock; plain strings are runs of text that is already `_plain` or our own."""
+    return {"type": "RichTextBlock", "inlines": [_run(r) if isinstance(r, str) else r for r in runs], **style}
 
 
 def _text(text: str, **style: Any) -> dict[str, Any]:
-    """A TextBlock; `text` must already be escaped or be our own plain words."""
+    """A TextBlock for OUR OWN words only (Teams reads TextBlock text as Markdown)."""
     return {"type": "TextBlock", "text": text, "wrap": True, **style}
 
 
@@ -259,28 +286,37 @@ def _heading(text: str) -> dict[str, Any]:
     return _text(text, weight="Bolder", spacing="Medium")
 
 
-def _facts(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    return {"type": "FactSet", "facts": [{"title": title, "value": value} for title, value in pairs]}
+def _fact(title: str, value: str, **style: Any) -> dict[str, Any]:
+    """'Title: value' as one rich line: our title in bold, the (untrusted, already plain) value as a run."""
+    return _rich(_run(f"{title}: ", weight="Bolder"), value, spacing="Small", **style)
 
 
 def _container(items: list[dict[str, Any]], style: str = "default") -> dict[str, Any]:
     return {"type": "Container", "style": style, "items": items}
 
 
-def _incident_line(number: int | None, title: str, limit: int) -> str:
+def _local_time(moment: datetime) -> str:
+    """The moment in the VIEWER's time zone (Adaptive Cards' DATE()/TIME() functions), with UTC beside it."""
+    stamp = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{{{{DATE({stamp}, SHORT)}}}} {{{{TIME({stamp})}}}} your time ({utc_text(moment)})"
+
+
+def _incident_line(number: int | None, title: str, limit: int) -> dict[str, Any]:
     label = f"Incident {number}" if number is not None else "Incident"
-    return f"{label}: {escape_markdown(title, limit)}" if clean_text(title) else label
+    if not clean_text(title):
+        return _rich(label)
+    return _rich(f"{label}: ", _plain(title, limit))
 
 
 def _sentence(text: str, limit: int) -> str:
-    """An escaped reason as the start of a sentence (reasons are written lower-case, to follow a colon)."""
-    escaped = escape_markdown(text, limit)
-    return escaped[:1].upper() + escaped[1:]
+    """A reason as the start of a sentence (reasons are written lower-case, to follow a colon)."""
+    plain = _plain(text, limit)
+    return plain[:1].upper() + plain[1:]
 
 
 def _who(decision: Decision, name: str = "") -> str:
-    """The decider as people know them: UPN, else display name, else object id."""
-    return escape_markdown(decision.decided_by_upn or clean_text(name) or decision.decided_by_object_id or "unknown", 120)
+    """The decider as people know them: UPN, else display name, else object id (plain text)."""
+    return _plain(decision.decided_by_upn or clean_text(name) or decision.decided_by_object_id or "unknown", 120)
 
 
 def _card(body: list[dict[str, Any]], actions: list[dict[str, Any]], summary: str) -> Card:
@@ -298,18 +334,23 @@ def _card(body: list[dict[str, Any]], actions: list[dict[str, Any]], summary: st
 
 
 def _buttons(data: ActionData) -> list[dict[str, Any]]:
-    """Approve and Reject as Action.Execute (Universal Actions), each falling back to Action.Submit for old clients."""
+    """
+    Approve and Reject as Action.Execute (Universal Actions), each falling back to Action.Submit.
+
+    Both neutral (no positive/destructive colour to steer the click); the title of the one that
+    changes the tenant says what it does.
+    """
+    titles = ((APPROVE, "Approve: revoke sessions"), (REJECT, "Reject: change nothing"))
     buttons = []
-    for verb, title, style in ((APPROVE, "Approve containment", "positive"), (REJECT, "Reject", "destructive")):
+    for verb, title in titles:
         payload = data.to_data(verb)
         buttons.append(
             {
                 "type": "Action.Execute",
                 "title": title,
                 "verb": verb,
-                "style": style,
                 "data": payload,
-                "fallback": {"type": "Action.Submit", "title": title, "style": style, "data": payload},
+                "fallback": {"type": "Action.Submit", "title": title, "data": payload},
             }
         )
     return buttons
@@ -353,24 +394,28 @@ def _signal_lines(signals: Sequence[Signal], limits: _Limits) -> list[dict[str, 
     if not signals:
         return [_text("No replay signal in the window.")]
     shown = sorted(signals, key=lambda s: -s.weight)[: limits.signals]
-    lines = [_text(f"• {escape_markdown(s.detail, limits.text)} (+{s.weight})", spacing="Small") for s in shown]
+    lines = [_rich("• ", _plain(name_asns(s.detail), limits.text), f" (+{s.weight})", spacing="Small") for s in shown]
     return lines + _more(len(signals) - len(shown), "signals")
 
 
 def _ip_line(ip: str, activity: IpActivity | None, explanations: Sequence[Explanation], limits: _Limits) -> str:
-    parts = [escape_markdown(ip, 60)]
+    parts = [_plain(ip, 60)]
     if activity is not None:
-        if activity.countries:
-            parts.append(escape_markdown(", ".join(activity.countries), 40))
+        where = ", ".join([*activity.cities[:1], *activity.countries[:2]])
+        if where:
+            parts.append(_plain(where, 60))
         if activity.asn is not None:
-            parts.append(f"AS{activity.asn}")
+            parts.append(_plain(asn_label(activity.asn), 80))
         parts.append(f"{activity.total} sign-ins")
     if explanations:
-        kinds = ", ".join(sorted({e.kind.value.replace("_", " ") for e in explanations}))
-        parts.append(f"partly explained: {escape_markdown(kinds, limits.text)}")
+        kinds = ", ".join(dict.fromkeys(explanation_text(e.kind.value) for e in explanations))
+        parts.append(f"partly explained ({_plain(kinds, limits.text)}), a signal still holds")
     else:
         parts.append("no benign explanation")
     return " · ".join(parts)
+
+
+_EXPLAINED = "explained"
 
 
 def _ip_lines(evidence: UserEvidence, assessment: Assessment, limits: _Limits) -> list[dict[str, Any]]:
@@ -381,42 +426,60 @@ def _ip_lines(evidence: UserEvidence, assessment: Assessment, limits: _Limits) -
     lines: list[dict[str, Any]] = []
     suspects = assessment.suspect_ips
     for ip in suspects[: limits.ips]:
-        lines.append(_text(f"• {_ip_line(ip, activities.get(ip), by_ip.get(ip, []), limits)}", spacing="Small"))
+        lines.append(_rich("• ", _ip_line(ip, activities.get(ip), by_ip.get(ip, []), limits), spacing="Small"))
     if not suspects:
-        lines.append(_text("No suspect IP."))
-    lines += _more(len(suspects) - limits.ips, "suspect IPs")
+        lines.append(_text("No suspect address."))
+    lines += _more(len(suspects) - limits.ips, "suspect addresses")
     explained = [ip for ip in by_ip if ip not in suspects]
-    if explained:
-        lines.append(_text("Explained, not suspect:", isSubtle=True, spacing="Small"))
-        for ip in explained[: limits.explained]:
-            detail = "; ".join(e.detail for e in by_ip[ip])
-            lines.append(
-                _text(f"• {escape_markdown(ip, 60)}: {escape_markdown(detail, limits.text)}", isSubtle=True, spacing="None")
+    if explained and limits.explained:
+        hidden = [
+            _rich(
+                _run("• " + _plain(ip, 60), weight="Bolder"),
+                ": " + _plain(explanation_phrases(ip, by_ip[ip]), limits.text),
+                spacing="Small",
             )
-        lines += _more(len(explained) - limits.explained, "explained IPs")
+            for ip in explained[: limits.explained]
+        ]
+        hidden += _more(len(explained) - limits.explained, "explained addresses")
+        lines.append(
+            {
+                "type": "ActionSet",
+                "actions": [
+                    {
+                        "type": "Action.ToggleVisibility",
+                        "title": f"Show the {len(explained)} explained address(es)",
+                        "targetElements": [_EXPLAINED],
+                    }
+                ],
+            }
+        )
+        lines.append({**_container(hidden), "id": _EXPLAINED, "isVisible": False})
     return lines
 
 
 def _action_lines(plan: ContainmentPlan) -> list[dict[str, Any]]:
     lines = []
     for action in plan.actions:
-        mark = "⚠ Changes the tenant" if action.destructive else "Read-only"
-        lines.append(_text(f"• {mark}: {escape_markdown(action.description, 300)}", spacing="Small"))
+        mark = "Changes the tenant" if action.destructive else "Read-only"
+        lines.append(_rich(_run(f"• {mark}: ", weight="Bolder"), _plain(action.description, 300), spacing="Small"))
     if not plan.actions:
-        lines.append(_text(f"Nothing is proposed: {escape_markdown(plan.reason, 300)}"))
+        lines.append(_rich("Nothing is proposed: ", _plain(plan.reason, 300)))
+    lines += [_rich(_run(_plain(remark, 600), isSubtle=True), spacing="Small") for remark in plan_remarks(plan)]
     return lines
 
 
 def _result_lines(results: Sequence[ActionResult], limit: int) -> list[dict[str, Any]]:
     lines = []
     for result in results:
-        text = f"{_STATUS_MARKS[result.status]} {_ACTION_TITLES[result.kind]}: {result.status.value}"
-        if clean_text(result.detail):
-            text += f". {escape_markdown(result.detail, limit)}"
-        if clean_text(result.request_id):
-            text += f" (request id {escape_markdown(result.request_id, 80)})"
         color = {ActionStatus.SUCCEEDED: "Good", ActionStatus.FAILED: "Attention"}.get(result.status, "Default")
-        lines.append(_text(text, color=color, spacing="Small"))
+        runs: list[str | dict[str, Any]] = [
+            _run(f"{_STATUS_MARKS[result.status]} {_ACTION_TITLES[result.kind]}: {result.status.value}", color=color)
+        ]
+        if clean_text(result.detail):
+            runs.append(_run(f". {_plain(result.detail, limit)}", color=color))
+        if clean_text(result.request_id):
+            runs.append(_run(f" (request id {_plain(result.request_id, 80)})", color=color))
+        lines.append(_rich(*runs, spacing="Small"))
     return lines
 
 
@@ -430,7 +493,7 @@ def _state_section(
         items = [_text("Expired: nobody decided in time. Nothing was changed.", weight="Bolder")]
         return {**_container(items, "warning"), "id": _STATE}
     verb = "Approved" if decision.approved else "Rejected"
-    items = [_text(f"{verb} by {_who(decision, decided_by_name)} at {utc_text(decision.decided_at)}", weight="Bolder")]
+    items = [_rich(_run(f"{verb} by {_who(decision, decided_by_name)} at {utc_text(decision.decided_at)}", weight="Bolder"))]
     if not decision.approved:
         items.append(_text("Nothing was changed."))
         style = "warning"
@@ -447,9 +510,9 @@ def _state_section(
 _HEADER = "header"
 _HEADLINE = "headline"
 _FACTS = "facts"
+_DEADLINE = "deadline"
 _EVIDENCE = "evidence"
 _STATE = "state"
-_DECIDE_BY = "Decide by"
 _PENDING_HEADLINE = "Token replay suspected: approve containment?"
 _DONE_HEADLINE = "Token replay suspected: containment request"
 _EVIDENCE_DROPPED = "The evidence is too large for a Teams card: see the incident comment."
@@ -463,33 +526,49 @@ def _pending_card(
     *,
     data: ActionData,
     limits: _Limits,
+    summary: Brief,
 ) -> Card:
     user = plan.account.upn or plan.account.object_id
+    suspect_signins = sum(s.count for s in evidence.signins if s.ip in assessment.suspect_ips)
+    total = sum(s.count for s in evidence.signins)
+    who = _plain(summary.name, 120) + (f" ({_plain(user, 120)})" if summary.name != user else "")
     body: list[dict[str, Any]] = [
         {
             **_container(
                 [
                     _text(_PENDING_HEADLINE, weight="Bolder", size="Medium", id=_HEADLINE),
-                    _text(_incident_line(incident.number, incident.title, limits.text)),
+                    _incident_line(incident.number, incident.title, limits.text),
                 ],
                 "attention",
             ),
             "id": _HEADER,
         },
+        _rich(_run(_plain(summary.why, max(limits.text, 160)), weight="Bolder")),
         {
-            **_facts(
+            **_container(
                 [
-                    ("User", escape_markdown(user, 120)),
-                    ("Object id", escape_markdown(plan.account.object_id or "unknown", 60)),
-                    ("Verdict", f"{assessment.verdict.words} (score {assessment.score}/100)"),
-                    ("Window", f"{utc_text(evidence.window.start)} to {utc_text(evidence.window.end)}"),
-                    ("Sign-ins", f"{sum(s.count for s in evidence.signins)} in {len(evidence.signins)} groups"),
-                    (_DECIDE_BY, utc_text(data.expires_at)),
+                    _fact("User", who),
+                    _fact("Verdict", _plain(summary.headline, 120)),
+                    _fact("Sign-ins", f"{total} in the window, {suspect_signins} of them from suspect addresses"),
+                    _fact("Window", f"{utc_text(evidence.window.start)} to {utc_text(evidence.window.end)}"),
+                    _text(f"**Decide by**: {_local_time(data.expires_at)}", id=_DEADLINE, spacing="Small"),
                 ]
             ),
             "id": _FACTS,
         },
     ]
+    if summary.facts:
+        body.append(
+            _container(
+                [
+                    _heading("Who"),
+                    *(
+                        _rich(_run(f"{_plain(label, 60)}: ", weight="Bolder"), _plain(value, limits.text))
+                        for label, value in summary.facts
+                    ),
+                ]
+            )
+        )
     if evidence.truncated or evidence.warnings:
         body.append(
             _text("The evidence is incomplete (row cap or partial query result): see the incident comment.", color="Warning")
@@ -499,11 +578,19 @@ def _pending_card(
         body.append(_text(f"Missing evidence: {escape_markdown(missing, 400)}. See the incident comment.", color="Warning"))
     if limits.evidence:
         sections = [_heading("Why"), *_signal_lines(assessment.signals, limits)]
-        sections += [_heading("Suspect IPs"), *_ip_lines(evidence, assessment, limits)]
+        sections += [_heading("Suspect addresses"), *_ip_lines(evidence, assessment, limits)]
     else:
         sections = [_text(_EVIDENCE_DROPPED, isSubtle=True)]
     body.append({**_container(sections), "id": _EVIDENCE})
     body += [_heading("Proposed actions"), *_action_lines(plan)]
+    body.append(
+        _text(
+            "After approval: reset the password, remove MFA methods and devices the attacker added, review inbox rules "
+            "and app consents (the incident comment lists the steps).",
+            isSubtle=True,
+        )
+    )
+    body.append(_text(ATTRIBUTION, isSubtle=True, size="Small"))
     actions = _buttons(data) + _open_incident(incident.url)
     return _card(body, actions, f"Token replay suspected for {clean_text(user, 120)}: containment approval")
 
@@ -530,7 +617,7 @@ def refreshed_card(
         elif element.get("id") == _HEADLINE:
             element["text"] = _DONE_HEADLINE
         elif element.get("id") == _FACTS:
-            element["facts"] = [f for f in element["facts"] if f.get("title") != _DECIDE_BY]
+            element["items"] = [i for i in element.get("items", []) if i.get("id") != _DEADLINE]
     body = [e for e in refreshed["body"] if e.get("id") != _STATE]
     refreshed["actions"] = [a for a in refreshed.get("actions", []) if a.get("type") == "Action.OpenUrl"]
     if not refreshed["actions"]:
@@ -566,19 +653,22 @@ def card_for(
     results: Sequence[ActionResult] | None = None,
     expired: bool = False,
     decided_by_name: str = "",
+    context: Context | None = None,
 ) -> Card:
     """
     The approval card for one user's plan, in the state given.
 
-    Pending (no decision, not expired): the evidence, the proposed actions and the Approve/Reject
-    buttons. Otherwise the same card as `refreshed_card` makes it. The pending card is shrunk step
-    by step (fewer signals and IPs, shorter values, then no evidence) until it is under
-    `CARD_BUDGET` bytes, so Teams never drops it.
+    Pending (no decision, not expired): a one-line why naming the person (`context.identity`), the
+    facts, the evidence (explained addresses behind a toggle), the proposed actions and the
+    Approve/Reject buttons. Otherwise the same card as `refreshed_card` makes it. The pending card is
+    shrunk step by step (fewer signals and addresses, shorter values, then no evidence) until it is
+    under `CARD_BUDGET` bytes, so Teams never drops it.
     """
     data = ActionData.for_plan(incident, plan, instance_id=instance_id, expires_at=expires_at)
+    summary = brief(evidence, assessment, context)
     card: Card = {}
     for limits in _STEPS:
-        card = _pending_card(incident, evidence, assessment, plan, data=data, limits=limits)
+        card = _pending_card(incident, evidence, assessment, plan, data=data, limits=limits, summary=summary)
         if card_size(card) <= CARD_BUDGET:
             break
     if decision is None and not expired:
@@ -594,8 +684,8 @@ def _short_card(data: ActionData, style: str, lines: list[dict[str, Any]], summa
     header = _container(
         [
             _text("Token replay containment request", weight="Bolder"),
-            _text(_incident_line(data.incident_number, "", 0)),
-            _facts([("User", escape_markdown(data.user_upn or data.user_object_id, 120))]),
+            _incident_line(data.incident_number, "", 0),
+            _fact("User", _plain(data.user_upn or data.user_object_id, 120)),
         ],
         "emphasis",
     )
@@ -608,7 +698,7 @@ def recorded_card(data: ActionData, decision: Decision, *, name: str = "") -> Ca
     follow = (
         "Containment is running; the card will show each action's outcome." if decision.approved else "Nothing will be changed."
     )
-    lines = [_text(f"{verb} by {_who(decision, name)} at {utc_text(decision.decided_at)}", weight="Bolder"), _text(follow)]
+    lines = [_rich(_run(f"{verb} by {_who(decision, name)} at {utc_text(decision.decided_at)}", weight="Bolder")), _text(follow)]
     return _short_card(data, "good" if decision.approved else "warning", lines, f"{verb}: decision recorded")
 
 
@@ -616,7 +706,7 @@ def already_decided_card(data: ActionData, decision: Decision, *, name: str = ""
     """The answer to a click on a request someone already decided: who, what and when; the click changed nothing."""
     verb = "approved" if decision.approved else "rejected"
     lines = [
-        _text(f"Already {verb} by {_who(decision, name)} at {utc_text(decision.decided_at)}", weight="Bolder"),
+        _rich(_run(f"Already {verb} by {_who(decision, name)} at {utc_text(decision.decided_at)}", weight="Bolder")),
         _text("Your click changed nothing."),
     ]
     return _short_card(data, "warning", lines, f"Already {verb}")
@@ -625,8 +715,8 @@ def already_decided_card(data: ActionData, decision: Decision, *, name: str = ""
 def refused_card(data: ActionData, clicker: str, reason: str) -> Card:
     """The answer to someone who may not decide; the request stays open for those who may."""
     lines = [
-        _text(f"{escape_markdown(clicker or 'You', 120)} may not decide on this containment", weight="Bolder", color="Attention"),
-        _text(f"{_sentence(reason, 300)}. Nothing was changed."),
+        _rich(_run(f"{_plain(clicker or 'You', 120)} may not decide on this containment", weight="Bolder", color="Attention")),
+        _rich(f"{_sentence(reason, 300)}. Nothing was changed."),
     ]
     return _short_card(data, "attention", lines, "Not authorised")
 
@@ -644,6 +734,6 @@ def stale_card(data: ActionData, reason: str) -> Card:
     """The answer to a click on a card that no longer matches a waiting request (replaced plan, finished run)."""
     lines = [
         _text("This card no longer matches a waiting request", weight="Bolder"),
-        _text(f"{_sentence(reason, 300)}. Nothing was changed."),
+        _rich(f"{_sentence(reason, 300)}. Nothing was changed."),
     ]
     return _short_card(data, "warning", lines, "Request no longer open")

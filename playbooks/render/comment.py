@@ -18,65 +18,38 @@ Two rules hold whatever the input:
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from common.times import utc_text
-from enrichment.domain.evidence import IpActivity, ip_timeline
-from enrichment.domain.model import Assessment, Baseline, TableBaseline, UserEvidence, Verdict
+from enrichment.domain.model import Assessment, UserEvidence, Verdict
+from enrichment.queries.kql import InvalidQueryInput
+from enrichment.queries.pivots import Pivot, pivot
+from enrichment.render.html import ADDRESS_ROWS, CELL_CHARS, account_fragments, attribution, esc
+from enrichment.render.story import Context, brief, verdict_text
 from playbooks.domain.approval import ApprovalRecord, Phase
 from playbooks.domain.approval import AttemptLine as ApprovalAttemptLine
 from playbooks.domain.incident import IncidentRef, entity_summary
+from playbooks.domain.plan import plan_remarks
 
-#: The IP table is a summary, not an export: beyond this many rows the comment says how many more.
-TIMELINE_ROWS = 40
-#: Longest value shown in a cell; longer values (user agents) are clipped with an ellipsis.
-CELL_CHARS = 120
-STRONGEST = 3
+#: The address list is a summary, not an export: beyond this many entries the comment says how many more.
+TIMELINE_ROWS = ADDRESS_ROWS
 
-_EXPLANATION_TEXT = {
-    "corporate_network": "corporate network",
-    "corporate_vpn": "corporate VPN",
-    "trusted_asn": "trusted ASN",
-    "named_location": "trusted named location",
-    "microsoft_network": "Microsoft network",
-    "mobile_carrier": "mobile carrier",
-    "dual_stack": "IPv6/IPv4 dual stack of a known address",
-    "travel": "travel record",
-    "device_continuity": "same known device",
-}
-
-
-def esc(value: object, limit: int = CELL_CHARS) -> str:
-    """
-    `value` escaped for HTML, at most `limit` characters of OUTPUT.
-
-    Characters are escaped one by one and whole escapes are kept, so a clip never cuts an entity
-    in half and a value of quotes (six characters each once escaped) cannot outgrow its budget.
-    """
-    text = "" if value is None else str(value)
-    escaped = html.escape(text, quote=True)
-    if len(escaped) <= limit:
-        return escaped
-    out: list[str] = []
-    used = 0
-    for char in text:
-        piece = html.escape(char, quote=True)
-        if used + len(piece) > limit - 1:
-            break
-        out.append(piece)
-        used += len(piece)
-    return "".join(out) + "\u2026"
+__all__ = [
+    "CELL_CHARS",
+    "TIMELINE_ROWS",
+    "AccountReport",
+    "approval_comment",
+    "enrichment_comment",
+    "esc",
+    "failure_comment",
+    "no_account_comment",
+]
 
 
 def _time(moment: datetime | None) -> str:
     return "" if moment is None else utc_text(moment)
-
-
-def _short_time(moment: datetime) -> str:
-    return moment.strftime("%m-%d %H:%M")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +58,8 @@ class AccountReport:
 
     evidence: UserEvidence
     assessment: Assessment
+    context: Context | None = None  # the incident's addresses, the approval, the person (see `story.Context`)
+    tenant_id: str = ""  # names the tenant in the Log Analytics link when known
 
 
 # -- the size-bounded assembly ----------------------------------------------------------------
@@ -175,118 +150,48 @@ def _header(incident: IncidentRef, generated_at: datetime, subtitle: str) -> str
 def _overview_row(report: AccountReport) -> str:
     a = report.assessment
     return (
-        f"<tr><td>{esc(report.evidence.account.key)}</td><td><b>{esc(a.verdict.words.capitalize())}</b></td>"
+        f"<tr><td>{esc(report.evidence.account.key)}</td><td><b>{esc(verdict_text(a.verdict.value))}</b></td>"
         f"<td>{a.score}/100</td><td>{esc(', '.join(a.suspect_ips[:5]) or 'none')}"
         f"{esc(f' +{len(a.suspect_ips) - 5}') if len(a.suspect_ips) > 5 else ''}</td></tr>"
     )
 
 
-def _table_line(part: TableBaseline | None, name: str) -> str:
-    if part is None:
-        return f"<li>{esc(name)}: no sign-ins</li>"
-    asns = ", ".join(str(a) for a in sorted(part.asns)[:8]) or "none"
-    countries = ", ".join(sorted(part.countries)[:8]) or "none"
-    return (
-        f"<li>{esc(name)}: {part.events} sign-ins on {part.days_active} day(s) from {part.distinct_ips} IP(s); "
-        f"ASNs {esc(asns)}; countries {esc(countries)}</li>"
-    )
+def account_pivot(report: AccountReport, incident: IncidentRef) -> tuple[Pivot | None, str]:
+    """The account's pivot (query and links), or why there is none."""
+    lifted = [s.session_id for s in brief(report.evidence, report.assessment).sessions]
+    try:
+        found = pivot(
+            report.evidence.account,
+            report.evidence.window,
+            session_ids=lifted,
+            ips=report.assessment.suspect_ips,
+            workspace_resource_id=incident.resource_id.split("/providers/Microsoft.SecurityInsights/")[0],
+            tenant_id=report.tenant_id,
+        )
+    except InvalidQueryInput as error:
+        return None, f"no pivot query could be built: {error}"
+    return found, ""
 
 
-def _baseline_html(baseline: Baseline) -> str:
-    days = (baseline.window.end - baseline.window.start).days
-    head = f"<p><b>Baseline</b> ({days} days before the window, {esc(_time(baseline.window.start))} to {esc(_time(baseline.window.end))}):</p>"
-    if baseline.empty:
-        return head + "<ul><li>no sign-ins in the baseline: the user's usual IPs, ASNs and apps are unknown</li></ul>"
-    return (
-        head
-        + "<ul>"
-        + _table_line(baseline.interactive, "interactive")
-        + _table_line(baseline.non_interactive, "non-interactive")
-        + "</ul>"
-    )
-
-
-def _ip_row(activity: IpActivity, status: str) -> str:
-    location = ", ".join([*activity.countries, *activity.cities][:3])
-    apps = ", ".join(activity.apps[:2]) + (f" +{len(activity.apps) - 2}" if len(activity.apps) > 2 else "")
-    return (
-        f"<tr><td>{esc(activity.ip, 45)}</td><td>{esc(activity.asn if activity.asn is not None else '')}</td>"
-        f"<td>{esc(location, 60)}</td><td>{activity.interactive}</td><td>{activity.non_interactive}</td>"
-        f"<td>{activity.failures}</td><td>{esc(_short_time(activity.first))} to {esc(_short_time(activity.last))}</td>"
-        f"<td>{esc(apps, 80)}</td><td>{esc(status, 60)}</td></tr>"
-    )
-
-
-_IP_TABLE_HEAD = (
-    "<table><tr><th>IP</th><th>ASN</th><th>Location</th><th>Interactive</th><th>Non-interactive</th>"
-    "<th>Failed</th><th>First to last</th><th>Apps</th><th>Status</th></tr>"
-)
-
-
-def _account_parts(report: AccountReport, parts: list[_Part]) -> None:
-    evidence, a = report.evidence, report.assessment
-    explanations: dict[str, list[str]] = {}
-    for explanation in a.explanations:
-        explanations.setdefault(explanation.ip, []).append(_EXPLANATION_TEXT.get(explanation.kind.value, explanation.kind.value))
-    suspects = set(a.suspect_ips)
-    volume = sum(s.count for s in evidence.signins)
-    heading = (
-        f"<h4>{esc(evidence.account.key)}</h4>"
-        f"<p><b>{esc(a.verdict.words.capitalize())}</b>, score <b>{a.score}/100</b>. "
-        f"{volume} sign-in(s) from {len({s.ip for s in evidence.signins})} IP(s) between "
-        f"{esc(_time(evidence.window.start))} and {esc(_time(evidence.window.end))}.</p>"
-    )
-    parts.append(_Part(1, heading))
-    parent = len(parts) - 1
-    warnings = [
-        *(
-            ["the evidence was truncated at the row cap: the sign-ins farthest from the incident time are missing"]
-            if evidence.truncated
-            else []
-        ),
-        *evidence.warnings,
-    ]
-    if warnings:
+def _account_parts(report: AccountReport, incident: IncidentRef, parts: list[_Part]) -> None:
+    summary = brief(report.evidence, report.assessment, report.context)
+    found, problem = account_pivot(report, incident)
+    fragments = account_fragments(report.evidence, report.assessment, summary, found)
+    parent = len(parts)
+    for number, fragment in enumerate(fragments):
         parts.append(
             _Part(
-                1, "<p><b>Data warnings</b>:</p><ul>", [f"<li>{esc(w, 300)}</li>" for w in warnings], "</ul>", "warnings", parent
+                fragment.priority,
+                fragment.head,
+                list(fragment.items),
+                fragment.tail,
+                fragment.noun,
+                None if number == 0 else parent,
+                fragment.extra,
             )
         )
-    if a.gaps:
-        items = [f"<li>{esc(gap.sentence(), 600)}</li>" for gap in a.gaps]
-        parts.append(_Part(1, "<p><b>Missing evidence</b>:</p><ul>", items, "</ul>", "gaps", parent))
-    strongest = a.strongest(STRONGEST)
-    if strongest:
-        items = [f"<li>{esc(s.detail, 400)} <i>(+{s.weight})</i></li>" for s in strongest]
-        parts.append(_Part(1, "<p><b>Strongest signals</b>:</p><ul>", items, "</ul>", "signals", parent))
-    elif a.verdict is Verdict.INSUFFICIENT_EVIDENCE:
-        parts.append(_Part(1, "<p>No replay signal in the evidence that could be read.</p>", parent=parent))
-    else:
-        parts.append(_Part(1, "<p>No replay signal in the window.</p>", parent=parent))
-    if a.suspect_ips:
-        items = [
-            f"<li>{esc(ip, 45)}: "
-            + (f"partly explained ({esc(', '.join(explanations[ip]))})" if ip in explanations else "no benign explanation found")
-            + "</li>"
-            for ip in a.suspect_ips
-        ]
-        parts.append(_Part(1, "<p><b>Suspect IPs</b>:</p><ul>", items, "</ul>", "suspect IPs", parent))
-    explained = [a_ip for a_ip in dict.fromkeys(e.ip for e in a.explanations) if a_ip not in suspects]
-    if explained:
-        items = [f"<li>{esc(ip, 45)}: {esc(', '.join(explanations[ip]))}</li>" for ip in explained]
-        parts.append(_Part(3, "<p><b>Explained IPs</b> (benign):</p><ul>", items, "</ul>", "explained IPs", parent))
-    timeline = ip_timeline(evidence.signins)
-    if timeline:
-        # Suspect IPs first, then by volume: when rows must go, the quiet explained ones go first.
-        ordered = sorted(timeline, key=lambda t: (t.ip not in suspects, -t.total, t.first, t.ip))[:TIMELINE_ROWS]
-        rows = [_ip_row(t, "suspect" if t.ip in suspects else ", ".join(explanations.get(t.ip, []))) for t in ordered]
-        head = "<p><b>IP timeline</b> (suspect first, then by volume):</p>" + _IP_TABLE_HEAD
-        parts.append(_Part(3, head, rows, "</table>", "IPs", parent, extra=len(timeline) - len(ordered)))
-    parts.append(_Part(2, _baseline_html(evidence.baseline), parent=parent))
-    others = [s for s in sorted(a.signals, key=lambda s: -s.weight) if s not in strongest]
-    if others:
-        items = [f"<li>{esc(s.detail, 300)} <i>(+{s.weight})</i></li>" for s in others]
-        parts.append(_Part(4, "<p>Other signals:</p><ul>", items, "</ul>", "signals", parent))
+    if problem:
+        parts.append(_Part(2, f"<p><i>{esc(problem, 300)}</i></p>", parent=parent))
 
 
 def enrichment_comment(
@@ -296,8 +201,14 @@ def enrichment_comment(
     max_chars: int,
     generated_at: datetime,
     warnings: Sequence[str] = (),
+    tuning: Sequence[str] = (),
 ) -> str:
-    """The comment for an enriched incident, every account in one comment, within `max_chars`."""
+    """
+    The comment for an enriched incident, every account in one comment, within `max_chars`.
+
+    `tuning` names the scoring settings this deployment changed from the defaults (thresholds,
+    signal weights), so whoever reads a score knows it was not the stock one.
+    """
     ordered = sorted(reports, key=lambda r: (-r.assessment.verdict.concern, -r.assessment.score, r.evidence.account.key))
     counts = {v: sum(1 for r in reports if r.assessment.verdict is v) for v in Verdict}
     subtitle = esc(
@@ -307,6 +218,8 @@ def enrichment_comment(
         + f"{counts[Verdict.BENIGN]} benign."
     )
     parts = [_Part(0, _header(incident, generated_at, subtitle))]
+    if tuning:
+        parts.append(_Part(0, "<p><b>Scoring tuned for this tenant</b>: " + esc("; ".join(tuning), 600) + ".</p>"))
     unresolved = [f"account entity without an Entra identity, not assessed: {u}" for u in incident.unresolved]
     shared = [*warnings, *unresolved]
     if shared:
@@ -322,7 +235,8 @@ def enrichment_comment(
             )
         )
     for report in ordered:
-        _account_parts(report, parts)
+        _account_parts(report, incident, parts)
+    parts.append(_Part(0, attribution()))
     return _bounded(_assemble(parts, max_chars), incident, generated_at, max_chars)
 
 
@@ -437,6 +351,7 @@ def approval_comment(incident: IncidentRef, record: ApprovalRecord, *, max_chars
     )
     parts = [_Part(0, head + _approval_state(record))]
     actions = [f"<li>{esc(a.description, 300)}</li>" for a in record.plan.actions]
+    actions += [f"<li>{esc(remark, 1200)}</li>" for remark in plan_remarks(record.plan)]
     parts.append(_Part(1, "<p><b>Proposed actions</b>:</p><ul>", actions, "</ul>", "actions"))
     if record.results:
         rows = [

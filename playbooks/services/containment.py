@@ -2,10 +2,13 @@
 Apply an approved containment plan through the Graph adapter, one result per action.
 
 Gather -> decide -> apply, at the scale of one user: read the target and its directory roles,
-decide (pure: which methods look like the attacker's persistence, which roles put the user out of
-the app's reach), then act in plan order: revoke sessions, audit MFA methods, and the optional
-actions the plan holds. A failure of one action never stops the next: revoking sessions matters
-even when the audit cannot read methods.
+decide (pure, `playbooks.domain.footholds`: which methods, devices and inbox rules look like the
+attacker's persistence, which roles put the user out of the app's reach), then act in plan order:
+revoke sessions, audit MFA methods, and the optional actions the plan holds (confirm compromised,
+disable, delete flagged methods, require a password change, delete the attacker's devices, remove
+the attacker's inbox rules). A failure of one action never stops the next: revoking sessions
+matters even when the audit cannot read methods. The audits run again here even though the
+enrichment showed them before the click: the attacker may have added more while the card waited.
 
 Idempotency (approvals are delivered more than once, activities are retried):
 
@@ -13,7 +16,8 @@ Idempotency (approvals are delivered more than once, activities are retried):
   them) and those are reported SKIPPED, not repeated;
 * revoking sessions is safe to repeat anyway (it moves signInSessionsValidFromDateTime to now);
 * disabling reads accountEnabled first and does nothing to a disabled account;
-* deleting a method that is already gone (404) counts as done;
+* deleting a method, a device or an inbox rule that is already gone (404) counts as done;
+* requiring a password change twice leaves the requirement set;
 * confirming a user compromised twice leaves the risk at high;
 * auditing only reads.
 
@@ -22,29 +26,47 @@ Nothing acts unless the decision approves exactly this plan (same digest).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Protocol, TypeVar
 
 from common.logs import get_logger
-from common.times import utc_text
-from enrichment.domain.model import Assessment, SecurityEvent, TimeWindow, UserEvidence
-from playbooks.adapters.graph import AuthMethod, DirectoryUser, GraphError, Reply
+from enrichment.domain.model import Assessment, TimeWindow, UserEvidence
+from playbooks.adapters.graph import DirectoryUser, GraphError, Reply
+from playbooks.domain.directory import AuthMethod, MessageRule, RegisteredDevice
+from playbooks.domain.footholds import (
+    AttackerForwarding,
+    AttackerInboxRule,
+    DeviceAudit,
+    MfaAudit,
+    RuleAudit,
+    audit_devices,
+    audit_inbox_rules,
+    audit_methods,
+    describe_device,
+    forwarding_step,
+    suspicious_window,
+)
+from playbooks.domain.footholds import describe_method as _describe
 from playbooks.domain.permissions import DirectoryRole, privileged_target_note, protected_roles
-from playbooks.domain.plan import ActionKind, ActionResult, ActionStatus, ContainmentPlan, Decision
+from playbooks.domain.plan import REVOKE_LIMITS, ActionKind, ActionResult, ActionStatus, ContainmentPlan, Decision, plan_remarks
+
+__all__ = ["ContainmentReport", "Directory", "MfaAudit", "audit_methods", "contain", "suspicious_window"]
 
 log = get_logger("containment")
 
-#: AuditLogs operations that add a method (see enrichment.queries.kql.SECURITY_OPERATIONS for all we read).
-REGISTRATION_OPERATIONS = frozenset(
-    {"user registered security info", "user registered all required security info", "admin registered security info"}
-)
-#: How far a method's createdDateTime and its AuditLogs registration may be apart and still be the same event.
-MATCH_TOLERANCE = timedelta(minutes=10)
+T = TypeVar("T")
 
 #: Actions Entra ID treats as sensitive on holders of administrator roles.
-_SENSITIVE = frozenset({ActionKind.REVOKE_SESSIONS, ActionKind.DISABLE_ACCOUNT, ActionKind.DELETE_FLAGGED_METHODS})
+_SENSITIVE = frozenset(
+    {
+        ActionKind.REVOKE_SESSIONS,
+        ActionKind.DISABLE_ACCOUNT,
+        ActionKind.DELETE_FLAGGED_METHODS,
+        ActionKind.REQUIRE_PASSWORD_CHANGE,
+    }
+)
 
 
 class Directory(Protocol):
@@ -57,49 +79,11 @@ class Directory(Protocol):
     async def confirm_compromised(self, user_object_id: str) -> Reply[None]: ...
     async def disable_account(self, user_id: str) -> Reply[None]: ...
     async def delete_auth_method(self, user_id: str, method: AuthMethod) -> Reply[None]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class MethodFinding:
-    """A method that looks like the attacker's, with every reason that says so."""
-
-    method: AuthMethod
-    reasons: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class MfaAudit:
-    """
-    The MFA audit's verdict on each method.
-
-    `unmatched` are registrations from a suspect IP that no listed method could be tied to (phone,
-    e-mail and OATH methods carry no creation time): an analyst must look at them, nothing is
-    deleted on their account. `suspect_changes` are the other security-info changes from suspect IPs.
-    """
-
-    window: TimeWindow
-    methods: tuple[AuthMethod, ...]
-    flagged: tuple[MethodFinding, ...]
-    unmatched: tuple[SecurityEvent, ...] = ()
-    suspect_changes: tuple[SecurityEvent, ...] = ()
-
-    def summary(self) -> str:
-        parts = [f"{len(self.methods)} method(s) registered"]
-        if self.flagged:
-            parts.append(
-                f"{len(self.flagged)} flagged: "
-                + "; ".join(f"{_describe(f.method)} ({', '.join(f.reasons)})" for f in self.flagged)
-            )
-        else:
-            parts.append(
-                f"none registered between {utc_text(self.window.start)} and {utc_text(self.window.end)} or from a suspect IP"
-            )
-        parts.extend(
-            f"review: {e.operation} from suspect IP {e.actor_ip} at {utc_text(e.time)} matches no listed method"
-            for e in self.unmatched
-        )
-        parts.extend(f"review: {e.operation} from suspect IP {e.actor_ip} at {utc_text(e.time)}" for e in self.suspect_changes)
-        return "; ".join(parts)
+    async def require_password_change(self, user_id: str) -> Reply[None]: ...
+    async def list_registered_devices(self, user_id: str) -> Reply[tuple[RegisteredDevice, ...]]: ...
+    async def delete_device(self, device: RegisteredDevice) -> Reply[None]: ...
+    async def list_inbox_rules(self, user_id: str) -> Reply[tuple[MessageRule, ...]]: ...
+    async def delete_inbox_rule(self, user_id: str, rule: MessageRule) -> Reply[None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,64 +95,13 @@ class ContainmentReport:
     roles: tuple[DirectoryRole, ...] = ()
     audit: MfaAudit | None = None
     notes: tuple[str, ...] = ()
+    devices: DeviceAudit | None = None
+    rules: RuleAudit | None = None
 
     @property
     def completed(self) -> frozenset[ActionKind]:
         """The kinds to add to the orchestrator's completed set."""
         return frozenset(r.kind for r in self.results if r.status is ActionStatus.SUCCEEDED)
-
-
-def _describe(method: AuthMethod) -> str:
-    return f"{method.kind} method {method.label!r}" if method.label else f"{method.kind} method {method.id}"
-
-
-def suspicious_window(evidence: UserEvidence, suspect_ips: Collection[str], now: datetime) -> TimeWindow:
-    """
-    From the first sign-in from a suspect IP (or the evidence window's start) until now.
-
-    It runs to `now`, not to the end of the evidence window, because the attacker may register a
-    method while the approval is pending.
-    """
-    firsts = [s.first for s in evidence.signins if s.ip in suspect_ips]
-    start = min(firsts) if firsts else evidence.window.start
-    return TimeWindow(start, max(now, evidence.window.end, start))
-
-
-def audit_methods(
-    methods: Iterable[AuthMethod],
-    events: Iterable[SecurityEvent],
-    *,
-    window: TimeWindow,
-    suspect_ips: Collection[str],
-    tolerance: timedelta = MATCH_TOLERANCE,
-) -> MfaAudit:
-    """
-    Flag methods added during the suspicious window or registered from a suspect IP (pure).
-
-    A method is tied to an AuditLogs registration when its createdDateTime is within `tolerance`
-    of the event. The password is never flagged: it is not a registration and cannot be deleted.
-    """
-    listed = tuple(methods)
-    changes = [e for e in events if e.actor_ip and e.actor_ip in suspect_ips and e.result.lower() in ("success", "")]
-    registrations = [e for e in changes if e.operation.lower() in REGISTRATION_OPERATIONS]
-    matched: set[SecurityEvent] = set()
-    flagged: list[MethodFinding] = []
-    for method in listed:
-        created = method.created_at
-        if method.kind == "password" or created is None:
-            continue
-        reasons: list[str] = []
-        if window.contains(created):
-            reasons.append(f"registered {utc_text(created)}, inside the suspicious window")
-        for event in registrations:
-            if abs(created - event.time) <= tolerance:
-                matched.add(event)
-                reasons.append(f"registered from suspect IP {event.actor_ip} at {utc_text(event.time)}")
-        if reasons:
-            flagged.append(MethodFinding(method, tuple(dict.fromkeys(reasons))))
-    unmatched = tuple(e for e in registrations if e not in matched)
-    others = tuple(e for e in changes if e.operation.lower() not in REGISTRATION_OPERATIONS)
-    return MfaAudit(window, listed, tuple(flagged), unmatched, others)
 
 
 def _explain(error: GraphError | ValueError) -> str:
@@ -194,9 +127,20 @@ class _Run:
     """One containment run's state: the target, its roles and the audit, filled in as actions go."""
 
     def __init__(
-        self, plan: ContainmentPlan, evidence: UserEvidence, graph: Directory, window: TimeWindow, suspect: frozenset[str]
+        self,
+        plan: ContainmentPlan,
+        evidence: UserEvidence,
+        graph: Directory,
+        window: TimeWindow,
+        suspect: frozenset[str],
+        *,
+        attacker_rules: Sequence[AttackerInboxRule] = (),
     ):
         self.plan = plan
+        self.attacker_rules = tuple(attacker_rules)
+        self.devices: DeviceAudit | None = None
+        self.devices_request_id = ""
+        self.rules: RuleAudit | None = None
         self.evidence = evidence
         self.graph = graph
         self.window = window
@@ -266,15 +210,18 @@ class _Run:
                     return await self.disable()
                 case ActionKind.DELETE_FLAGGED_METHODS:
                     return await self.delete_flagged()
+                case ActionKind.REQUIRE_PASSWORD_CHANGE:
+                    return await self.require_password_change()
+                case ActionKind.DELETE_ATTACKER_DEVICES:
+                    return await self.delete_devices()
+                case ActionKind.REMOVE_INBOX_RULES:
+                    return await self.remove_rules()
         except (GraphError, ValueError) as error:
             return _failure(kind, error, self.privileged)
 
     async def revoke(self) -> ActionResult:
         reply = await self.graph.revoke_sessions(self.user_ref)
-        detail = (
-            "sign-in sessions and refresh tokens revoked; access tokens already issued stay valid until they expire "
-            "(about an hour, sooner for apps that support continuous access evaluation)"
-        )
+        detail = f"sign-in sessions and refresh tokens revoked. {REVOKE_LIMITS}"
         return ActionResult(
             ActionKind.REVOKE_SESSIONS, ActionStatus.SUCCEEDED, self._caveat(ActionKind.REVOKE_SESSIONS, detail), reply.request_id
         )
@@ -288,8 +235,15 @@ class _Run:
         return self.audit, self.audit_request_id
 
     async def audit_mfa(self) -> ActionResult:
+        """The methods, and (read-only, a failure only noted) the devices: both may have grown while the card waited."""
         audit, request_id = await self._audit()
-        return ActionResult(ActionKind.AUDIT_MFA_METHODS, ActionStatus.SUCCEEDED, audit.summary(), request_id)
+        try:
+            devices, _ = await self.audit_device_registrations()
+        except (GraphError, ValueError) as error:
+            self.notes.append(f"could not list the user's devices again ({_explain(error)})")
+            return ActionResult(ActionKind.AUDIT_MFA_METHODS, ActionStatus.SUCCEEDED, audit.summary(), request_id)
+        detail = f"{audit.summary()}; devices: {devices.summary()}"
+        return ActionResult(ActionKind.AUDIT_MFA_METHODS, ActionStatus.SUCCEEDED, detail, request_id)
 
     async def confirm(self) -> ActionResult:
         if not self.object_id:
@@ -322,24 +276,80 @@ class _Run:
         targets = [f.method for f in audit.flagged if f.method.deletable]
         if not targets:
             return ActionResult(kind, ActionStatus.SKIPPED, "the audit flagged no method to delete", request_id)
+        return await self._delete_each(
+            kind, targets, lambda method: self.graph.delete_auth_method(self.user_ref, method), _describe, request_id
+        )
+
+    async def _delete_each(
+        self,
+        kind: ActionKind,
+        targets: Sequence[T],
+        delete: Callable[[T], Awaitable[Reply[None]]],
+        describe: Callable[[T], str],
+        request_id: str,
+    ) -> ActionResult:
+        """Delete every target; one already gone (404) counts as done, one refused fails the action but not the rest."""
         done: list[str] = []
         failed: list[ActionResult] = []
-        for method in targets:
+        for target in targets:
             try:
-                reply = await self.graph.delete_auth_method(self.user_ref, method)
+                reply = await delete(target)
             except GraphError as error:
                 if error.not_found:
-                    done.append(f"{_describe(method)} was already gone")
+                    done.append(f"{describe(target)} was already gone")
                     request_id = error.request_id or request_id
                     continue
                 failed.append(_failure(kind, error, self.privileged))
                 continue
-            done.append(f"deleted {_describe(method)}")
+            done.append(f"deleted {describe(target)}")
             request_id = reply.request_id or request_id
         if failed:
             detail = "; ".join([*done, *(f"{r.detail}" for r in failed)])
             return ActionResult(kind, ActionStatus.FAILED, detail, failed[0].request_id)
         return ActionResult(kind, ActionStatus.SUCCEEDED, self._caveat(kind, "; ".join(done)), request_id)
+
+    async def require_password_change(self) -> ActionResult:
+        kind = ActionKind.REQUIRE_PASSWORD_CHANGE
+        reply = await self.graph.require_password_change(self.user_ref)
+        detail = "the user must change the password at the next sign-in: the phished password no longer gets in"
+        return ActionResult(kind, ActionStatus.SUCCEEDED, self._caveat(kind, detail), reply.request_id)
+
+    async def audit_device_registrations(self) -> tuple[DeviceAudit, str]:
+        """List and judge the devices once per run; deleting reuses the audit's listing."""
+        if self.devices is None:
+            reply = await self.graph.list_registered_devices(self.user_ref)
+            events = self.evidence.security_events
+            self.devices = audit_devices(reply.value, events, window=self.window, suspect_ips=self.suspect)
+            self.devices_request_id = reply.request_id
+        return self.devices, self.devices_request_id
+
+    async def delete_devices(self) -> ActionResult:
+        kind = ActionKind.DELETE_ATTACKER_DEVICES
+        audit, request_id = await self.audit_device_registrations()
+        targets = [f.device for f in audit.flagged]
+        if not targets:
+            return ActionResult(
+                kind, ActionStatus.SKIPPED, f"no device registered from a suspect IP: {audit.summary()}", request_id
+            )
+        return await self._delete_each(kind, targets, self.graph.delete_device, describe_device, request_id)
+
+    async def remove_rules(self) -> ActionResult:
+        kind = ActionKind.REMOVE_INBOX_RULES
+        if not self.attacker_rules:
+            return ActionResult(kind, ActionStatus.SKIPPED, "the mailbox audit attributes no inbox rule to a suspect session")
+        reply = await self.graph.list_inbox_rules(self.user_ref)
+        self.rules = audit_inbox_rules(reply.value, self.attacker_rules)
+        gone = [f"rule {g.name!r} is no longer in the inbox" for g in self.rules.gone]
+        if not self.rules.flagged:
+            return ActionResult(kind, ActionStatus.SUCCEEDED, "; ".join(gone), reply.request_id)
+        result = await self._delete_each(
+            kind,
+            [f.rule for f in self.rules.flagged],
+            lambda rule: self.graph.delete_inbox_rule(self.user_ref, rule),
+            lambda rule: f"inbox rule {rule.name!r}",
+            reply.request_id,
+        )
+        return replace(result, detail="; ".join([result.detail, *gone]))
 
 
 def _skipped_as_done(kind: ActionKind) -> ActionResult:
@@ -359,9 +369,14 @@ async def contain(
     *,
     assessment: Assessment,
     completed: Collection[ActionKind] = frozenset(),
+    attacker_rules: Sequence[AttackerInboxRule] = (),
+    forwarding: Sequence[AttackerForwarding] = (),
 ) -> ContainmentReport:
     """
     Carry out `plan` as approved by `decision`; `completed` are kinds done by an earlier delivery.
+    `attacker_rules` and `forwarding` are what the mailbox audit attributes to the suspect sessions:
+    the rules are removed when the plan says so, the forwarding is named as a step by hand (Graph
+    v1.0 cannot write it).
 
     Returns a value for every planned action, in plan order; Graph failures become FAILED results
     with Graph's request-id, never exceptions.
@@ -373,7 +388,7 @@ async def contain(
         who = decision.decided_by_upn or decision.decided_by_object_id
         return ContainmentReport(_all(plan, ActionStatus.SKIPPED, f"not attempted: rejected by {who}"))
     suspect = frozenset(assessment.suspect_ips)
-    run = _Run(plan, evidence, graph, suspicious_window(evidence, suspect, now), suspect)
+    run = _Run(plan, evidence, graph, suspicious_window(evidence, suspect, now), suspect, attacker_rules=attacker_rules)
     pending = [a.kind for a in plan.actions if a.kind not in completed]
     if pending:
         missing = await run.lookup()
@@ -396,4 +411,23 @@ async def contain(
             "containment_action", **bound, action=action.kind.value, status=result.status.value, request_id=result.request_id
         )
         results.append(result)
-    return ContainmentReport(tuple(results), run.user, run.roles, run.audit, tuple(run.notes))
+    return ContainmentReport(
+        tuple(results),
+        run.user,
+        run.roles,
+        run.audit,
+        (*run.notes, *_afterwards(plan, results, run, forwarding)),
+        run.devices,
+        run.rules,
+    )
+
+
+def _afterwards(
+    plan: ContainmentPlan, results: Sequence[ActionResult], run: _Run, forwarding: Sequence[AttackerForwarding]
+) -> list[str]:
+    """What the report must say beyond the actions: what revoking leaves, what others did, what a person must do."""
+    steps = tuple(dict.fromkeys([*plan.manual, *map(forwarding_step, forwarding)]))
+    notes = list(plan_remarks(replace(plan, manual=steps)))
+    if run.user is not None and run.user.account_enabled is False and ActionKind.DISABLE_ACCOUNT not in {r.kind for r in results}:
+        notes.append("the account was already disabled when containment ran (Defender's attack disruption or an administrator)")
+    return notes

@@ -14,6 +14,7 @@ SDK: the local run imports it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,7 @@ from common.errors import InputError, SettingsError, TransientUpstreamError, Ups
 from common.settings import Settings
 from enrichment.domain.model import Assessment, UserEvidence, Verdict
 from enrichment.ports import QueryEngine
+from enrichment.render.story import Approval, Context, Identity
 from playbooks.domain.incident import IncidentRef, account_json, overall_verdict
 from playbooks.domain.plan import ContainmentPlan, plan_containment
 from playbooks.render import comment
@@ -142,20 +144,87 @@ def enrich(incident: IncidentRef, engine: QueryEngine, settings: Settings) -> En
 # -- render ---------------------------------------------------------------------------------------------
 
 
-def comment_html(enrichment: Enrichment, settings: Settings, *, generated_at: datetime) -> str:
+def account_context(enrichment: Enrichment, index: int, approvals: Mapping[int, Mapping[str, Any]] | None = None) -> Context:
+    """
+    What the brief of account `index` is told beyond its evidence: the incident's addresses, the
+    person's display name, and where its approval waits (`approvals`: the requests
+    `approval.approval_requests` made, by account index) or why no card could be made.
+    """
+    incident = enrichment.incident
+    outcome = enrichment.accounts[index]
+    request = (approvals or {}).get(index)
+    waiting: Approval | None = None
+    if request is not None:
+        deadline = request.get("expires_at")
+        waiting = Approval(
+            deadline=datetime.fromisoformat(str(deadline)) if deadline and "card" in request else None,
+            problem=str(request.get("problem") or ""),
+        )
+    name = incident.display_name(outcome.evidence.account)
+    return Context(incident_ips=incident.ips, approval=waiting, identity=Identity(display_name=name) if name else None)
+
+
+def comment_html(
+    enrichment: Enrichment,
+    settings: Settings,
+    *,
+    generated_at: datetime,
+    approvals: Mapping[int, Mapping[str, Any]] | None = None,
+) -> str:
     """The incident comment: the enrichment, or the "no account" notice when there was nobody to assess."""
+    warnings = _warnings(enrichment)
     if not enrichment.accounts:
         return comment.no_account_comment(
-            enrichment.incident, max_chars=settings.comment_max_chars, generated_at=generated_at, warnings=enrichment.warnings
+            enrichment.incident, max_chars=settings.comment_max_chars, generated_at=generated_at, warnings=warnings
         )
-    reports = [comment.AccountReport(a.evidence, a.assessment) for a in enrichment.accounts]
+    reports = [
+        comment.AccountReport(a.evidence, a.assessment, account_context(enrichment, i, approvals), settings.tenant_id)
+        for i, a in enumerate(enrichment.accounts)
+    ]
     return comment.enrichment_comment(
         enrichment.incident,
         reports,
         max_chars=settings.comment_max_chars,
         generated_at=generated_at,
-        warnings=enrichment.warnings,
+        warnings=warnings,
+        tuning=settings.scoring_changes(),
     )
+
+
+def _warnings(enrichment: Enrichment) -> tuple[str, ...]:
+    """What intake left out (accounts over REPLAY_MAX_ACCOUNTS, unlisted names and addresses), then the run's own warnings."""
+    return (*enrichment.incident.intake_notes(), *enrichment.warnings)
+
+
+def report_html(
+    enrichment: Enrichment,
+    settings: Settings,
+    *,
+    generated_at: datetime,
+    approvals: Mapping[int, Mapping[str, Any]] | None = None,
+) -> str:
+    """The offline report of `playbooks run`: the comment's content with a timeline picture per account."""
+    from enrichment.render.report import ReportSection
+    from enrichment.render.report import report_html as render
+    from enrichment.render.story import brief
+
+    sections = []
+    notes = list(_warnings(enrichment))
+    for index, outcome in enumerate(enrichment.accounts):
+        report = comment.AccountReport(
+            outcome.evidence, outcome.assessment, account_context(enrichment, index, approvals), settings.tenant_id
+        )
+        found, problem = comment.account_pivot(report, enrichment.incident)
+        if problem:
+            notes.append(f"{outcome.evidence.account.key}: {problem}")
+        sections.append(
+            ReportSection(
+                outcome.evidence, outcome.assessment, brief(outcome.evidence, outcome.assessment, report.context), found
+            )
+        )
+    incident = enrichment.incident
+    title = f"Token replay enrichment: incident {incident.label}" + (f" {incident.title}" if incident.title else "")
+    return render(title, sections, generated_at=generated_at, notes=notes)
 
 
 def failure_html(incident: IncidentRef, failure: Failure, settings: Settings, *, generated_at: datetime) -> str:
@@ -197,7 +266,9 @@ def result_document(enrichment: Enrichment) -> dict[str, Any]:
             for a in enrichment.accounts
         ],
         "unresolved_accounts": list(enrichment.incident.unresolved),
-        "warnings": list(enrichment.warnings),
+        "not_assessed_accounts": [account_json(a) for a in enrichment.incident.not_assessed],
+        "not_assessed_total": enrichment.incident.not_assessed_total,
+        "warnings": list(_warnings(enrichment)),
     }
 
 

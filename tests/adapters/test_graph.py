@@ -7,12 +7,14 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from common.errors import TransientUpstreamError
 from common.settings import Settings
+from enrichment.domain.identity import Facet
 from playbooks.adapters.graph import AuthMethod, GraphDirectory, GraphError, TransientGraphError, create_graph_directory
 from tests.fakes.graph_server import FakeCredential, FakeGraph, running
 
@@ -312,3 +314,201 @@ def test_importing_the_adapter_does_not_import_the_graph_sdk() -> None:
     code = "import sys, playbooks.adapters.graph, playbooks.services.containment; print(sorted(m for m in sys.modules if m.split('.')[0] in ('msgraph', 'msgraph_core', 'kiota_http', 'kiota_abstractions') or m.startswith('azure.identity')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2])
     assert out.stdout.strip() == "[]"
+
+
+DEVICE = "d0d0d0d0-1111-2222-3333-444444444444"
+MANAGER = "99999999-2222-3333-4444-555555555555"
+
+
+class TestFullerContainmentCalls:
+    async def test_password_change_patches_only_the_password_profile(self, graph: FakeGraph, directory: GraphDirectory) -> None:
+        """PATCH /users/{id} {passwordProfile: {forceChangePasswordNextSignIn: true}}: no password is sent."""
+        reply = await directory.require_password_change(USER)
+        (call,) = graph.calls("PATCH", "^/users/")
+        assert call.body["passwordProfile"] == {"forceChangePasswordNextSignIn": True}
+        assert set(call.body) == {"@odata.type", "passwordProfile"}
+        assert reply.request_id == call.request_id
+
+    async def test_password_change_403_names_the_password_profile_permission(
+        self, graph: FakeGraph, directory: GraphDirectory
+    ) -> None:
+        """A refusal names User-PasswordProfile.ReadWrite.All, not the broad User.ReadWrite.All."""
+        graph.fail("PATCH", "^/users/", 403)
+        with pytest.raises(GraphError) as caught:
+            await directory.require_password_change(USER)
+        assert caught.value.missing_permissions == ("User-PasswordProfile.ReadWrite.All",)
+        assert "User-PasswordProfile.ReadWrite.All" in caught.value.hint
+
+    async def test_registered_devices_are_listed_with_their_registration_time_across_pages(
+        self, graph: FakeGraph, directory: GraphDirectory
+    ) -> None:
+        """GET registeredDevices with $select; typed devices with name, OS, trust type and registration time."""
+        graph.page_size = 1
+        graph.add_device(
+            USER,
+            DEVICE,
+            "DESKTOP-ATTACK",
+            operatingSystem="Windows",
+            registrationDateTime="2026-06-15T15:52:00Z",
+            trustType="Workplace",
+            accountEnabled=True,
+        )
+        graph.add_device(USER, "d1d1d1d1-1111-2222-3333-444444444444", "Own laptop", operatingSystem="Windows")
+        reply = await directory.list_registered_devices(USER)
+        first = reply.value[0]
+        assert (first.id, first.name, first.operating_system, first.trust_type, first.enabled) == (
+            DEVICE,
+            "DESKTOP-ATTACK",
+            "Windows",
+            "Workplace",
+            True,
+        )
+        assert first.registered_at is not None
+        assert first.registered_at.isoformat() == "2026-06-15T15:52:00+00:00"
+        assert [d.name for d in reply.value] == ["DESKTOP-ATTACK", "Own laptop"]
+        calls = graph.calls("GET", "registeredDevices")
+        assert len(calls) == 2
+        assert calls[0].query["$select"] == [
+            "id,deviceId,displayName,operatingSystem,registrationDateTime,accountEnabled,trustType"
+        ]
+
+    async def test_device_is_deleted_by_its_object_id_and_a_second_delete_is_not_found(
+        self, graph: FakeGraph, directory: GraphDirectory
+    ) -> None:
+        """DELETE /devices/{id} (204); the same again is a 404 the caller can count as done."""
+        graph.add_device(USER, DEVICE, "DESKTOP-ATTACK")
+        device = (await directory.list_registered_devices(USER)).value[0]
+        await directory.delete_device(device)
+        assert graph.calls("DELETE")[0].path == f"/devices/{DEVICE}"
+        assert graph.devices == {}
+        with pytest.raises(GraphError, match="already deleted") as caught:
+            await directory.delete_device(device)
+        assert caught.value.not_found
+
+    async def test_device_delete_403_names_device_read_write(self, graph: FakeGraph, directory: GraphDirectory) -> None:
+        """A refused device delete names Device.ReadWrite.All and the containment identity."""
+        graph.add_device(USER, DEVICE, "DESKTOP-ATTACK")
+        device = (await directory.list_registered_devices(USER)).value[0]
+        graph.fail("DELETE", "^/devices/", 403)
+        with pytest.raises(GraphError) as caught:
+            await directory.delete_device(device)
+        assert caught.value.missing_permissions == ("Device.ReadWrite.All",)
+        assert "REPLAY_CONTAINMENT_CLIENT_ID" in caught.value.hint
+
+    async def test_inbox_rules_are_listed_with_what_they_do_and_deleted_by_id(
+        self, graph: FakeGraph, directory: GraphDirectory
+    ) -> None:
+        """GET and DELETE mailFolders/inbox/messageRules; actions read as words (moves, deletes, forwards to whom)."""
+        graph.add_rule(USER, "r-own", "Newsletters", actions={"moveToFolder": "AAMk-news"})
+        graph.add_rule(
+            USER,
+            "r-evil",
+            "..",
+            actions={"delete": True, "markAsRead": True, "forwardTo": [{"emailAddress": {"address": "drop@evil.example"}}]},
+        )
+        rules = (await directory.list_inbox_rules(USER)).value
+        assert [(r.id, r.name, r.actions) for r in rules] == [
+            ("r-own", "Newsletters", ("moves to another folder",)),
+            ("r-evil", "..", ("deletes", "forward to drop@evil.example", "marks as read")),
+        ]
+        await directory.delete_inbox_rule(USER, rules[1])
+        assert graph.calls("DELETE")[0].path == f"/users/{USER}/mailFolders/inbox/messageRules/r-evil"
+        assert [r["id"] for r in graph.rules[USER]] == ["r-own"]
+        with pytest.raises(GraphError, match="already deleted") as caught:
+            await directory.delete_inbox_rule(USER, rules[1])
+        assert caught.value.not_found
+
+    async def test_inbox_rule_403_names_mailbox_settings_read_write(self, graph: FakeGraph, directory: GraphDirectory) -> None:
+        """Listing rules without the permission names MailboxSettings.ReadWrite."""
+        graph.fail("GET", "messageRules", 403, code="ErrorAccessDenied", message="Access is denied.")
+        with pytest.raises(GraphError) as caught:
+            await directory.list_inbox_rules(USER)
+        assert caught.value.missing_permissions == ("MailboxSettings.ReadWrite",)
+
+    async def test_throttled_rule_listing_is_retried_by_the_sdk_after_retry_after(
+        self, graph: FakeGraph, directory: GraphDirectory
+    ) -> None:
+        """A 429 with Retry-After on a new call is kiota's to retry too: one retry, then the answer."""
+        graph.add_rule(USER, "r-1", "x")
+        graph.fail("GET", "messageRules", 429, retry_after=1)
+        assert [r.id for r in (await directory.list_inbox_rules(USER)).value] == ["r-1"]
+        first, second = graph.calls("GET", "messageRules")
+        assert (first.status, second.status, second.headers["retry-attempt"]) == (429, 200, "1")
+        assert second.at - first.at >= 0.9
+
+
+class TestIdentityContext:
+    SINCE = datetime(2026, 5, 15, tzinfo=UTC)
+
+    async def test_profile_manager_roles_and_risk_each_answered_by_graph(
+        self, graph: FakeGraph, directory: GraphDirectory
+    ) -> None:
+        """Display name, department, title, manager, protected roles, risk level/state and recent detections."""
+        graph.add_user(MANAGER, "boss@contoso.com", displayName="Ana Boss")
+        graph.users[USER.lower()].update(displayName="Vic Tim", department="Finance", jobTitle="CFO", manager=MANAGER)
+        graph.assign_role(USER, GLOBAL_ADMIN, "Global Administrator")
+        graph.assign_role(USER, "88d8e3e3-8f55-4a1e-953a-9b9898b8876b", "Directory Readers")
+        graph.set_risk(USER, "high", "atRisk")
+        graph.add_detection(USER, "anomalousToken", "high", "2026-06-15T15:55:00+00:00", "203.0.113.9")
+        graph.add_detection(USER, "unfamiliarFeatures", "medium", "2026-06-15T15:40:00+00:00")
+        context = await directory.identity_context(USER, since=self.SINCE)
+        assert (context.display_name, context.department, context.job_title, context.manager) == (
+            "Vic Tim",
+            "Finance",
+            "CFO",
+            "Ana Boss",
+        )
+        assert context.privileged_roles == ("Global Administrator",)
+        assert (context.risk_level, context.risk_state) == ("high", "atRisk")
+        assert [(d.kind, d.level, d.ip) for d in context.risk_detections] == [
+            ("anomalousToken", "high", "203.0.113.9"),
+            ("unfamiliarFeatures", "medium", ""),
+        ]
+        assert [(a.facet, a.source, a.problem) for a in context.answers] == [
+            (Facet.PROFILE, "Microsoft Graph", ""),
+            (Facet.ROLES, "Microsoft Graph", ""),
+            (Facet.RISK, "Microsoft Graph", ""),
+        ]
+        profile = graph.calls("GET", f"^/users/{USER}$")[0]
+        assert profile.query["$expand"] == ["manager($select=displayName)"]
+        (detections,) = graph.calls("GET", "riskDetections")
+        assert detections.query["$filter"] == [f"userId eq '{USER}' and detectedDateTime ge 2026-05-15T00:00:00Z"]
+
+    async def test_a_user_without_risk_is_answered_none_not_unknown(self, graph: FakeGraph, directory: GraphDirectory) -> None:
+        """riskyUsers/{id} answering 404 means Entra ID Protection holds no risk: answered, level none."""
+        context = await directory.identity_context(UPN, since=self.SINCE)
+        assert (context.risk_level, context.risk_state, context.risk_detections) == ("none", "none", ())
+        assert context.unanswered == ()
+
+    async def test_a_403_on_risk_names_the_missing_permission_and_keeps_the_other_facets(
+        self, graph: FakeGraph, directory: GraphDirectory
+    ) -> None:
+        """Without IdentityRiskyUser.Read.All the risk facet carries the problem naming it; profile and roles still answer."""
+        graph.fail("GET", "riskyUsers/", 403)
+        context = await directory.identity_context(USER, since=self.SINCE)
+        risk = context.answer(Facet.RISK)
+        assert risk is not None
+        assert not risk.answered
+        assert "grant the Microsoft Graph application permission IdentityRiskyUser.Read.All" in risk.problem
+        assert "IdentityRiskEvent.Read.All" not in risk.problem
+        assert context.unanswered == (Facet.RISK,)
+
+    async def test_a_403_on_detections_names_identity_risk_event_read(self, graph: FakeGraph, directory: GraphDirectory) -> None:
+        """The detections read names its own permission, IdentityRiskEvent.Read.All."""
+        graph.fail("GET", "riskDetections", 403)
+        context = await directory.identity_context(USER, since=self.SINCE)
+        risk = context.answer(Facet.RISK)
+        assert risk is not None
+        assert "IdentityRiskEvent.Read.All" in risk.problem
+
+    async def test_an_unreadable_profile_leaves_roles_and_risk_to_the_object_id(
+        self, graph: FakeGraph, directory: GraphDirectory
+    ) -> None:
+        """Known only by UPN and the profile refused: every facet says why, nothing is guessed."""
+        graph.fail("GET", "^/users/", 403)
+        context = await directory.identity_context(UPN, since=self.SINCE)
+        assert context.unanswered == (Facet.PROFILE, Facet.ROLES, Facet.RISK)
+        profile = context.answer(Facet.PROFILE)
+        assert profile is not None
+        assert "User.Read.All" in profile.problem
+        assert graph.calls("GET", "riskyUsers") == []

@@ -189,6 +189,9 @@ def card_text(response: BotResponse) -> str:
         if isinstance(node, dict):
             if node.get("type") == "TextBlock":
                 texts.append(node["text"])
+            if node.get("type") == "RichTextBlock":
+                texts.append("".join(run["text"] for run in node["inlines"]))
+                return
             if node.get("type") == "FactSet":
                 texts.extend(f"{f['title']}: {f['value']}" for f in node["facts"])
             for value in node.values():

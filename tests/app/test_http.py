@@ -13,6 +13,7 @@ from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrc
 from structlog.testing import capture_logs
 
 from playbooks import wiring
+from playbooks.domain.incident import MAX_BODY_BYTES, TITLE_CHARS
 from playbooks.functions.http_api import duplicate_reason
 from playbooks.functions.orchestrator import ORCHESTRATOR
 from tests.app.indexed import functions
@@ -41,6 +42,12 @@ def _incident() -> dict[str, Any]:
 
 def _trigger(**extra: Any) -> dict[str, Any]:
     return {"objectSchemaType": "Incident", "objectEventType": "Create", "workspaceId": WORKSPACE, "object": _incident(), **extra}
+
+
+def _trigger_with(**properties: Any) -> dict[str, Any]:
+    """The trigger body with some incident properties replaced."""
+    incident = _incident()
+    return _trigger(object={**incident, "properties": {**incident["properties"], **properties}})
 
 
 def _status(runtime: str, minutes_ago: float = 1) -> DurableOrchestrationStatus:
@@ -197,10 +204,14 @@ class TestRefusals:
             ({"object": {"id": "/subscriptions/x", "properties": {}}}, "not a Sentinel incident resource id"),
             ({**_trigger(), "objectSchemaType": "Alert"}, "incidents only"),
             (_trigger(workspaceId="11111111-2222-4333-8444-555555555555"), "REPLAY_WORKSPACE_ID"),
+            (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+            (b"\xff\xfe{}", "the body is not JSON"),
+            (_trigger_with(firstActivityTimeUtc="9999-12-31T23:59:59Z"), "not the time of a Sentinel incident"),
+            (_trigger_with(firstActivityTimeUtc="0001-01-01T00:00:00+01:00"), "not the time of a Sentinel incident"),
         ],
     )
     async def test_bad_input_is_400_with_the_reason(self, body: Any, message: str) -> None:
-        """Each bad body gets 400 with {"error": reason}; nothing is started."""
+        """Each bad body (deep nesting, not UTF-8, years 9999/0001 included) gets 400 with {"error": reason}; nothing is started."""
         client = FakeDurableClient()
 
         response, answer = await _post(body, client)
@@ -230,6 +241,57 @@ class TestRefusals:
         assert response.status_code == 500
         assert any(p.startswith("REPLAY_WORKSPACE_ID") for p in body["settings"])
         assert any(p.startswith("REPLAY_BOT_APP_ID") for p in body["settings"])
+
+
+class TestHostileIntake:
+    """Bodies built to hurt the intake: each gets a clear 4xx, or is cleaned and bounded before it is stored."""
+
+    async def test_body_over_the_limit_is_413(self) -> None:
+        """A body over MAX_BODY_BYTES answers 413 without being parsed; nothing starts."""
+        client = FakeDurableClient()
+
+        response, answer = await _post(b" " * (MAX_BODY_BYTES + 1), client)
+
+        assert response.status_code == 413
+        assert "an incident is at most" in answer["error"]
+        assert client.started == []
+
+    async def test_huge_title_is_capped_before_the_orchestration_input(self) -> None:
+        """A 2 MB title is started as TITLE_CHARS characters: the stored input stays a few hundred bytes."""
+        client = FakeDurableClient()
+        response, _answer = await _post(_trigger_with(title="T" * 2_000_000), client)
+
+        assert response.status_code == 202
+        stored = client.started[0][2]
+        assert len(stored["title"]) == TITLE_CHARS
+        assert len(json.dumps(stored)) < 2_000
+
+    async def test_hidden_characters_and_lone_surrogates_are_cleaned(self) -> None:
+        """NUL, ESC, a bidi override and a lone surrogate in the title: started, cleaned, encodable as UTF-8."""
+        raw = json.dumps(_trigger()).replace('"title": "Token replay"', '"title": "Tok\\u0000en\\u001b[2J \\u202ere\\ud800"')
+        client = FakeDurableClient()
+
+        response, _answer = await _post(raw.encode(), client)
+
+        assert response.status_code == 202
+        stored = client.started[0][2]
+        assert stored["title"] == "Token[2J re\ufffd"
+        json.dumps(stored, ensure_ascii=False).encode("utf-8")
+
+    async def test_account_cap_comes_from_the_setting(self, services: wiring.Services) -> None:
+        """REPLAY_MAX_ACCOUNTS=2 with three accounts: two in the orchestration input, the third named as not assessed."""
+        wiring.install(wiring.Services({**ENVIRON, "REPLAY_MAX_ACCOUNTS": "2"}))
+        people = [
+            {"kind": "Account", "properties": {"accountName": name, "upnSuffix": "contoso.com"}} for name in ("a", "b", "c")
+        ]
+        client = FakeDurableClient()
+
+        response, _answer = await _post(_trigger_with(relatedEntities=people), client)
+
+        assert response.status_code == 202
+        stored = client.started[0][2]
+        assert [a["upn"] for a in stored["accounts"]] == ["a@contoso.com", "b@contoso.com"]
+        assert (stored["not_assessed"], stored["not_assessed_total"]) == ([{"upn": "c@contoso.com", "object_id": ""}], 1)
 
 
 class TestLogging:

@@ -6,11 +6,12 @@ Plain http is enough here: kiota sends bearer tokens over http to localhost name
 against this server in every test. Bodies follow the Graph docs' JSON shapes (@odata.type on
 authentication methods, OData error payloads with innerError.request-id, @odata.nextLink paging).
 
-State is plain dicts the test fills (users, methods, role assignments, group members). Every
+State is plain dicts the test fills (users with profile and manager, methods, role assignments,
+group members, registered devices, inbox rules, Entra ID Protection risk and detections). Every
 request is recorded. Faults are scripted per test: `fail(method, path_regex, status, times=...)`
 answers the next matching requests with that status (and Retry-After when given), then the
 endpoint behaves normally again. `refuse_sensitive(user_id)` makes revoke, PATCH and method
-deletion answer 403 Authorization_RequestDenied for that user, as Entra ID does for an
+deletion (PATCH covers disabling and the password profile) answer 403 Authorization_RequestDenied for that user, as Entra ID does for an
 administrator target when the caller lacks a higher directory role.
 """
 
@@ -43,6 +44,7 @@ _METHOD_COLLECTIONS = {
     "windowsHelloForBusinessMethods": "windowsHelloForBusiness",
 }
 _FILTER = re.compile(r"^principalId eq '([^']*)'$")
+_RISK_FILTER = re.compile(r"^userId eq '([^']*)' and detectedDateTime ge (\S+)$")
 
 
 class FakeCredential:
@@ -97,6 +99,11 @@ class FakeGraph:
     groups: dict[str, set[str]] = field(default_factory=dict)
     confirmed: list[str] = field(default_factory=list)
     protected: set[str] = field(default_factory=set)
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    owners: dict[str, list[str]] = field(default_factory=dict)  # user id -> device object ids
+    rules: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    risky: dict[str, dict[str, Any]] = field(default_factory=dict)
+    detections: list[dict[str, Any]] = field(default_factory=list)
     page_size: int = 50
     requests: list[Recorded] = field(default_factory=list)
     _faults: list[_Fault] = field(default_factory=list)
@@ -108,14 +115,45 @@ class FakeGraph:
         return f"http://127.0.0.1:{self.port}/v1.0"
 
     # -- state -------------------------------------------------------------------------------
-    def add_user(self, object_id: str, upn: str, *, enabled: bool = True, user_type: str = "Member") -> None:
+    def add_user(self, object_id: str, upn: str, *, enabled: bool = True, user_type: str = "Member", **profile: Any) -> None:
+        """`profile`: displayName, department, jobTitle, manager (the manager's object id)."""
         self.users[object_id.lower()] = {
             "id": object_id,
             "userPrincipalName": upn,
             "accountEnabled": enabled,
             "userType": user_type,
+            **profile,
         }
         self.methods.setdefault(object_id.lower(), [])
+
+    def add_device(self, user_id: str, object_id: str, name: str, **properties: Any) -> None:
+        """A device the user registered (registeredDevices); `properties` as Graph names them."""
+        self.devices[object_id.lower()] = {
+            "@odata.type": "#microsoft.graph.device",
+            "id": object_id,
+            "displayName": name,
+            **properties,
+        }
+        self.owners.setdefault(user_id.lower(), []).append(object_id.lower())
+
+    def add_rule(self, user_id: str, rule_id: str, name: str, **properties: Any) -> None:
+        self.rules.setdefault(user_id.lower(), []).append({"id": rule_id, "displayName": name, "isEnabled": True, **properties})
+
+    def set_risk(self, user_id: str, level: str, state: str) -> None:
+        self.risky[user_id.lower()] = {"id": user_id, "riskLevel": level, "riskState": state, "isDeleted": False}
+
+    def add_detection(self, user_id: str, kind: str, level: str, detected: str, ip: str = "") -> None:
+        self.detections.append(
+            {
+                "id": str(uuid.uuid4()),
+                "userId": user_id,
+                "riskEventType": kind,
+                "riskLevel": level,
+                "riskState": "atRisk",
+                "detectedDateTime": detected,
+                "ipAddress": ip,
+            }
+        )
 
     def add_method(self, user_id: str, kind: str, method_id: str, **properties: Any) -> None:
         """`kind` as in @odata.type without the suffix: "microsoftAuthenticator", "phone", "password", ..."""
@@ -223,7 +261,41 @@ class FakeGraph:
         if parts == ["identityProtection", "riskyUsers", "confirmCompromised"] and method == "POST":
             self.confirmed.extend(body.get("userIds", []))
             return 204, None, {}
+        if parts[:2] == ["identityProtection", "riskyUsers"] and len(parts) == 3 and method == "GET":
+            risky = self.risky.get(parts[2].lower())
+            if risky is None:
+                return 404, error_body("ResourceNotFound", f"riskyUser {parts[2]} not found"), {}
+            return 200, {"@odata.context": f"{self.base_url}/$metadata#riskyUsers/$entity", **risky}, {}
+        if parts == ["identityProtection", "riskDetections"] and method == "GET":
+            match = _RISK_FILTER.match(query.get("$filter", [""])[0])
+            if match is None:
+                return 400, error_body("BadRequest", "userId and detectedDateTime filter required"), {}
+            since = datetime.fromisoformat(match.group(2))
+            found = [
+                d
+                for d in self.detections
+                if d["userId"].lower() == match.group(1).lower() and datetime.fromisoformat(d["detectedDateTime"]) >= since
+            ]
+            return 200, {"@odata.context": f"{self.base_url}/$metadata#riskDetections", "value": found}, {}
+        if parts[:1] == ["devices"] and len(parts) == 2 and method == "DELETE":
+            if self.devices.pop(parts[1].lower(), None) is None:
+                return 404, error_body("Request_ResourceNotFound", f"Resource '{parts[1]}' does not exist."), {}
+            for owned in self.owners.values():
+                if parts[1].lower() in owned:
+                    owned.remove(parts[1].lower())
+            return 204, None, {}
         return 404, error_body("UnknownError", f"no route for {method} {path}"), {}
+
+    def _page(self, path: str, listed: list[dict[str, Any]], query: dict[str, list[str]]) -> dict[str, Any]:
+        """One page of `listed` (`page_size` items) with @odata.nextLink to the next, as Graph pages collections."""
+        skip = int(query.get("$skiptoken", ["0"])[0])
+        page: dict[str, Any] = {
+            "@odata.context": f"{self.base_url}/$metadata#{path}",
+            "value": listed[skip : skip + self.page_size],
+        }
+        if skip + self.page_size < len(listed):
+            page["@odata.nextLink"] = f"{self.base_url}/{path}?$skiptoken={skip + self.page_size}"
+        return page
 
     def _users(
         self, method: str, ref: str, rest: list[str], query: dict[str, list[str]], body: Any
@@ -241,12 +313,35 @@ class FakeGraph:
         key = user["id"].lower()
         sensitive_refused = key in self.protected
         if not rest and method == "GET":
-            return 200, {"@odata.context": f"{self.base_url}/$metadata#users/$entity", **user}, {}
+            shown = {k: v for k, v in user.items() if k != "manager"}
+            if "manager($select=displayName)" in query.get("$expand", [""])[0].split(",") and user.get("manager"):
+                manager = self.users[user["manager"].lower()]
+                shown["manager"] = {
+                    "@odata.type": "#microsoft.graph.user",
+                    "id": manager["id"],
+                    "displayName": manager.get("displayName"),
+                }
+            return 200, {"@odata.context": f"{self.base_url}/$metadata#users/$entity", **shown}, {}
         if not rest and method == "PATCH":
             if sensitive_refused:
                 return 403, error_body("Authorization_RequestDenied", "Insufficient privileges to complete the operation."), {}
-            user.update({k: v for k, v in body.items() if k in ("accountEnabled",)})
+            user.update({k: v for k, v in body.items() if k in ("accountEnabled", "passwordProfile")})
             return 204, None, {}
+        if rest == ["registeredDevices"] and method == "GET":
+            return (
+                200,
+                self._page(f"users/{key}/registeredDevices", [self.devices[d] for d in self.owners.get(key, [])], query),
+                {},
+            )
+        if rest == ["mailFolders", "inbox", "messageRules"] and method == "GET":
+            return 200, self._page(f"users/{key}/mailFolders/inbox/messageRules", self.rules.get(key, []), query), {}
+        if rest[:3] == ["mailFolders", "inbox", "messageRules"] and len(rest) == 4 and method == "DELETE":
+            listed = self.rules.get(key, [])
+            for index, entry in enumerate(listed):
+                if entry["id"] == rest[3]:
+                    del listed[index]
+                    return 204, None, {}
+            return 404, error_body("ErrorItemNotFound", "The specified object was not found in the store."), {}
         if rest == ["revokeSignInSessions"] and method == "POST":
             if sensitive_refused:
                 return (
@@ -261,15 +356,7 @@ class FakeGraph:
             member_of = [g for g in wanted if key in self.groups.get(g, set())]
             return 200, {"@odata.context": f"{self.base_url}/$metadata#Collection(Edm.String)", "value": member_of}, {}
         if rest == ["authentication", "methods"] and method == "GET":
-            skip = int(query.get("$skiptoken", ["0"])[0])
-            listed = self.methods.get(key, [])
-            page = {
-                "@odata.context": f"{self.base_url}/$metadata#users('{key}')/authentication/methods",
-                "value": listed[skip : skip + self.page_size],
-            }
-            if skip + self.page_size < len(listed):
-                page["@odata.nextLink"] = f"{self.base_url}/users/{key}/authentication/methods?$skiptoken={skip + self.page_size}"
-            return 200, page, {}
+            return 200, self._page(f"users/{key}/authentication/methods", self.methods.get(key, []), query), {}
         if len(rest) == 3 and rest[0] == "authentication" and rest[1] in _METHOD_COLLECTIONS and method == "DELETE":
             if sensitive_refused:
                 return 403, error_body("Authorization_RequestDenied", "Insufficient privileges to complete the operation."), {}

@@ -22,7 +22,7 @@ import yaml  # type: ignore[import-untyped]
 from pycep import BicepParser
 
 from common.errors import SettingsError
-from common.settings import Settings
+from common.settings import OPTIONAL_ACTIONS, Settings
 from playbooks.domain.permissions import AZURE_ROLES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,10 +39,24 @@ def tree(relative: str) -> dict[str, Any]:
     return parsed
 
 
+def unwrap(config: dict[str, Any]) -> dict[str, Any]:
+    """The body of a declaration, whether it is plain or conditional (`= if (...) {...}`)."""
+    body: dict[str, Any] = config["config"] if set(config) == {"condition", "config"} else config
+    return body
+
+
+def condition(relative: str, symbol: str) -> Any:
+    """The `if (...)` of a declared resource or module, None when it is unconditional."""
+    parsed = tree(relative)
+    declared = parsed.get("resources", {}).get(symbol) or parsed["modules"][symbol]
+    config = declared["config"]
+    return config["condition"] if set(config) == {"condition", "config"} else None
+
+
 def resources(relative: str, kind: str) -> dict[str, dict[str, Any]]:
     """Symbol -> config of the resources of one type declared (not `existing`) in a file."""
     return {
-        symbol: declared["config"]
+        symbol: unwrap(declared["config"])
         for symbol, declared in tree(relative).get("resources", {}).items()
         if declared["type"] == kind and not declared["existing"]
     }
@@ -56,10 +70,19 @@ def one(relative: str, kind: str) -> dict[str, Any]:
 
 def module_call(path: str) -> dict[str, Any]:
     """The params main.bicep passes to the local module at `path` (e.g. modules/function.bicep)."""
-    calls = [m["config"] for m in tree("main.bicep")["modules"].values() if m["detail"].get("path") == path]
+    calls = [unwrap(m["config"]) for m in tree("main.bicep")["modules"].values() if m["detail"].get("path") == path]
     assert len(calls) == 1, f"main.bicep calls {path} {len(calls)} times"
     params: dict[str, Any] = calls[0]["params"]
     return params
+
+
+def module_symbol(path: str, **params: Any) -> dict[str, dict[str, Any]]:
+    """Symbol -> params of every call main.bicep makes to the local module at `path` (a module may be called more than once)."""
+    return {
+        symbol: unwrap(m["config"])["params"]
+        for symbol, m in tree("main.bicep")["modules"].items()
+        if m["detail"].get("path") == path and all(unwrap(m["config"])["params"].get(k) == v for k, v in params.items())
+    }
 
 
 def accessor(expression: Any) -> list[Any]:
@@ -104,19 +127,24 @@ def role_assignments() -> Iterator[tuple[str, str, dict[str, Any]]]:
             yield relative, role_id(relative, config["properties"]["roleDefinitionId"]), config
 
 
-def function_identity_roles() -> set[str]:
-    """Role GUIDs granted to the principal main.bicep passes as identity.outputs.principalId."""
+def identity_roles(module: str) -> set[str]:
+    """Role GUIDs granted to the principal main.bicep passes as <module>.outputs.principalId (an identity module)."""
     granted = set()
     for relative, role, config in role_assignments():
         principal = config["properties"]["principalId"]
         if not isinstance(principal, str):
-            # Another resource's own identity (the Logic App's): never the Function App's.
+            # Another resource's own identity (the Logic App's): never one of the user-assigned identities.
             assert accessor(principal)[1:] == ["identity", "principalId"], f"{relative}: unexpected principal {principal}"
             continue
         assert principal in tree(relative)["parameters"], f"{relative}: principalId {principal} is not a parameter"
-        if accessor(module_call(relative)[principal]) == ["identity", "outputs", "principalId"]:
+        if accessor(module_call(relative)[principal]) == [module, "outputs", "principalId"]:
             granted.add(role)
     return granted
+
+
+def function_identity_roles() -> set[str]:
+    """Role GUIDs granted to the Function App's (app) identity."""
+    return identity_roles("identity")
 
 
 def replay_settings() -> dict[str, Any]:
@@ -296,8 +324,13 @@ class TestRoles:
         """The roles granted to the Function App's identity are AZURE_ROLES, by built-in id, no more and no fewer."""
         assert function_identity_roles() == {role.role_id for role in AZURE_ROLES}
 
+    def test_the_bot_and_containment_identities_hold_no_azure_role(self) -> None:
+        """The bot and containment identities act only through Bot Framework and Graph: no Azure role anywhere."""
+        assert identity_roles("botIdentity") == set()
+        assert identity_roles("containmentIdentity") == set()
+
     def test_role_assignment_names_are_deterministic(self) -> None:
-        """Every assignment is named guid(scope, principal, role), so a redeployment updates instead of duplicating."""
+        """Every assignment is named guid(scope, principal, role), as Microsoft's Flex azd template names them, so a redeployment updates instead of duplicating."""
         count = 0
         for relative, _role, config in role_assignments():
             function = config["name"]["function"]
@@ -313,13 +346,100 @@ class TestRoles:
         assert count >= 8
 
     def test_playbook_and_sentinel_principals_get_least_privilege(self) -> None:
-        """The Logic App reads its one secret and the workspace; Sentinel's principal may run playbooks in the group."""
+        """The Logic App reads the one-secret vault and the workspace; Sentinel's principal may run playbooks in the group."""
         granted = {(relative, role) for relative, role, _ in role_assignments()}
         assert ("modules/playbook.bicep", "4633458b-17de-408a-b874-0445c86b69e6") in granted  # Key Vault Secrets User
         assert ("modules/playbook.bicep", "f4c81013-99ee-4d62-a7ee-b3f1f648599a") in granted  # Sentinel Automation Contributor
         assert ("modules/sentinel-access.bicep", "8d289c81-5878-46d4-8554-54e1e3d8b5cb") in granted  # Sentinel Reader
         by_role = {role: config for relative, role, config in role_assignments() if relative == "modules/playbook.bicep"}
-        assert by_role["4633458b-17de-408a-b874-0445c86b69e6"]["scope"] == "functionKeySecret"
+        assert by_role["4633458b-17de-408a-b874-0445c86b69e6"]["scope"] == "vault"
+
+    def test_an_automation_role_granted_in_the_portal_can_be_left_alone(self) -> None:
+        """Sentinel's principal gets its role only when grantSentinelAutomationRole (default true): false when the portal already gave it."""
+        assert condition("modules/playbook.bicep", "automationRunner") == "grantSentinelAutomationRole"
+        assert tree("main.bicep")["parameters"]["grantSentinelAutomationRole"]["default"] is True
+        assert module_call("modules/playbook.bicep")["grantSentinelAutomationRole"] == "grantSentinelAutomationRole"
+
+
+#: siteConfig properties Flex Consumption rejects (ARM error 51021 "The following site configuration properties
+#: (...) for Flex Consumption sites is invalid") or that its functionAppConfig replaced. Sources: the error text
+#: quoted in Microsoft Q&A 2277522 and azure-pipelines-tasks#21032 (FtpsState, Use32BitWorkerProcess,
+#: NetFrameworkVersion, FunctionsRuntimeScaleMonitoringEnabled, PreWarmedInstanceCount), AVM
+#: terraform-azurerm-avm-res-web-site #283 and PR #345 (LinuxFxVersion, WindowsFxVersion, AlwaysOn and the
+#: language versions, whose place is functionAppConfig.runtime), and Microsoft's "Flex Consumption plan
+#: deprecations" (functionAppScaleLimit -> scaleAndConcurrency.maximumInstanceCount, minimumElasticInstanceCount).
+FLEX_REJECTED_SITE_CONFIG = frozenset(
+    {
+        "ftpsState",
+        "use32BitWorkerProcess",
+        "netFrameworkVersion",
+        "functionsRuntimeScaleMonitoringEnabled",
+        "preWarmedInstanceCount",
+        "linuxFxVersion",
+        "windowsFxVersion",
+        "alwaysOn",
+        "javaVersion",
+        "pythonVersion",
+        "nodeVersion",
+        "powerShellVersion",
+        "phpVersion",
+        "functionAppScaleLimit",
+        "minimumElasticInstanceCount",
+    }
+)
+
+
+def site_configs(parsed: Any) -> Iterator[dict[str, Any]]:
+    """Every object under a `siteConfig` key, anywhere in a parsed Bicep file (resources, modules, variables)."""
+    if isinstance(parsed, dict):
+        for key, value in parsed.items():
+            if key == "siteConfig" and isinstance(value, dict):
+                yield value
+            yield from site_configs(value)
+    elif isinstance(parsed, list):
+        for value in parsed:
+            yield from site_configs(value)
+
+
+def flex_violations(parsed: dict[str, Any]) -> set[str]:
+    """The rejected properties a parsed file sets in a siteConfig or a sites/config 'web' resource."""
+    found = {key for config in site_configs(parsed) for key in config if key in FLEX_REJECTED_SITE_CONFIG}
+    for declared in parsed.get("resources", {}).values():
+        if declared["type"] == "Microsoft.Web/sites/config":
+            found |= set(unwrap(declared["config"]).get("properties", {})) & FLEX_REJECTED_SITE_CONFIG
+    return found
+
+
+class TestFlexConsumption:
+    @pytest.mark.parametrize("path", BICEP_FILES, ids=lambda path: path.relative_to(INFRA).as_posix())
+    def test_no_bicep_file_sets_a_site_property_flex_consumption_rejects(self, path: Path) -> None:
+        """No siteConfig in any Bicep file carries a property Flex Consumption refuses (the rule list above)."""
+        assert flex_violations(tree(path.relative_to(INFRA).as_posix())) == set()
+
+    def test_the_rule_finds_a_rejected_property(self) -> None:
+        """The check is not vacuous: ftpsState in a site's siteConfig, or alwaysOn in a sites/config resource, is found."""
+        site = "resource s 'Microsoft.Web/sites@2024-04-01' = {\n  name: 'x'\n  properties: {\n    siteConfig: {\n      ftpsState: 'Disabled'\n      minTlsVersion: '1.2'\n    }\n  }\n}\n"
+        web = "resource w 'Microsoft.Web/sites/config@2024-04-01' = {\n  name: 'x/web'\n  properties: {\n    alwaysOn: false\n  }\n}\n"
+        assert flex_violations(dict(BicepParser().parse(text=site))) == {"ftpsState"}
+        assert flex_violations(dict(BicepParser().parse(text=web))) == {"alwaysOn"}
+
+    def test_publishing_credential_policies_carry_the_location(self) -> None:
+        """Both basicPublishingCredentialsPolicies (ftp, scm: off) have `location`, as AVM's site module sets it."""
+        policies = resources("modules/function.bicep", "Microsoft.Web/sites/basicPublishingCredentialsPolicies")
+        assert {config["name"]: (config["location"], config["properties"]["allow"]) for config in policies.values()} == {
+            "ftp": ("location", False),
+            "scm": ("location", False),
+        }
+
+    def test_location_is_limited_to_flex_consumption_regions(self) -> None:
+        """`location` allows only regions that offer Flex Consumption (no canary region), and azd asks for it as a location."""
+        parameter = tree("main.bicep")["parameters"]["location"]
+        allowed = decorator(parameter, "allowed")
+        assert {"westeurope", "northeurope", "eastus", "eastus2", "swedencentral", "uksouth", "australiaeast"} <= set(allowed)
+        assert all(re.fullmatch(r"[a-z]+[0-9]?", region) for region in allowed)
+        assert not {"eastus2euap", "centraluseuap"} & set(allowed)
+        assert len(allowed) == len(set(allowed)) >= 25
+        assert decorator(parameter, "metadata") == {"azd": {"type": "location"}}
 
 
 class TestFunctionApp:
@@ -368,15 +488,47 @@ class TestPlaybook:
         assert post["inputs"]["retryPolicy"]["type"] == "exponential"
         assert post["inputs"]["retryPolicy"]["count"] == 4
 
+    def test_the_post_does_not_poll_the_durable_status(self) -> None:
+        """The asynchronous pattern is off: the 202 is the result, the Logic App never follows the status Location."""
+        post = one("modules/playbook.bicep", "Microsoft.Logic/workflows")["properties"]["definition"]["actions"]["Post_incident"]
+        assert post["operationOptions"] == "DisableAsyncPattern"
+
+    def test_neither_action_shows_inputs_or_outputs_in_run_history(self) -> None:
+        """Both HTTP actions secure inputs and outputs: the key, and the status URLs carrying the Durable system key."""
+        actions = one("modules/playbook.bicep", "Microsoft.Logic/workflows")["properties"]["definition"]["actions"]
+        assert {name: set(action["runtimeConfiguration"]["secureData"]["properties"]) for name, action in actions.items()} == {
+            "Get_function_key": {"inputs", "outputs"},
+            "Post_incident": {"inputs", "outputs"},
+        }
+
     def test_function_key_is_read_from_key_vault_at_run_time(self) -> None:
-        """The key header comes from the Key Vault action's output, which the run history does not show."""
+        """The key header comes from the Key Vault action's output, read with the Logic App's identity."""
         definition = one("modules/playbook.bicep", "Microsoft.Logic/workflows")["properties"]["definition"]
         get_key = definition["actions"]["Get_function_key"]
         assert get_key["inputs"]["authentication"] == {"type": "ManagedServiceIdentity", "audience": "https://vault.azure.net"}
-        assert set(get_key["runtimeConfiguration"]["secureData"]["properties"]) == {"inputs", "outputs"}
+        assert get_key["inputs"]["uri"] == "${vault.properties.vaultUri}secrets/${secretName}?api-version=7.4"
         post = definition["actions"]["Post_incident"]
         assert post["inputs"]["headers"]["'x-functions-key'"] == "@{body(\\'Get_function_key\\')?[\\'value\\']}"
         assert post["runAfter"] == {"Get_function_key": ["Succeeded"]}
+
+    def test_no_host_key_is_touched_while_provisioning(self) -> None:
+        """No Bicep file creates or lists a Functions host key (the host runtime answers only after deployment)."""
+        for path in BICEP_FILES:
+            parsed = tree(path.relative_to(INFRA).as_posix())
+            kinds = {declared["type"] for declared in parsed.get("resources", {}).values()}
+            assert not {"Microsoft.Web/sites/host/functionKeys", "Microsoft.KeyVault/vaults/secrets"} & kinds, path
+            assert not any(isinstance(leaf, str) and leaf in ("list_keys", "listKeys") for leaf in leaves(parsed)), path
+
+    def test_the_postdeploy_script_writes_the_key_the_playbook_reads(self) -> None:
+        """The key and secret names the template outputs are the script's defaults, and azd passes them on as outputs."""
+        variables = tree("modules/playbook.bicep")["variables"]
+        script = (INFRA / "scripts" / "store-function-key.sh").read_text(encoding="utf-8")
+        assert f'key_name="${{AZURE_FUNCTION_KEY_NAME:-{variables["functionKeyName"]["value"]}}}"' in script
+        assert f'secret_name="${{AZURE_FUNCTION_KEY_SECRET_NAME:-{variables["secretName"]["value"]}}}"' in script
+        outputs = tree("main.bicep")["outputs"]
+        assert accessor(outputs["AZURE_FUNCTION_KEY_NAME"]["value"]) == ["playbook", "outputs", "functionKeyName"]
+        assert accessor(outputs["AZURE_FUNCTION_KEY_SECRET_NAME"]["value"]) == ["playbook", "outputs", "functionKeySecretName"]
+        assert accessor(outputs["AZURE_KEY_VAULT_NAME"]["value"]) == ["playbook", "outputs", "keyVaultName"]
 
     def test_sentinel_connection_authenticates_with_the_logic_app_identity(self) -> None:
         """The azuresentinel connection is the managed-identity kind, and the workflow uses it that way."""
@@ -387,34 +539,185 @@ class TestPlaybook:
         sentinel = workflow["properties"]["parameters"]["'$connections'"]["value"]["azuresentinel"]
         assert sentinel["connectionProperties"]["authentication"] == {"type": "ManagedServiceIdentity"}
 
-    def test_automation_rule_is_off_until_enabled(self) -> None:
-        """The rule runs the playbook on created incidents, is disabled by default, and filters only when asked."""
-        parameters = tree("main.bicep")["parameters"]
-        assert parameters["automationRuleEnabled"]["default"] is False
-        assert parameters["automationRuleIncidentTitles"]["default"] == []
-        assert parameters["automationRuleProductNames"]["default"] == []
-        rule = one("modules/sentinel-access.bicep", "Microsoft.SecurityInsights/automationRules")
-        logic = rule["properties"]["triggeringLogic"]
-        assert logic["isEnabled"] == "ruleEnabled"
-        assert (logic["triggersOn"], logic["triggersWhen"]) == ("Incidents", "Created")
-        (action,) = rule["properties"]["actions"]
+
+def load_table() -> dict[str, Any]:
+    table: dict[str, Any] = json.loads((INFRA / "graph-permissions.json").read_text(encoding="utf-8"))
+    return table
+
+
+def rules() -> dict[str, dict[str, Any]]:
+    return resources("modules/sentinel-access.bicep", "Microsoft.SecurityInsights/automationRules")
+
+
+def variable(relative: str, name: str) -> Any:
+    return tree(relative)["variables"][name]["value"]
+
+
+class TestAutomationRules:
+    def test_one_rule_on_creation_and_one_on_alerts_added(self) -> None:
+        """Created: the scope conditions; Updated: 'alerts were added' (PropertyArrayChanged Alerts/Added) and the same scope."""
+        found = rules()
+        created, added = found["onCreated"]["properties"], found["onAlertsAdded"]["properties"]
+        assert (created["triggeringLogic"]["triggersOn"], created["triggeringLogic"]["triggersWhen"]) == ("Incidents", "Created")
+        assert (added["triggeringLogic"]["triggersOn"], added["triggeringLogic"]["triggersWhen"]) == ("Incidents", "Updated")
+        assert created["triggeringLogic"]["conditions"] == "scopeConditions"
+        concat = added["triggeringLogic"]["conditions"]["function"]
+        assert concat["type"] == "concat"
+        assert list(concat["parameters"].values()) == [["alertsAddedCondition"], "scopeConditions"]
+        assert variable("modules/sentinel-access.bicep", "alertsAddedCondition") == {
+            "conditionType": "PropertyArrayChanged",
+            "conditionProperties": {"arrayType": "Alerts", "changeType": "Added"},
+        }
+        assert condition("modules/sentinel-access.bicep", "onAlertsAdded") == "runOnAlertsAdded"
+        assert tree("main.bicep")["parameters"]["automationRuleOnAlertsAdded"]["default"] is True
+
+    def test_both_rules_are_off_until_enabled_and_run_the_playbook(self) -> None:
+        """Both are disabled by default and run the playbook, nothing else."""
+        assert tree("main.bicep")["parameters"]["automationRuleEnabled"]["default"] is False
+        for rule in rules().values():
+            assert rule["properties"]["triggeringLogic"]["isEnabled"] == "ruleEnabled"
+            assert rule["properties"]["actions"] == "runPlaybook"
+        (action,) = variable("modules/sentinel-access.bicep", "runPlaybook")
         assert action["actionType"] == "RunPlaybook"
         assert action["actionConfiguration"]["logicAppResourceId"] == "playbookResourceId"
 
+    def test_the_default_scope_is_identity_alerts_not_every_incident(self) -> None:
+        """By default the rules need an alert from Entra ID Protection or Defender for Cloud Apps; rule ids and titles are parameters."""
+        parameters = tree("main.bicep")["parameters"]
+        assert parameters["automationRuleProductNames"]["default"] == [
+            "Azure Active Directory Identity Protection",
+            "Microsoft Cloud App Security",
+        ]
+        assert parameters["automationRuleAnalyticRuleIds"]["default"] == []
+        assert parameters["automationRuleIncidentTitles"]["default"] == []
+        call = module_call("modules/sentinel-access.bicep")
+        assert (call["productNames"], call["analyticRuleIds"], call["incidentTitles"]) == (
+            "automationRuleProductNames",
+            "automationRuleAnalyticRuleIds",
+            "automationRuleIncidentTitles",
+        )
+
+    def test_products_or_analytics_rules_and_then_titles(self) -> None:
+        """Scope = (AlertProductNames OR IncidentRelatedAnalyticRuleIds) AND IncidentTitle, each only when given."""
+        sentinel = "modules/sentinel-access.bicep"
+        product = variable(sentinel, "productCondition")["conditionProperties"]
+        rule = variable(sentinel, "analyticRuleCondition")["conditionProperties"]
+        title = variable(sentinel, "titleCondition")["conditionProperties"]
+        assert (product["propertyName"], product["operator"], product["propertyValues"]) == (
+            "AlertProductNames",
+            "Equals",
+            "productNames",
+        )
+        assert (rule["propertyName"], rule["operator"], rule["propertyValues"]) == (
+            "IncidentRelatedAnalyticRuleIds",
+            "Contains",
+            "analyticRuleIds",
+        )
+        assert (title["propertyName"], title["operator"], title["propertyValues"]) == (
+            "IncidentTitle",
+            "Contains",
+            "incidentTitles",
+        )
+        either = variable(sentinel, "eitherSource")
+        assert either["conditionType"] == "Boolean"
+        assert either["conditionProperties"] == {"operator": "Or", "innerConditions": "sourceConditions"}
+        assert "titleCondition" in set(leaves(variable(sentinel, "scopeConditions")))
+        assert "eitherSource" in set(leaves(variable(sentinel, "sourceScope")))
+
+
+class TestIdentities:
+    def test_three_identities_and_the_app_runs_as_all_three(self) -> None:
+        """The app, bot and containment identities are separate modules; the Function App holds all three."""
+        calls = module_symbol("modules/identity.bicep")
+        assert {symbol: params["name"] for symbol, params in calls.items()} == {
+            "identity": "id-${resourceToken}",
+            "botIdentity": "id-bot-${resourceToken}",
+            "containmentIdentity": "id-contain-${resourceToken}",
+        }
+        function = module_call("modules/function.bicep")
+        assert accessor(function["identityResourceId"]) == ["identity", "outputs", "resourceId"]
+        assert accessor(function["botIdentityResourceId"]) == ["botIdentity", "outputs", "resourceId"]
+        assert accessor(function["containmentIdentityResourceId"]) == ["containmentIdentity", "outputs", "resourceId"]
+        site = one("modules/function.bicep", "Microsoft.Web/sites")
+        assert set(site["identity"]["userAssignedIdentities"]) == {
+            "'${identityResourceId}'",
+            "'${botIdentityResourceId}'",
+            "'${containmentIdentityResourceId}'",
+        }
+
+    def test_each_setting_names_its_identity(self) -> None:
+        """AZURE_CLIENT_ID is the app identity, REPLAY_BOT_APP_ID the bot's, REPLAY_CONTAINMENT_CLIENT_ID the containment one."""
+        settings = replay_settings()
+        assert accessor(settings["AZURE_CLIENT_ID"]) == ["identity", "outputs", "clientId"]
+        assert accessor(settings["REPLAY_BOT_APP_ID"]) == ["botIdentity", "outputs", "clientId"]
+        assert accessor(settings["REPLAY_CONTAINMENT_CLIENT_ID"]) == ["containmentIdentity", "outputs", "clientId"]
+        outputs = tree("main.bicep")["outputs"]
+        assert accessor(outputs["AZURE_BOT_PRINCIPAL_ID"]["value"]) == ["botIdentity", "outputs", "principalId"]
+        assert accessor(outputs["AZURE_CONTAINMENT_PRINCIPAL_ID"]["value"]) == ["containmentIdentity", "outputs", "principalId"]
+        assert accessor(outputs["AZURE_IDENTITY_PRINCIPAL_ID"]["value"]) == ["identity", "outputs", "principalId"]
+
+
+class TestGraphGrants:
+    def test_the_template_grants_graph_permissions_only_when_asked(self) -> None:
+        """graph-grants.bicep runs only with grantGraphPermissions (default false), for the bot and containment identities."""
+        assert tree("main.bicep")["parameters"]["grantGraphPermissions"]["default"] is False
+        assert condition("main.bicep", "graphGrants") == "grantGraphPermissions"
+        call = module_call("modules/graph-grants.bicep")
+        assert accessor(call["botPrincipalId"]) == ["botIdentity", "outputs", "principalId"]
+        assert accessor(call["containmentPrincipalId"]) == ["containmentIdentity", "outputs", "principalId"]
+        assert (call["botPermissions"], call["containmentPermissions"]) == ("botGraphPermissions", "containmentGraphPermissions")
+
+    def test_the_permissions_come_from_the_codes_table(self) -> None:
+        """main.bicep reads infra/graph-permissions.json (generated from the code), keyed by the optional actions, gated by containment."""
+        table = variable("main.bicep", "graphTable")["function"]
+        assert table["type"] == "load_json_content"
+        assert (INFRA / next(iter(table["parameters"].values()))).is_file()
+        containment = variable("main.bicep", "containmentGraphPermissions")
+        assert "REPLAY_CONTAINMENT_ENABLED" in set(leaves(containment))
+        assert {"graphTable", "actionKey"} <= set(leaves(containment))
+        bot = set(leaves(variable("main.bicep", "botGraphPermissions")))
+        assert {"REPLAY_CONTAINMENT_ENABLED", "REPLAY_APPROVER_GROUP_ID", "graphTable"} <= bot
+        concat = variable("main.bicep", "actionKey")["function"]["parameters"]["input_array"]["function"]["parameters"]
+        named = [variable("main.bicep", part)["operator"]["operands"]["true_value"] for part in concat.values()]
+        assert [name for (name,) in named] == list(OPTIONAL_ACTIONS) == load_table()["optionalActions"]
+
+    def test_each_identity_gets_its_list_through_the_graph_extension(self) -> None:
+        """appRoleAssignedTo per permission, resolving the app role id from Graph's own service principal; extension pinned."""
+        parsed = tree("modules/graph-grants.bicep")
+        assert "microsoftGraphV1" in parsed["extensions"]
+        config = json.loads((INFRA / "bicepconfig.json").read_text(encoding="utf-8"))
+        assert config["extensions"]["microsoftGraphV1"] == "br:mcr.microsoft.com/bicep/extensions/microsoftgraph/v1.0:1.0.0"
+        graph = parsed["resources"]["graph"]
+        assert (graph["type"], graph["existing"]) == ("Microsoft.Graph/servicePrincipals", True)
+        assert graph["config"]["appId"] == "00000003-0000-0000-c000-000000000000"
+        for symbol, principal, permissions in (
+            ("botGrants", "botPrincipalId", "botPermissions"),
+            ("containmentGrants", "containmentPrincipalId", "containmentPermissions"),
+        ):
+            declared = parsed["resources"][symbol]
+            assert declared["type"] == "Microsoft.Graph/appRoleAssignedTo"
+            loop = declared["config"]
+            assert loop["loop_type"]["detail"]["array_name"] == permissions
+            assert loop["config"]["principalId"] == principal
+            assert accessor(loop["config"]["resourceId"]) == ["graph", "id"]
+
 
 class TestBot:
-    def test_bot_is_the_managed_identity_with_teams(self) -> None:
-        """The Azure Bot authenticates as the user-assigned identity and has the Teams channel enabled."""
+    def test_bot_is_the_bot_identity_with_teams(self) -> None:
+        """The Azure Bot authenticates as the bot's own user-assigned identity and has the Teams channel enabled."""
         bot = one("modules/bot.bicep", "Microsoft.BotService/botServices")
         assert bot["kind"] == "azurebot"
         assert bot["properties"]["msaAppType"] == "UserAssignedMSI"
         call = module_call("modules/bot.bicep")
-        assert accessor(call["identityClientId"]) == ["identity", "outputs", "clientId"]
+        assert accessor(call["identityClientId"]) == ["botIdentity", "outputs", "clientId"]
+        assert accessor(call["identityResourceId"]) == ["botIdentity", "outputs", "resourceId"]
         assert call["messagingEndpoint"] == "https://${function.outputs.defaultHostName}/api/messages"
-        assert accessor(replay_settings()["REPLAY_BOT_APP_ID"]) == ["identity", "outputs", "clientId"]
         channel = one("modules/bot.bicep", "Microsoft.BotService/botServices/channels")
         assert channel["properties"]["channelName"] == "MsTeamsChannel"
         assert channel["properties"]["properties"]["isEnabled"] is True
+
+
+AZD_BUILT_INS = {"AZURE_ENV_NAME", "AZURE_SUBSCRIPTION_ID", "AZURE_LOCATION"}
 
 
 class TestAzd:
@@ -423,11 +726,38 @@ class TestAzd:
         document = yaml.safe_load((ROOT / "azure.yaml").read_text(encoding="utf-8"))
         assert document["name"]
         assert document["infra"] == {"provider": "bicep", "path": "infra", "module": "main"}
-        assert document["services"]["api"] == {"project": ".", "language": "python", "host": "function"}
+        api = document["services"]["api"]
+        assert {key: api[key] for key in ("project", "language", "host")} == {
+            "project": ".",
+            "language": "python",
+            "host": "function",
+        }
         assert (ROOT / document["infra"]["path"] / f"{document['infra']['module']}.bicep").is_file()
 
+    def test_hooks_purge_a_left_vault_before_and_store_the_key_after(self) -> None:
+        """preprovision runs purge-deleted-vault.sh; the api service's postdeploy runs store-function-key.sh; both stop azd on failure."""
+        document = yaml.safe_load((ROOT / "azure.yaml").read_text(encoding="utf-8"))
+        hooks = {
+            "preprovision": document["hooks"]["preprovision"],
+            "postdeploy": document["services"]["api"]["hooks"]["postdeploy"],
+        }
+        assert hooks["preprovision"]["run"] == "bash infra/scripts/purge-deleted-vault.sh"
+        assert hooks["postdeploy"]["run"] == "bash infra/scripts/store-function-key.sh"
+        for hook in hooks.values():
+            assert hook["continueOnError"] is False
+            assert (ROOT / hook["run"].split()[-1]).is_file()
+
+    def test_every_value_a_script_reads_is_an_output_or_an_azd_built_in(self) -> None:
+        """Each AZURE_* variable the deployment scripts read is an output of main.bicep or one azd sets itself."""
+        outputs = set(tree("main.bicep")["outputs"])
+        for script in ("store-function-key.sh", "purge-deleted-vault.sh", "grant-graph-permissions.sh"):
+            text = (INFRA / "scripts" / script).read_text(encoding="utf-8")
+            read = set(re.findall(r"\$\{(AZURE_[A-Z_]+)[:}-]", text))
+            assert read, script
+            assert read - outputs - AZD_BUILT_INS == set(), script
+
     def test_parameters_file_fills_main_bicep(self) -> None:
-        """main.parameters.json sets only parameters main.bicep declares, and every one without a default."""
+        """main.parameters.json sets only parameters main.bicep declares, every one without a default, each from the azd environment."""
         document = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))
         parameters = tree("main.bicep")["parameters"]
         given = set(document["parameters"])
@@ -435,4 +765,7 @@ class TestAzd:
         required = {name for name, parameter in parameters.items() if "default" not in parameter}
         assert required <= given
         for name, entry in document["parameters"].items():
-            assert re.fullmatch(r"\$\{[A-Z0-9_]+\}", entry["value"]), f"{name} is not taken from the azd environment"
+            match = re.fullmatch(r"\$\{[A-Z0-9_]+(?:=(?P<default>[^}]*))?\}", entry["value"])
+            assert match, f"{name} is not taken from the azd environment"
+            if match["default"] is not None:
+                assert rendered(parameters[name]["default"]) == match["default"], f"{name}: the two defaults differ"

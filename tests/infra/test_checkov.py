@@ -63,8 +63,15 @@ def source_suppressions() -> list[tuple[str, str, str]]:
     return found
 
 
+#: Files checkov cannot read, each with the reason; tests/infra/test_bicep.py parses them with the newer pycep.
+CHECKOV_CANNOT_PARSE = {
+    "modules/graph-grants.bicep": "checkov 3.3.30 bundles pycep-parser 0.5.1, which predates Bicep's `extension` "
+    "statement and lambdas; the file holds only Microsoft.Graph resources, for which checkov has no check",
+}
+
+
 def test_no_check_fails() -> None:
-    """checkov parses every Bicep file, runs its checks, and none fails."""
+    """checkov parses every Bicep file but the listed ones, runs its checks, and none fails."""
     summary = report()["summary"]
     failed = [
         f"{check['check_id']} {check['check_name']} ({check['file_path']} {check['resource']})"
@@ -72,7 +79,8 @@ def test_no_check_fails() -> None:
     ]
     assert failed == []
     assert summary["failed"] == 0
-    assert summary["parsing_errors"] == 0
+    unparsed = {Path(path).resolve().relative_to(INFRA).as_posix() for path in report()["results"].get("parsing_errors", [])}
+    assert unparsed == set(CHECKOV_CANNOT_PARSE)
     assert summary["passed"] >= 10, "checkov checked (almost) nothing"
 
 

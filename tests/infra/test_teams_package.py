@@ -1,9 +1,11 @@
-"""infra/scripts/build-teams-package.py: a Teams app zip with the filled manifest and two valid PNG icons."""
+"""infra/scripts/build-teams-package.py: a Teams app zip whose manifest the official v1.30 schema accepts, with the committed icons."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -12,10 +14,13 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "infra" / "scripts" / "build-teams-package.py"
+TEAMS = ROOT / "infra" / "teams"
+SCHEMA = TEAMS / "schema" / "MicrosoftTeams.schema.json"
 BOT = "0e6f3c2a-91d4-4b7e-8a5c-3d2f1e0b9a87"
 URL = "https://func-abc123.azurewebsites.net"
 
@@ -72,6 +77,62 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     return zipfile.ZipFile(tmp / "approval-bot.zip")
 
 
+def schema_validator() -> jsonschema.protocols.Validator:
+    """The official schema (draft-04, as it declares) with `const` enforced, as Teams' own tooling (ajv) enforces it."""
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8-sig"))
+    draft4_with_const = jsonschema.validators.extend(
+        jsonschema.Draft4Validator, {"const": jsonschema.Draft7Validator.VALIDATORS["const"]}
+    )
+    validator: jsonschema.protocols.Validator = draft4_with_const(schema)
+    return validator
+
+
+def test_the_manifest_is_valid_against_the_official_schema(package: zipfile.ZipFile) -> None:
+    """The built manifest.json has no error against Microsoft's Teams manifest schema v1.30 committed in infra/teams/schema."""
+    manifest = json.loads(package.read("manifest.json"))
+
+    assert [f"{list(e.path)}: {e.message}" for e in schema_validator().iter_errors(manifest)] == []
+
+
+def test_the_schema_check_catches_what_teams_refuses(package: zipfile.ZipFile) -> None:
+    """The validation is not vacuous: a missing botId, an unknown field or another manifest version are errors."""
+    manifest = json.loads(package.read("manifest.json"))
+    broken = [
+        {**manifest, "bots": [{k: v for k, v in manifest["bots"][0].items() if k != "botId"}]},
+        {**manifest, "approvalChannel": "x"},
+        {**manifest, "manifestVersion": "1.17"},
+    ]
+
+    for wrong in broken:
+        assert list(schema_validator().iter_errors(wrong)), wrong
+
+
+def test_the_template_is_at_the_committed_schemas_version() -> None:
+    """manifestVersion and $schema name the version the committed schema is for (its const), the newest the repo holds."""
+    template = json.loads((TEAMS / "manifest.template.json").read_text(encoding="utf-8"))
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8-sig"))
+    version = schema["properties"]["manifestVersion"]["const"]
+
+    assert template["manifestVersion"] == version == "1.30"
+    assert template["$schema"] == f"https://developer.microsoft.com/json-schemas/teams/v{version}/MicrosoftTeams.schema.json"
+
+
+def test_the_schema_file_is_the_one_its_note_names() -> None:
+    """The committed schema's sha256 is the one infra/teams/schema/README.md records with its source and licence."""
+    note = (TEAMS / "schema" / "README.md").read_text(encoding="utf-8")
+    digest = hashlib.sha256(SCHEMA.read_bytes()).hexdigest()
+
+    assert f"sha256 `{digest}`" in note
+    assert "MIT License" in note
+    assert re.search(r"@microsoft/app-manifest. 1\.1\.2", note)
+
+
+def test_the_icons_are_the_committed_files(package: zipfile.ZipFile) -> None:
+    """The zip carries infra/teams/icons/*.png byte for byte: nothing is drawn at build time."""
+    assert package.read("color.png") == (TEAMS / "icons" / "color.png").read_bytes()
+    assert package.read("outline.png") == (TEAMS / "icons" / "outline.png").read_bytes()
+
+
 def test_the_zip_holds_the_manifest_and_the_two_icons_at_its_root(package: zipfile.ZipFile) -> None:
     """Teams reads manifest.json and the icons it names from the zip's root, nothing else."""
     manifest = json.loads(package.read("manifest.json"))
@@ -88,7 +149,7 @@ def test_the_manifest_carries_this_deployments_bot_and_host(package: zipfile.Zip
     assert (bot["botId"], bot["scopes"], bot["isNotificationOnly"], bot["supportsFiles"]) == (BOT, ["team"], False, False)
     assert manifest["validDomains"] == ["func-abc123.azurewebsites.net"]
     assert manifest["id"] == BOT
-    assert tuple(int(p) for p in manifest["manifestVersion"].split(".")) >= (1, 17)
+    assert manifest["manifestVersion"] == "1.30"
     assert manifest["version"] == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert manifest["developer"]["privacyUrl"] == URL + "/"
     assert "{{" not in json.dumps(manifest)
@@ -114,7 +175,7 @@ def test_the_outline_icon_is_white_on_transparent_32_png(package: zipfile.ZipFil
 
 
 def test_a_rebuild_with_the_same_values_is_byte_identical(tmp_path: Path) -> None:
-    """The zip is reproducible (fixed entry times, deterministic icons)."""
+    """The zip is reproducible (fixed entry times, committed icons)."""
     env = {"REPLAY_BOT_APP_ID": BOT, "FUNCTION_APP_HOST": "func-abc123.azurewebsites.net"}
     first = build(tmp_path, env=env)
     one = (tmp_path / "approval-bot.zip").read_bytes()

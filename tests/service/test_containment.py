@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +11,8 @@ import pytest
 from common.settings import Settings
 from enrichment.domain.model import Account, Assessment, Baseline, SecurityEvent, SignIn, Table, TimeWindow, UserEvidence, Verdict
 from playbooks.adapters.graph import GraphDirectory, create_graph_directory
-from playbooks.domain.plan import ActionKind, ActionStatus, ContainmentPlan, Decision, plan_containment
+from playbooks.domain.footholds import AttackerForwarding, AttackerInboxRule
+from playbooks.domain.plan import ActionKind, ActionStatus, ContainmentPlan, Decision, attack_disruption, plan_containment
 from playbooks.services.containment import ContainmentReport, contain
 from tests.fakes.graph_server import FakeCredential, FakeGraph, running
 
@@ -283,3 +285,199 @@ class TestIdempotency:
         status, detail, _ = by_kind(await run(plan_for("delete_flagged_methods"), directory))[ActionKind.DELETE_FLAGGED_METHODS]
         assert (status, detail) == (ActionStatus.SKIPPED, "the audit flagged no method to delete")
         assert graph.calls("DELETE") == []
+
+
+ATTACKER_DEVICE = "d0d0d0d0-1111-2222-3333-444444444444"
+OWN_DEVICE = "d1d1d1d1-1111-2222-3333-444444444444"
+EVIL_RULE = AttackerInboxRule(UPN, "..", AT - timedelta(minutes=5), SUSPECT_IP)
+FORWARDING = AttackerForwarding(UPN, "drop@evil.example", AT - timedelta(minutes=4), SUSPECT_IP)
+FULLER = "require_password_change,delete_attacker_devices,remove_inbox_rules"
+
+
+def with_device_registration(base: UserEvidence) -> UserEvidence:
+    """The device-code sample: a device registered from the suspect IP at 15:52."""
+    event = SecurityEvent(AT - timedelta(minutes=8), "Register device", "success", UPN, SUSPECT_IP, "", "DESKTOP-ATTACK")
+    return replace(base, security_events=(*base.security_events, event))
+
+
+@pytest.fixture
+def footholds(graph: FakeGraph) -> FakeGraph:
+    graph.add_device(
+        USER, ATTACKER_DEVICE, "DESKTOP-ATTACK", operatingSystem="Windows", registrationDateTime="2026-06-15T15:52:20Z"
+    )
+    graph.add_device(USER, OWN_DEVICE, "Vic's laptop", operatingSystem="Windows", registrationDateTime="2025-02-01T09:00:00Z")
+    graph.add_rule(USER, "r-own", "Newsletters", actions={"moveToFolder": "news"})
+    graph.add_rule(USER, "r-evil", "..", actions={"delete": True})
+    return graph
+
+
+async def run_fuller(directory: GraphDirectory, optional: str = FULLER, **kwargs: object) -> ContainmentReport:
+    plan = plan_for(optional)
+    return await contain(
+        plan,
+        approval(plan),
+        with_device_registration(evidence()),
+        directory,
+        NOW,
+        assessment=ASSESSMENT,
+        attacker_rules=(EVIL_RULE,),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+class TestFullerContainment:
+    async def test_password_devices_and_rules_only_the_attackers(self, footholds: FakeGraph, directory: GraphDirectory) -> None:
+        """Password change required; only the suspect-IP device and the attacker's rule are deleted; the user's own stay."""
+        report = await run_fuller(directory)
+        results = by_kind(report)
+        assert {k: v[0] for k, v in results.items()} == dict.fromkeys(
+            [
+                ActionKind.REVOKE_SESSIONS,
+                ActionKind.AUDIT_MFA_METHODS,
+                ActionKind.REQUIRE_PASSWORD_CHANGE,
+                ActionKind.DELETE_ATTACKER_DEVICES,
+                ActionKind.REMOVE_INBOX_RULES,
+            ],
+            ActionStatus.SUCCEEDED,
+        )
+        assert writes(footholds) == [
+            f"POST /users/{USER}/revokeSignInSessions",
+            f"PATCH /users/{USER}",
+            f"DELETE /devices/{ATTACKER_DEVICE}",
+            f"DELETE /users/{USER}/mailFolders/inbox/messageRules/r-evil",
+        ]
+        assert footholds.users[USER]["passwordProfile"] == {"forceChangePasswordNextSignIn": True}
+        assert list(footholds.devices) == [OWN_DEVICE]
+        assert [r["id"] for r in footholds.rules[USER]] == ["r-own"]
+        assert results[ActionKind.DELETE_ATTACKER_DEVICES][1] == f"deleted device 'DESKTOP-ATTACK' ({ATTACKER_DEVICE}, Windows)"
+        assert results[ActionKind.REMOVE_INBOX_RULES][1] == "deleted inbox rule '..'"
+        assert results[ActionKind.REMOVE_INBOX_RULES][2] == footholds.calls("DELETE", "messageRules")[0].request_id
+        assert report.devices is not None
+        assert [f.device.id for f in report.devices.flagged] == [ATTACKER_DEVICE]
+
+    async def test_the_report_says_what_revoking_leaves_and_what_a_person_must_do(
+        self, footholds: FakeGraph, directory: GraphDirectory
+    ) -> None:
+        """Access tokens until expiry (60-90 minutes, CAE) and the Set-Mailbox command for the forwarding."""
+        report = await run_fuller(directory, forwarding=(FORWARDING,))
+        assert any(
+            "access tokens already issued" in n and "60-90 minutes" in n and "continuous access evaluation" in n
+            for n in report.notes
+        )
+        (step,) = [n for n in report.notes if n.startswith("By hand:")]
+        assert "Set-Mailbox -Identity 'victim@contoso.com' -ForwardingSmtpAddress $null" in step
+        revoke = by_kind(report)[ActionKind.REVOKE_SESSIONS][1]
+        assert "not access tokens already issued" in revoke
+
+    async def test_already_deleted_device_and_rule_count_as_done(self, footholds: FakeGraph, directory: GraphDirectory) -> None:
+        """A 404 on DELETE (gone between listing and deleting) is success, said as 'already gone'."""
+        footholds.fail("DELETE", "^/devices/", 404)
+        footholds.fail("DELETE", "messageRules/r-evil", 404, code="ErrorItemNotFound")
+        results = by_kind(await run_fuller(directory))
+        assert results[ActionKind.DELETE_ATTACKER_DEVICES][:2] == (
+            ActionStatus.SUCCEEDED,
+            f"device 'DESKTOP-ATTACK' ({ATTACKER_DEVICE}, Windows) was already gone",
+        )
+        assert results[ActionKind.REMOVE_INBOX_RULES][:2] == (ActionStatus.SUCCEEDED, "inbox rule '..' was already gone")
+
+    async def test_a_rule_removed_before_containment_is_reported_gone(
+        self, footholds: FakeGraph, directory: GraphDirectory
+    ) -> None:
+        """The attacker's rule no longer in the inbox: nothing deleted, the result says so."""
+        footholds.rules[USER] = [r for r in footholds.rules[USER] if r["id"] != "r-evil"]
+        status, detail, _ = by_kind(await run_fuller(directory))[ActionKind.REMOVE_INBOX_RULES]
+        assert (status, detail) == (ActionStatus.SUCCEEDED, "rule '..' is no longer in the inbox")
+        assert footholds.calls("DELETE", "messageRules") == []
+
+    async def test_without_attacker_rules_in_the_evidence_no_rule_is_touched(
+        self, footholds: FakeGraph, directory: GraphDirectory
+    ) -> None:
+        """No rule attributed to a suspect session: the action is skipped without even listing the inbox."""
+        plan = plan_for("remove_inbox_rules")
+        report = await contain(plan, approval(plan), evidence(), directory, NOW, assessment=ASSESSMENT)
+        status, detail, _ = by_kind(report)[ActionKind.REMOVE_INBOX_RULES]
+        assert (status, detail) == (ActionStatus.SKIPPED, "the mailbox audit attributes no inbox rule to a suspect session")
+        assert footholds.calls("GET", "messageRules") == []
+
+    async def test_no_device_from_a_suspect_ip_means_none_deleted(self, footholds: FakeGraph, directory: GraphDirectory) -> None:
+        """Without a suspect-IP registration in AuditLogs every device is the user's: skipped, no DELETE."""
+        plan = plan_for("delete_attacker_devices")
+        report = await contain(plan, approval(plan), evidence(), directory, NOW, assessment=ASSESSMENT)
+        status, detail, _ = by_kind(report)[ActionKind.DELETE_ATTACKER_DEVICES]
+        assert status is ActionStatus.SKIPPED
+        assert detail.startswith("no device registered from a suspect IP: 2 device(s) registered")
+        assert footholds.calls("DELETE") == []
+
+    async def test_missing_permissions_fail_their_action_only_and_name_the_permission(
+        self, footholds: FakeGraph, directory: GraphDirectory
+    ) -> None:
+        """403s on the password, device and rule calls each name their permission; revoke still succeeds."""
+        footholds.fail("PATCH", "^/users/", 403)
+        footholds.fail("DELETE", "^/devices/", 403)
+        footholds.fail("GET", "messageRules", 403, code="ErrorAccessDenied", message="Access is denied.")
+        results = by_kind(await run_fuller(directory))
+        assert results[ActionKind.REVOKE_SESSIONS][0] is ActionStatus.SUCCEEDED
+        for kind, permission in (
+            (ActionKind.REQUIRE_PASSWORD_CHANGE, "User-PasswordProfile.ReadWrite.All"),
+            (ActionKind.DELETE_ATTACKER_DEVICES, "Device.ReadWrite.All"),
+            (ActionKind.REMOVE_INBOX_RULES, "MailboxSettings.ReadWrite"),
+        ):
+            status, detail, _ = results[kind]
+            assert status is ActionStatus.FAILED
+            assert f"grant the Microsoft Graph application permission {permission}" in detail
+
+    async def test_throttled_device_delete_is_retried_by_the_sdk(self, footholds: FakeGraph, directory: GraphDirectory) -> None:
+        """A 429 with Retry-After on DELETE /devices is kiota's to retry; the device is deleted once."""
+        footholds.fail("DELETE", "^/devices/", 429, retry_after=1)
+        results = by_kind(await run_fuller(directory, optional="delete_attacker_devices"))
+        assert results[ActionKind.DELETE_ATTACKER_DEVICES][0] is ActionStatus.SUCCEEDED
+        assert [c.status for c in footholds.calls("DELETE", "^/devices/")] == [429, 204]
+
+    async def test_password_change_on_an_administrator_names_the_role(
+        self, footholds: FakeGraph, directory: GraphDirectory
+    ) -> None:
+        """Entra ID refuses a password change on a Global Administrator from app permissions: the result says why."""
+        footholds.assign_role(USER, GLOBAL_ADMIN, "Global Administrator")
+        footholds.refuse_sensitive(USER)
+        status, detail, _ = by_kind(await run_fuller(directory, optional="require_password_change"))[
+            ActionKind.REQUIRE_PASSWORD_CHANGE
+        ]
+        assert status is ActionStatus.FAILED
+        assert "Global Administrator" in detail
+        assert "Privileged Authentication Administrator" in detail
+
+    async def test_a_disabled_account_and_disruption_are_said_not_repeated(
+        self, graph: FakeGraph, directory: GraphDirectory
+    ) -> None:
+        """Attack disruption marked disabling done: no PATCH; the report names who did it and that the account is disabled."""
+        graph.users[USER]["accountEnabled"] = False
+        settings = Settings.from_values({"REPLAY_OPTIONAL_ACTIONS": "disable_account"})
+        plan = plan_containment("INC-7", SUSPECT, ASSESSMENT, settings, disruption=attack_disruption("AiTM (attack disruption)"))
+        report = await contain(plan, approval(plan), evidence(), directory, NOW, assessment=ASSESSMENT)
+        assert ActionKind.DISABLE_ACCOUNT not in by_kind(report)
+        assert graph.calls("PATCH") == []
+        assert any(
+            n.startswith("Not repeated: disable account, already done by Defender's automatic attack disruption")
+            for n in report.notes
+        )
+        assert any("already disabled when containment ran" in n for n in report.notes)
+
+    async def test_redelivery_repeats_none_of_the_new_writes(self, footholds: FakeGraph, directory: GraphDirectory) -> None:
+        """With the first run's completed kinds, a second delivery deletes and patches nothing again."""
+        first = await run_fuller(directory)
+        before = writes(footholds)
+        await run_fuller(directory, completed=first.completed)
+        assert writes(footholds) == before
+
+    async def test_the_audit_lists_devices_again_registered_while_the_card_waited(
+        self, footholds: FakeGraph, directory: GraphDirectory
+    ) -> None:
+        """The read-only audit re-lists devices at containment time; a refused device listing is only noted."""
+        report = await run_fuller(directory, optional="")
+        detail = by_kind(report)[ActionKind.AUDIT_MFA_METHODS][1]
+        assert "; devices: 2 device(s) registered; 1 from a suspect address: device 'DESKTOP-ATTACK'" in detail
+        assert footholds.calls("DELETE") == []
+        footholds.fail("GET", "registeredDevices", 403)
+        again = await run_fuller(directory, optional="")
+        assert by_kind(again)[ActionKind.AUDIT_MFA_METHODS][0] is ActionStatus.SUCCEEDED
+        assert any("could not list the user's devices again" in n and "User.Read.All" in n for n in again.notes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from enrichment.domain.model import Verdict
 from enrichment.ports import QueryEngine
 from playbooks import wiring
 from playbooks.adapters.sentinel import SentinelIncidents, SentinelRetries
-from playbooks.domain.incident import comment_id, parse_incident
+from playbooks.domain.incident import TITLE_CHARS, comment_id, parse_incident
 from playbooks.functions.orchestrator import ACTIVITY_ENTITIES, ACTIVITY_NOTICE
 from playbooks.services import enrich
 from tests.app.durable_history import drive
@@ -163,6 +164,42 @@ class TestPipeline:
         assert (output["outcome"], called) == ("no_account", [ACTIVITY_NOTICE])
         assert "No account to assess" in _stored_comment(sentinel)["message"]
         assert wired.engine_builds == 0
+
+    def test_huge_title_keeps_every_payload_small(self, wired: Wired, sentinel: SentinelServer) -> None:
+        """A 2 MB title: the input and every activity payload of the run together stay under 16 KB (capped at intake)."""
+        body = data.trigger_body(data.ENTITIES)
+        body["object"]["properties"]["title"] = "T" * 2_000_000
+        incident = parse_incident(body)
+        sizes = [len(json.dumps(incident.to_json()))]
+
+        def measured(name: str, payload: dict[str, Any]) -> Any:
+            result = execute(name, payload)
+            sizes.extend((len(json.dumps(payload)), len(json.dumps(result))))
+            return result
+
+        output, _called = drive(incident.to_json(), measured)
+
+        assert output["outcome"] == "enriched"
+        assert sum(sizes) < 16_000
+        message = _stored_comment(sentinel)["message"]
+        assert "T" * 100 in message
+        assert "T" * (TITLE_CHARS + 1) not in message
+
+    def test_accounts_read_from_sentinel_are_capped_by_the_setting(self, sentinel: SentinelServer, database: Path) -> None:
+        """Entities read from Sentinel with REPLAY_MAX_ACCOUNTS=1: one account assessed, the other named in the comment."""
+        incident = parse_incident(data.incident_resource())
+        with EmbeddedEngine.open(database) as engine:
+            wired = Wired(sentinel, engine, {**ENVIRON, "REPLAY_CONTAINMENT_ENABLED": "false", "REPLAY_MAX_ACCOUNTS": "1"})
+            previous = wiring.install(wired.services)
+            try:
+                output, called = drive(incident.to_json(), execute)
+            finally:
+                wiring.install(previous)
+
+        assert called[0] == ACTIVITY_ENTITIES
+        assert [a["account"]["upn"] for a in output["accounts"]] == [data.ALICE_UPN]
+        message = _stored_comment(sentinel)["message"]
+        assert f"REPLAY_MAX_ACCOUNTS: the first 1 accounts were assessed, 1 more were not: {data.BOB_UPN}" in message
 
     def test_each_activity_logs_one_line_with_its_invocation(self, wired: Wired) -> None:
         """Every activity invocation logs one summary line with its invocation id and outcome."""

@@ -138,6 +138,11 @@ class TestRun:
             ({"drop": "--dry-run"}, "--dry-run is required"),
             ({"incident": "missing.json"}, "--incident: cannot read"),
             ({"incident_text": "{not json"}, "is not JSON"),
+            ({"incident_text": "[" * 100_000 + "]" * 100_000}, "nested too deeply"),
+            (
+                {"incident_text": json.dumps(data.trigger_body()).replace("2026", "9999", 1)},
+                "not the time of a Sentinel incident",
+            ),
             ({"incident_body": {"id": "/subscriptions/x"}}, "not a Sentinel incident resource id"),
             ({"data": "no-such-folder"}, "--data: no such file or folder"),
             ({"drop": "--out"}, "the following arguments are required: --out"),
@@ -170,6 +175,44 @@ class TestRun:
         assert len(err.splitlines()) == 1
         assert err.startswith("error: ")
         assert message in err
+
+
+class TestHostileIncident:
+    def test_hidden_characters_and_a_lone_surrogate_in_the_title(self, tmp_path: Path, database: Path) -> None:
+        """NUL, ESC, a bidi override and a lone surrogate in the title: exit 0, and none of them in comment.html or result.json."""
+        hostile = json.dumps(data.trigger_body(data.ENTITIES)).replace(
+            "Anomalous token <b>for</b> Alice", "Tok\\u0000en \\u001b[31m\\u202eAlice\\ud800"
+        )
+        incident = tmp_path / "incident.json"
+        incident.write_text(hostile, encoding="utf-8")
+
+        code, _out, err = _run(
+            "run", "--incident", str(incident), "--data", str(database), "--dry-run", "--out", str(tmp_path / "out")
+        )
+
+        assert (code, err) == (EXIT_OK, "")
+        html = (tmp_path / "out" / "comment.html").read_text(encoding="utf-8")
+        title = json.loads((tmp_path / "out" / "result.json").read_text(encoding="utf-8"))["incident"]["title"]
+        assert title == "Token [31mAlice\ufffd"
+        assert "Token [31mAlice\ufffd" in html
+        assert not any(char in html for char in "\x00\x1b\u202e")
+
+    def test_accounts_over_the_cap_are_named_as_not_assessed(self, tmp_path: Path, database: Path) -> None:
+        """REPLAY_MAX_ACCOUNTS=1: one account assessed, the other listed in result.json and warned about in the comment."""
+        settings = tmp_path / "local.settings.json"
+        settings.write_text(json.dumps({"Values": {"REPLAY_MAX_ACCOUNTS": "1"}}), encoding="utf-8")
+
+        code, _out, err = _run_with_settings(tmp_path, database, settings, tmp_path / "out")
+
+        assert (code, err) == (EXIT_OK, "")
+        result = json.loads((tmp_path / "out" / "result.json").read_text())
+        assert [a["account"]["upn"] for a in result["accounts"]] == [data.ALICE_UPN]
+        assert (result["not_assessed_accounts"], result["not_assessed_total"]) == (
+            [{"upn": data.BOB_UPN, "object_id": ""}],
+            1,
+        )
+        assert result["warnings"][0].startswith("REPLAY_MAX_ACCOUNTS: the first 1 accounts were assessed, 1 more were not")
+        assert "REPLAY_MAX_ACCOUNTS" in (tmp_path / "out" / "comment.html").read_text()
 
 
 def _incident_id() -> str:
@@ -208,7 +251,8 @@ def test_dry_run_card_renders_cleanly_in_the_official_renderer(tmp_path: Path, d
     assert done.returncode == 0, done.stderr
     [result] = json.loads(done.stdout)["results"]
     assert (result["parseEvents"], result["validationEvents"], result["console"], result["pageErrors"]) == ([], [], [], [])
-    assert result["buttons"][:2] == ["Approve containment", "Reject"]
+    decisions = [b for b in result["buttons"] if b.startswith(("Approve", "Reject"))]
+    assert decisions == ["Approve: revoke sessions", "Reject: change nothing"]
     assert data.ALICE_UPN in result["text"]
     assert (card_dir / "out" / "dry_run.png").is_file()
 

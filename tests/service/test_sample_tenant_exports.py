@@ -80,3 +80,28 @@ def test_travel_records_reach_the_triage_through_the_watchlist_function(
         abroad = {s.country for s in evidence.signins if s.ip in scenario["explained_ips"]}
         assert len(abroad) == 1
         assert any(t.country in abroad and t.start <= evidence.at <= t.end for t in evidence.travel)
+
+
+@pytest.mark.parametrize("family", ["aitm_residential_replay", "relay_replay"])
+def test_every_attacker_address_of_the_new_replays_reaches_the_evidence(
+    engine: EmbeddedEngine, tenant: tuple[Path, Summary], family: str
+) -> None:
+    """The production evidence query returns each address the attacker used, in the session it replayed."""
+    folder = tenant[0]
+    for scenario in _scenarios(folder, family):
+        evidence = _evidence(engine, folder, scenario)
+        by_ip: dict[str, set[str]] = {}
+        for signin in evidence.signins:
+            by_ip.setdefault(signin.ip, set()).add(signin.session_id)
+        assert set(scenario["attacker_ips"]) <= set(by_ip)
+        sessions = set.intersection(*(by_ip[ip] for ip in scenario["attacker_ips"]))
+        assert sessions, scenario["id"]
+
+
+def test_the_tenants_settings_name_its_security_service_edge(tenant: tuple[Path, Summary]) -> None:
+    """settings.json carries REPLAY_SSE_PROVIDER for the product, and the SSE users' addresses are that provider's."""
+    folder = tenant[0]
+    settings = Settings.from_file(folder / "settings.json")
+    assert len(settings.sse_providers) == 1
+    for scenario in _scenarios(folder, "organisation_sse"):
+        assert scenario["traits"]["provider"] in settings.sse_providers

@@ -43,10 +43,13 @@ _ESCAPABLE = set("\\`*_[]<>#|~{}&")
 
 
 def _texts(node: Any) -> Iterator[str]:
-    """Every string Teams renders as Markdown: TextBlock text and FactSet titles and values."""
+    """Every string Teams renders as Markdown (TextBlock, FactSet), and each RichTextBlock's runs joined as one line."""
     if isinstance(node, dict):
         if node.get("type") == "TextBlock":
             yield node["text"]
+        if node.get("type") == "RichTextBlock":
+            yield "".join(run["text"] for run in node["inlines"])
+            return
         if node.get("type") == "FactSet":
             for fact in node["facts"]:
                 yield fact["title"]
@@ -182,14 +185,15 @@ def test_pending_card_shows_incident_user_verdict_signals_ips_and_actions() -> N
     text = _unescape(_all_text(card))
     assert "Incident 4711: Token replay suspected for a privileged user" in text
     assert s.UPN in text
-    assert "token replay likely (score 85/100)" in text
+    assert "Verdict: Token replay likely: score 85/100" in text
     reasons = [line for line in text.splitlines() if line.startswith("• Session") or line.startswith("• AS136787")]
     assert reasons[0].startswith("• Session sess-1")  # heaviest first
-    assert "198.51.100.7 · RU · AS136787 · 57 sign-ins · no benign explanation" in text
-    assert "203.0.113.10: 203.0.113.0/24 is a corporate VPN egress" in text
-    assert "⚠ Changes the tenant: Revoke all of the user's sign-in sessions and refresh tokens" in text
-    assert "Read-only: List the user's MFA methods" in text
-    assert "⚠ Changes the tenant: Disable the user's account" in text
+    assert "• 198.51.100.7 · Moscow, RU · AS136787 PacketHub S.A. · 57 sign-ins · no benign explanation" in text
+    assert "Object id" not in text
+    assert "• 203.0.113.10: 203.0.113.0/24 is a corporate VPN egress" in text
+    assert "• Changes the tenant: Revoke all of the user's sign-in sessions and refresh tokens" in text
+    assert "• Read-only: List the user's MFA methods" in text
+    assert "• Changes the tenant: Disable the user's account" in text
     urls = [a["url"] for a in card["actions"] if a["type"] == "Action.OpenUrl"]
     assert urls == [s.INCIDENT.url]
 
@@ -204,17 +208,17 @@ def test_pending_card_says_what_evidence_was_missing() -> None:
 
 
 def test_hostile_values_never_reach_the_card_unescaped() -> None:
-    """Sign-in values and signal details full of Markdown are present only in escaped form."""
+    """Sign-in values and signal details full of Markdown reach the card only as TextRuns (never Markdown), one line each, with no date function left."""
     evidence, assessment = s.hostile()
     card = _pending(evidence, assessment)
-    rendered = _all_text(card)
-    assert "[Approve](" not in rendered
-    assert "**bold**" not in rendered
-    assert "{{DATE" not in rendered
-    assert r"\[Approve\](https://evil.example/pwn)" in rendered
-    for text in _texts(card):
-        assert "\n" not in text
-        assert not text.startswith(("#", "-", "+", ">"))
+    markdown = "\n".join(b["text"] for b in _walk(card) if b.get("type") == "TextBlock")
+    assert "[Approve](" not in markdown
+    assert "**bold**" not in markdown
+    runs = [r["text"] for b in _walk(card) if b.get("type") == "RichTextBlock" for r in b["inlines"]]
+    assert any("[Approve](https://evil.example/pwn)" in r for r in runs)
+    for run in runs:
+        assert "\n" not in run
+        assert "{{" not in run
 
 
 def test_non_https_incident_link_is_left_out() -> None:
@@ -314,9 +318,9 @@ def test_outcome_card_lists_each_action_result() -> None:
     card = _pending(decision=_decision(), results=results)
     texts = [t for t in _texts(card) if t.startswith(("✔", "✖", "–"))]
     assert texts[0] == "✔ Revoke sessions: succeeded. sessions revoked (request id req-1)"
-    assert r"\[Approve\](https://evil)" in texts[1]
-    assert texts[2].startswith("✖ Disable account: failed. 403 Authorization\\_RequestDenied")
-    failed = next(b for b in _walk(card) if b.get("text", "").startswith("✖"))
+    assert "[Approve](https://evil)" in texts[1]
+    assert texts[2].startswith("✖ Disable account: failed. 403 Authorization_RequestDenied")
+    failed = next(b for b in _walk(card) if b.get("type") == "TextRun" and b["text"].startswith("✖"))
     assert failed["color"] == "Attention"
     assert "Containment is running" not in _all_text(card)
     assert not [a for a in card["actions"] if a["type"] == "Action.Execute"]
@@ -405,10 +409,11 @@ def test_short_cards_say_what_happened_and_offer_no_buttons(card: Any, expected:
 
 
 def test_decider_without_upn_is_shown_by_name_escaped() -> None:
-    """Without a UPN the decider's Teams display name is shown, escaped."""
+    """Without a UPN the decider's Teams display name is shown, as a TextRun (literal, never Markdown)."""
     decision = Decision(True, "0" * 32, "aaaaaaaa-0000-4000-8000-000000000001", "", s.AT)
-    text = _all_text(already_decided_card(_data(), decision, name="**Eve** [x](https://evil)"))
-    assert r"Already approved by \*\*Eve\*\* \[x\](https://evil)" in text
+    card = already_decided_card(_data(), decision, name="**Eve** [x](https://evil)")
+    assert "Already approved by **Eve** [x](https://evil)" in _all_text(card)
+    assert not [b for b in _walk(card) if b.get("type") == "TextBlock" and "Eve" in b["text"]]
 
 
 # ---------------------------------------------------------------------------------------------- button data contract

@@ -11,7 +11,19 @@ from typing import Any
 
 import pytest
 
-from playbooks.domain.plan import ActionKind, ActionResult, ActionStatus, Decision
+from common.settings import OPTIONAL_ACTIONS, Settings
+from enrichment.domain.model import Account
+from enrichment.render.story import Context, Identity
+from playbooks.domain.footholds import AttackerForwarding
+from playbooks.domain.plan import (
+    ActionKind,
+    ActionResult,
+    ActionStatus,
+    ContainmentPlan,
+    Decision,
+    attack_disruption,
+    plan_containment,
+)
 from playbooks.render.card import ActionData, already_decided_card, card_for, expired_card, recorded_card, refused_card
 from tests.unit import card_samples as s
 
@@ -43,6 +55,7 @@ def _cards() -> dict[str, dict[str, Any]]:
     )
     return {
         "pending": card_for(s.INCIDENT, evidence, assessment, plan, **common),
+        "fuller": card_for(s.INCIDENT, hostile_evidence, hostile_assessment, _fuller_plan(), context=_who(), **common),
         "hostile": card_for(s.INCIDENT, hostile_evidence, hostile_assessment, hostile_plan, **common),
         "running": card_for(s.INCIDENT, evidence, assessment, plan, decision=_decision(), **common),
         "outcome": card_for(s.INCIDENT, evidence, assessment, plan, decision=_decision(), results=results, **common),
@@ -60,6 +73,32 @@ def _cards() -> dict[str, dict[str, Any]]:
             "body": [{"type": "TextBlock", "text": f"[Approve]({EVIL})", "wrap": True}],
         },
     }
+
+
+def _fuller_plan() -> ContainmentPlan:
+    """Every optional action, disabling already done by attack disruption, hostile forwarding as a step by hand."""
+    forwarding = AttackerForwarding(s.UPN, f"[Approve]({EVIL})@evil.example", s.AT, "198.51.100.66")
+    return plan_containment(
+        s.INCIDENT.incident_id,
+        Account(s.UPN, s.USER_ID),
+        s.hostile()[1],
+        Settings.from_values({"REPLAY_OPTIONAL_ACTIONS": ",".join(OPTIONAL_ACTIONS)}),
+        disruption=attack_disruption("AiTM (attack disruption)"),
+        forwarding=[forwarding],
+    )
+
+
+def _who() -> Context:
+    """Identity facts whose values carry attacker-chosen names (a device called like a Markdown link)."""
+    return Context(
+        identity=Identity(
+            "Vic Tim",
+            (
+                ("Job", "Controller, Finance (Microsoft Graph)"),
+                ("Devices", f"1 from a suspect address: device '[Approve]({EVIL})'"),
+            ),
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +143,17 @@ def test_markdown_processing_is_active_so_the_escaping_check_means_something(ren
     assert {"href": EVIL, "text": "Approve"} in links
 
 
-@pytest.mark.parametrize("name", ["hostile", "refused"])
+def test_fuller_card_says_who_what_revoking_leaves_and_what_to_do_by_hand(rendered: dict[str, Any]) -> None:
+    """The Who facts, the access-token caveat, attack disruption and the Set-Mailbox step show as plain text."""
+    text = rendered["by_name"]["fuller"]["text"]
+    assert "Who" in text
+    assert "Controller, Finance (Microsoft Graph)" in text
+    assert "access tokens already issued" in text
+    assert "already done by Defender's automatic attack disruption" in text
+    assert "Set-Mailbox -Identity" in text
+
+
+@pytest.mark.parametrize("name", ["hostile", "refused", "fuller"])
 def test_hostile_link_renders_as_literal_text(rendered: dict[str, Any], name: str) -> None:
     """A sign-in value or name like [Approve](https://evil) shows as those characters, and no element links to it."""
     result = rendered["by_name"][name]
@@ -118,7 +167,7 @@ def test_hostile_markup_stays_text(rendered: dict[str, Any]) -> None:
     """Emphasis, code, HTML tags and date functions from a sign-in value are shown literally."""
     result = rendered["by_name"]["hostile"]
     assert "**bold** _it_ `code` <b>x</b>" in result["text"]
-    assert "{{DATE(2017-02-14T06:00:00Z, SHORT)}}" in result["text"]
+    assert "{{DATE(2017-02-14T06:00:00Z, SHORT)}}" in result["text"].replace("\u200b", "")
     assert "<strong>bold</strong>" not in result["html"]
     assert "<b>x</b>" not in result["html"]
     assert "<h1" not in result["html"]
@@ -127,9 +176,14 @@ def test_hostile_markup_stays_text(rendered: dict[str, Any]) -> None:
 
 def test_only_the_pending_card_offers_approve_and_reject(rendered: dict[str, Any]) -> None:
     """Buttons appear on the pending card; every later state shows none."""
-    assert rendered["by_name"]["pending"]["buttons"] == ["Approve containment", "Reject", "Open incident"]
+    assert rendered["by_name"]["pending"]["buttons"] == [
+        "Show the 1 explained address(es)",
+        "Approve: revoke sessions",
+        "Reject: change nothing",
+        "Open incident",
+    ]
     for name in ("running", "outcome", "expired", "recorded", "already_decided", "refused", "expired_short"):
-        assert "Approve containment" not in rendered["by_name"][name]["buttons"], name
+        assert "Approve: revoke sessions" not in rendered["by_name"][name]["buttons"], name
 
 
 def test_outcome_card_shows_each_result(rendered: dict[str, Any]) -> None:

@@ -32,7 +32,8 @@ AT = datetime(2026, 3, 1, 9, tzinfo=UTC)
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 WINDOW = TimeWindow(AT - timedelta(hours=24), AT + timedelta(hours=6))
 HOSTILE = '<script>alert(\'x\')</script>" onmouseover="x" &amp; <b>'
-ALLOWED_TAGS = {"h3", "h4", "p", "b", "i", "ul", "li", "table", "tr", "th", "td"}
+ALLOWED_TAGS = {"h3", "h4", "p", "b", "i", "ul", "ol", "li", "br", "small", "code", "a", "table", "tr", "th", "td"}
+VOID_TAGS = {"br"}
 
 
 def _incident(
@@ -113,9 +114,11 @@ class _Structure(HTMLParser):
         self.text: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in ALLOWED_TAGS or attrs:
+        links_out = tag == "a" and len(attrs) == 1 and attrs[0][0] == "href" and (attrs[0][1] or "").startswith("https://")
+        if tag not in ALLOWED_TAGS or (attrs and not links_out):
             self.problems.append(f"unexpected <{tag} {attrs}>")
-        self.stack.append(tag)
+        if tag not in VOID_TAGS:
+            self.stack.append(tag)
 
     def handle_endtag(self, tag: str) -> None:
         if not self.stack or self.stack[-1] != tag:
@@ -140,31 +143,31 @@ def _check_well_formed(html_text: str) -> str:
 
 class TestContent:
     def test_summary_comes_before_timeline_and_baseline(self) -> None:
-        """Verdict and score, then signals, then suspect IPs, then the IP table, then the baseline."""
+        """Verdict and score, the next steps, then the signals, the addresses and the baseline."""
         text = enrichment_comment(_incident(), [_report()], max_chars=30_000, generated_at=NOW)
 
         positions = [
             text.index(marker)
-            for marker in ("Token replay likely", "85/100", "Strongest signals", "Suspect IPs", "IP timeline", "Baseline")
+            for marker in ("Token replay likely", "85/100", "Next steps", "<b>Evidence</b>", "<b>Addresses</b>", "Baseline")
         ]
         assert positions == sorted(positions)
 
     def test_strongest_signals_in_plain_english_heaviest_first(self) -> None:
-        """The three heaviest signals' sentences lead, heaviest first; the rest come later."""
+        """Every signal's sentence is listed, heaviest first, before the addresses."""
         text = enrichment_comment(_incident(), [_report()], max_chars=30_000, generated_at=NOW)
 
         order = [
             text.index(s) for s in ("Session used from", "ASN 64500 never seen", "MFA satisfied by a claim", "Sign-ins at 03:00")
         ]
         assert order == sorted(order)
-        assert text.index("Sign-ins at 03:00") > text.index("IP timeline")
+        assert text.index("Sign-ins at 03:00") < text.index("<b>Addresses</b>")
 
     def test_suspect_ips_say_whether_anything_explains_them(self) -> None:
         """A suspect IP without explanation says so; an explained IP names its explanation."""
         text = enrichment_comment(_incident(), [_report()], max_chars=30_000, generated_at=NOW)
 
-        assert "203.0.113.0: no benign explanation found" in text
-        assert "203.0.113.2: corporate VPN" in text
+        assert "<b>203.0.113.0</b>: <b>suspect</b>: no benign explanation" in text
+        assert "<b>203.0.113.2</b>: explained: in 203.0.113.0/30" in text
 
     def test_data_warnings_are_visible(self) -> None:
         """Truncation and partial-result warnings are shown near the top of the account's section."""
@@ -172,7 +175,7 @@ class TestContent:
 
         text = enrichment_comment(_incident(), [report], max_chars=30_000, generated_at=NOW)
 
-        assert text.index("truncated at the row cap") < text.index("IP timeline")
+        assert text.index("truncated at the row cap") < text.index("<b>Addresses</b>")
         assert "partial result: E_QUERY_RESULT_SET_TOO_LARGE" in text
 
     def test_missing_evidence_is_said_with_what_it_left_unevaluated(self) -> None:
@@ -183,13 +186,24 @@ class TestContent:
 
         text = enrichment_comment(_incident(), [AccountReport(report.evidence, assessment)], max_chars=30_000, generated_at=NOW)
 
-        assert "<b>Insufficient evidence</b>, score <b>0/100</b>" in text
+        assert "<b>Insufficient evidence: score 0/100</b>" in text
         assert "1 account(s): 0 replay likely, 0 suspicious, 1 insufficient evidence, 0 benign." in text
         assert (
             "<li>AADNonInteractiveUserSignInLogs: not read: evidence query: workspace returned no data (204); "
             "not evaluated: new_app</li>"
         ) in text
         assert "No replay signal in the evidence that could be read." in text
+
+    def test_tuned_scoring_is_named_and_the_stock_one_is_not(self) -> None:
+        """Thresholds or weights changed from the defaults are named near the top; a stock deployment shows no such line."""
+        tuning = ("REPLAY_THRESHOLD_LIKELY is 60 (default 70)", "signal new_app weighs 0 (default 8)")
+
+        tuned = enrichment_comment(_incident(), [_report()], max_chars=30_000, generated_at=NOW, tuning=tuning)
+        stock = enrichment_comment(_incident(), [_report()], max_chars=30_000, generated_at=NOW)
+
+        assert "Scoring tuned for this tenant</b>: REPLAY_THRESHOLD_LIKELY is 60 (default 70); signal new_app weighs 0" in tuned
+        assert tuned.index("Scoring tuned") < tuned.index("Token replay likely: score")
+        assert "Scoring tuned" not in stock
 
     def test_empty_baseline_is_said_plainly(self) -> None:
         """No history: the comment says the usual IPs are unknown instead of showing zeros."""
@@ -221,12 +235,12 @@ class TestContent:
 
         assert "not assessed: CORP\\svc" in text
 
-    def test_timeline_is_a_small_table(self) -> None:
-        """Beyond the row limit the table says how many IPs it left out."""
+    def test_address_list_is_bounded(self) -> None:
+        """Beyond the row limit the address list says how many addresses it left out."""
         text = enrichment_comment(_incident(), [_report(ips=TIMELINE_ROWS + 12)], max_chars=100_000, generated_at=NOW)
 
-        assert text.count("<tr><td>") == TIMELINE_ROWS
-        assert "12 more IPs not shown" in text
+        assert text.count("<li><b>") == TIMELINE_ROWS
+        assert "12 more addresses not shown" in text
 
 
 class TestEscaping:

@@ -1,19 +1,32 @@
-"""Incident parsing, account resolution by kind, deterministic ids and the label decision."""
+"""Incident parsing (bounded, hostile bodies refused), account resolution by kind, deterministic ids and the label decision."""
 
 from __future__ import annotations
 
 import copy
 import json
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from common.errors import InputError
+from common.settings import Settings
 from enrichment.domain.model import Account, Verdict
 from playbooks.domain.incident import (
+    EARLIEST,
+    KINDS,
+    LISTED,
+    MAX_BODY_BYTES,
+    NAME_CHARS,
+    OTHER_KINDS,
+    TITLE_CHARS,
+    BodyTooLarge,
     IncidentRef,
     comment_id,
+    incident_body,
     incident_update,
     instance_id,
     overall_verdict,
@@ -317,6 +330,293 @@ class TestRealPayloads:
 
         assert resolution.accounts == ()
         assert dict(resolution.kinds) == {"AzureResource": 1, "Host": 1, "Ip": 1}
+
+
+def _oid(index: int) -> str:
+    return str(uuid.UUID(int=index + 1, version=4))
+
+
+def _people(count: int, start: int = 0) -> list[dict[str, Any]]:
+    return [_account(aadUserId=_oid(i), accountName=f"user{i}", upnSuffix="contoso.com") for i in range(start, start + count)]
+
+
+class TestMergeAtScale:
+    def test_forty_thousand_entities_merge_into_distinct_people(self) -> None:
+        """40,000 entities naming 20,000 people twice (id+UPN, then UPN alone) give 20,000 people, in first-seen order."""
+        twice = _people(20_000) + [_account(accountName=f"user{i}", upnSuffix="contoso.com") for i in range(20_000)]
+
+        resolution = resolve_accounts(twice, max_accounts=500)
+
+        assert resolution.accounts[:2] == (Account("user0@contoso.com", _oid(0)), Account("user1@contoso.com", _oid(1)))
+        assert (len(resolution.accounts), resolution.not_assessed_total) == (500, 19_500)
+        assert resolution.kinds == (("Account", 40_000),)
+
+    def test_upn_only_person_adopts_a_later_object_id_once(self) -> None:
+        """A person first named by UPN takes the object id of a later entity with that UPN; a third id stays separate."""
+        other = "5f0e7c1a-1111-4222-8333-944455566677"
+        resolution = resolve_accounts(
+            [
+                _account(accountName="alice", upnSuffix="contoso.com"),
+                _account(aadUserId=OID, accountName="alice", upnSuffix="contoso.com"),
+                _account(aadUserId=other, accountName="alice", upnSuffix="contoso.com"),
+                _account(accountName="alice", upnSuffix="contoso.com"),
+            ]
+        )
+
+        assert resolution.accounts == (Account("alice@contoso.com", OID), Account("alice@contoso.com", other))
+
+    def test_upn_held_by_an_id_person_is_not_a_new_person(self) -> None:
+        """A UPN-only entity whose UPN an id-person already holds (as its second UPN) adds nobody."""
+        resolution = resolve_accounts(
+            [
+                _account(aadUserId=OID, accountName="alice", upnSuffix="contoso.com"),
+                _account(aadUserId=OID, friendlyName="alice.alt@contoso.com"),
+                _account(friendlyName="Alice.Alt@contoso.com"),
+            ]
+        )
+
+        assert resolution.accounts == (Account("alice@contoso.com", OID),)
+
+
+class TestAccountCap:
+    def test_accounts_over_the_cap_are_not_assessed_but_named(self) -> None:
+        """With 60 people and a cap of 50, the first 50 are assessed and the other 10 listed as not assessed."""
+        incident = parse_incident(_trigger(_people(60)), max_accounts=50)
+
+        assert incident.accounts is not None
+        assert len(incident.accounts) == 50
+        assert incident.not_assessed == tuple(Account(f"user{i}@contoso.com", _oid(i)) for i in range(50, 60))
+        assert incident.not_assessed_total == 10
+        (note,) = incident.intake_notes()
+        assert note.startswith("REPLAY_MAX_ACCOUNTS: the first 50 accounts were assessed, 10 more were not: user50@contoso.com")
+
+    def test_default_cap_is_the_settings_default(self) -> None:
+        """Without a cap given, the parser applies REPLAY_MAX_ACCOUNTS' default (50)."""
+        assert len(parse_incident(_trigger(_people(51))).accounts or ()) == Settings().max_accounts == 50
+
+    def test_a_late_entity_of_an_early_person_is_not_a_new_account(self) -> None:
+        """The cap counts people, not entities: person 1 named again after 60 others is still assessed once."""
+        entities = [*_people(3), *_people(60, start=3), _account(aadUserId=_oid(1), friendlyName="x")]
+
+        incident = parse_incident(_trigger(entities), max_accounts=3)
+
+        assert [a.object_id for a in incident.accounts or ()] == [_oid(0), _oid(1), _oid(2)]
+        assert incident.not_assessed_total == 60
+
+    def test_not_assessed_list_is_bounded_and_says_how_many_more(self) -> None:
+        """40,000 people over the cap: LISTED of them named, the count of the rest said, the payload stays small."""
+        incident = parse_incident(_trigger(_people(40_050)), max_accounts=50)
+
+        assert (len(incident.not_assessed), incident.not_assessed_total) == (LISTED, 40_000)
+        assert incident.intake_notes()[0].endswith(f"and {40_000 - LISTED} more")
+        assert len(json.dumps(incident.to_json())) < 20_000
+        assert IncidentRef.from_json(json.loads(json.dumps(incident.to_json()))) == incident
+
+    def test_unresolved_names_are_bounded_and_counted(self) -> None:
+        """Thousands of Account entities without an identity: LISTED names kept, the rest counted in a note."""
+        entities = [_account(accountName=f"svc{i}", ntDomain="CORP") for i in range(1_000)]
+
+        incident = parse_incident(_trigger(entities))
+
+        assert (len(incident.unresolved), incident.unresolved_total) == (LISTED, 1_000)
+        assert incident.unresolved[0] == "CORP\\svc0"
+        assert incident.intake_notes() == (f"{1_000 - LISTED} more account entities without an Entra identity are not listed",)
+
+    def test_ip_entities_are_deduplicated_bounded_and_counted(self) -> None:
+        """40,000 Ip entities (each twice): the first LISTED distinct addresses kept, the rest counted in a note."""
+        ips = [{"kind": "Ip", "properties": {"address": f"10.{i // 65536}.{i // 256 % 256}.{i % 256}"}} for i in range(40_000)]
+
+        incident = parse_incident(_trigger(ips + ips + _people(1)))
+
+        assert (incident.ips[:2], len(incident.ips), incident.ips_total) == (("10.0.0.0", "10.0.0.1"), LISTED, 40_000)
+        assert incident.intake_notes() == (f"the incident names 40000 IP addresses; only the first {LISTED} are answered",)
+
+    def test_display_names_only_for_the_accounts_assessed(self) -> None:
+        """Display names travel in every payload: those of accounts over the cap are not kept."""
+        entities = [
+            _account(aadUserId=_oid(i), accountName=f"user{i}", upnSuffix="contoso.com", friendlyName=f"User {i}")
+            for i in range(60)
+        ]
+
+        incident = parse_incident(_trigger(entities), max_accounts=2)
+
+        assert incident.display_name(Account("user1@contoso.com", _oid(1))) == "User 1"
+        assert {key for key, _name in incident.display_names} == {"user0@contoso.com", _oid(0), "user1@contoso.com", _oid(1)}
+
+    def test_nothing_left_out_means_no_note(self) -> None:
+        """An ordinary incident has no intake note."""
+        assert parse_incident(_trigger(_people(2))).intake_notes() == ()
+
+
+class TestFreeText:
+    def test_title_is_capped(self) -> None:
+        """A 2 MB title becomes TITLE_CHARS characters ending in an ellipsis, so every payload stays small."""
+        incident = parse_incident(_trigger(_people(1), title="A" * 2_000_000))
+
+        assert (len(incident.title), incident.title[-1]) == (TITLE_CHARS, "\u2026")
+        assert len(json.dumps(incident.to_json())) < 2_000
+
+    def test_hidden_characters_are_removed_from_every_kept_text(self) -> None:
+        """NUL, ESC and bidi overrides leave the title, the severity, unresolved names and entity kinds."""
+        incident = parse_incident(
+            _trigger(
+                [_account(accountName="ad\u202emin\x00", ntDomain="CO\x1bRP"), {"kind": "Ho\u2066st", "properties": {}}],
+                title="Token\x00 replay \x1b[31m\u202etxt.exe",
+                severity="Hi\u200bgh",
+            )
+        )
+
+        assert (incident.title, incident.severity) == ("Token replay [31mtxt.exe", "High")
+        assert incident.unresolved == ("CORP\\admin",)
+        assert dict(incident.entity_kinds) == {"Account": 1, "Host": 1}
+
+    def test_lone_surrogate_in_the_title_is_replaced(self) -> None:
+        """A `\\ud800` escape in the title becomes U+FFFD: the incident encodes as UTF-8 wherever it goes."""
+        body = json.loads(json.dumps(_trigger(_people(1), title="x")).replace('"title": "x"', '"title": "a\\ud800b"'))
+
+        incident = parse_incident(body)
+
+        assert incident.title == "a\ufffdb"
+        json.dumps(incident.to_json(), ensure_ascii=False).encode("utf-8")
+
+    def test_long_names_and_many_kinds_are_bounded(self) -> None:
+        """A 1 MB entity name and 1,000 invented kinds: names capped, kinds past KINDS counted as other, Account kept."""
+        entities: list[Any] = [{"kind": f"Kind{i}", "properties": {}} for i in range(1_000)]
+        entities += [_account(accountName="n" * 1_000_000, ntDomain="CORP"), _account(aadUserId=OID), {"kind": "K" * 10_000}]
+
+        incident = parse_incident(_trigger(entities))
+
+        kinds = dict(incident.entity_kinds)
+        assert len(kinds) == KINDS + 2  # the first KINDS kinds, Account, and "other kinds"
+        assert (kinds["Account"], kinds[OTHER_KINDS]) == (2, 1_000 - KINDS + 1)
+        assert incident.accounts == (Account("", OID),)
+        assert len(incident.unresolved[0]) == NAME_CHARS
+
+    def test_stored_input_is_bounded_again(self) -> None:
+        """A stored orchestration input with a huge title or hidden characters is bounded and cleaned when read."""
+        stored = parse_incident(_trigger([])).to_json()
+        stored.update(title="\u202e" + "T" * 100_000, unresolved=["x\x00"] * 500, entity_kinds=[["Host\x1b", 1]])
+
+        incident = IncidentRef.from_json(stored)
+
+        assert len(incident.title) == TITLE_CHARS
+        assert (incident.unresolved[0], len(incident.unresolved), incident.unresolved_total) == ("x", LISTED, LISTED)
+        assert incident.entity_kinds == (("Host", 1),)
+
+
+class TestHostileBodies:
+    def test_a_body_over_the_limit_is_refused_unparsed(self) -> None:
+        """More than MAX_BODY_BYTES is BodyTooLarge (an InputError the HTTP function answers with 413)."""
+        with pytest.raises(BodyTooLarge, match="an incident is at most 8,388,608"):
+            incident_body(b" " * (MAX_BODY_BYTES + 1))
+
+    def test_deep_nesting_is_bad_input_not_a_recursion_error(self) -> None:
+        """100,000 nested brackets are an InputError saying so, never an uncaught RecursionError."""
+        with pytest.raises(InputError, match="nested too deeply"):
+            incident_body(b"[" * 100_000 + b"]" * 100_000)
+
+    @pytest.mark.parametrize(
+        ("raw", "message"),
+        [
+            (b"{not json", "the body is not JSON"),
+            (b"\xff\xfe\xfa", "the body is not JSON"),
+            (b'{"n": ' + b"9" * 5_000 + b"}", "the body is not JSON"),
+        ],
+    )
+    def test_bytes_that_are_not_json(self, raw: bytes, message: str) -> None:
+        """Malformed JSON, bytes that are not UTF-8 and an integer of 5,000 digits are InputErrors."""
+        with pytest.raises(InputError, match=message):
+            incident_body(raw)
+
+    def test_empty_body_and_byte_order_mark(self) -> None:
+        """Whitespace is no body (parse says "empty body"); a UTF-8 byte-order mark is accepted."""
+        assert incident_body(b"  \n") is None
+        assert incident_body(b"\xef\xbb\xbf" + json.dumps(_trigger([])).encode()) == _trigger([])
+
+    @pytest.mark.parametrize(
+        "moment",
+        [
+            "9999-12-31T23:59:59Z",
+            "9999-12-31T23:00:00-05:00",
+            "0001-01-01T00:00:00Z",
+            "0001-01-01T00:00:00+01:00",
+            "1999-12-31T23:59:59Z",
+            "2100-01-01T00:00:00Z",
+        ],
+    )
+    def test_times_outside_the_sentinel_era_are_refused(self, moment: str) -> None:
+        """Years 0001 and 9999 (with or without an offset) and anything outside 2000-2099 are InputErrors, not OverflowError."""
+        with pytest.raises(InputError, match="is not the time of a Sentinel incident"):
+            parse_incident(_incident(firstActivityTimeUtc=moment))
+        with pytest.raises(InputError, match="is not the time of a Sentinel incident"):
+            parse_incident(_incident(firstActivityTimeUtc=None, createdTimeUtc=moment))
+
+    def test_edges_of_the_accepted_range(self) -> None:
+        """2000-01-01 and the last moment of 2099 are accepted."""
+        assert parse_incident(_incident(firstActivityTimeUtc="2000-01-01T00:00:00Z")).at == EARLIEST
+        assert parse_incident(_incident(firstActivityTimeUtc="2099-12-31T23:59:59+00:00")).at.year == 2099
+
+    @pytest.mark.parametrize("number", [True, 1.5, -1, 2**53, "1e3", "٣", {"n": 1}, "9" * 17])
+    def test_incident_numbers_that_are_not_whole_json_numbers(self, number: object) -> None:
+        """Booleans, fractions, negatives, numbers JSON cannot carry exactly and non-ASCII digits are refused."""
+        with pytest.raises(InputError, match="incidentNumber is not a number"):
+            parse_incident(_incident(incidentNumber=number))
+
+    def test_incident_number_as_text(self) -> None:
+        """A number sent as a string of digits is read as the number."""
+        assert parse_incident(_incident(incidentNumber=" 84 ")).number == 84
+
+    def test_long_values_are_not_echoed_whole_in_errors(self) -> None:
+        """A 1 MB objectSchemaType is quoted in the error by its first characters only."""
+        with pytest.raises(InputError) as raised:
+            parse_incident({**_trigger(), "objectSchemaType": "A" * 1_000_000})
+
+        assert len(str(raised.value)) < 200
+
+
+#: Any JSON value: what a hostile or broken sender can put anywhere in the body.
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+_ENTITY_KEYS = ("kind", "type", "Type", "properties", "aadUserId", "accountName", "upnSuffix", "friendlyName", "objectGuid")
+_PROPERTY_KEYS = ("title", "severity", "incidentNumber", "firstActivityTimeUtc", "createdTimeUtc", "incidentUrl")
+ENTITY = st.dictionaries(st.sampled_from(_ENTITY_KEYS), JSON | st.sampled_from(["Account", OID, "a@contoso.com"]), max_size=5)
+PROPERTIES = st.fixed_dictionaries(
+    {"relatedEntities": st.lists(ENTITY, max_size=6) | JSON},
+    optional={key: JSON | st.sampled_from(["2026-03-01T09:15:00Z", "9999-12-31T23:59:59Z", "84"]) for key in _PROPERTY_KEYS},
+)
+
+
+def _parses_or_refuses(body: object) -> None:
+    try:
+        incident = parse_incident(body, received_at=datetime(2026, 3, 1, tzinfo=UTC), max_accounts=3)
+    except InputError:
+        return
+    stored = json.loads(json.dumps(incident.to_json(), ensure_ascii=False).encode("utf-8"))
+    assert IncidentRef.from_json(stored) == incident
+
+
+class TestArbitraryBodies:
+    @given(JSON)
+    def test_any_json_parses_or_is_refused(self, body: object) -> None:
+        """Any JSON value at all gives an IncidentRef or an InputError, never another exception."""
+        _parses_or_refuses(body)
+
+    @given(PROPERTIES)
+    def test_any_incident_shaped_body_parses_or_is_refused(self, properties: dict[str, Any]) -> None:
+        """A well-formed id with arbitrary properties and entities parses (and round-trips as UTF-8) or is an InputError."""
+        _parses_or_refuses(_trigger() | {"object": {"id": INCIDENT_ID, "properties": properties}})
+
+    @given(st.binary(max_size=200) | JSON.map(lambda value: json.dumps(value).encode()))
+    def test_any_bytes_are_json_or_an_input_error(self, raw: bytes) -> None:
+        """Any bytes give their JSON value (None when blank) or an InputError from incident_body."""
+        try:
+            value = incident_body(raw)
+        except InputError:
+            return
+        assert json.dumps(value) == ("null" if not raw.strip() else json.dumps(json.loads(raw)))
 
 
 class TestIds:

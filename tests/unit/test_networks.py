@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import gzip
 import ipaddress
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from common import settings
 from enrichment.domain import networks
 from enrichment.domain.networks import NetworkKind
 from enrichment.domain.picture import Address, parsed
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class TestNetworkKind:
@@ -20,6 +27,10 @@ class TestNetworkKind:
             (14061, NetworkKind.HOSTING),
             (21928, NetworkKind.MOBILE_CARRIER),
             (3320, NetworkKind.MOBILE_CARRIER),
+            (36183, NetworkKind.PRIVACY_RELAY),
+            (13335, NetworkKind.PRIVACY_RELAY),
+            (53813, NetworkKind.SECURITY_SERVICE_EDGE),
+            (55256, NetworkKind.SECURITY_SERVICE_EDGE),
             (7922, NetworkKind.UNKNOWN),
             (None, NetworkKind.UNKNOWN),
         ],
@@ -36,6 +47,8 @@ class TestNetworkKind:
             networks.HOSTING_ASNS,
             networks.MOBILE_CARRIER_ASNS,
             networks.MIXED_OPERATOR_ASNS,
+            networks.PRIVACY_RELAY_ASNS,
+            networks.SSE_ASNS,
         ]
         seen: set[int] = set()
         for table in tables:
@@ -43,9 +56,11 @@ class TestNetworkKind:
             seen |= set(table)
 
     def test_shared_infrastructure(self) -> None:
-        """Clouds, hosting and commercial VPNs are shared by anyone; carriers and ISPs are not."""
+        """Clouds, hosting, commercial VPNs, privacy relays and SSEs are shared by anyone; carriers and ISPs are not."""
         assert networks.shared_infrastructure(8075)
         assert networks.shared_infrastructure(16509)
+        assert networks.shared_infrastructure(36183)
+        assert networks.shared_infrastructure(53813)
         assert not networks.shared_infrastructure(21928)
         assert not networks.shared_infrastructure(None)
 
@@ -98,3 +113,65 @@ class TestAddresses:
         assert [a.version if a else None for a in (parsed(ip, known) for ip in ("192.0.2.1", "2001:db8::1", "x"))] == [4, 6, None]
         assert set(known) == {"192.0.2.1", "2001:db8::1", "x"}
         assert parsed("192.0.2.1", known) is known["192.0.2.1"]
+
+
+class TestSecurityServiceEdges:
+    def test_every_provider_the_settings_accept_has_its_egress_asns(self) -> None:
+        """REPLAY_SSE_PROVIDER's values and the providers the scorer knows are the same set, each with ASNs."""
+        assert set(networks.SSE_PROVIDERS) == set(settings.SSE_PROVIDERS)
+        assert all(provider.asns for provider in networks.SSE_PROVIDERS.values())
+
+    def test_global_secure_access_egresses_from_microsoft(self) -> None:
+        """Entra Global Secure Access is recognised by Microsoft's own ASNs."""
+        assert networks.SSE_PROVIDERS["entra_gsa"].asns == frozenset(networks.MICROSOFT_ASNS)
+
+
+class TestRelays:
+    @pytest.mark.parametrize(
+        ("ip", "asn", "operator"),
+        [
+            ("172.224.237.5", 36183, "iCloud Private Relay"),
+            ("2a02:26f7:b38a:4000::1", 36183, "iCloud Private Relay"),
+            ("104.28.30.9", 13335, "iCloud Private Relay"),
+            ("146.75.128.7", 54113, "iCloud Private Relay"),
+            ("104.28.192.9", 13335, "Cloudflare WARP or Microsoft Edge Secure Network"),
+        ],
+    )
+    def test_a_relay_is_found_by_its_published_list_or_its_relay_only_asn(self, ip: str, asn: int, operator: str) -> None:
+        """Apple's list names Private Relay whoever carries it; off the list, Cloudflare's ASN is WARP or Edge Secure Network."""
+        found = networks.relay(ip, asn)
+        assert found is not None
+        assert found.operator == operator
+
+    @pytest.mark.parametrize(("ip", "asn"), [("146.75.1.1", 54113), ("172.224.237.5", 7922), ("172.224.237.5", None)])
+    def test_a_cdn_address_off_the_list_or_another_asn_is_no_relay(self, ip: str, asn: int | None) -> None:
+        """Fastly's CDN is a relay only where Apple lists it, and an address announced by an ISP is never a relay."""
+        assert networks.relay(ip, asn) is None
+
+    def test_the_shipped_list_names_its_source_and_date(self) -> None:
+        """The Private Relay list carries Apple's feed as its source and the date it was taken, and thousands of prefixes."""
+        listed = networks.egress_list("icloud-private-relay")
+        assert "mask-api.icloud.com/egress-ip-ranges.csv" in listed.source
+        assert listed.retrieved == "2026-08-17"
+        assert len(listed.starts[0]) > 1000
+        assert len(listed.starts[1]) > 1000
+
+    def test_every_line_of_the_shipped_list_is_a_prefix_it_contains(self) -> None:
+        """Each shipped prefix's first and last addresses are on the list; a documentation address and a non-address are not."""
+        listed = networks.egress_list("icloud-private-relay")
+        text = gzip.decompress((networks.EGRESS_FOLDER / "icloud-private-relay.txt.gz").read_bytes()).decode("ascii")
+        prefixes = [ipaddress.ip_network(line) for line in text.splitlines() if line and not line.startswith("#")]
+        for prefix in prefixes[::50]:
+            assert listed.contains(str(prefix[0]))
+            assert listed.contains(str(prefix[-1]))
+        assert not listed.contains("192.0.2.1")
+        assert not listed.contains("not-an-address")
+
+    def test_importing_and_meeting_no_relay_reads_no_list(self) -> None:
+        """The lists are read on first use by a relay operator's address, never at import."""
+        code = (
+            "from enrichment.domain import networks as n; n.relay('192.0.2.1', 7922); "
+            "assert n.egress_list.cache_info().currsize == 0; n.relay('172.224.237.5', 36183); "
+            "assert n.egress_list.cache_info().currsize == 1"
+        )
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

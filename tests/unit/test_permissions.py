@@ -14,6 +14,7 @@ from playbooks.domain.permissions import (
     PRIVILEGED_AUTHENTICATION_ADMINISTRATOR,
     DirectoryRole,
     Feature,
+    Identity,
     missing_permission_hint,
     privileged_target_note,
     protected_roles,
@@ -22,12 +23,19 @@ from playbooks.domain.permissions import (
 from playbooks.domain.plan import ActionKind
 
 GUID = re.compile(r"^[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}$")
-CORE = {"User.Read.All", "User.RevokeSessions.All", "UserAuthenticationMethod.Read.All", "RoleManagement.Read.Directory"}
+CORE = {
+    "User.Read.All",
+    "User.RevokeSessions.All",
+    "UserAuthenticationMethod.Read.All",
+    "RoleManagement.Read.Directory",
+    "IdentityRiskyUser.Read.All",
+    "IdentityRiskEvent.Read.All",
+}
 
 
 class TestRequiredGraphPermissions:
     def test_default_containment_needs_only_the_core_reads_and_revoke(self) -> None:
-        """Containment on, no group, no optional action: lookup, revoke, MFA read, role read."""
+        """Containment on, no group, no optional action: lookup, revoke, MFA read, role read, identity context reads."""
         assert required_graph_permissions(Settings()) == CORE
 
     def test_enrichment_only_needs_no_graph_permission(self) -> None:
@@ -42,8 +50,10 @@ class TestRequiredGraphPermissions:
     @pytest.mark.parametrize(
         ("action", "added"),
         [
-            ("confirm_compromised", {"IdentityRiskyUser.ReadWrite.All"}),
             ("disable_account", {"User.EnableDisableAccount.All"}),
+            ("require_password_change", {"User-PasswordProfile.ReadWrite.All"}),
+            ("delete_attacker_devices", {"Device.ReadWrite.All"}),
+            ("remove_inbox_rules", {"MailboxSettings.ReadWrite"}),
         ],
     )
     def test_each_optional_action_adds_exactly_its_permission(self, action: str, added: set[str]) -> None:
@@ -51,12 +61,39 @@ class TestRequiredGraphPermissions:
         settings = Settings.from_values({"REPLAY_OPTIONAL_ACTIONS": action})
         assert required_graph_permissions(settings) == CORE | added
 
+    def test_confirming_compromised_replaces_the_risk_read_with_read_write(self) -> None:
+        """IdentityRiskyUser.ReadWrite.All covers the identity context's risk read: the Read one is not granted beside it."""
+        settings = Settings.from_values({"REPLAY_OPTIONAL_ACTIONS": "confirm_compromised"})
+        assert required_graph_permissions(settings) == (CORE - {"IdentityRiskyUser.Read.All"}) | {
+            "IdentityRiskyUser.ReadWrite.All"
+        }
+
     def test_deleting_methods_replaces_the_read_permission_with_read_write(self) -> None:
         """ReadWrite covers Read: with method deletion on, UserAuthenticationMethod.Read.All is not granted beside it."""
         settings = Settings.from_values({"REPLAY_OPTIONAL_ACTIONS": "delete_flagged_methods"})
         assert required_graph_permissions(settings) == (CORE - {"UserAuthenticationMethod.Read.All"}) | {
             "UserAuthenticationMethod.ReadWrite.All"
         }
+
+    def test_each_identity_holds_only_its_features_permissions(self) -> None:
+        """The bot identity gets the approver check's reads; the containment identity the rest; the app identity none."""
+        settings = Settings.from_values(
+            {
+                "REPLAY_APPROVER_GROUP_ID": "0f0f0f0f-1111-2222-3333-444444444444",
+                "REPLAY_OPTIONAL_ACTIONS": ",".join(OPTIONAL_ACTIONS),
+            }
+        )
+        bot = required_graph_permissions(settings, Identity.BOT)
+        containment = required_graph_permissions(settings, Identity.CONTAINMENT)
+        assert bot == {"GroupMember.Read.All", "User.Read.All"}
+        assert required_graph_permissions(settings, Identity.APP) == frozenset()
+        assert bot | containment == required_graph_permissions(settings)
+        assert not {"User.RevokeSessions.All", "UserAuthenticationMethod.ReadWrite.All", "User.EnableDisableAccount.All"} & bot
+
+    def test_only_the_approver_check_runs_as_the_bot(self) -> None:
+        """Every feature but the approver check is the containment identity's; nothing is the app identity's."""
+        assert {f for f, need in GRAPH_NEEDS.items() if need.identity is Identity.BOT} == {Feature.APPROVER_CHECK}
+        assert all(need.identity is not Identity.APP for need in GRAPH_NEEDS.values())
 
     def test_no_feature_asks_for_a_broad_permission(self) -> None:
         """The table never falls back to the broad permissions old playbooks grant."""

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from common.errors import InputError
-from common.settings import Settings
+from common.settings import OPTIONAL_ACTIONS, Settings
 from playbooks.cli import permissions as cli
-from playbooks.domain.permissions import AZURE_ROLES, Feature, required_graph_permissions
+from playbooks.domain.permissions import AZURE_ROLES, Feature, Identity, required_graph_permissions
 
 GRAPH_SP = "a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d"
 
@@ -88,16 +88,48 @@ def test_delegated_or_disabled_roles_do_not_count_as_application_permissions() -
             cli.grant_plan(["User.Read.All"], graph, [])
 
 
-def test_ids_that_are_not_guids_never_reach_the_script() -> None:
-    """An id Graph returned that is not a GUID is refused: the script puts ids into URLs and bodies."""
+def test_ids_outside_graphs_shapes_never_reach_the_script() -> None:
+    """A service principal id that is not a GUID, or an assignment id outside base64url, is refused: ids go into URLs."""
     with pytest.raises(InputError, match="not a GUID"):
         cli.grant_plan([], {"id": "x/../../users", "appRoles": []}, [])
-    with pytest.raises(InputError, match="assignment id"):
-        cli.grant_plan(
-            [],
-            sp(role("Mail.Send", ROLES["Mail.Send"])),
-            [{"id": "a b", "resourceId": GRAPH_SP, "appRoleId": ROLES["Mail.Send"]}],
+    for bad in ("a b", "../../users/x", "id?$select=x", ""):
+        with pytest.raises(InputError, match="assignment id"):
+            cli.grant_plan(
+                [],
+                sp(role("Mail.Send", ROLES["Mail.Send"])),
+                [{"id": bad, "resourceId": GRAPH_SP, "appRoleId": ROLES["Mail.Send"]}],
+            )
+
+
+def test_graphs_real_assignment_ids_are_kept_exactly() -> None:
+    """Graph's app-role assignment ids are base64url, not GUIDs, and case matters: the plan keeps them as Graph wrote them."""
+    real = "41W1zT6z1U-kJxf62svfp1HFE8pMZhxDun-ThPczmJE"
+    graph = sp(role("Mail.Send", ROLES["Mail.Send"]), role("User.Read.All", ROLES["User.Read.All"]))
+    held = [
+        {"id": real, "resourceId": GRAPH_SP, "appRoleId": ROLES["Mail.Send"]},
+        {"id": "Ab_-" + real[4:], "resourceId": GRAPH_SP, "appRoleId": ROLES["User.Read.All"]},
+    ]
+
+    plan = cli.grant_plan(["User.Read.All"], graph, held)
+
+    assert plan.remove == (cli.Assignment("Mail.Send", real),)
+    assert plan.keep == (cli.Assignment("User.Read.All", "Ab_-" + real[4:]),)
+    assert f"remove\tMail.Send\t{real}" in plan.lines()
+
+
+def test_the_template_table_is_the_codes_for_every_setting() -> None:
+    """infra/graph-permissions.json equals --template-json, and each entry is required_graph_permissions for that setting."""
+    committed = json.loads((Path(__file__).resolve().parents[2] / cli.TEMPLATE_TABLE).read_text(encoding="utf-8"))
+    assert committed == cli.template_table(), f"regenerate it: {cli.TEMPLATE_COMMAND}"
+    group = "7f3e2d1c-0b9a-4876-9543-210fedcba987"
+    for mask in range(2 ** len(OPTIONAL_ACTIONS)):
+        actions = frozenset(a for i, a in enumerate(OPTIONAL_ACTIONS) if mask >> i & 1)
+        settings = Settings(optional_actions=actions, approver_group_id=group)
+        assert committed["containment"][cli.action_key(actions)] == sorted(
+            required_graph_permissions(settings, Identity.CONTAINMENT)
         )
+        assert committed["botWithApproverGroup"] == sorted(required_graph_permissions(settings, Identity.BOT))
+    assert committed["optionalActions"] == list(OPTIONAL_ACTIONS)
 
 
 def test_the_graph_service_principal_is_found_by_app_id() -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ("requirements.txt", "requirements-local.txt", "requirements-dev.txt", "requirements-checkov.txt")
+#: npm packages the product ships data from (not the test tools under tests/): pinned in these manifests.
+DATA_MANIFESTS = ("scripts/asn-names/package.json",)
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _ROW = re.compile(r"^\|\s*`([^`]+)`\s*\|")
 
@@ -38,12 +41,14 @@ def dependency_table(readme: str) -> set[str]:
 
 
 def test_every_pinned_package_has_a_line_in_the_readme_dependency_table() -> None:
-    """Each package of every requirements file (checkov's too, when present) is explained in the README."""
+    """Each package of every requirements file (checkov's too, when present) and each npm data package is explained in the README."""
     pinned = set()
     for name in REQUIREMENTS:
         path = ROOT / name
         if path.exists():
             pinned |= pinned_packages(path.read_text(encoding="utf-8"))
+    for name in DATA_MANIFESTS:
+        pinned |= {_normalise(package) for package in json.loads((ROOT / name).read_text(encoding="utf-8"))["dependencies"]}
     documented = dependency_table((ROOT / "README.md").read_text(encoding="utf-8"))
     assert "azure-functions" in pinned
     assert sorted(pinned - documented) == [], "pinned but not in README's Dependencies table"

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from common.settings import Settings
+from enrichment.domain import networks
 from sample_tenant import catalog
 from sample_tenant.cli import main
 from sample_tenant.generate import Options, generate
@@ -80,6 +81,15 @@ class Export:
         found = [s for s in self.scenarios if s["family"] == family.value]
         assert found, f"no {family.value} scenario generated"
         return found
+
+
+def _user(scenario: dict[str, Any]) -> Any:
+    """The tenant's user a SMALL scenario is bound to (profiles never depend on scenarios)."""
+    return next(u for u in build_tenant(7, SMALL["users"]).users if u.upn == scenario["user"])
+
+
+def _sessions_of(rows: list[dict[str, Any]], ips: set[str]) -> set[str]:
+    return {r["SessionId"] for r in rows if r["IPAddress"] in ips}
 
 
 def _read(folder: Path) -> Export:
@@ -259,6 +269,30 @@ class TestRealism:
         assert catalog.AUTH_BROKER.app_id == "29d9ed98-a469-4536-ade2-f981bc1d605e"
         assert catalog.EXCHANGE.resource_id == "00000002-0000-0ff1-ce00-000000000000"
 
+    def test_relay_blocks_are_real_egress_addresses_the_product_recognises(self) -> None:
+        """Every iCloud Private Relay block lies on Apple's shipped list; the WARP blocks are Cloudflare's, off that list."""
+        for network in catalog.ICLOUD_PRIVATE_RELAY:
+            for prefix in (network.v4, network.v6):
+                if not prefix:
+                    continue
+                block = ipaddress.ip_network(prefix)
+                for address in (block[0], block[-1]):
+                    found = networks.relay(str(address), network.asn)
+                    assert found is not None, (prefix, address)
+                    assert found.operator == "iCloud Private Relay", (prefix, address)
+        for network in catalog.CLOUDFLARE_WARP:
+            block = ipaddress.ip_network(network.v4)
+            for address in (block[0], block[-1]):
+                found = networks.relay(str(address), network.asn)
+                assert found is not None, (network.v4, address)
+                assert "Cloudflare" in found.operator, (network.v4, address)
+
+    def test_service_edges_belong_to_their_providers_asns(self) -> None:
+        """Each provider's service-edge blocks are announced by an ASN the product lists for that provider."""
+        assert set(catalog.SECURITY_SERVICE_EDGES) <= set(networks.SSE_PROVIDERS)
+        for provider, edges in catalog.SECURITY_SERVICE_EDGES.items():
+            assert all(n.asn in networks.SSE_PROVIDERS[provider].asns for n in edges), provider
+
     def test_catalog_address_blocks_never_overlap(self) -> None:
         """Disjoint blocks keep ground truth unambiguous: an address belongs to exactly one network."""
         blocks = [ipaddress.ip_network(p) for n in catalog.ALL_NETWORKS for p in (n.v4, n.v6) if p]
@@ -269,7 +303,7 @@ class TestRealism:
 
 class TestScenarios:
     def test_every_family_has_the_requested_variants_on_distinct_users(self, export: Export) -> None:
-        """9 families x --variants scenarios, each bound to its own user, each with its incident file."""
+        """15 families x --variants scenarios, each bound to its own user, each with its incident file."""
         by_family = defaultdict(list)
         for scenario in export.scenarios:
             by_family[scenario["family"]].append(scenario)
@@ -291,8 +325,18 @@ class TestScenarios:
             "mobile_carrier_churn": "mobile_carrier",
             "ipv6_dual_stack": "dual_stack",
             "microsoft_service_ips": "microsoft_network",
+            "new_phone_enrolment": "new_device",
+            "icloud_private_relay": "privacy_relay",
+            "warp_edge_secure_network": "privacy_relay",
+            "organisation_sse": "security_service_edge",
         }
-        attacks = {"aitm_cookie_replay", "refresh_token_replay", "device_code_phishing"}
+        attacks = {
+            "aitm_cookie_replay",
+            "refresh_token_replay",
+            "device_code_phishing",
+            "aitm_residential_replay",
+            "relay_replay",
+        }
         for scenario in export.scenarios:
             family = scenario["family"]
             kind = "attack" if family in attacks else "benign" if family in expected else "ordinary"
@@ -340,6 +384,45 @@ class TestAttackTruth:
             assert phished, scenario["id"]
             assert any(not r["IsInteractive"] for r in replay)
             assert len({r["IPAddress"] for r in rows if r["SessionId"] in sessions}) >= 2, "one session, two networks"
+
+    def test_aitm_residential_session_is_born_at_the_proxy_and_replayed_from_the_victims_country(self, export: Export) -> None:
+        """The session starts with the victim's MFA at a hosting or VPN proxy, no victim address ever uses it, and a residential or mobile address of the victim's country replays it token-only."""
+        rented = {n.asn for n in (*catalog.HOSTING, *catalog.VPN_PROVIDERS)}
+        for scenario in export.family(Family.AITM_RESIDENTIAL_REPLAY):
+            rows = export.in_window(scenario)
+            attacker = set(scenario["attacker_ips"])
+            (session,) = _sessions_of(rows, attacker)
+            used = sorted((r for r in rows if r["SessionId"] == session), key=lambda r: r["TimeGenerated"])
+            birth = used[0]
+            assert birth["IsInteractive"], scenario["id"]
+            assert '"Mobile app notification"' in birth["AuthenticationDetails"], scenario["id"]
+            assert int(birth["AutonomousSystemNumber"]) in rented
+            assert {r["IPAddress"] for r in used} <= attacker
+            country = _user(scenario).country
+            local = {(n.asn, n.country) for n in (*catalog.RESIDENTIAL, *catalog.MOBILE)}
+            replay = attacker - {birth["IPAddress"]}
+            assert replay
+            for row in (r for r in used if r["IPAddress"] in replay):
+                assert (int(row["AutonomousSystemNumber"]), country) in local
+                assert _object(row, "LocationDetails")["countryOrRegion"] == country
+            assert any(
+                r["IsInteractive"] and "MFA requirement satisfied by claim in the token" in r["AuthenticationDetails"]
+                for r in used
+                if r["IPAddress"] in replay
+            )
+
+    def test_relay_replay_uses_rotating_relay_addresses_and_no_device(self, export: Export) -> None:
+        """The replayed session's relay addresses are Private Relay or Cloudflare egress, every sign-in from them without a device id."""
+        for scenario in export.family(Family.RELAY_REPLAY):
+            rows = export.in_window(scenario)
+            relayed = {
+                r["IPAddress"]
+                for r in rows
+                if r["IPAddress"] in scenario["attacker_ips"] and networks.relay(r["IPAddress"], int(r["AutonomousSystemNumber"]))
+            }
+            assert relayed, scenario["id"]
+            assert scenario["incident_ip"] in relayed
+            assert all(_object(r, "DeviceDetail")["deviceId"] == "" for r in rows if r["IPAddress"] in relayed)
 
     def test_refresh_token_replay_is_non_interactive_in_the_victims_own_session(self, export: Export) -> None:
         """A scripted client refreshes the victim's SessionId, which the victim's compliant device also uses."""
@@ -466,6 +549,63 @@ class TestLookalikeTruth:
             assert rows
             assert {r["AutonomousSystemNumber"] for r in rows} <= {"8075", "8068", "3598"}
 
+    def test_new_phone_is_set_up_on_a_home_line_never_seen_then_moves_to_the_usual_carrier(self, export: Export) -> None:
+        """The home line never appears before the set-up; the new session opens with password and MFA there, an Authenticator is registered from it, and the session goes on from the user's carrier."""
+        for scenario in export.family(Family.NEW_PHONE_ENROLMENT):
+            home = set(scenario["explained_ips"])
+            rows = sorted(export.rows_of(scenario["user_id"]), key=lambda r: r["TimeGenerated"])
+            first = next(i for i, r in enumerate(rows) if r["IPAddress"] in home)
+            assert not any(r["IPAddress"] in home for r in rows[:first])
+            birth = rows[first]
+            assert birth["IsInteractive"], scenario["id"]
+            assert '"Mobile app notification"' in birth["AuthenticationDetails"], scenario["id"]
+            session = [r for r in rows if r["SessionId"] == birth["SessionId"]]
+            carrier = str(_user(scenario).carrier.asn)
+            assert any(r["AutonomousSystemNumber"] == carrier and r["TimeGenerated"] > birth["TimeGenerated"] for r in session)
+            assert any(r["AutonomousSystemNumber"] == carrier for r in rows[:first]), "the carrier is the user's usual one"
+            registered = [
+                a
+                for a in export.tables[AUDIT]
+                if a["OperationName"] == "User registered security info"
+                and a["InitiatedBy"].get("user", {}).get("userPrincipalName") == scenario["user"]
+            ]
+            assert any(a["InitiatedBy"]["user"]["ipAddress"] in home for a in registered)
+
+    @pytest.mark.parametrize("family", [Family.ICLOUD_PRIVATE_RELAY, Family.WARP_EDGE_SECURE_NETWORK, Family.ORGANISATION_SSE])
+    def test_relay_and_service_edge_addresses_carry_the_users_own_device(self, export: Export, family: Family) -> None:
+        """Each relayed or SSE address has sign-ins from one of the user's own registered devices."""
+        for scenario in export.family(family):
+            user = _user(scenario)
+            own = {user.laptop.device_id, user.phone.device_id}
+            rows = export.in_window(scenario)
+            for ip in scenario["explained_ips"]:
+                devices = {_object(r, "DeviceDetail")["deviceId"] for r in rows if r["IPAddress"] == ip}
+                assert devices & own, (scenario["id"], ip)
+
+    def test_relay_addresses_are_recognised_by_the_product(self, export: Export) -> None:
+        """Private Relay users' addresses are on Apple's shipped list; WARP and Edge Secure Network users' are Cloudflare's."""
+        for family, operator in (
+            (Family.ICLOUD_PRIVATE_RELAY, "iCloud Private Relay"),
+            (Family.WARP_EDGE_SECURE_NETWORK, "Cloudflare"),
+        ):
+            for scenario in export.family(family):
+                rows = {r["IPAddress"]: int(r["AutonomousSystemNumber"]) for r in export.in_window(scenario)}
+                for ip in scenario["explained_ips"]:
+                    found = networks.relay(ip, rows[ip])
+                    assert found is not None, (scenario["id"], ip)
+                    assert operator in found.operator, (scenario["id"], ip)
+
+    def test_service_edge_addresses_are_the_configured_providers(self, export: Export) -> None:
+        """SSE users leave from an ASN of the provider REPLAY_SSE_PROVIDER names, inside REPLAY_SSE_CIDRS when that is set."""
+        (provider,) = export.settings.sse_providers
+        asns = networks.SSE_PROVIDERS[provider].asns
+        for scenario in export.family(Family.ORGANISATION_SSE):
+            rows = {r["IPAddress"]: int(r["AutonomousSystemNumber"]) for r in export.in_window(scenario)}
+            for ip in scenario["explained_ips"]:
+                assert rows[ip] in asns
+                if export.settings.sse_cidrs:
+                    assert any(ipaddress.ip_address(ip) in net for net in export.settings.sse_cidrs)
+
     def test_ordinary_users_have_no_attacker_and_no_expectation(self, export: Export) -> None:
         """Ordinary incidents are the false-positive baseline: nothing to find, nothing to explain."""
         for scenario in export.family(Family.ORDINARY):
@@ -517,6 +657,7 @@ class TestIncidents:
         assert len(export.settings.vpn_cidrs) == 1
         assert export.settings.travel_watchlist == "TravelRecords"
         assert export.settings.trusted_asns == frozenset()
+        assert len(export.settings.sse_providers) == 1
 
 
 class TestCli:
@@ -532,13 +673,13 @@ class TestCli:
         assert len(lines) == 1
         assert INTERACTIVE in lines[0]
         assert NON_INTERACTIVE in lines[0]
-        assert "9 scenarios" in lines[0]
+        assert "15 scenarios" in lines[0]
         assert (tmp_path / f"{NON_INTERACTIVE}.jsonl.gz").is_file()
 
     @pytest.mark.parametrize(
         ("argv", "message"),
         [
-            (["--users", "10", "--variants", "2"], "needs at least 18 users"),
+            (["--users", "10", "--variants", "2"], "needs at least 30 users"),
             (["--days", "2"], "--days must be at least 3"),
             (["--end", "yesterday"], "not an ISO 8601 time"),
         ],

@@ -34,6 +34,49 @@ class TestFromValues:
         assert (ipaddress.ip_network("10.1.0.0/16"), ipaddress.ip_network("2001:db8::/32")) == settings.corporate_cidrs
         assert frozenset({8075, 3598}) == settings.trusted_asns
 
+    def test_the_sse_is_named_by_provider_and_by_dedicated_egress(self) -> None:
+        """REPLAY_SSE_PROVIDER takes known providers (any case, comma-separated); REPLAY_SSE_CIDRS takes CIDRs."""
+        settings = Settings.from_values({"REPLAY_SSE_PROVIDER": "Zscaler, entra_gsa", "REPLAY_SSE_CIDRS": "165.225.20.8/29"})
+
+        assert settings.sse_providers == frozenset({"zscaler", "entra_gsa"})
+        assert settings.sse_cidrs == (ipaddress.ip_network("165.225.20.8/29"),)
+
+    def test_an_unknown_sse_provider_is_refused_with_the_known_ones(self) -> None:
+        """A provider the product cannot recognise is an error that lists the ones it can."""
+        with pytest.raises(
+            SettingsError, match=r"REPLAY_SSE_PROVIDER: unknown provider\(s\) palo_alto; known: zscaler, netskope"
+        ):
+            Settings.from_values({"REPLAY_SSE_PROVIDER": "palo_alto"})
+
+    def test_signal_weights_are_overrides_of_registered_signals(self) -> None:
+        """REPLAY_SIGNAL_WEIGHTS takes signal_id=points pairs; 0 turns a signal off; the last pair for an id wins."""
+        settings = Settings.from_values({"REPLAY_SIGNAL_WEIGHTS": "session_ip_switch=40, new_app=0, new_app=3"})
+
+        assert settings.signal_weights == (("new_app", 3), ("session_ip_switch", 40))
+
+    @pytest.mark.parametrize(
+        ("raw", "message"),
+        [
+            ("sesion_ip_switch=40", "unknown signal 'sesion_ip_switch'; known: session_ip_switch"),
+            ("new_app", "'new_app' is not signal_id=points"),
+            ("new_app=many", "new_app: points must be a whole number from 0 to 100"),
+            ("new_app=101", "new_app: points must be a whole number from 0 to 100"),
+        ],
+    )
+    def test_a_bad_signal_weight_is_refused_by_name(self, raw: str, message: str) -> None:
+        """A weight for an id the registry does not know, or not a number from 0 to 100, is a settings error."""
+        with pytest.raises(SettingsError, match=message):
+            Settings.from_values({"REPLAY_SIGNAL_WEIGHTS": raw})
+
+    def test_scoring_changes_name_what_differs_from_the_defaults(self) -> None:
+        """Thresholds and weights that differ from the defaults are listed with the default beside them; defaults are not."""
+        tuned = Settings.from_values(
+            {"REPLAY_THRESHOLD_LIKELY": "60", "REPLAY_SIGNAL_WEIGHTS": "new_app=0, session_ip_switch=35"}
+        )
+
+        assert tuned.scoring_changes() == ("REPLAY_THRESHOLD_LIKELY is 60 (default 70)", "signal new_app weighs 0 (default 8)")
+        assert Settings().scoring_changes() == ()
+
     def test_every_bad_setting_is_reported_together(self) -> None:
         """Three bad settings produce one error naming all three."""
         with pytest.raises(SettingsError) as caught:

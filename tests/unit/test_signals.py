@@ -49,6 +49,7 @@ class TestCatalogue:
         assert list(CATALOGUE) == [
             "session_ip_switch",
             "session_left_device",
+            "session_born_on_rented_network",
             "session_browser_switch",
             "non_interactive_unknown_network",
             "concurrent_streams",

@@ -23,7 +23,9 @@ from enrichment.domain.model import (
     UserEvidence,
     Verdict,
 )
-from enrichment.render.triage import render_text, triage_document
+from enrichment.render.story import brief
+from enrichment.render.text import text_report
+from enrichment.render.triage import triage_document
 
 AT = datetime(2026, 6, 15, 12, tzinfo=UTC)
 WINDOW = TimeWindow.around(AT, before=timedelta(hours=24), after=timedelta(hours=6))
@@ -135,23 +137,6 @@ class TestDocument:
         assert document["signins"] == 43
 
 
-class TestText:
-    def test_leads_with_verdict_and_three_strongest_reasons(self) -> None:
-        """The first lines are the verdict, then the three heaviest signals in weight order."""
-        lines = render_text(triage_document(EVIDENCE, ASSESSMENT)).splitlines()
-
-        assert lines[0] == "TOKEN REPLAY LIKELY (score 85/100) for a@contoso.com"
-        assert lines[1:4] == [
-            "  - Session s1 was used from 192.0.2.1 (AS7922) and 203.0.113.9 (AS136787)",
-            "  - 203.0.113.9 only ever refreshed tokens",
-            "  - Azure CLI is new for the user",
-        ]
-
-    def test_warnings_are_shown(self) -> None:
-        """Partial-data warnings are visible to the person reading."""
-        assert "WARNING: partial result: E_QUERY_RESULT_SET_TOO_LARGE" in render_text(triage_document(EVIDENCE, ASSESSMENT))
-
-
 GAP = Gap(
     "AADNonInteractiveUserSignInLogs",
     "column(s) DeviceDetail absent",
@@ -188,14 +173,12 @@ class TestCoverage:
         assert document["coverage"][0]["gap"] is None
 
     def test_the_text_says_what_was_missing(self) -> None:
-        """`--format text` leads with INSUFFICIENT EVIDENCE and lists each gap and what it left unevaluated."""
-        assessment = replace(ASSESSMENT, verdict=Verdict.INSUFFICIENT_EVIDENCE, score=0, signals=(), gaps=(GAP,))
-        lines = render_text(triage_document(COVERED, assessment)).splitlines()
-        assert lines[:2] == [
-            "INSUFFICIENT EVIDENCE (score 0/100) for a@contoso.com",
-            "  - no replay signal in the evidence that could be read (see MISSING EVIDENCE below)",
-        ]
+        """`--format text` leads with Insufficient evidence and lists each gap and what it left unevaluated."""
+        assessment = replace(ASSESSMENT, verdict=Verdict.INSUFFICIENT_EVIDENCE, score=0, signals=(), suspect_ips=(), gaps=(GAP,))
+        lines = text_report(COVERED, assessment, brief(COVERED, assessment)).splitlines()
+        assert lines[0] == "INSUFFICIENT EVIDENCE: SCORE 0/100 for a@contoso.com"
         assert (
             "MISSING EVIDENCE: AADNonInteractiveUserSignInLogs: column(s) DeviceDetail absent; "
             "not evaluated: session_left_device, prt_unknown_device, microsoft_network"
         ) in lines
+        assert any("could not be read whole" in line or "evidence is incomplete" in line for line in lines)

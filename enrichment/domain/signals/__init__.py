@@ -23,7 +23,7 @@ what is passed in. Costs stay O(n log n) in the number of rows: sweeps over time
 
 from __future__ import annotations
 
-from enrichment.domain.signals.catalogue import CATALOGUE, FAMILIES, RULES, WEIGHTS, detect
+from enrichment.domain.signals.catalogue import CATALOGUE, FAMILIES, RULES, WEIGHTS, detect, tuned
 from enrichment.domain.signals.rule import Check, Cover, Rule, rule
 from enrichment.domain.signals.sessions import browser_family
 from enrichment.domain.signals.sweeps import haversine_km
@@ -40,4 +40,5 @@ __all__ = [
     "detect",
     "haversine_km",
     "rule",
+    "tuned",
 ]

@@ -9,6 +9,7 @@ decorated function in the family it belongs to; a new family is one module added
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from types import ModuleType
 
 from enrichment.domain.model import Signal
@@ -44,13 +45,26 @@ WEIGHTS: Mapping[str, int] = {r.id: r.weight for r in RULES}
 _ORDER = {r.id: index for index, r in enumerate(RULES)}
 
 
-def detect(p: Picture, cover: Cover, skip: frozenset[str] = frozenset()) -> tuple[Signal, ...]:
+def tuned(weights: Iterable[tuple[str, int]] = ()) -> tuple[Rule, ...]:
+    """
+    The rules with an organisation's weights (REPLAY_SIGNAL_WEIGHTS: id -> points): a rule weighed 0
+    is not run at all, so it neither adds points nor implicates an IP that other rules read.
+    """
+    chosen = dict(weights)
+    unknown = sorted(chosen.keys() - CATALOGUE.keys())
+    if unknown:
+        msg = f"no signal rule named {', '.join(unknown)}"
+        raise ValueError(msg)
+    return tuple(replace(r, weight=chosen[r.id]) if r.id in chosen else r for r in RULES if chosen.get(r.id, r.weight) > 0)
+
+
+def detect(p: Picture, cover: Cover, rules: tuple[Rule, ...] = RULES, skip: frozenset[str] = frozenset()) -> tuple[Signal, ...]:
     """
     Every signal that fires, in catalogue order; the `after_others` rules see what the others implicate.
 
     Rules named in `skip` are not run (their columns are absent: see `enrichment.domain.coverage`).
     """
-    rules = [r for r in RULES if r.id not in skip]
+    rules = tuple(r for r in rules if r.id not in skip) if skip else rules
     found = [signal for r in rules if not r.after_others and (signal := r.evaluate(p, cover)) is not None]
     suspects = frozenset(ip for signal in found for ip in signal.ips)
     found += [signal for r in rules if r.after_others and (signal := r.evaluate(p, cover, suspects)) is not None]

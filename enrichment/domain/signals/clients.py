@@ -15,7 +15,7 @@ from common.times import utc_text
 from enrichment.domain import networks
 from enrichment.domain.model import Column, Signal, Table
 from enrichment.domain.picture import Picture
-from enrichment.domain.signals.rule import MICROSOFT_SERVICE, NETWORK, NOTHING, ORGANISATION, Check, rule
+from enrichment.domain.signals.rule import MICROSOFT_SERVICE, NETWORK, NEW_DEVICE, NOTHING, ORGANISATION, Check, rule
 from enrichment.domain.signals.wording import addresses, app_name, count, ip_listing, listing
 
 _DEVICE_CODE = "devicecode"
@@ -24,7 +24,7 @@ _PRT = "primaryrefreshtoken"
 
 @rule(
     weight=30,
-    covered_by=ORGANISATION,
+    covered_by=ORGANISATION | NEW_DEVICE,
     reads=NETWORK | {Column.AUTH_DETAILS, Column.DEVICE},
     reason="an MFA claim carried in from elsewhere, on a new network and device, is the AiTM cookie replay",
 )
@@ -34,12 +34,16 @@ def token_only_new_context(p: Picture, check: Check) -> Signal | None:
 
     "MFA requirement satisfied by claim in the token" on its own is ordinary single sign-on; it is
     the AiTM cookie replay only when the claim arrives somewhere the user has never been, on a device
-    the user never had.
+    the user never had. Somewhere new is a network the user is not known on, or any address outside
+    the sites (/24, /48) of the user's history: a residential proxy inside the user's own ISP or
+    carrier is still somewhere the user has never been.
     """
     if not p.reference.known:
         return None
     rows = [
-        s for s in p.rows_from(check.uncovered(p.unfamiliar)) if s.table is Table.INTERACTIVE and s.token_only and p.new_device(s)
+        s
+        for s in p.interactive
+        if s.token_only and (s.ip in p.unfamiliar or not p.known_site(s.ip)) and p.new_device(s) and not check.covers(s.ip)
     ]
     if not rows:
         return None
@@ -168,7 +172,7 @@ def public_client_new_network(p: Picture, check: Check) -> Signal | None:
 
 @rule(
     weight=12,
-    covered_by=MICROSOFT_SERVICE,
+    covered_by=MICROSOFT_SERVICE | NEW_DEVICE,
     reads=NETWORK | {Column.DEVICE},
     reason="a user who always works on compliant devices suddenly appears without one",
 )
@@ -197,7 +201,7 @@ def unmanaged_device(p: Picture, check: Check) -> Signal | None:
 
 @rule(
     weight=5,
-    covered_by=MICROSOFT_SERVICE,
+    covered_by=MICROSOFT_SERVICE | ORGANISATION | NEW_DEVICE,
     reads=NETWORK | {Column.TOKEN_PROTECTION, Column.DEVICE},
     reason="an unbound session can be lifted and replayed; weak on its own",
 )
@@ -215,7 +219,7 @@ def unbound_session_new_network(p: Picture, check: Check) -> Signal | None:
 
 @rule(
     weight=8,
-    covered_by=MICROSOFT_SERVICE,
+    covered_by=MICROSOFT_SERVICE | ORGANISATION | NEW_DEVICE,
     reads=NETWORK | {Column.APP_ID, Column.RESOURCE},
     reason="attackers browse what the user never opens; weak, users try new apps too",
 )

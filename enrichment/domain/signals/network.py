@@ -16,7 +16,7 @@ from common.times import utc_text
 from enrichment.domain import networks
 from enrichment.domain.model import Column, Signal
 from enrichment.domain.picture import Picture
-from enrichment.domain.signals.rule import EVERY_EXPLANATION, NETWORK, ORGANISATION, Check, rule
+from enrichment.domain.signals.rule import EVERY_EXPLANATION, NETWORK, ORGANISATION, RELAY_OR_SSE, Check, rule
 from enrichment.domain.signals.sweeps import concurrent_pairs, travel_jumps
 from enrichment.domain.signals.wording import count, ip_listing, listing
 
@@ -109,18 +109,22 @@ def impossible_travel(p: Picture, check: Check) -> Signal | None:
     return check.hit(detail, implicated)
 
 
+_ANONYMISING = frozenset({networks.NetworkKind.CONSUMER_VPN, networks.NetworkKind.HOSTING, networks.NetworkKind.PRIVACY_RELAY})
+
+
 @rule(
     weight=15,
-    covered_by=ORGANISATION,
+    covered_by=ORGANISATION | RELAY_OR_SSE,
     reads={Column.ASN},
-    reason="replayed tokens are used from rented servers and commercial VPNs; only the organisation can vouch for one",
+    reason="replayed tokens are used from rented servers, commercial VPNs and relays; only the organisation, or the user's "
+    "own device behind a relay, vouches for one",
 )
 def anonymizing_network(p: Picture, check: Check) -> Signal | None:
-    """Sign-ins from a commercial VPN or a hosting provider the user is not known on."""
+    """Sign-ins from a commercial VPN, a hosting provider or a privacy relay the user is not known on."""
     found = []
     for ip, facts in p.ips.items():
         kinds = {networks.network_kind(a) for a in facts.asns}
-        if not kinds & {networks.NetworkKind.CONSUMER_VPN, networks.NetworkKind.HOSTING}:
+        if not kinds & _ANONYMISING:
             continue
         if facts.asns & p.reference.asns or check.covers(ip):
             continue
@@ -129,6 +133,6 @@ def anonymizing_network(p: Picture, check: Check) -> Signal | None:
         return None
     detail = (
         f"sign-ins from {listing([f.label() for f in sorted(found, key=attrgetter('ip'))])}: "
-        "a commercial VPN or hosting provider, not a network the user or the organisation is known on."
+        "a commercial VPN, hosting provider or privacy relay, not a network the user or the organisation is known on."
     )
     return check.hit(detail, (f.ip for f in found))

@@ -43,6 +43,11 @@ ORGANISATION = frozenset(
         ExplanationKind.DEVICE_CONTINUITY,
     }
 )
+#: Where the user set up a new device: its first address, its first device-less or unregistered sign-ins,
+#: the apps a new phone opens for the first time.
+NEW_DEVICE = frozenset({ExplanationKind.NEW_DEVICE})
+#: A privacy relay or the organisation's SSE used by the user's own device: anonymising-looking, not anonymous.
+RELAY_OR_SSE = frozenset({ExplanationKind.PRIVACY_RELAY, ExplanationKind.SECURITY_SERVICE_EDGE})
 #: A Microsoft service acting for the user has no device, binds no session and calls services the
 #: user never opened: the explanation accounts for exactly those absences.
 MICROSOFT_SERVICE = frozenset({ExplanationKind.MICROSOFT_NETWORK})

@@ -28,7 +28,9 @@ def session_ip_switch(p: Picture, check: Check) -> Signal | None:
     One SessionId used from more than one AS: the unfamiliar IPs in it are where the token went.
 
     Grouped by session, so the cost is linear. The IPs the user is known on are the session's owner
-    side and are never implicated; sessions that stay inside one AS are roaming, not replay.
+    side and are never implicated; sessions that stay inside one AS are roaming, not replay. Nor is a
+    session's birthplace, where it was created with fresh credentials: replay is the session used
+    somewhere else later (a phishing proxy's birthplace is `session_born_on_rented_network`'s).
     """
     asns_by_session: dict[str, set[int]] = defaultdict(set)
     ips_by_session: dict[str, set[str]] = defaultdict(set)
@@ -42,7 +44,8 @@ def session_ip_switch(p: Picture, check: Check) -> Signal | None:
     for session_id, asns in asns_by_session.items():
         if len(asns) < 2:
             continue
-        moved = {ip for ip in ips_by_session[session_id] if not p.familiar(ip) and not check.covers(ip)}
+        birthplace = p.birthplace(session_id)
+        moved = {ip for ip in ips_by_session[session_id] if not p.familiar(ip) and not check.covers(ip) and ip != birthplace}
         if moved:
             implicated |= moved
             sessions += 1
@@ -72,6 +75,30 @@ def session_left_device(p: Picture, check: Check) -> Signal | None:
     detail = (
         f"{count(sessions, 'Entra session')} of the user's own device used with no device from "
         f"{ip_listing(p, implicated)}" + (f" (client {listing(agents, 2)})" if agents else "") + "."
+    )
+    return check.hit(detail, implicated)
+
+
+@rule(
+    weight=35,
+    covered_by=ORGANISATION,
+    reads=NETWORK | {Column.SESSION_ID, Column.DEVICE, Column.AUTH_DETAILS},
+    reason="a session born with fresh credentials on a rented server or commercial VPN, with none of the user's devices, "
+    "was born at a phishing proxy: every address new to the user that uses it is the attacker's",
+)
+def session_born_on_rented_network(p: Picture, check: Check) -> Signal | None:
+    """Sessions whose first sign-in typed the password and MFA at a proxy (see `Picture.hijacked`), and where they went."""
+    implicated = {ip for ips in p.hijacked.values() for ip in ips if not check.covers(ip)}
+    if not implicated:
+        return None
+    births = sorted({p.starts[sid].ip for sid, ips in p.hijacked.items() if ips & implicated})
+    later = sorted(implicated - set(births))
+    detail = (
+        f"{count(len(births), 'Entra session')} began with a fresh password and MFA sign-in from "
+        f"{ip_listing(p, births)}, a hosting provider, commercial VPN or cloud the user never used, with none of "
+        "the user's devices: where an AiTM proxy logs the victim"
+        + (f"; the session was then used from {ip_listing(p, later)}" if later else "")
+        + "."
     )
     return check.hit(detail, implicated)
 
