@@ -1,12 +1,14 @@
 """
 Requests and bytes per incident against a local Log Analytics endpoint, over a generated sample tenant.
 
-Two targets of the read side, measured rather than asserted in a timed test:
+Three targets of the read side, measured rather than asserted in a timed test:
 
 * requests per incident stay at 3 (evidence, baseline, context) whatever the number of accounts;
 * the bytes the baseline query returns for a user stay flat when that user's raw sign-in volume
   grows tenfold (it is summarised in KQL, with capped sets), so a busy account cannot blow up
-  the Function's memory or the query API's 64 MB answer limit.
+  the Function's memory or the query API's 64 MB answer limit;
+* the bytes an incident's three answers take stay flat (within 5%) when the other users' audit
+  volume grows tenfold: the context query returns the incident's accounts' rows only.
 
 It generates a tenant (`python -m sample_tenant --out DIR --users N`), loads it with
 `enrichment.adapters.exports.load_exports`, serves it through the fake Log Analytics endpoint of the tests
@@ -38,7 +40,7 @@ import duckdb_kql  # noqa: E402
 from common.logs import configure_logging  # noqa: E402
 from common.settings import Settings  # noqa: E402
 from enrichment.adapters.embedded import WATCHLIST_FUNCTION  # noqa: E402
-from enrichment.adapters.exports import TABLES, WATCHLIST_TABLE, load_exports  # noqa: E402
+from enrichment.adapters.exports import TABLES, USER_KEY, WATCHLIST_TABLE, load_exports  # noqa: E402
 from enrichment.adapters.loganalytics import LogAnalyticsEngine  # noqa: E402
 from enrichment.domain.model import Account  # noqa: E402
 from enrichment.queries import kql  # noqa: E402
@@ -49,6 +51,8 @@ WORKSPACE = "00000000-0000-4000-8000-00000000be5c"
 MAX_REQUESTS = 3
 #: Baseline bytes may wobble a little (counts gain digits); more than this is growth, not noise.
 FLAT_TOLERANCE = 0.10
+#: An incident's bytes when the rest of the tenant's audit volume grows: flat, not merely bounded.
+AUDIT_TOLERANCE = 0.05
 NON_INTERACTIVE = "AADNonInteractiveUserSignInLogs"
 
 
@@ -62,13 +66,23 @@ def generate(out: Path, users: int, variants: int) -> None:
 
 
 def copy_into_memory(database: Path) -> Any:
-    """A writable in-memory copy of the loaded exports, so a user's volume can be multiplied."""
+    """A writable in-memory copy of the loaded exports as a workspace holds them (no cache columns), so volumes can grow."""
     con = duckdb_kql.connect()
     con.execute("ATTACH ? AS src (READ_ONLY)", [str(database)])
     present = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'src'").fetchall()}
     for table in (*TABLES, WATCHLIST_TABLE):
         if table in present:
-            con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM src."{table}"')
+            columns = [
+                row[0]
+                for row in con.execute(
+                    "SELECT column_name FROM duckdb_columns() WHERE database_name = 'src' AND table_name = ? ORDER BY column_index",
+                    [table],
+                ).fetchall()
+                if row[0] != USER_KEY
+            ]
+            con.execute(
+                f'CREATE TABLE "{table}" AS SELECT {", ".join(f"{chr(34)}{c}{chr(34)}" for c in columns)} FROM src."{table}"'
+            )
     con.execute("DETACH src")
     return con
 
@@ -98,6 +112,20 @@ def multiply(con: Any, user: str, factor: int) -> int:
         )
     con.execute("DROP TABLE original")
     return int(con.execute(f"SELECT count(*) FROM {table} WHERE lower(UserPrincipalName) = ?", [user]).fetchone()[0])
+
+
+def multiply_other_audit(con: Any, users: list[str], factor: int) -> int:
+    """Make every audit row that names none of `users` `factor` times as many (copies a second apart); returns the audit rows."""
+    named = " OR ".join(
+        ["lower(CAST(InitiatedBy AS VARCHAR)) LIKE ?"] * len(users)
+        + ["lower(CAST(TargetResources AS VARCHAR)) LIKE ?"] * len(users)
+    )
+    patterns = [f"%{user}%" for user in users] * 2
+    con.execute(f"CREATE TEMP TABLE others AS SELECT * FROM AuditLogs WHERE NOT ({named})", patterns)
+    for copy in range(1, factor):
+        con.execute("INSERT INTO AuditLogs SELECT * REPLACE (TimeGenerated + to_seconds(?) AS TimeGenerated) FROM others", [copy])
+    con.execute("DROP TABLE others")
+    return int(con.execute("SELECT count(*) FROM AuditLogs").fetchone()[0])
 
 
 def bytes_by_query(server: LogAnalyticsServer, since: int) -> dict[str, int]:
@@ -178,6 +206,26 @@ def main() -> int:
             growth = measured[10]["baseline"] / max(1, measured[1]["baseline"]) - 1
             print(f"baseline bytes grew {growth:+.1%} for 10x the rows (target: within {FLAT_TOLERANCE:.0%})")
             missed |= growth > FLAT_TOLERANCE
+
+            print()
+            incident = [Account(upn, "") for upn in users[:3]]
+            print(f"one incident ({len(incident)} accounts), the other users' audit volume x1 then x10")
+            print("audit rows  requests  incident bytes  context bytes")
+            per_incident: dict[int, int] = {}
+            for factor in (1, 10):
+                audit_rows = multiply_other_audit(con, [a.upn for a in incident], factor)
+                before = len(server.requests)
+                gather_evidence(engine, incident, at, settings)
+                sizes = bytes_by_query(server, before)
+                per_incident[factor] = sum(sizes.values())
+                print(
+                    f"{audit_rows:>10}  {len(server.requests) - before:>8}  {per_incident[factor]:>14}  {sizes.get('context', 0):>13}"
+                )
+            change = per_incident[10] / max(1, per_incident[1]) - 1
+            print(
+                f"incident bytes changed {change:+.1%} for 10x the other users' audit rows (target: within {AUDIT_TOLERANCE:.0%})"
+            )
+            missed |= abs(change) > AUDIT_TOLERANCE
         con.close()
     print("targets met" if not missed else "TARGET MISSED")
     return 1 if missed else 0

@@ -161,7 +161,7 @@ class Settings:
     )
     window_after_hours: int = _setting("REPLAY_WINDOW_AFTER_HOURS", _int(0, 168), 6, "hours of sign-ins after the incident time")
     baseline_days: int = _setting("REPLAY_BASELINE_DAYS", _int(1, 90), 14, "days of history summarised as the baseline")
-    row_cap: int = _setting("REPLAY_ROW_CAP", _int(100, 400_000), 20_000, "most evidence rows one query returns")
+    row_cap: int = _setting("REPLAY_ROW_CAP", _int(100, 400_000), 20_000, "most evidence rows kept per account")
     max_accounts: int = _setting(
         "REPLAY_MAX_ACCOUNTS",
         _int(1, 500),

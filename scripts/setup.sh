@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Set up everything the product and its tests need, from the repository's own files.
-#   scripts/setup.sh           the laptop / demo environment (.venv, Python 3.11)
-#   scripts/setup.sh --dev     plus Python 3.13, test tools, node packages and Chromium for the card test
+# Set up everything the product and its tests need, from the repository's own files. Re-running it installs
+# nothing unless a requirements file changed (see make_venv), and the modes may run in any order.
+#   scripts/setup.sh           the laptop / demo environment (.venv, Python 3.11: requirements-local.txt)
+#   scripts/setup.sh --fast    what `scripts/test.sh --fast` needs: .venv with the test tools (requirements-dev.txt)
+#   scripts/setup.sh --dev     plus Python 3.13, checkov, node packages and Chromium, for the whole suite
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_python.sh
 
-if [ "${1:-}" != "--dev" ]; then
-  make_venv .venv 3.11 requirements-local.txt
-  exit 0
-fi
+case "${1:-}" in
+  "") make_venv .venv 3.11 requirements-local.txt; exit 0 ;;
+  --fast) make_venv .venv 3.11 requirements-dev.txt; exit 0 ;;
+  --dev) ;;
+  *) echo "usage: scripts/setup.sh [--fast | --dev]" >&2; exit 2 ;;
+esac
 
 make_venv .venv 3.11 requirements-dev.txt
 make_venv .venv313 3.13 requirements-dev.txt

@@ -11,12 +11,23 @@ Parsing is DuckDB's: its readers stream the big formats (a two-week export is mi
 Python only peeks at headers and transcodes the encodings DuckDB cannot read. The result is cached in
 a DuckDB file keyed by a fingerprint of the inputs, built beside it and renamed into place, so a
 second run opens it at once and a failed load never leaves a half-built cache behind.
+
+The cache is laid out for the questions the triage asks, which are always about a few users: each
+sign-in table is stored sorted by the normalised user (`_user_key`, the lower-case UPN) and time, and
+`open_database` narrows the tables to the users a question names with an equality filter on that
+column, so DuckDB reads only those users' row groups however large the tenant is.
+
+A cache decides verdicts, so nothing but our own cache is trusted or replaced: a file at the cache
+path that is not one is refused, and when the evidence folder is read-only the cache goes to a
+private per-user folder whose owner and mode are checked.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
+import errno
 import functools
 import gzip
 import hashlib
@@ -27,6 +38,7 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -41,7 +53,7 @@ if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
 
 #: Bump when the loader's output changes for the same input: every older cache is rebuilt.
-LOADER_VERSION = "1"
+LOADER_VERSION = "2"
 
 #: The tables a folder may hold, as Log Analytics names them.
 TABLES = ("SigninLogs", "AADNonInteractiveUserSignInLogs", "AuditLogs")
@@ -59,7 +71,20 @@ COMPANION_FILES = frozenset({"scenarios.json", "settings.json", "local.settings.
 #: Where the cache goes unless the caller names a path.
 CACHE_NAME = ".triage-cache.duckdb"
 
+#: The sign-in tables, stored sorted by `USER_KEY` and time (`lower(UserPrincipalName)`, never NULL).
+SIGNIN_TABLES = ("SigninLogs", "AADNonInteractiveUserSignInLogs")
+USER_KEY = "_user_key"
+#: Every (user key, lower-case object id) pair of the sign-in tables: how a question naming an
+#: account by object id finds the user keys to narrow the tables to.
+DIRECTORY_TABLE = "_triage_users"
+#: The session variable `open_database`'s views read: the user keys a question is about (NULL: all).
+SCOPE_VARIABLE = "triage_user_keys"
+#: Cache tables of our own, never shown to queries.
+INTERNAL_PREFIX = "_triage_"
+
 _META_TABLE = "_triage_meta"
+_BUILD_PREFIX = ".triage-build-"
+_BUILD_LOCK = "building.lock"
 _SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 _DUCKDB_TYPES = {
     "string": "VARCHAR",
@@ -92,9 +117,10 @@ _MAX_OBJECT = 16 * 1024 * 1024
 #: A JSON array larger than this is not re-parsed in Python to locate a syntax error.
 _LOCATE_ARRAY_LIMIT = 64 * 1024 * 1024
 #: DuckDB's buffer pool while building: bounded so a multi-million-row export spills to disk
-#: instead of exhausting a laptop. Measured on 1M non-interactive rows (bench/embedded_load.py):
-#: 512MB peaks at about 0.55 GB RSS for the same CPU time as 1GB, which peaks at about 1 GB.
-_BUILD_MEMORY_LIMIT = "512MB"
+#: instead of exhausting a laptop. Sorting a sign-in file by user needs more than the bare insert
+#: (at 512MB DuckDB's sort cannot pin its blocks); 1GB peaks at about 1.1 GB RSS on 1M
+#: non-interactive rows (bench/embedded_load.py).
+_BUILD_MEMORY_LIMIT = "1GB"
 #: Scratch columns of a table while one file is inserted (see `_load_table_file`); no schema column starts so.
 _UNTYPED_PREFIX = "__untyped_"
 
@@ -237,8 +263,9 @@ def load_exports(folder: Path, *, cache: Path | None = None, tables: Mapping[str
 
     `tables` maps file names (relative to `folder`) whose names do not say their table, e.g.
     `{"sign-in_adelete.csv": "SigninLogs"}`. The cache defaults to `<folder>/.triage-cache.duckdb`;
-    when the folder is read-only it goes to the system temp directory instead. Raises `InputError`
-    for a missing folder or a file that cannot be read, naming the file and the problem.
+    when the folder is read-only it goes to a private per-user folder in the temp directory
+    (`private_cache_folder`). Raises `InputError` for a missing folder, a file that cannot be read or
+    does not hold its table's rows, and anything at the cache path that is not a triage cache.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -246,20 +273,27 @@ def load_exports(folder: Path, *, cache: Path | None = None, tables: Mapping[str
         raise InputError(msg)
     exports, ignored = _discover(folder, tables or {})
     fingerprint = _fingerprint(folder, exports, ignored, tables or {})
-    target, explicit = _cache_path(folder, cache)
-    cached = _read_cache(target, fingerprint, explicit=explicit)
+    target = _cache_path(folder, cache)
+    cached = _read_cache(target, fingerprint)
     if cached is not None:
         return LoadedExports(target, cached)
     report = _build(target, exports, ignored, fingerprint)
     return LoadedExports(target, report)
 
 
-def open_database(path: Path) -> tuple[DuckDBPyConnection, tuple[str, ...]]:
-    """
-    Open a DuckDB file read-only for KQL, with every table the queries read.
+#: The alias the cache file is attached under; queries see views of its tables in the in-memory database.
+STORE = "triage_store"
 
-    A table the file lacks is supplied as an empty temporary table with the full schema (the file
-    itself is never written), and named in the returned notes so the caller can say so.
+
+def open_database(path: Path, *, writable: bool = False) -> tuple[DuckDBPyConnection, tuple[str, ...]]:
+    """
+    Open a DuckDB file for KQL, with every table the queries read.
+
+    The file is attached (read-only unless `writable`) to an in-memory database that shows each of
+    its tables as a view of the same name: a sign-in table of our layout through the user filter of
+    `narrow_to` (its `_user_key` column hidden), anything else as it is. A table the file lacks is
+    supplied as an empty table with the full schema (the file itself is never written), and named in
+    the returned notes so the caller can say so. Every cursor of the connection sees the views.
     """
     import duckdb
 
@@ -267,24 +301,71 @@ def open_database(path: Path) -> tuple[DuckDBPyConnection, tuple[str, ...]]:
     if not path.is_file():
         msg = f"{path}: no such DuckDB file"
         raise InputError(msg)
+    con = duckdb.connect()
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con.execute("SET TimeZone='UTC'")
+        con.execute("SET enable_progress_bar=false")
+        mode = "" if writable else " (READ_ONLY)"
+        con.execute(f"ATTACH {_sql_string(str(path))} AS {STORE}{mode}")
     except duckdb.Error as error:
+        con.close()
         msg = f"{path}: not a DuckDB database this version can open: {first_line(error)}"
         raise InputError(msg) from error
-    con.execute("SET TimeZone='UTC'")
-    con.execute("SET enable_progress_bar=false")
-    present = {
-        row[0].lower()
-        for row in con.execute("SELECT table_name FROM duckdb_tables() UNION SELECT view_name FROM duckdb_views()").fetchall()
-    }
+    stored: dict[str, list[str]] = {}
+    for name, column in con.execute(
+        "SELECT table_name, column_name FROM information_schema.columns"
+        " WHERE table_catalog = ? AND table_schema = 'main' ORDER BY table_name, ordinal_position",
+        [STORE],
+    ).fetchall():
+        stored.setdefault(name, []).append(column)
+    for name, columns in stored.items():
+        if name.startswith(INTERNAL_PREFIX):
+            continue
+        source = f"{STORE}.main.{_ident(name)}"
+        if USER_KEY in columns:
+            scope = f"getvariable('{SCOPE_VARIABLE}')"
+            select = (
+                f"SELECT * EXCLUDE ({_ident(USER_KEY)}) FROM {source}"  # noqa: S608 - quoted identifiers, constant names
+                f" WHERE {scope} IS NULL OR list_contains({scope}, {_ident(USER_KEY)})"
+            )
+        else:
+            select = f"SELECT * FROM {source}"  # noqa: S608 - quoted identifiers
+        con.execute(f"CREATE VIEW {_ident(name)} AS {select}")
+    present = {name.lower() for name in stored}
     notes: list[str] = []
     for table in (*TABLES, WATCHLIST_TABLE):
         if table.lower() in present:
             continue
-        con.execute(f"CREATE TEMP TABLE {_ident(table)} ({_table_ddl(table)})")
+        con.execute(f"CREATE TABLE {_ident(table)} ({_table_ddl(table)})")
         notes.append(f"{path.name} has no {table} table: treated as empty")
     return con, tuple(notes)
+
+
+def narrowable(con: DuckDBPyConnection) -> bool:
+    """Whether `con` (from `open_database`) shows a cache of our layout, whose sign-in tables `narrow_to` can narrow."""
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?", [STORE, DIRECTORY_TABLE]
+    ).fetchone()
+    return bool(found and found[0])
+
+
+def narrow_to(cursor: DuckDBPyConnection, upns: Sequence[str], object_ids: Sequence[str]) -> None:
+    """
+    Show `cursor` only the sign-ins of these accounts (lower-case UPNs and object ids).
+
+    The rows any filter `UserPrincipalName in~ (upns) or UserId in~ (object_ids)` selects are all
+    kept: an object id brings every user key it was ever seen with (the directory holds each pair,
+    an empty UPN included). Only for a connection where `narrowable` is true; the cursor's own
+    setting, so concurrent cursors narrow independently.
+    """
+    keys = set(upns)
+    if object_ids:
+        found = cursor.execute(
+            f"SELECT DISTINCT user_key FROM {STORE}.main.{DIRECTORY_TABLE} WHERE list_contains(?, user_id)",  # noqa: S608 - constant names
+            [list(object_ids)],
+        ).fetchall()
+        keys.update(str(row[0]) for row in found)
+    cursor.execute(f"SET VARIABLE {SCOPE_VARIABLE} = ?::VARCHAR[]", [sorted(keys)])
 
 
 # --------------------------------------------------------------------------------------------
@@ -330,7 +411,10 @@ def _discover(folder: Path, mapping: Mapping[str, str]) -> tuple[list[_Export], 
     ignored: list[str] = []
     for path in sorted(folder.iterdir()):
         name = path.name
-        if name.startswith(".") or not path.is_file():
+        if name.startswith("."):
+            continue
+        if not path.is_file():
+            ignored.extend(f"{name}: {reason}" for reason in _not_a_file(path))
             continue
         if name.lower() in COMPANION_FILES and name not in wanted:
             continue
@@ -348,7 +432,10 @@ def _discover(folder: Path, mapping: Mapping[str, str]) -> tuple[list[_Export], 
     if watchlists.is_dir():
         for path in sorted(watchlists.iterdir()):
             name = f"{WATCHLIST_FOLDER}/{path.name}"
-            if path.name.startswith(".") or not path.is_file():
+            if path.name.startswith("."):
+                continue
+            if not path.is_file():
+                ignored.extend(f"{name}: {reason}" for reason in _not_a_file(path))
                 continue
             split = _split_name(path.name)
             if split is None:
@@ -361,6 +448,27 @@ def _discover(folder: Path, mapping: Mapping[str, str]) -> tuple[list[_Export], 
                 continue
             exports.append(_Export(path, name, WATCHLIST_TABLE, split[1], split[2], alias=alias))
     return exports, ignored
+
+
+def _not_a_file(path: Path) -> list[str]:
+    """
+    Why an entry that is not a readable file was skipped, when it is worth saying (none for a folder).
+
+    A link that leads nowhere (broken, or a loop) or a special file (a pipe, a socket) may be an
+    export the analyst meant to give, so it is listed rather than passed over.
+    """
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:  # Python 3.11 and 3.12 report a loop so
+            return ["a link that leads nowhere readable (a symlink loop), not read"]
+        except OSError as error:
+            if error.errno == errno.ELOOP:  # 3.13 and later
+                return ["a link that leads nowhere readable (a symlink loop), not read"]
+            return [f"a link that leads nowhere readable ({(error.strerror or type(error).__name__).lower()}), not read"]
+    if path.is_dir():
+        return []
+    return ["not a regular file (a pipe, socket or device), not read"]
 
 
 def _fingerprint(folder: Path, exports: Sequence[_Export], ignored: Sequence[str], mapping: Mapping[str, str]) -> str:
@@ -385,14 +493,14 @@ def _fingerprint(folder: Path, exports: Sequence[_Export], ignored: Sequence[str
 # --------------------------------------------------------------------------------------------
 
 
-def _cache_path(folder: Path, cache: Path | None) -> tuple[Path, bool]:
+def _cache_path(folder: Path, cache: Path | None) -> Path:
     if cache is not None:
-        return Path(cache), True
+        return Path(cache)
     if _writable(folder):
-        return folder / CACHE_NAME, False
-    # A read-only folder (a mounted share, an evidence copy): keep its cache per folder in temp.
+        return folder / CACHE_NAME
+    # A read-only folder (a mounted share, an evidence copy): its cache goes to this user's own folder.
     key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"triage-cache-{key}.duckdb", False
+    return private_cache_folder() / f"{key}.duckdb"
 
 
 def _writable(folder: Path) -> bool:
@@ -406,27 +514,67 @@ def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK) and bool(folder.stat().st_mode & writable_bits)
 
 
-def _read_cache(path: Path, fingerprint: str, *, explicit: bool) -> LoadReport | None:
-    """The stored report when `path` is a cache of exactly these inputs, else None (rebuild)."""
+def private_cache_folder() -> Path:
+    """
+    This user's own folder for the caches of read-only evidence folders: `<temp>/triage-cache-<uid>`.
+
+    The temp directory is shared, and a cache decides verdicts, so the folder is created with mode
+    0700 and refused when it is not a plain folder of this user's, closed to everyone else: whoever
+    could write there could plant a cache. (On Windows the temp directory is already per user.)
+    """
+    base = Path(tempfile.gettempdir())
+    if not hasattr(os, "getuid"):
+        folder = base / "triage-cache"
+        folder.mkdir(exist_ok=True)
+        return folder
+    uid = os.getuid()
+    folder = base / f"triage-cache-{uid}"
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700)
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode):
+        msg = f"{folder}: the private cache folder is not a folder (a link or a file); remove it, or give --cache FILE"
+        raise InputError(msg)
+    if info.st_uid != uid:
+        msg = f"{folder}: the private cache folder belongs to user id {info.st_uid}, not to you ({uid}); give --cache FILE"
+        raise InputError(msg)
+    if info.st_mode & 0o077:
+        mode = oct(stat.S_IMODE(info.st_mode))
+        msg = f"{folder}: the private cache folder is open to other users (mode {mode}); chmod 700 it, or give --cache FILE"
+        raise InputError(msg)
+    return folder
+
+
+def _read_cache(path: Path, fingerprint: str) -> LoadReport | None:
+    """
+    The stored report when `path` is our cache of exactly these inputs; None when there is nothing
+    there or our cache of other inputs (rebuilt). Anything else at the path is refused, never replaced.
+    """
     import duckdb
 
-    if not path.exists():
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
         return None
+    if stat.S_ISDIR(info.st_mode):
+        msg = f"{path}: the cache path is a folder, not a triage cache; remove it, or give --cache FILE"
+        raise InputError(msg)
+    if not stat.S_ISREG(info.st_mode):
+        msg = f"{path}: the cache path is a link or a special file, not a triage cache; refusing to use or replace it"
+        raise InputError(msg)
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        msg = f"{path}: the cache file belongs to user id {info.st_uid}, not to you; refusing to trust or replace it"
+        raise InputError(msg)
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as error:
-        if explicit:
-            msg = f"{path}: exists and is not a triage cache ({first_line(error)}); refusing to overwrite it"
-            raise InputError(msg) from error
-        return None
+        msg = f"{path}: exists and is not a triage cache ({first_line(error)}); refusing to overwrite it"
+        raise InputError(msg) from error
     try:
-        try:
-            meta = dict(con.execute(f"SELECT key, value FROM {_META_TABLE}").fetchall())  # noqa: S608 - constant name
-        except duckdb.Error as error:
-            if explicit:
-                msg = f"{path}: is a DuckDB file but not a triage cache; refusing to overwrite it"
-                raise InputError(msg) from error
-            return None
+        meta = dict(con.execute(f"SELECT key, value FROM {_META_TABLE}").fetchall())  # noqa: S608 - constant name
+    except duckdb.Error as error:
+        msg = f"{path}: is a DuckDB file but not a triage cache; refusing to overwrite it"
+        raise InputError(msg) from error
     finally:
         con.close()
     if meta.get("fingerprint") != fingerprint:
@@ -435,33 +583,80 @@ def _read_cache(path: Path, fingerprint: str, *, explicit: bool) -> LoadReport |
 
 
 def _build(target: Path, exports: Sequence[_Export], ignored: Sequence[str], fingerprint: str) -> LoadReport:
-    """Build the database beside `target` and rename it into place; on any failure nothing is left."""
+    """
+    Build the database beside `target` and rename it into place; on any failure nothing is left.
+
+    The build folder is locked while it is in use, so a later load can tell the folder of a killed
+    build (removed) from one another process is still filling (left alone).
+    """
     import duckdb
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".triage-build-", dir=target.parent))
+    _remove_stale_builds(target.parent)
+    work = Path(tempfile.mkdtemp(prefix=_BUILD_PREFIX, dir=target.parent))
     try:
-        building = work / "cache.duckdb"
-        con = duckdb.connect(str(building))
-        try:
-            con.execute("SET TimeZone='UTC'")
-            con.execute(f"SET memory_limit='{_BUILD_MEMORY_LIMIT}'")
-            con.execute("SET preserve_insertion_order=false")
-            con.execute(f"SET temp_directory={_sql_string(str(work / 'spill'))}")
-            con.execute("SET enable_progress_bar=false")
-            report = _load_all(con, exports, ignored, work)
-            con.execute(f"CREATE TABLE {_META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
-            con.execute(
-                f"INSERT INTO {_META_TABLE} VALUES ('fingerprint', ?), ('loader_version', ?), ('report', ?)",  # noqa: S608 - constant name
-                [fingerprint, LOADER_VERSION, json.dumps(report.to_dict())],
-            )
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
-        _replace(building, target, fingerprint)
+        with _locked(work / _BUILD_LOCK):
+            building = work / "cache.duckdb"
+            con = duckdb.connect(str(building))
+            try:
+                con.execute("SET TimeZone='UTC'")
+                con.execute(f"SET memory_limit='{_BUILD_MEMORY_LIMIT}'")
+                con.execute(f"SET temp_directory={_sql_string(str(work / 'spill'))}")
+                con.execute("SET enable_progress_bar=false")
+                report = _load_all(con, exports, ignored, work)
+                con.execute(f"CREATE TABLE {_META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
+                con.execute(
+                    f"INSERT INTO {_META_TABLE} VALUES ('fingerprint', ?), ('loader_version', ?), ('report', ?)",  # noqa: S608 - constant name
+                    [fingerprint, LOADER_VERSION, json.dumps(report.to_dict())],
+                )
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+            _replace(building, target, fingerprint)
         return report
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+#: A build folder without its lock file this old was left by a build killed before it took the lock.
+_UNLOCKED_BUILD_AGE_S = 300
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created) for the block; a no-op where there is no `fcntl` (Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path, "w", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _remove_stale_builds(parent: Path) -> None:
+    """Remove the build folders in `parent` whose build is gone (killed): their lock is free."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    for folder in parent.glob(f"{_BUILD_PREFIX}*"):
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        lock = folder / _BUILD_LOCK
+        try:
+            handle = open(lock, "r+", encoding="utf-8")  # noqa: SIM115 - held across the check below
+        except FileNotFoundError:
+            if time.time() - folder.stat().st_mtime > _UNLOCKED_BUILD_AGE_S:
+                shutil.rmtree(folder, ignore_errors=True)
+            continue
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # another process is building there
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _replace(building: Path, target: Path, fingerprint: str) -> None:
@@ -470,7 +665,7 @@ def _replace(building: Path, target: Path, fingerprint: str) -> None:
     except PermissionError:
         # Windows refuses to replace a file another process has open. If that process built the
         # same inputs, its cache is as good as ours.
-        if _read_cache(target, fingerprint, explicit=False) is None:
+        if _read_cache(target, fingerprint) is None:
             raise
 
 
@@ -484,7 +679,7 @@ def _load_all(con: DuckDBPyConnection, exports: Sequence[_Export], ignored: Sequ
     table_rows: list[tuple[str, int]] = []
     for table in TABLES:
         columns = schema_columns(table)
-        con.execute(f"CREATE TABLE {_ident(table)} ({_table_ddl(table)})")
+        con.execute(f"CREATE TABLE {_ident(table)} ({_table_ddl(table, stored=True)})")
         mine = [e for e in exports if e.table == table]
         loaded = [_load_table_file(con, table, columns, export, work / f"{index}-{table}") for index, export in enumerate(mine)]
         reports.extend(loaded)
@@ -492,6 +687,12 @@ def _load_all(con: DuckDBPyConnection, exports: Sequence[_Export], ignored: Sequ
     watchlist_reports = _load_watchlists(con, [e for e in exports if e.table == WATCHLIST_TABLE], work)
     reports.extend(watchlist_reports)
     table_rows.append((WATCHLIST_TABLE, sum(r.rows for r in watchlist_reports)))
+    pairs = " UNION ".join(
+        f"SELECT DISTINCT {_ident(USER_KEY)} AS user_key, lower(UserId) AS user_id FROM {_ident(table)}"  # noqa: S608 - constant names
+        " WHERE UserId IS NOT NULL AND UserId <> ''"
+        for table in SIGNIN_TABLES
+    )
+    con.execute(f"CREATE TABLE {DIRECTORY_TABLE} AS {pairs}")
     return LoadReport(files=tuple(reports), ignored=tuple(ignored), table_rows=tuple(table_rows))
 
 
@@ -552,6 +753,9 @@ def _text_expression(column: _Column, identifiers: Sequence[str], *, present: bo
     """The text one schema column takes from its sources, before typing (NULL when it has none)."""
     if not identifiers:
         return "NULL"
+    if column.kusto_type == "string" and present and len(identifiers) == 1:
+        # Kusto strings are never null: a missing cell is the empty string (one call per value, not two).
+        return f"coalesce({_ident(identifiers[0])}, '')"
     parts = [f"NULLIF({_ident(i)}, '')" for i in identifiers]
     if column.kusto_type == "string" and present:
         # Kusto strings are never null: a present but empty cell is the empty string.
@@ -583,6 +787,7 @@ def _load_table_file(
         found = ", ".join(name for _, name in sources[:8])
         msg = f"{export.display}: none of the {table} columns found (it has {found}); is it a {table} export?"
         raise InputError(msg)
+    _refuse_other_tables_rows(export, table, sources)
     present = {c.name for c in columns if feeds[c.name]}
     reads = [identifier for identifier, _ in sources]
     if export.format != "csv":
@@ -604,9 +809,17 @@ def _load_table_file(
         select.append(
             f"CASE WHEN ({text}) IS NOT NULL AND ({_cast_sql(text, c.kusto_type, c.duckdb_type)}) IS NULL THEN {text} END"
         )
-    names = ", ".join(_ident(name) for name in [*(c.name for c in columns), *scratch_columns])
+    targets = [*(c.name for c in columns), *scratch_columns]
+    order = ""
+    if table in SIGNIN_TABLES:
+        # Stored in the order the questions read: one user's rows together, by time (see the module docstring).
+        upn = select[[c.name for c in columns].index("UserPrincipalName")]
+        select.append(f"coalesce(lower({upn}), '')")
+        targets.append(USER_KEY)
+        order = f" ORDER BY {len(select)}, {[c.name for c in columns].index('TimeGenerated') + 1}"
+    names = ", ".join(_ident(name) for name in targets)
     reader, params = _reader(export, readable, reads)
-    sql = f"INSERT INTO {_ident(table)} ({names}) SELECT {', '.join(select)} FROM {reader}"  # noqa: S608 - quoted identifiers, bound values
+    sql = f"INSERT INTO {_ident(table)} ({names}) SELECT {', '.join(select)} FROM {reader}{order}"  # noqa: S608 - quoted identifiers, bound values
     rows = _count(_run(con, export, sql, params, readable))
     problems.extend(_untyped_values(con, table, checked, scratch_columns))
     return FileReport(
@@ -618,6 +831,35 @@ def _load_table_file(
         unknown_columns=tuple(unknown),
         problems=tuple(problems),
     )
+
+
+#: Columns only another table has that a file must show before it is refused as that table's rows.
+_OTHER_TABLE_EVIDENCE = 3
+
+
+def _refuse_other_tables_rows(export: _Export, table: str, sources: Sequence[tuple[str, str]]) -> None:
+    """
+    Refuse a file whose columns are another table's (AuditLogs rows saved as `SigninLogs.jsonl`).
+
+    Tables share many columns (TimeGenerated, OperationName, CorrelationId...), so a file is only
+    refused when another table knows more of its columns than its own table does, and at least a
+    few of them are columns its own table does not have: a partial export of the right table never is.
+    """
+    own_schema = {c.name for c in schema_columns(table)}
+
+    def known(other: str) -> set[str]:
+        feeds, _ = _map_sources(schema_columns(other), sources)
+        return {name for name, identifiers in feeds.items() if identifiers}
+
+    own = known(table)
+    for other in TABLES:
+        theirs = known(other) if other != table else set()
+        if len(theirs) > len(own) and len(theirs - own_schema) >= _OTHER_TABLE_EVIDENCE:
+            msg = (
+                f"{export.display}: holds {other} rows, not {table} ({len(theirs)} of its columns are {other}'s,"
+                f" {len(own)} are {table}'s); name it after its table, or map it with --table {export.display}={other}"
+            )
+            raise InputError(msg)
 
 
 def _unsampled_keys(columns: Sequence[_Column], sources: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -662,11 +904,12 @@ def _cast_sql(raw: str, kind: str, duckdb_type: str) -> str:
     if kind == "string":
         return raw
     if kind == "datetime":
+        # ISO 8601 first (API and JSON exports): DuckDB's COALESCE tries the portal's formats only
+        # on the rows that are left, so a large JSON export pays for one cast per value.
         formats = ", ".join(_sql_string(f) for f in _PORTAL_TIME_FORMATS)
         return (
-            f"CASE WHEN {raw} IS NULL THEN NULL"
-            f" WHEN upper({raw}) LIKE '%M' THEN try_strptime({raw}, [{formats}])"
-            f" ELSE CAST(try_cast({raw} AS TIMESTAMPTZ) AS TIMESTAMP) END"
+            f"COALESCE(CAST(try_cast({raw} AS TIMESTAMPTZ) AS TIMESTAMP),"
+            f" CASE WHEN upper({raw}) LIKE '%M' THEN try_strptime({raw}, [{formats}]) END)"
         )
     if kind == "dynamic":
         # Objects arrive as JSON text (CSV cells, JSON objects re-serialised by the reader, JSON
@@ -960,10 +1203,14 @@ def _csv_header(path: Path, *, compressed: bool, display: str) -> tuple[str, ...
 # --------------------------------------------------------------------------------------------
 
 
-def _table_ddl(table: str) -> str:
+def _table_ddl(table: str, *, stored: bool = False) -> str:
+    """The columns of `table`; `stored` adds the user key a sign-in table of the cache is sorted by."""
     if table == WATCHLIST_TABLE:
         return ", ".join(f"{_ident(c)} VARCHAR" for c in WATCHLIST_COLUMNS)
-    return ", ".join(f"{_ident(c.name)} {c.duckdb_type}" for c in schema_columns(table))
+    columns = [f"{_ident(c.name)} {c.duckdb_type}" for c in schema_columns(table)]
+    if stored and table in SIGNIN_TABLES:
+        columns.append(f"{_ident(USER_KEY)} VARCHAR NOT NULL")
+    return ", ".join(columns)
 
 
 def _ident(name: str) -> str:

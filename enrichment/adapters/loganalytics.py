@@ -31,6 +31,11 @@ Worst case, a run sends `attempts x (sdk_total + 1)` requests, and waits at most
 between them: with the defaults (2, 3, 30, 60, 20), 8 requests and 380 s, inside a Function's
 timeout; tests shrink every bound to milliseconds through `Retries`.
 
+How many at once: Log Analytics runs at most 5 queries at a time per identity (more wait in its queue
+and then fail with 429). Every engine of the process shares one budget of `MAX_CONCURRENT_QUERIES`
+slots, held for each request, so the three questions of an incident run side by side when slots are
+free and queue in the process when they are not (five activities at once never send fifteen).
+
 Answers that are not failures: a partial result (HTTP 200 with an `error`) keeps its rows and adds a
 warning naming the error; a 204 (the workspace has no data) is no rows and a warning. The SDK raises
 `json.JSONDecodeError` on any body that is not JSON, so the status is read from a response hook: a
@@ -41,6 +46,7 @@ and an unreadable 200 stays an error, never silently "no rows".
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -87,6 +93,11 @@ HINT_CREDENTIAL = (
 )
 
 _log = get_logger("loganalytics")
+
+#: Log Analytics' limit of concurrent queries per identity; one process is one identity (the Function
+#: App's managed identity), so every engine in it shares these slots.
+MAX_CONCURRENT_QUERIES = 5
+_SLOTS = threading.BoundedSemaphore(MAX_CONCURRENT_QUERIES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,13 +259,14 @@ class LogAnalyticsEngine:
             answers.append(response.http_response)
 
         try:
-            result = self._client.query_workspace(
-                self._workspace_id,
-                query.text,
-                timespan=None,
-                server_timeout=self._server_timeout,
-                raw_response_hook=remember,
-            )
+            with _SLOTS:
+                result = self._client.query_workspace(
+                    self._workspace_id,
+                    query.text,
+                    timespan=None,
+                    server_timeout=self._server_timeout,
+                    raw_response_hook=remember,
+                )
         except json.JSONDecodeError as error:
             # azure-monitor-query 2.0.0 calls .json() on the empty 204 body, and on an error body
             # that is not JSON (a gateway's HTML page); the status says which it was.

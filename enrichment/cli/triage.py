@@ -6,16 +6,21 @@ success (a user with no sign-ins is a result), 2 with one line on stderr for bad
 service failed. stdout carries only the document; what loading exports took (tables, rows, seconds,
 parsed or cached) is one line on stderr. Only the engine that is asked for is imported, and never
 the Graph SDK.
+
+One user at one time prints one document. Several (`--user` and `--at` repeated: every user at every
+time; or `--pairs FILE` of `user,time` lines) print a JSON array in the order asked, from one engine
+and three questions per distinct time.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -56,8 +61,16 @@ def _parser() -> argparse.ArgumentParser:
     source = triage.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", type=Path, help="folder of exports (SigninLogs.*, ...) or a DuckDB file made from one")
     source.add_argument("--workspace", help="Log Analytics workspace id to query instead of exports")
-    triage.add_argument("--user", action="append", required=True, help="UPN or object id; repeat for several users")
-    triage.add_argument("--at", required=True, help="incident time, ISO 8601 (UTC when no offset)")
+    triage.add_argument("--user", action="append", help="UPN or object id; repeat for several users")
+    triage.add_argument(
+        "--at", action="append", help="incident time, ISO 8601 (UTC when no offset); repeat to triage every user at each time"
+    )
+    triage.add_argument(
+        "--pairs",
+        type=Path,
+        metavar="FILE",
+        help="instead of --user/--at: a file of `user,time` lines (CSV, `-` for stdin), triaged in its order",
+    )
     triage.add_argument("--settings", type=Path, help="a Functions local.settings.json whose Values are app settings")
     triage.add_argument("--format", choices=("json", "text", "html"), default="json")
     triage.add_argument("--cache", type=Path, help="where the DuckDB cache of --data goes (default PATH/.triage-cache.duckdb)")
@@ -97,15 +110,65 @@ def load_line(report: LoadReport | None, source: Path, seconds: float) -> str:
     """
     The one stderr line saying what the exports gave: rows per table, time, parsed or cached.
 
-    An analyst who gets "no sign-ins" needs to see at once whether the table was empty; a slow
-    first run needs to say it was parsing, so the second (cached) run is not a surprise.
+    An analyst who gets "no sign-ins" needs to see at once whether the table was empty, and which
+    files were left out and why (a misnamed export, a broken link); a slow first run needs to say it
+    was parsing, so the second (cached) run is not a surprise.
     """
     if report is None:
         return f"load: opened the DuckDB file {source} in {seconds:.1f} s"
     tables = ", ".join(f"{table} {rows:,}" for table, rows in report.table_rows)
     how = "from the cache" if report.from_cache else "parsed the exports and cached them"
-    ignored = f"; {len(report.ignored)} file(s) ignored" if report.ignored else ""
+    ignored = f"; {len(report.ignored)} file(s) ignored: {' | '.join(report.ignored)}" if report.ignored else ""
     return f"load: {tables} rows; {how} in {seconds:.1f} s{ignored}"
+
+
+def read_pairs(lines: Iterable[str], source: str) -> list[tuple[Account, datetime]]:
+    """
+    `user,time` lines (a `user,at` header, blank lines and `#` comments allowed) as (account, time) pairs.
+
+    A line that is not a user and a time is bad input naming its line number, so nothing is triaged
+    from a file that says something else.
+    """
+    pairs: list[tuple[Account, datetime]] = []
+    for number, row in enumerate(csv.reader(lines), start=1):
+        cells = [cell.strip() for cell in row]
+        if not any(cells) or cells[0].startswith("#"):
+            continue
+        if number == 1 and [c.lower() for c in cells] in (["user", "at"], ["user", "time"]):
+            continue
+        if len(cells) != 2 or not cells[0] or not cells[1]:
+            msg = f"--pairs: {source} line {number}: expected `user,time`, got {','.join(row)!r}"
+            raise InputError(msg)
+        try:
+            pairs.append((account_from(cells[0]), parse_time(cells[1])))
+        except InputError as error:
+            msg = f"--pairs: {source} line {number}: {error}"
+            raise InputError(msg) from error
+    if not pairs:
+        msg = f"--pairs: {source} holds no `user,time` line"
+        raise InputError(msg)
+    return pairs
+
+
+def requested(args: argparse.Namespace, stdin: TextIO) -> list[tuple[Account, datetime]]:
+    """The (account, time) pairs asked for: `--pairs`, or every `--user` at every `--at` (times first)."""
+    if args.pairs is not None:
+        if args.user or args.at:
+            msg = "--pairs replaces --user and --at; give one or the other"
+            raise InputError(msg)
+        if str(args.pairs) == "-":
+            return read_pairs(stdin, "stdin")
+        try:
+            with args.pairs.open(encoding="utf-8-sig", newline="") as lines:
+                return read_pairs(lines, str(args.pairs))
+        except OSError as error:
+            msg = f"--pairs: cannot read {args.pairs} ({error.strerror})"
+            raise InputError(msg) from error
+    if not args.user or not args.at:
+        msg = "give --user and --at (each may be repeated), or --pairs FILE"
+        raise InputError(msg)
+    times = [parse_time(text) for text in args.at]
+    return [(account_from(user), at) for at in times for user in args.user]
 
 
 def _settings(path: Path | None) -> Settings:
@@ -129,32 +192,35 @@ def open_exports(args: argparse.Namespace, err: TextIO) -> EmbeddedEngine:
     return engine
 
 
-def run_triage(args: argparse.Namespace, out: TextIO, err: TextIO | None = None) -> None:
+def run_triage(args: argparse.Namespace, out: TextIO, err: TextIO | None = None, stdin: TextIO | None = None) -> None:
     from enrichment.domain.scoring import assess
     from enrichment.render.triage import triage_document
-    from enrichment.services.gather import gather_evidence
+    from enrichment.services.gather import gather_at_times
 
-    at = parse_time(args.at)
+    pairs = requested(args, stdin or sys.stdin)
     settings = _settings(args.settings)
-    accounts = [account_from(u) for u in args.user]
     engine: QueryEngine
     if args.workspace:
         if args.cache is not None or args.table:
             msg = "--cache and --table go with --data, not --workspace"
             raise InputError(msg)
+        from common.logs import configure_logging
         from enrichment.adapters.loganalytics import LogAnalyticsEngine
 
+        # The workspace engine is the one that logs (retries, failures); the embedded engine does not,
+        # so a laptop run does not pay for loading the logging stack.
+        configure_logging(stream=err or sys.stderr)
         engine = LogAnalyticsEngine.create(dataclasses.replace(settings, workspace_id=args.workspace))
     else:
         engine = open_exports(args, err or sys.stderr)
-    assessed = [(evidence, assess(evidence, settings)) for evidence in gather_evidence(engine, accounts, at, settings)]
+    assessed = [(evidence, assess(evidence, settings)) for evidence in gather_at_times(engine, pairs, settings)]
     if args.format == "text":
         from enrichment.render.story import brief
         from enrichment.render.text import text_report
 
         out.write("\n\n".join(text_report(e, a, brief(e, a)) for e, a in assessed) + "\n")
     elif args.format == "html":
-        out.write(html_report(assessed, at, settings))
+        out.write(html_report(assessed, min(at for _, at in pairs), settings))
     else:
         documents = [triage_document(e, a) for e, a in assessed]
         payload: object = documents[0] if len(documents) == 1 else documents
@@ -191,7 +257,4 @@ def html_report(assessed: Sequence[tuple[UserEvidence, Assessment]], at: datetim
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    from common.logs import configure_logging
-
-    configure_logging(stream=err)
     return run_command(lambda: run_triage(_parser().parse_args(argv), out, err), err)

@@ -17,7 +17,7 @@ Pure: no clock, no I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from common.times import utc_text
 from enrichment.domain import explanations
@@ -74,6 +74,10 @@ class Sources:
             incomplete=incomplete,
             missing_columns={table: tuple(sorted(columns)) for table, columns in missing.items() if columns},
         )
+
+    def cut(self, tables: Iterable[str], why: str) -> Sources:
+        """The same sources with `tables` also incomplete for `why` (one user's evidence cut at the row cap)."""
+        return replace(self, incomplete={**dict.fromkeys(tables, why), **self.incomplete})
 
     def coverage(self, window: TimeWindow, signins: Sequence[SignIn], security_events: Sequence[SecurityEvent]) -> Coverage:
         """One user's coverage: every table, whether it was read whole, the user's rows from it, absent columns."""

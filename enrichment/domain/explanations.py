@@ -16,12 +16,16 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from common.settings import Settings
 from common.times import utc_text
 from enrichment.domain import networks
 from enrichment.domain.model import Column, Explanation, ExplanationKind, SignIn, Table, TravelRecord
 from enrichment.domain.picture import Address, IpFacts, Picture, fresh
+
+if TYPE_CHECKING:
+    # Only annotations: the signal registry imports this module for READS, and settings import the registry.
+    from common.settings import Settings
 
 #: The columns each explanation reads. An explanation that reads an absent column is not checked
 #: (`explain(skip=...)`): the Microsoft-network check, for one, reads "no device, no user agent" as a

@@ -1,18 +1,30 @@
 """
-Every KQL text the product runs, built from validated values and escaped literals.
+Every question the product asks of the logs: one constant KQL body each, and the values bound to it.
 
-The same text runs on Log Analytics and on the embedded DuckDB engine, so it keeps to the KQL
-both understand (no `make_set_if`, no `column_ifexists`, no user-defined `let` functions). Windows are
-`datetime()` literals anchored at the incident time, never `ago()`, so an old incident replays
-exactly. Nothing from an incident or a sign-in row is pasted into a query: identifiers are
-validated against a strict pattern and every string goes through `string_literal`.
+A `Query` is a body that never changes plus named `Binding`s (the accounts, the window, the row
+cap). Log Analytics receives one `let` line per binding and then the body (`Query.text`); the
+embedded engine declares the same names as `query_parameters`, translates the body once and binds
+the values through DuckDB (`Query.declared`). Both engines therefore run the very same body text,
+and because the body is the same for every incident, a translation is done once and reused.
+
+The body keeps to the KQL both engines understand (no `make_set_if`, no `column_ifexists`, no
+window functions, no user-defined `let` functions). Windows are `datetime()` values anchored at the
+incident time, never `ago()`, so an old incident replays exactly. Nothing from an incident or a
+sign-in row is pasted into a body: values are validated (UPNs, object ids, aliases) and written only
+as escaped literals in the `let` lines, or bound as parameters.
+
+Adding a question: write its body as a module constant naming its bindings (lower-case snake_case,
+so they can never be mistaken for a table's PascalCase columns), and a builder that validates its
+inputs and returns `Query(name, BODY, bindings)`; set `subjects` when the body reads the sign-in
+tables only for those accounts, which lets an engine narrow the tables to them first.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from common.identifiers import is_guid
@@ -112,228 +124,447 @@ def validate_watchlist_alias(alias: str) -> str:
     return alias
 
 
+# --------------------------------------------------------------------------------------------
+# Bindings and queries
+# --------------------------------------------------------------------------------------------
+
+_BINDING_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+#: What a binding may hold, by its KQL type; `dynamic` is an array of strings.
+BindingValue = str | int | datetime | tuple[str, ...]
+_KINDS: dict[str, type | tuple[type, ...]] = {"string": str, "long": int, "datetime": datetime, "dynamic": tuple}
+
+
 @dataclass(frozen=True, slots=True)
-class Query:
-    """A named query text; `name` labels logs, warnings and the fake endpoint's counters."""
+class Binding:
+    """
+    One named value a query body reads: `kind` is its KQL type (`string`, `long`, `datetime`, or
+    `dynamic` for an array of strings).
+
+    The name is lower-case snake_case, so it can never be read as one of a table's PascalCase
+    columns; the value is checked against the kind, and strings must be writable as KQL literals.
+    """
 
     name: str
-    text: str
+    kind: str
+    value: BindingValue
+
+    def __post_init__(self) -> None:
+        if not _BINDING_NAME.fullmatch(self.name):
+            msg = f"binding name must be lower-case snake_case: {self.name!r}"
+            raise InvalidQueryInput(msg)
+        expected = _KINDS.get(self.kind)
+        if expected is None:
+            msg = f"binding {self.name}: unknown kind {self.kind!r} (one of {', '.join(_KINDS)})"
+            raise InvalidQueryInput(msg)
+        if not isinstance(self.value, expected) or isinstance(self.value, bool):
+            msg = f"binding {self.name}: a {self.kind} needs a {expected}, got {type(self.value).__name__}"
+            raise InvalidQueryInput(msg)
+        if self.kind == "dynamic" and not all(isinstance(item, str) for item in self.value):  # type: ignore[union-attr]
+            msg = f"binding {self.name}: a dynamic binding is an array of strings"
+            raise InvalidQueryInput(msg)
+        self.literal()  # refuses values no literal can hold (control characters, naive times)
+
+    def literal(self) -> str:
+        """The value as a KQL literal, for the `let` line Log Analytics receives."""
+        if self.kind == "string":
+            return string_literal(str(self.value))
+        if self.kind == "long":
+            return f"long({self.value})"
+        if self.kind == "datetime":
+            return datetime_literal(self.value)  # type: ignore[arg-type]
+        return f"dynamic([{', '.join(map(string_literal, self.value))}])"  # type: ignore[arg-type]
+
+    def parameter(self) -> object:
+        """The value as the embedded engine binds it: a dynamic array as JSON text, times in UTC."""
+        if self.kind == "dynamic":
+            return json.dumps(list(self.value), ensure_ascii=False)  # type: ignore[arg-type]
+        if self.kind == "datetime":
+            return self.value.astimezone(UTC).replace(tzinfo=None)  # type: ignore[union-attr]
+        return self.value
 
 
-def _user_filter(accounts: Sequence[Account]) -> str:
-    if not accounts:
+@dataclass(frozen=True, slots=True)
+class Subjects:
+    """
+    The accounts a question reads sign-ins of, lower-cased and validated.
+
+    A query that carries them promises that its body reads `SigninLogs` and
+    `AADNonInteractiveUserSignInLogs` only where `UserPrincipalName in~ (upns) or UserId in~
+    (object_ids)`, so an engine may narrow those tables to these accounts before running it (the
+    embedded engine does: its cache is sorted by user).
+    """
+
+    upns: tuple[str, ...]
+    object_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """
+    A question asked with values: its constant body, the values bound to it, and a name for logs
+    and counters. `Query(name, text)` with no bindings is a plain KQL text (`text` is the body).
+    """
+
+    name: str
+    body: str
+    bindings: tuple[Binding, ...] = ()
+    subjects: Subjects | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        names = [b.name for b in self.bindings]
+        if len(set(names)) != len(names):
+            msg = f"query {self.name}: a binding is named twice ({', '.join(sorted(names))})"
+            raise InvalidQueryInput(msg)
+
+    @property
+    def text(self) -> str:
+        """What Log Analytics receives: one `let` line per binding, then the body."""
+        return "".join(f"let {b.name} = {b.literal()};\n" for b in self.bindings) + self.body
+
+    @property
+    def declared(self) -> str:
+        """What the embedded engine translates, the same for every value: the bindings declared as parameters, then the body."""
+        return _declare(self.body, tuple((b.name, b.kind) for b in self.bindings))
+
+    def parameters(self) -> dict[str, object]:
+        """The bound values by name, as the embedded engine passes them to DuckDB."""
+        return {b.name: b.parameter() for b in self.bindings}
+
+
+def _declare(body: str, parameters: tuple[tuple[str, str], ...]) -> str:
+    if not parameters:
+        return body
+    names = ", ".join(f"{name}:{kind}" for name, kind in parameters)
+    return f"declare query_parameters({names});\n{body}"
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """
+    One question the product asks: a constant body and the bindings it reads, by name and kind.
+
+    `ask` binds values to it; `declared` is the text an engine that translates ahead of time (the
+    embedded engine) translates once, whatever the values.
+    """
+
+    name: str
+    body: str
+    parameters: tuple[tuple[str, str], ...]
+
+    @property
+    def declared(self) -> str:
+        return _declare(self.body, self.parameters)
+
+    def ask(self, values: dict[str, BindingValue], subjects: Subjects | None = None) -> Query:
+        """A `Query` of this question with `values` bound; every parameter needs exactly one value."""
+        names = [name for name, _ in self.parameters]
+        if sorted(values) != sorted(names):
+            msg = f"question {self.name}: needs values for {', '.join(names)}, got {', '.join(sorted(values))}"
+            raise InvalidQueryInput(msg)
+        bindings = tuple(Binding(name, kind, values[name]) for name, kind in self.parameters)
+        return Query(self.name, self.body, bindings, subjects)
+
+
+def subjects_of(accounts: Sequence[Account]) -> Subjects:
+    """The accounts' UPNs and object ids, validated, lower-cased and sorted; at least one name is required."""
+    upns = tuple(sorted({validate_upn(a.upn) for a in accounts if a.upn}))
+    ids = tuple(sorted({validate_object_id(a.object_id) for a in accounts if a.object_id}))
+    if not upns and not ids:
         msg = "a query needs at least one account"
         raise InvalidQueryInput(msg)
-    upns = sorted({validate_upn(a.upn) for a in accounts if a.upn})
-    ids = sorted({validate_object_id(a.object_id) for a in accounts if a.object_id})
-    clauses = []
-    if upns:
-        clauses.append(f"UserPrincipalName in~ ({', '.join(map(string_literal, upns))})")
-    if ids:
-        clauses.append(f"UserId in~ ({', '.join(map(string_literal, ids))})")
-    if not clauses:
-        msg = "a query needs at least one account"
-        raise InvalidQueryInput(msg)
-    return " or ".join(clauses)
+    return Subjects(upns, ids)
 
 
-def _between(window: TimeWindow) -> str:
-    return f"TimeGenerated between ({datetime_literal(window.start)} .. {datetime_literal(window.end)})"
+# --------------------------------------------------------------------------------------------
+# The bodies
+# --------------------------------------------------------------------------------------------
 
 
 def _lines(parts: Iterable[str]) -> str:
     return "\n".join(parts)
 
 
-def _signin_branch(table: Table, window: TimeWindow, users: str) -> str:
+def _text(column: str) -> str:
     """
-    One table filtered and flattened to the shared shape.
+    A string column's value as text: `coalesce(X, "")`.
 
-    `todynamic()` parses the JSON-text columns of the non-interactive table and passes the dynamic
-    columns of the interactive one through, so both branches project the same scalar columns and
-    the union never splits a column into `X_dynamic` / `X_string`.
+    For a column that is a string in every table it is read from, Kusto gives the same value for
+    `tostring(X)` (its strings are never null); duckdb-kql, which cannot know the column's type,
+    writes `tostring()` as a switch over every type (about 1 KB of SQL each, bound and optimised on
+    every run) and `coalesce()` as a few lines, with a NULL (a column the export lacked) as "".
     """
-    return _lines(
-        (
+    return f'coalesce({column}, "")'
+
+
+#: JSON columns each sign-in branch reads once, by the name the flattened columns use.
+#: `todynamic()` parses the JSON text of the non-interactive table and passes the dynamic columns of
+#: the interactive one through, so both branches project the same scalar columns and the union
+#: never splits a column into `X_dynamic` / `X_string`.
+_PARSED = {
+    "_loc": "todynamic(LocationDetails)",
+    "_dev": "todynamic(DeviceDetail)",
+    "_tp": "todynamic(TokenProtectionStatusDetails)",
+    "_auth": "todynamic(AuthenticationDetails)",
+    "_authText": _text("AuthenticationDetails"),
+}
+
+#: Every column a sign-in is flattened to and grouped by, as KQL over either table's row (plus `_PARSED`).
+_FLAT = {
+    "User": f"tolower({_text('UserPrincipalName')})",
+    "UserId": f"tolower({_text('UserId')})",
+    "IPAddress": _text("IPAddress"),
+    "Asn": _text("AutonomousSystemNumber"),
+    "Country": "tostring(_loc.countryOrRegion)",
+    "City": "tostring(_loc.city)",
+    "Latitude": "todouble(_loc.geoCoordinates.latitude)",
+    "Longitude": "todouble(_loc.geoCoordinates.longitude)",
+    "SessionId": _text("SessionId"),
+    "AppId": _text("AppId"),
+    "AppDisplayName": _text("AppDisplayName"),
+    "ResourceId": _text("ResourceIdentity"),
+    "ResourceDisplayName": _text("ResourceDisplayName"),
+    "UserAgent": _text("UserAgent"),
+    "ClientAppUsed": _text("ClientAppUsed"),
+    "AuthenticationProtocol": _text("AuthenticationProtocol"),
+    "IncomingTokenType": _text("IncomingTokenType"),
+    "DeviceId": "tostring(_dev.deviceId)",
+    "DeviceName": "tostring(_dev.displayName)",
+    "OperatingSystem": "tostring(_dev.operatingSystem)",
+    "Browser": "tostring(_dev.browser)",
+    "IsCompliant": "tostring(_dev.isCompliant)",
+    "IsManaged": "tostring(_dev.isManaged)",
+    "TrustType": "tostring(_dev.trustType)",
+    "ResultType": _text("ResultType"),
+    "AuthenticationRequirement": _text("AuthenticationRequirement"),
+    "AuthMethod": "tostring(_auth[0].authenticationMethod)",
+    "TokenOnly": '_authText contains "satisfied by claim in the token" or _authText contains "Previously satisfied"',
+    "TokenProtection": "tostring(_tp.signInSessionStatus)",
+    "RiskLevel": _text("RiskLevelDuringSignIn"),
+    "RiskEvents": _text("RiskEventTypes_V2"),
+    "NetworkLocations": _text("NetworkLocationDetails"),
+}
+
+#: Columns a sign-in carries into its group without splitting it (aggregated, not grouped by).
+_CARRIED = {"TokenId": _text("UniqueTokenIdentifier")}
+_EXPRESSIONS = {**_FLAT, **_CARRIED}
+
+
+_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"')
+_COLUMN = re.compile(r"\b([A-Z][A-Za-z0-9_]*)\b(?!\s*\()")
+
+
+def _columns_read(expression: str) -> list[str]:
+    """The table columns a KQL expression names (PascalCase identifiers that are not calls), in order."""
+    return list(dict.fromkeys(_COLUMN.findall(_LITERAL.sub('""', expression))))
+
+
+def _signins(columns: Sequence[str]) -> str:
+    """
+    Both sign-in tables in the window for the subjects, flattened to `TimeGenerated`, `SourceTable` and `columns`.
+
+    Each branch first keeps only the table columns those columns read (a sign-in row has about 90),
+    and parses only the JSON columns they need, once.
+    """
+    parsed = [name for name in _PARSED if any(re.search(rf"\b{name}\b", _EXPRESSIONS[c]) for c in columns)]
+    read = ["TimeGenerated", "UserPrincipalName", "UserId"]
+    for expression in (*(_PARSED[name] for name in parsed), *(_EXPRESSIONS[c] for c in columns)):
+        read.extend(_columns_read(expression))
+    read = list(dict.fromkeys(read))
+    branches = []
+    for table in (Table.INTERACTIVE, Table.NON_INTERACTIVE):
+        lines = [
             f"    ({table.value}",
-            f"    | where {_between(window)}",
-            f"    | where {users}",
-            "    | extend _loc = todynamic(LocationDetails), _dev = todynamic(DeviceDetail),"
-            " _tp = todynamic(TokenProtectionStatusDetails), _auth = tostring(AuthenticationDetails)",
-            "    | project TimeGenerated,",
-            f"        SourceTable = {string_literal(table.value)},",
-            "        User = tolower(UserPrincipalName), UserId = tolower(tostring(UserId)),",
-            "        IPAddress = tostring(IPAddress), Asn = tostring(AutonomousSystemNumber),",
-            "        Country = tostring(_loc.countryOrRegion), City = tostring(_loc.city),",
-            "        Latitude = todouble(_loc.geoCoordinates.latitude), Longitude = todouble(_loc.geoCoordinates.longitude),",
-            "        SessionId = tostring(SessionId), TokenId = tostring(UniqueTokenIdentifier),",
-            "        AppId = tostring(AppId), AppDisplayName = tostring(AppDisplayName),",
-            "        ResourceId = tostring(ResourceIdentity), ResourceDisplayName = tostring(ResourceDisplayName),",
-            "        UserAgent = tostring(UserAgent), ClientAppUsed = tostring(ClientAppUsed),",
-            "        AuthenticationProtocol = tostring(AuthenticationProtocol), IncomingTokenType = tostring(IncomingTokenType),",
-            "        DeviceId = tostring(_dev.deviceId), DeviceName = tostring(_dev.displayName),",
-            "        OperatingSystem = tostring(_dev.operatingSystem), Browser = tostring(_dev.browser),",
-            "        IsCompliant = tostring(_dev.isCompliant), IsManaged = tostring(_dev.isManaged),",
-            "        TrustType = tostring(_dev.trustType),",
-            "        ResultType = tostring(ResultType), AuthenticationRequirement = tostring(AuthenticationRequirement),",
-            "        AuthMethod = tostring(todynamic(AuthenticationDetails)[0].authenticationMethod),",
-            '        TokenOnly = _auth contains "satisfied by claim in the token" or _auth contains "Previously satisfied",',
-            "        TokenProtection = tostring(_tp.signInSessionStatus),",
-            "        RiskLevel = tostring(RiskLevelDuringSignIn), RiskEvents = tostring(RiskEventTypes_V2),",
-            "        NetworkLocations = tostring(NetworkLocationDetails))",
-        )
+            f"    | project {', '.join(read)}",
+            "    | where TimeGenerated between (window_start .. window_end)",
+            "    | where UserPrincipalName in~ (upns) or UserId in~ (object_ids)",
+        ]
+        if parsed:
+            lines.append(f"    | extend {', '.join(f'{name} = {_PARSED[name]}' for name in parsed)}")
+        lines.append(f"    | project TimeGenerated, SourceTable = {string_literal(table.value)},")
+        flat = [f"{c} = {_EXPRESSIONS[c]}" for c in columns]
+        lines.extend(f"        {item}," for item in flat[:-1])
+        lines.append(f"        {flat[-1]})")
+        branches.append(_lines(lines))
+    return "union\n" + ",\n".join(branches)
+
+
+#: The evidence columns, in the order rows carry them (`rows.signin` reads them by name).
+EVIDENCE_KEYS = ("SourceTable", *_FLAT)
+
+
+def _set_of(column: str, *, attacker_chosen: bool = False) -> str:
+    """
+    `make_set` of a string column, capped.
+
+    A value the attacker chooses (a user agent, the name of a resource app they registered) is
+    collected as a one-element array: Kusto unions the arrays it is given, so the set is the same,
+    while duckdb-kql parses every string given to `make_set` as JSON and fails the query on one that
+    is JSON-array text (a user agent of `[1,2]` stopped the baseline on the embedded engine; see
+    docs/duckdb-kql-upstream.md). Only those columns pay for it: `pack_array` costs duckdb-kql about
+    3 KB of SQL each, and the others come from the service (addresses, countries, GUIDs).
+    """
+    value = f"pack_array({column})" if attacker_chosen else column
+    return f"make_set({value}, {BASELINE_SET_CAP})"
+
+
+#: Added to a distance (seconds) before it is sorted as text: every sorted value then has the same
+#: number of digits, so text order is number order in both engines (duckdb-kql sorts the numbers of
+#: a dynamic array as text; see docs/duckdb-kql-upstream.md).
+_DISTANCE_OFFSET = 100_000_000_000
+
+#: Both sign-in tables for every account in one round trip, grouped, and capped per account: each
+#: user keeps the groups nearest the incident time, and one more than `row_cap` when there are more,
+#: so the caller knows that account's evidence was cut. (Kusto's `partition` and window functions
+#: would say it shorter; the embedded engine runs neither, and a sorted list's element does the same.)
+EVIDENCE_BODY = _lines(
+    (
+        "let groups = materialize(" + _signins((*_FLAT, *_CARRIED)),
+        "| summarize Count = count(), FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated),",
+        "    TokenIds = make_set(TokenId)",
+        f"    by {', '.join(EVIDENCE_KEYS)}, Bin = bin(TimeGenerated, {EVIDENCE_BIN})",
+        # The smallest few, sorted before the cut: make_set's own cap keeps whichever come first, which
+        # differs between runs and engines (and duckdb-kql ignores it).
+        f"| extend TokenIds = array_slice(array_sort_asc(TokenIds), 0, {TOKEN_IDS_PER_GROUP - 1}),",
+        '    Distance = abs(datetime_diff("second", FirstSeen, incident_time)));',
+        "groups",
+        "| join kind=leftouter (groups",
+        f"    | summarize Distances = make_list(tostring(Distance + {_DISTANCE_OFFSET})) by User",
+        f"    | project User, Cutoff = tolong(array_sort_asc(Distances)[row_cap]) - {_DISTANCE_OFFSET}) on User",
+        "| where isnull(Cutoff) or Distance <= Cutoff",
+        "| project-away Distance, Bin, Cutoff, User1",
     )
+)
 
-
-EVIDENCE_KEYS = (
-    "SourceTable",
+#: The columns the baseline summarises; the rest of a sign-in is not read.
+_BASELINE_COLUMNS = (
     "User",
     "UserId",
     "IPAddress",
     "Asn",
     "Country",
-    "City",
-    "Latitude",
-    "Longitude",
-    "SessionId",
     "AppId",
-    "AppDisplayName",
-    "ResourceId",
     "ResourceDisplayName",
     "UserAgent",
-    "ClientAppUsed",
-    "AuthenticationProtocol",
-    "IncomingTokenType",
     "DeviceId",
-    "DeviceName",
-    "OperatingSystem",
-    "Browser",
     "IsCompliant",
-    "IsManaged",
-    "TrustType",
-    "ResultType",
-    "AuthenticationRequirement",
-    "AuthMethod",
-    "TokenOnly",
-    "TokenProtection",
-    "RiskLevel",
-    "RiskEvents",
-    "NetworkLocations",
+    "AuthenticationProtocol",
 )
 
 
-def evidence_query(accounts: Sequence[Account], window: TimeWindow, at: datetime, *, row_cap: int) -> Query:
-    """
-    Both sign-in tables for every account in one round trip, grouped and capped.
-
-    The cap keeps the groups nearest the incident time and asks for one row more than it keeps:
-    if that extra row arrives, the caller knows the result was cut and says so.
-    """
-    if row_cap < 1:
-        msg = "row_cap must be positive"
-        raise InvalidQueryInput(msg)
-    users = _user_filter(accounts)
-    text = _lines(
-        (
-            "union",
-            _signin_branch(Table.INTERACTIVE, window, users) + ",",
-            _signin_branch(Table.NON_INTERACTIVE, window, users),
-            "| summarize Count = count(), FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated),",
-            f"    TokenIds = make_set(TokenId, {TOKEN_IDS_PER_GROUP})",
-            f"    by {', '.join(EVIDENCE_KEYS)}, Bin = bin(TimeGenerated, {EVIDENCE_BIN})",
-            f'| extend Distance = abs(datetime_diff("second", FirstSeen, {datetime_literal(at)}))',
-            f"| top {row_cap + 1} by Distance asc",
-            "| project-away Distance, Bin",
-        )
+#: The users' previous days summarised per table (sets, capped) and per day (counts only), so the
+#: bytes returned stay flat however many sign-ins the user makes.
+BASELINE_BODY = _lines(
+    (
+        "let signins = materialize(" + _signins(_BASELINE_COLUMNS) + ");",
+        "union",
+        "    (signins",
+        "    | summarize Events = count(), DaysActive = dcount(startofday(TimeGenerated)),",
+        "        FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated), DistinctIps = dcount(IPAddress),",
+        f"        Ips = {_set_of('IPAddress')}, Asns = {_set_of('Asn')},",
+        f"        Countries = {_set_of('Country')}, AppIds = {_set_of('AppId')},",
+        f"        Resources = {_set_of('ResourceDisplayName', attacker_chosen=True)},",
+        f"        UserAgents = {_set_of('UserAgent', attacker_chosen=True)}, DeviceIds = {_set_of('DeviceId')},",
+        f'        CompliantDeviceIds = {_set_of("""iff(IsCompliant == "true", DeviceId, "")""")},',
+        "        Hours = make_set(hourofday(TimeGenerated), 24),",
+        f"        AuthProtocols = {_set_of('AuthenticationProtocol')}",
+        "        by User, UserId, SourceTable",
+        '    | extend Scope = "table"),',
+        "    (signins",
+        "    | summarize Events = count(), DistinctIps = dcount(IPAddress), DistinctApps = dcount(AppId),",
+        "        DistinctAsns = dcount(Asn)",
+        "        by User, UserId, SourceTable, Day = startofday(TimeGenerated)",
+        '    | extend Scope = "day")',
     )
-    return Query("evidence", text)
-
-
-def baseline_query(accounts: Sequence[Account], window: TimeWindow) -> Query:
-    """
-    The users' previous days summarised per table (sets, capped) and per day (counts only).
-
-    Summarised in KQL so the bytes returned stay flat however many sign-ins the user makes.
-    """
-    users = _user_filter(accounts)
-    cap = BASELINE_SET_CAP
-    text = _lines(
-        (
-            "let B = materialize(union",
-            _signin_branch(Table.INTERACTIVE, window, users) + ",",
-            _signin_branch(Table.NON_INTERACTIVE, window, users) + ");",
-            "union",
-            "    (B",
-            "    | summarize Events = count(), DaysActive = dcount(startofday(TimeGenerated)),",
-            "        FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated), DistinctIps = dcount(IPAddress),",
-            f"        Ips = make_set(IPAddress, {cap}), Asns = make_set(Asn, {cap}), Countries = make_set(Country, {cap}),",
-            f"        AppIds = make_set(AppId, {cap}), Resources = make_set(ResourceDisplayName, {cap}),",
-            f"        UserAgents = make_set(UserAgent, {cap}), DeviceIds = make_set(DeviceId, {cap}),",
-            f'        CompliantDeviceIds = make_set(iff(IsCompliant == "true", DeviceId, ""), {cap}),',
-            "        Hours = make_set(hourofday(TimeGenerated), 24),",
-            f"        AuthProtocols = make_set(AuthenticationProtocol, {cap})",
-            "        by User, UserId, SourceTable",
-            '    | extend Scope = "table"),',
-            "    (B",
-            "    | summarize Events = count(), DistinctIps = dcount(IPAddress), DistinctApps = dcount(AppId),",
-            "        DistinctAsns = dcount(Asn)",
-            "        by User, UserId, SourceTable, Day = startofday(TimeGenerated)",
-            '    | extend Scope = "day")',
-        )
-    )
-    return Query("baseline", text)
-
+)
 
 #: The tables whose presence in the window the context query reports (`Kind` "presence").
 PRESENCE_TABLES = (Table.INTERACTIVE.value, Table.NON_INTERACTIVE.value, "AuditLogs")
 
+#: Security-info changes from AuditLogs, the users' travel records, and which tables hold any row
+#: (anyone's) in the window, in one round trip: "the user has no sign-ins" is a result only when the
+#: table does hold data for the window (evidence coverage); `take 1` stops at the first row. Rows
+#: carry `Kind` ("audit", "travel" or "presence"); the shapes share nothing else. An empty list
+#: matches nothing, so an account known only by UPN never matches the audit rows that have no user id.
+CONTEXT_BODY = _lines(
+    (
+        "union",
+        *(
+            f"    ({table} | where TimeGenerated between (window_start .. window_end) | take 1"
+            f' | project Kind = "presence", SourceTable = {string_literal(table)}),'
+            for table in PRESENCE_TABLES
+        ),
+        "    (AuditLogs",
+        "    | where TimeGenerated between (window_start .. window_end)",
+        f"    | where OperationName in~ ({', '.join(map(string_literal, SECURITY_OPERATIONS))})",
+        "    | extend _ini = todynamic(InitiatedBy), _tgt = todynamic(TargetResources)",
+        "    | extend Actor = tolower(tostring(_ini.user.userPrincipalName)), ActorId = tostring(_ini.user.id),",
+        "        ActorIp = tostring(_ini.user.ipAddress), Target = tolower(tostring(_tgt[0].userPrincipalName)),",
+        "        TargetId = tostring(_tgt[0].id)",
+        "    | where Actor in (upns) or Target in (upns) or ActorId in~ (object_ids) or TargetId in~ (object_ids)",
+        f'    | project Kind = "audit", TimeGenerated, OperationName = {_text("OperationName")},',
+        f"        Result = {_text('Result')}, Actor, ActorIp, Target, Detail = tostring(_tgt[0].displayName)),",
+        "    (_GetWatchlist(travel_watchlist)",
+        "    | extend User = tolower(tostring(UserPrincipalName))",
+        "    | where User in (upns)",
+        '    | project Kind = "travel", User, Country = toupper(tostring(Country)),',
+        "        StartTime = todatetime(StartTime), EndTime = todatetime(EndTime))",
+    )
+)
 
-def _presence_branches(window: TimeWindow) -> list[str]:
+
+#: The bindings every question about accounts in a window reads.
+_ACCOUNTS_IN_WINDOW = (("upns", "dynamic"), ("object_ids", "dynamic"), ("window_start", "datetime"), ("window_end", "datetime"))
+
+EVIDENCE = Question("evidence", EVIDENCE_BODY, (*_ACCOUNTS_IN_WINDOW, ("incident_time", "datetime"), ("row_cap", "long")))
+BASELINE = Question("baseline", BASELINE_BODY, _ACCOUNTS_IN_WINDOW)
+CONTEXT = Question("context", CONTEXT_BODY, (*_ACCOUNTS_IN_WINDOW, ("travel_watchlist", "string")))
+
+#: Every question, for whoever prepares them ahead of time (the embedded engine translates each once).
+QUESTIONS = (EVIDENCE, BASELINE, CONTEXT)
+
+
+def _accounts_in(accounts: Sequence[Account], window: TimeWindow) -> tuple[Subjects, dict[str, BindingValue]]:
+    subjects = subjects_of(accounts)
+    values: dict[str, BindingValue] = {
+        "upns": subjects.upns,
+        "object_ids": subjects.object_ids,
+        "window_start": window.start,
+        "window_end": window.end,
+    }
+    return subjects, values
+
+
+# --------------------------------------------------------------------------------------------
+# The questions, asked
+# --------------------------------------------------------------------------------------------
+
+
+def evidence_query(accounts: Sequence[Account], window: TimeWindow, at: datetime, *, row_cap: int) -> Query:
     """
-    One row per table that holds any row in the window: "the user has no sign-ins" is a result only
-    when the table does hold data for the window (evidence coverage). `take 1` stops at the first row.
+    Both sign-in tables for every account in one round trip, grouped and capped per account.
+
+    Each account keeps at most `row_cap + 1` groups, the nearest the incident time (ties at the
+    cut are kept): when an account has more than `row_cap`, the caller knows its evidence was cut.
     """
-    return [
-        f'    ({table} | where {_between(window)} | take 1 | project Kind = "presence", SourceTable = {string_literal(table)}),'
-        for table in PRESENCE_TABLES
-    ]
+    if row_cap < 1:
+        msg = "row_cap must be positive"
+        raise InvalidQueryInput(msg)
+    subjects, values = _accounts_in(accounts, window)
+    return EVIDENCE.ask({**values, "incident_time": at, "row_cap": row_cap}, subjects)
+
+
+def baseline_query(accounts: Sequence[Account], window: TimeWindow) -> Query:
+    """The users' previous days summarised per table and per day (`BASELINE_BODY`)."""
+    subjects, values = _accounts_in(accounts, window)
+    return BASELINE.ask(values, subjects)
 
 
 def context_query(accounts: Sequence[Account], window: TimeWindow, *, travel_watchlist: str) -> Query:
     """
-    Security-info changes from AuditLogs, the users' travel records, and which tables hold rows in
-    the window, in one round trip.
-
-    Rows carry `Kind` ("audit", "travel" or "presence"); the shapes share nothing else.
+    Security-info changes and travel records of the accounts, and which tables hold rows in the
+    window (`CONTEXT_BODY`); reads sign-ins of no account, so no engine narrows it to the accounts.
     """
     alias = validate_watchlist_alias(travel_watchlist)
-    upns = sorted({validate_upn(a.upn) for a in accounts if a.upn})
-    ids = sorted({validate_object_id(a.object_id) for a in accounts if a.object_id})
-    if not upns and not ids:
-        msg = "a query needs at least one account"
-        raise InvalidQueryInput(msg)
-    upn_list = ", ".join(map(string_literal, upns)) or '""'
-    id_list = ", ".join(map(string_literal, ids)) or '""'
-    operations = ", ".join(map(string_literal, SECURITY_OPERATIONS))
-    text = _lines(
-        (
-            "union",
-            *_presence_branches(window),
-            "    (AuditLogs",
-            f"    | where {_between(window)}",
-            f"    | where OperationName in~ ({operations})",
-            "    | extend _ini = todynamic(InitiatedBy), _tgt = todynamic(TargetResources)",
-            "    | extend Actor = tolower(tostring(_ini.user.userPrincipalName)), ActorId = tostring(_ini.user.id),",
-            "        ActorIp = tostring(_ini.user.ipAddress), Target = tolower(tostring(_tgt[0].userPrincipalName)),",
-            "        TargetId = tostring(_tgt[0].id)",
-            f"    | where Actor in ({upn_list}) or Target in ({upn_list}) or ActorId in~ ({id_list}) or TargetId in~ ({id_list})",
-            '    | project Kind = "audit", TimeGenerated, OperationName = tostring(OperationName),',
-            "        Result = tostring(Result), Actor, ActorIp, Target, Detail = tostring(_tgt[0].displayName)),",
-            f"    (_GetWatchlist({string_literal(alias)})",
-            "    | extend User = tolower(tostring(UserPrincipalName))",
-            f"    | where User in ({upn_list})",
-            '    | project Kind = "travel", User, Country = toupper(tostring(Country)),',
-            "        StartTime = todatetime(StartTime), EndTime = todatetime(EndTime))",
-        )
-    )
-    return Query("context", text)
+    _, values = _accounts_in(accounts, window)
+    return CONTEXT.ask({**values, "travel_watchlist": alias})

@@ -1,21 +1,24 @@
 """
-Gather: three queries per incident, whatever the number of accounts, split into per-user evidence.
+Gather: three questions per incident, whatever the number of accounts, split into per-user evidence.
 
 This is the imperative shell of the read side. It builds the queries from validated values, runs them
-on whichever engine it is given, and parses the rows; it decides nothing. Partial results and empty
-answers travel on as `warnings` so the incident comment can say what is missing.
+side by side on whichever engine it is given (each engine bounds its own concurrency: Log Analytics'
+per-identity limit, DuckDB's cursors), and parses the rows; it decides nothing. Partial results and
+empty answers travel on as `warnings` so the incident comment can say what is missing.
 """
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from common.errors import InputError
 from common.settings import Settings
 from enrichment.domain.coverage import SIGNIN_TABLES, Sources
-from enrichment.domain.model import AUDIT_LOGS, Account, QueryOutcome, TimeWindow, UserEvidence
+from enrichment.domain.model import AUDIT_LOGS, Account, QueryOutcome, SignIn, TimeWindow, UserEvidence
 from enrichment.ports import QueryEngine
 from enrichment.queries import kql, rows
 
@@ -64,14 +67,38 @@ def _parse_each(found: Iterable[rows.Row], parse: Callable[[rows.Row], T]) -> tu
     return parsed, []
 
 
+def run_side_by_side(engine: QueryEngine, queries: Sequence[kql.Query]) -> list[QueryOutcome]:
+    """
+    Run `queries` at the same time and return their outcomes in order.
+
+    The engine bounds how many run at once (see `LogAnalyticsEngine`); the log context of the caller
+    travels into each thread. When several fail, the first one's error (in query order) is raised.
+    """
+    if len(queries) <= 1:
+        return [engine.run(query) for query in queries]
+    with ThreadPoolExecutor(max_workers=len(queries), thread_name_prefix="query") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, engine.run, query) for query in queries]
+        return [future.result() for future in futures]
+
+
+def _nearest(signins: Sequence[SignIn], at: datetime, count: int) -> list[SignIn]:
+    """The `count` groups nearest `at`; ties broken by the groups' own order, so the cut does not depend on row order."""
+    return sorted(signins, key=lambda s: (abs((s.first - at).total_seconds()), *_order(s)))[:count]
+
+
+def _order(signin: SignIn) -> tuple[datetime, str, str, str, str]:
+    return (signin.first, signin.table.value, signin.ip, signin.session_id, signin.app_id)
+
+
 def gather_evidence(
     engine: QueryEngine, accounts: Sequence[Account], at: datetime, settings: Settings
 ) -> tuple[UserEvidence, ...]:
     """
-    Evidence for every account around `at`: one evidence, one baseline and one context query.
+    Evidence for every account around `at`: one evidence, one baseline and one context query, side by side.
 
-    Raises `InputError` for an account that cannot be queried and `UpstreamError` when an engine
-    gets nothing usable back; a partial answer is evidence with warnings.
+    Each account's evidence is capped on its own (REPLAY_ROW_CAP), so a busy account never pushes
+    another's out. Raises `InputError` for an account that cannot be queried and `UpstreamError` when
+    an engine gets nothing usable back; a partial answer is evidence with warnings.
     """
     if at.tzinfo is None:
         msg = "the incident time needs a timezone"
@@ -82,29 +109,32 @@ def gather_evidence(
     window = evidence_window(at, settings)
     before = baseline_window(window, settings)
 
-    evidence = engine.run(kql.evidence_query(wanted, window, at, row_cap=settings.row_cap))
-    history = engine.run(kql.baseline_query(wanted, before))
-    context = engine.run(kql.context_query(wanted, window, travel_watchlist=settings.travel_watchlist))
+    evidence, history, context = run_side_by_side(
+        engine,
+        (
+            kql.evidence_query(wanted, window, at, row_cap=settings.row_cap),
+            kql.baseline_query(wanted, before),
+            kql.context_query(wanted, window, travel_watchlist=settings.travel_watchlist),
+        ),
+    )
 
     signins, signin_problems = _parse_each(evidence.rows, rows.signin)
-    truncated = len(evidence.rows) > settings.row_cap
-    if truncated:
-        # The query asked for one row more than the cap to learn that it was cut; keep the nearest.
-        signins = sorted(signins, key=lambda s: abs((s.first - at).total_seconds()))[: settings.row_cap]
     shared_warnings = [*evidence.warnings, *history.warnings, *context.warnings, *signin_problems]
-    if truncated:
-        shared_warnings.append(
-            f"evidence truncated at {settings.row_cap} rows (REPLAY_ROW_CAP): the farthest from the incident time were left out"
-        )
     # Evidence coverage: which tables held rows in the window, which answers were incomplete, which columns absent.
     answers = [(evidence, SIGNIN_TABLES), (history, SIGNIN_TABLES), (context, (AUDIT_LOGS,))]
-    if truncated:
-        answers.append((QueryOutcome((), (shared_warnings[-1],), complete=False), SIGNIN_TABLES))
     sources = Sources.of(answers, present=rows.present_tables(context.rows) | {s.table.value for s in signins})
 
     results = []
     for account in wanted:
         mine = [s for s in signins if rows.belongs_to(account, s.user, s.user_id)]
+        truncated = len(mine) > settings.row_cap
+        cut: list[str] = []
+        if truncated:
+            # The query kept one group more than the cap per user to tell that it was cut; keep the nearest.
+            mine = _nearest(mine, at, settings.row_cap)
+            cut = [
+                f"evidence truncated at {settings.row_cap} rows (REPLAY_ROW_CAP): the farthest from the incident time were left out"
+            ]
         named = Account(
             account.upn or next((s.user for s in mine if s.user), ""),
             account.object_id or next((s.user_id for s in mine if s.user_id), ""),
@@ -119,13 +149,32 @@ def gather_evidence(
                 account=named,
                 at=at,
                 window=window,
-                signins=tuple(sorted(mine, key=lambda s: (s.first, s.table.value, s.ip, s.session_id, s.app_id))),
+                signins=tuple(sorted(mine, key=_order)),
                 baseline=rows.baseline(history_rows, before),
                 security_events=tuple(sorted(security, key=lambda e: (e.time, e.operation))),
                 travel=tuple(sorted(travel, key=lambda t: (t.start, t.country))),
                 truncated=truncated,
-                warnings=tuple(dict.fromkeys([*shared_warnings, *security_problems, *travel_problems])),
-                coverage=sources.coverage(window, mine, security),
+                warnings=tuple(dict.fromkeys([*shared_warnings, *cut, *security_problems, *travel_problems])),
+                coverage=(sources.cut(SIGNIN_TABLES, cut[0]) if cut else sources).coverage(window, mine, security),
             )
         )
     return tuple(results)
+
+
+def gather_at_times(
+    engine: QueryEngine, requests: Sequence[tuple[Account, datetime]], settings: Settings
+) -> tuple[UserEvidence, ...]:
+    """
+    Evidence for several (account, incident time) pairs: one `gather_evidence` per distinct time, for
+    all the accounts asked about at that time. Each distinct pair (accounts compared as the queries
+    compare them, case-insensitively) is answered once, in the order first asked.
+    """
+    wanted = list(dict.fromkeys((_usable([account])[0], at) for account, at in requests))
+    by_time: dict[datetime, list[Account]] = {}
+    for account, at in wanted:
+        by_time.setdefault(at, []).append(account)
+    found: dict[tuple[Account, datetime], UserEvidence] = {}
+    for at, accounts in by_time.items():
+        for asked, evidence in zip(accounts, gather_evidence(engine, accounts, at, settings), strict=True):
+            found[(asked, at)] = evidence
+    return tuple(found[pair] for pair in wanted)

@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
         "--incident", type=Path, required=True, help="JSON file: a Logic App incident trigger body or an incident resource"
     )
     run.add_argument("--data", type=Path, required=True, help="folder of exported logs, or a DuckDB file made from one")
+    run.add_argument(
+        "--cache", type=Path, help="where the DuckDB cache of a --data folder goes (default PATH/.triage-cache.duckdb)"
+    )
     run.add_argument("--settings", type=Path, help="a Functions local.settings.json whose Values are the app settings")
     run.add_argument("--out", type=Path, required=True, help="folder for comment.html and result.json (created if needed)")
     run.add_argument("--dry-run", action="store_true", help="required: write files, never the incident")
@@ -80,6 +83,9 @@ def run(args: argparse.Namespace, out: TextIO) -> None:
     if not args.data.exists():
         msg = f"--data: no such file or folder: {args.data}"
         raise InputError(msg)
+    if args.cache is not None and not args.data.is_dir():
+        msg = "--cache applies to a folder of exports, not to a DuckDB file"
+        raise InputError(msg)
     settings = Settings.from_file(args.settings) if args.settings is not None else Settings()
     incident = parse_incident(_read_incident(args.incident), max_accounts=settings.max_accounts)
     if incident.accounts is None:
@@ -87,7 +93,7 @@ def run(args: argparse.Namespace, out: TextIO) -> None:
     elif not incident.accounts:
         result = enrich.Enrichment(incident, ())
     else:
-        with EmbeddedEngine.open(args.data) as engine:
+        with EmbeddedEngine.open(args.data, cache=args.cache) as engine:
             result = enrich.enrich(incident, engine, settings)
     now = datetime.now(UTC)
     requests = approval.approval_requests(

@@ -13,16 +13,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import duckdb_kql
 import pytest
 
 from common.errors import InputError, UpstreamError
-from enrichment.adapters.embedded import EmbeddedEngine
+from enrichment.adapters.embedded import TRANSLATIONS_TABLE, EmbeddedEngine
 from enrichment.adapters.exports import CACHE_NAME, load_exports
 from enrichment.domain.model import Account, TimeWindow
 from enrichment.queries import kql
 from enrichment.queries.kql import Query
 from tests.reference import REFERENCE
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 REALDATA = REFERENCE / "realdata"
@@ -145,7 +148,9 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedEngine]
 
 
 def evidence(engine: EmbeddedEngine, accounts: Sequence[Account] = (Account(upn=VICTIM),)) -> list[dict[str, Any]]:
-    return list(engine.run(kql.evidence_query(accounts, WINDOW, AT, row_cap=100)).rows)
+    """The evidence rows in a fixed order (a query's rows have none)."""
+    rows = engine.run(kql.evidence_query(accounts, WINDOW, AT, row_cap=100)).rows
+    return sorted(rows, key=lambda row: json.dumps(row, sort_keys=True, default=str))
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,6 +323,58 @@ def test_the_cache_is_not_written_by_queries(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# translated once, kept in the cache, run on cursors
+# --------------------------------------------------------------------------------------------
+
+
+def test_each_question_is_translated_once_and_kept_in_the_cache(tmp_path: Path) -> None:
+    """Opening a folder stores one translation per question in the cache; a warm run never imports duckdb-kql."""
+    folder = write_incident_exports(tmp_path / "exports")
+    with EmbeddedEngine.open(folder):
+        pass
+    with duckdb.connect(str(folder / CACHE_NAME), read_only=True) as con:
+        assert con.execute(f"SELECT count(*) FROM {TRANSLATIONS_TABLE}").fetchall() == [(len(kql.QUESTIONS),)]
+    code = (
+        "import sys; from datetime import datetime, UTC, timedelta\n"
+        "from enrichment.adapters.embedded import EmbeddedEngine\n"
+        "from enrichment.domain.model import Account, TimeWindow\n"
+        "from enrichment.queries import kql\n"
+        f"at = datetime.fromisoformat({AT.isoformat()!r}); w = TimeWindow.around(at, before=timedelta(hours=6), after=timedelta(hours=1))\n"
+        f"a = [Account({VICTIM!r})]\n"
+        f"with EmbeddedEngine.open(__import__('pathlib').Path({str(folder)!r})) as e:\n"
+        "    n = [len(e.run(q).rows) for q in (kql.evidence_query(a, w, at, row_cap=9), kql.baseline_query(a, w),"
+        " kql.context_query(a, w, travel_watchlist='TravelRecords'))]\n"
+        "print(n, 'duckdb_kql' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    # context: 2 audit or travel rows and a presence row for each of the three tables holding rows in the window
+    assert done.stdout.split() == ["[3,", "4,", "5]", "False"], done.stderr
+
+
+def test_a_cache_open_elsewhere_in_this_process_is_not_written(tmp_path: Path) -> None:
+    """While an engine has the file open, another open translates in memory rather than write under it."""
+    folder = write_incident_exports(tmp_path / "exports")
+    built = load_exports(folder).database
+    with EmbeddedEngine.open(built) as first:
+        with EmbeddedEngine.open(folder) as second:
+            assert len(evidence(second)) == len(evidence(first)) == 3
+        with duckdb.connect(str(built), read_only=True) as con:
+            tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        assert TRANSLATIONS_TABLE not in tables
+    with EmbeddedEngine.open(folder):
+        pass
+    with duckdb.connect(str(built), read_only=True) as con:
+        assert con.execute(f"SELECT count(*) FROM {TRANSLATIONS_TABLE}").fetchall() == [(len(kql.QUESTIONS),)]
+
+
+def test_a_question_about_some_accounts_reads_only_their_sign_ins(engine: EmbeddedEngine) -> None:
+    """The engine narrows the sign-in tables to the subjects; a plain query on the same engine still sees every user."""
+    everyone = engine.run(Query("all", "SigninLogs | distinct UserPrincipalName")).rows
+    assert len(everyone) > 1
+    assert {row["User"] for row in evidence(engine)} == {VICTIM}
+
+
+# --------------------------------------------------------------------------------------------
 # opening
 # --------------------------------------------------------------------------------------------
 
@@ -476,3 +533,12 @@ def test_training_lab_ingestion_format_csv_runs_all_three_queries(tmp_path_facto
     assert [r for r in history if r["Scope"] == "table"]
     assert [r["SourceTable"] for r in context if r["Kind"] == "presence"] == ["SigninLogs"]
     assert [r for r in context if r["Kind"] != "presence"] == []
+
+
+def test_the_translator_version_in_the_key_is_the_installed_one() -> None:
+    """Translations are keyed by duckdb-kql's installed version, read without importing it."""
+    from importlib.metadata import version
+
+    from enrichment.adapters.embedded import _translator_version
+
+    assert _translator_version() == version("duckdb-kql")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -12,14 +13,27 @@ import duckdb
 import duckdb_kql
 import pytest
 
+from common.errors import UpstreamError
 from common.settings import Settings
+from enrichment.adapters import embedded as embedded_module
 from enrichment.adapters.embedded import WATCHLIST_FUNCTION, EmbeddedEngine
 from enrichment.adapters.loganalytics import LogAnalyticsEngine, Retries
 from enrichment.domain.model import Account, Coverage, QueryOutcome, Table, UserEvidence
 from enrichment.queries import kql
 from enrichment.services.gather import baseline_window, evidence_window, gather_evidence
-from tests.fakes.loganalytics_server import FakeCredential, LogAnalyticsServer, no_content, partial, server_error, throttled
+from tests.fakes.loganalytics_server import (
+    FakeCredential,
+    LogAnalyticsServer,
+    forbidden,
+    no_content,
+    partial,
+    server_error,
+    slow,
+    throttled,
+)
 from tests.fakes.workspace_tables import create_schema_tables, insert_rows
+
+pytestmark = pytest.mark.slow
 
 WORKSPACE = "6a7b8c9d-0e1f-4a2b-8c3d-4e5f6a7b8c9d"
 AT = datetime(2026, 4, 14, 9, 0, tzinfo=UTC)
@@ -361,3 +375,110 @@ class TestSameEvidence:
             assert "PartialError" in audit.problem
             assert [t.read for t in item.coverage.tables if t.table != "AuditLogs"] == [True, True]
         assert la.count() == 5
+
+
+class TestSameBody:
+    def test_both_engines_get_the_same_body_text(
+        self, con: duckdb.DuckDBPyConnection, la: LogAnalyticsServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """What Log Analytics receives after its `let` lines is, question for question, what the embedded engine translates."""
+        translated: list[str] = []
+        real = embedded_module.translate
+
+        def spy(name: str, declared: str, schema: Any) -> Any:
+            translated.append(declared)
+            return real(name, declared, schema)
+
+        monkeypatch.setattr(embedded_module, "translate", spy)
+        monkeypatch.setattr(embedded_module, "_MEMO", {})
+        gather_evidence(EmbeddedEngine(con), ACCOUNTS, AT, _settings())
+        gather_evidence(_remote(la), ACCOUNTS, AT, _settings())
+        received = [re.sub(r"\A(?:let [a-z_]+ = [^\n]*;\n)+", "", request.query) for request in la.requests]
+        declared = [re.sub(r"\Adeclare query_parameters\([^\n]*\);\n", "", text) for text in translated]
+        assert sorted(received) == sorted(declared) == sorted(q.body for q in kql.QUESTIONS)
+        assert all(request.query != body for request, body in zip(la.requests, received, strict=True))
+
+
+class TestSideBySide:
+    def test_the_three_questions_run_at_the_same_time(self, la: LogAnalyticsServer) -> None:
+        """gather_evidence sends evidence, baseline and context together: all three are in flight at once."""
+        for name in ("evidence", "baseline", "context"):
+            la.fail(slow(0.5), query=name)
+        gather_evidence(_remote(la), ACCOUNTS, AT, _settings())
+        assert la.max_in_flight == 3
+        assert la.count() == 3
+
+    def test_a_failed_question_fails_the_gather_with_its_own_error(self, la: LogAnalyticsServer) -> None:
+        """When one of the three fails, the caller gets that failure, not a silent partial picture."""
+        la.fail(forbidden(), query="baseline")
+        with pytest.raises(UpstreamError, match="baseline query failed") as caught:
+            gather_evidence(_remote(la), ACCOUNTS, AT, _settings())
+        assert caught.value.status == 403
+
+
+class TestRowCapPerAccount:
+    def test_a_busy_account_is_cut_without_pushing_the_others_out(self, embedded: EmbeddedEngine, la: LogAnalyticsServer) -> None:
+        """With a cap of 3 groups, Alice (many groups) is truncated to her 3 nearest; Bob and the guest keep all of theirs."""
+        settings = replace(_settings(), row_cap=3)
+        uncapped = {e.account.key: e for e in gather_evidence(embedded, ACCOUNTS, AT, _settings())}
+        for engine in (embedded, _remote(la)):
+            alice, bob, guest = gather_evidence(engine, ACCOUNTS, AT, settings)
+            assert len(uncapped["alice@contoso.com"].signins) > 3
+            assert alice.truncated
+            assert len(alice.signins) == 3
+            assert any("evidence truncated at 3 rows" in w for w in alice.warnings)
+            nearest = sorted(uncapped["alice@contoso.com"].signins, key=lambda s: abs((s.first - AT).total_seconds()))[:3]
+            assert set(alice.signins) == set(nearest)
+            for other in (bob, guest):
+                assert not other.truncated
+                assert other.signins == uncapped[other.account.key].signins
+                assert not any("truncated" in w for w in other.warnings)
+
+
+def _audit(upn: str, object_id: str, minutes: int) -> dict[str, Any]:
+    return {
+        "TimeGenerated": AT - timedelta(minutes=minutes),
+        "OperationName": "User registered security info",
+        "Result": "success",
+        "InitiatedBy": {"user": {"userPrincipalName": upn, "id": object_id, "ipAddress": OFFICE_IP}},
+        "TargetResources": [{"userPrincipalName": upn, "id": object_id, "displayName": upn}],
+    }
+
+
+def _app_audit(minutes: int) -> dict[str, Any]:
+    """What apps and the directory itself write: no user, no user id (device and token operations)."""
+    return {
+        "TimeGenerated": AT - timedelta(minutes=minutes),
+        "OperationName": "Register device",
+        "Result": "success",
+        "InitiatedBy": {"app": {"displayName": "Device Registration Service", "servicePrincipalId": "spn-1"}},
+        "TargetResources": [{"displayName": f"DEVICE-{minutes}", "type": "Device"}],
+    }
+
+
+class TestContextBytesFlat:
+    def test_context_bytes_stay_flat_when_other_users_audit_volume_grows_tenfold(self) -> None:
+        """An account known only by UPN gets its own audit rows; other users' and app-initiated rows x10 add no bytes."""
+        tenant = duckdb_kql.connect()
+        create_schema_tables(tenant)
+        insert_rows(tenant, "AuditLogs", [_audit("alice@contoso.com", ALICE.object_id, 30)])
+
+        def grow(count: int) -> None:
+            insert_rows(tenant, "AuditLogs", [_app_audit(minute % 600) for minute in range(count)])
+            insert_rows(tenant, "AuditLogs", [_audit(f"user{n}@contoso.com", "", n % 600) for n in range(count)])
+
+        query = kql.context_query(
+            [Account("alice@contoso.com")], evidence_window(AT, _settings()), travel_watchlist="TravelRecords"
+        )
+        sizes, answers = [], []
+        with LogAnalyticsServer(tenant, workspace_id=WORKSPACE, functions=[WATCHLIST_FUNCTION]) as endpoint:
+            for count in (20, 180):
+                grow(count)
+                before = len(endpoint.requests)
+                answers.append(_normalised(_remote(endpoint).run(query)))
+                (request,) = endpoint.requests[before:]
+                sizes.append(request.response_bytes)
+        tenant.close()
+        assert [row["Actor"] for row in answers[0]] == ["alice@contoso.com"]
+        assert answers[0] == answers[1]
+        assert abs(sizes[1] / sizes[0] - 1) <= 0.05, sizes

@@ -26,9 +26,13 @@ from enrichment.adapters.exports import (
     WATCHLIST_COLUMNS,
     LoadReport,
     load_exports,
+    narrow_to,
+    narrowable,
     open_database,
     schema_columns,
 )
+
+pytestmark = pytest.mark.slow
 
 DUCKDB_TYPES = {
     "string": "VARCHAR",
@@ -101,6 +105,17 @@ def jsonl(rows: Sequence[Mapping[str, Any]]) -> str:
 
 @contextmanager
 def database(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The loaded file as queries see it (`open_database`: the tables as views, the user key hidden)."""
+    con, _ = open_database(path)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def stored(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The file itself, as the loader wrote it."""
     con = duckdb.connect(str(path), read_only=True)
     con.execute("SET TimeZone='UTC'")
     try:
@@ -458,6 +473,116 @@ def test_a_file_with_none_of_the_tables_columns_is_refused(tmp_path: Path) -> No
         load(tmp_path / "in")
 
 
+AUDIT_ROW = {
+    "TimeGenerated": "2026-06-15T10:00:00Z",
+    "OperationName": "User registered security info",
+    "Category": "UserManagement",
+    "Result": "success",
+    "ActivityDisplayName": "User registered security info",
+    "ActivityDateTime": "2026-06-15T10:00:00Z",
+    "LoggedByService": "Authentication Methods",
+    "InitiatedBy": {"user": {"userPrincipalName": "victim@contoso.example"}},
+    "TargetResources": [{"userPrincipalName": "victim@contoso.example"}],
+    "CorrelationId": "5e0b9a3c-1111-4222-8333-944455556666",
+}
+
+
+def test_a_file_holding_another_tables_rows_is_refused_naming_that_table(tmp_path: Path) -> None:
+    """AuditLogs rows saved as SigninLogs.jsonl are refused in one line that names AuditLogs and the --table fix."""
+    write(tmp_path / "in" / "SigninLogs.jsonl", jsonl([AUDIT_ROW]))
+    with pytest.raises(InputError, match=r"SigninLogs\.jsonl: holds AuditLogs rows, not SigninLogs") as raised:
+        load(tmp_path / "in")
+    assert "--table SigninLogs.jsonl=AuditLogs" in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_partial_export_of_the_right_table_is_not_mistaken_for_another(tmp_path: Path) -> None:
+    """A few shared columns (TimeGenerated, OperationName, CorrelationId) are not evidence of another table."""
+    row = {key: AUDIT_ROW[key] for key in ("TimeGenerated", "OperationName", "Category", "CorrelationId")}
+    write(tmp_path / "in" / "SigninLogs.jsonl", jsonl([{**row, "UserPrincipalName": "victim@contoso.example"}]))
+    _, report = load(tmp_path / "in")
+    assert report.rows("SigninLogs") == 1
+
+
+def test_links_that_lead_nowhere_are_listed_and_good_links_are_read(tmp_path: Path) -> None:
+    """A symlink loop and a broken link are named in the load report; a link to a real export is loaded."""
+    folder = tmp_path / "in"
+    real = write(tmp_path / "elsewhere" / "export.csv", csv_text(PORTAL_HEADER, PORTAL_ROWS))
+    folder.mkdir()
+    (folder / "SigninLogs.csv").symlink_to(real)
+    (folder / "AuditLogs.jsonl").symlink_to(folder / "AuditLogs.jsonl")
+    (folder / "AADNonInteractiveUserSignInLogs.csv").symlink_to(folder / "gone.csv")
+    _, report = load(folder)
+    assert report.rows("SigninLogs") == 2
+    assert report.ignored == (
+        "AADNonInteractiveUserSignInLogs.csv: a link that leads nowhere readable (no such file or directory), not read",
+        "AuditLogs.jsonl: a link that leads nowhere readable (a symlink loop), not read",
+    )
+    assert any("a symlink loop" in line for line in report.lines())
+
+
+def test_sign_in_tables_are_stored_sorted_by_user_then_time_with_a_directory_of_ids(tmp_path: Path) -> None:
+    """The cache keeps each user's sign-ins together (lower-case UPN, then time) and every (user, object id) pair."""
+    rows = [
+        {"TimeGenerated": f"2026-06-15T1{hour}:00:00Z", "UserPrincipalName": upn, "UserId": user_id}
+        for hour, upn, user_id in [
+            (5, "Zed@Contoso.example", "00000000-0000-4000-8000-00000000000z"),
+            (1, "amy@contoso.example", "00000000-0000-4000-8000-00000000000a"),
+            (3, "zed@contoso.example", "00000000-0000-4000-8000-00000000000z"),
+            (2, "", "00000000-0000-4000-8000-0000000000e0"),
+            (0, "AMY@contoso.example", "00000000-0000-4000-8000-00000000000a"),
+        ]
+    ]
+    write(tmp_path / "in" / "AADNonInteractiveUserSignInLogs.jsonl", jsonl(rows))
+    db, _ = load(tmp_path / "in")
+    with stored(db) as con:
+        order = con.execute(
+            "SELECT _user_key, hour(TimeGenerated) FROM AADNonInteractiveUserSignInLogs ORDER BY rowid"
+        ).fetchall()
+        pairs = con.execute("SELECT user_key, user_id FROM _triage_users ORDER BY ALL").fetchall()
+    assert order == [
+        ("", 12),
+        ("amy@contoso.example", 10),
+        ("amy@contoso.example", 11),
+        ("zed@contoso.example", 13),
+        ("zed@contoso.example", 15),
+    ]
+    assert ("", "00000000-0000-4000-8000-0000000000e0") in pairs
+    assert ("zed@contoso.example", "00000000-0000-4000-8000-00000000000z") in pairs
+
+
+def test_a_narrowed_cursor_sees_the_accounts_rows_and_its_neighbours_see_all(tmp_path: Path) -> None:
+    """narrow_to keeps every row a UPN or object id filter could select, on that cursor only."""
+    rows = [
+        {
+            "TimeGenerated": "2026-06-15T10:00:00Z",
+            "UserPrincipalName": "Amy@contoso.example",
+            "UserId": "aaaaaaaa-0000-4000-8000-000000000001",
+        },
+        {"TimeGenerated": "2026-06-15T10:00:00Z", "UserPrincipalName": "", "UserId": "aaaaaaaa-0000-4000-8000-000000000001"},
+        {
+            "TimeGenerated": "2026-06-15T10:00:00Z",
+            "UserPrincipalName": "bob@contoso.example",
+            "UserId": "bbbbbbbb-0000-4000-8000-000000000002",
+        },
+    ]
+    write(tmp_path / "in" / "SigninLogs.jsonl", jsonl(rows))
+    db, _ = load(tmp_path / "in")
+    con, _ = open_database(db)
+    try:
+        assert narrowable(con)
+        by_upn, by_id, other = con.cursor(), con.cursor(), con.cursor()
+        narrow_to(by_upn, ["amy@contoso.example"], [])
+        narrow_to(by_id, [], ["aaaaaaaa-0000-4000-8000-000000000001"])
+        sql = "SELECT UserPrincipalName FROM SigninLogs ORDER BY ALL"
+        assert by_upn.execute(sql).fetchall() == [("Amy@contoso.example",)]
+        assert by_id.execute(sql).fetchall() == [("",), ("Amy@contoso.example",)]
+        assert other.execute(sql).fetchall() == [("",), ("Amy@contoso.example",), ("bob@contoso.example",)]
+        assert "_user_key" not in [row[0] for row in other.execute("DESCRIBE SigninLogs").fetchall()]
+    finally:
+        con.close()
+
+
 def test_hostile_column_names_are_data_not_sql(tmp_path: Path) -> None:
     """Header text with quotes and statements is reported as an unknown column and changes nothing else."""
     evil = 'x" VARCHAR); DROP TABLE SigninLogs; --'
@@ -689,13 +814,58 @@ def test_a_failed_load_leaves_no_cache_and_no_scratch_files(tmp_path: Path) -> N
     assert sorted(p.name for p in folder.iterdir()) == ["AADNonInteractiveUserSignInLogs.jsonl", "SigninLogs.csv"]
 
 
-def test_a_corrupt_default_cache_is_rebuilt(tmp_path: Path) -> None:
-    """Garbage at the default cache path is replaced by a good cache."""
+def test_a_file_at_the_default_cache_path_that_is_not_a_cache_is_refused_not_replaced(tmp_path: Path) -> None:
+    """Garbage at the default cache path is someone's file: refused in one line, left as it was."""
     folder = tmp_path / "in"
     write(folder / "SigninLogs.csv", csv_text(PORTAL_HEADER, PORTAL_ROWS))
-    write(folder / CACHE_NAME, b"not a duckdb file at all" * 100)
-    loaded = load_exports(folder)
-    assert fetch(loaded.database, "SELECT count(*) FROM SigninLogs") == [(2,)]
+    garbage = write(folder / CACHE_NAME, b"not a duckdb file at all" * 100)
+    with pytest.raises(InputError, match=r"is not a triage cache \(.*\); refusing to overwrite it") as raised:
+        load_exports(folder)
+    assert "\n" not in str(raised.value)
+    assert garbage.read_bytes() == b"not a duckdb file at all" * 100
+
+
+def test_a_folder_at_the_cache_path_is_refused_in_one_line(tmp_path: Path) -> None:
+    """A folder where the cache file goes (default or given) is bad input naming the path, not a traceback."""
+    folder = tmp_path / "in"
+    write(folder / "SigninLogs.csv", csv_text(PORTAL_HEADER, PORTAL_ROWS))
+    (folder / CACHE_NAME).mkdir()
+    with pytest.raises(InputError, match="the cache path is a folder") as raised:
+        load_exports(folder)
+    assert str(folder / CACHE_NAME) in str(raised.value)
+    with pytest.raises(InputError, match="the cache path is a folder"):
+        load_exports(folder, cache=tmp_path)
+
+
+def test_a_cache_from_an_older_loader_is_rebuilt(tmp_path: Path) -> None:
+    """Our own cache of other inputs (or of another loader version) is replaced, unlike anybody else's file."""
+    folder = tmp_path / "in"
+    write(folder / "SigninLogs.csv", csv_text(PORTAL_HEADER, PORTAL_ROWS))
+    first = load_exports(folder)
+    with duckdb.connect(str(first.database)) as con:
+        con.execute("UPDATE _triage_meta SET value = 'from an older loader' WHERE key = 'fingerprint'")
+    again = load_exports(folder)
+    assert not again.report.from_cache
+    assert fetch(again.database, "SELECT count(*) FROM SigninLogs") == [(2,)]
+
+
+def test_a_killed_builds_folder_is_removed_and_a_running_ones_is_left(tmp_path: Path) -> None:
+    """Build folders whose lock is free (the build was killed) go; one whose lock is held stays."""
+    import fcntl
+
+    folder = tmp_path / "in"
+    write(folder / "SigninLogs.csv", csv_text(PORTAL_HEADER, PORTAL_ROWS))
+    killed = folder / ".triage-build-killed"
+    write(killed / "cache.duckdb", b"half a database")
+    write(killed / "building.lock", b"")
+    running = folder / ".triage-build-running"
+    write(running / "building.lock", b"")
+    with open(running / "building.lock", "r+", encoding="utf-8") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        load_exports(folder)
+        assert not killed.exists()
+        assert running.exists()
+    assert sorted(p.name for p in folder.iterdir()) == [".triage-build-running", CACHE_NAME, "SigninLogs.csv"]
 
 
 def test_an_explicit_cache_path_that_is_someone_elses_file_is_not_overwritten(tmp_path: Path) -> None:
@@ -715,21 +885,72 @@ def test_an_explicit_cache_path_that_is_someone_elses_file_is_not_overwritten(tm
     assert fetch(other, "SELECT answer FROM keep") == [(42,)]
 
 
-def test_a_read_only_folder_gets_its_cache_in_the_temp_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An evidence folder marked read-only is never written to; the cache goes to temp instead."""
+@contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        yield
+    finally:
+        folder.chmod(stat.S_IRWXU)
+
+
+def test_a_read_only_folder_gets_its_cache_in_a_private_folder_of_the_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An evidence folder marked read-only is never written to; the cache goes to <temp>/triage-cache-<uid>, mode 0700."""
     folder = tmp_path / "in"
     write(folder / "SigninLogs.csv", csv_text(PORTAL_HEADER, PORTAL_ROWS))
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
-    try:
+    with read_only(folder):
         loaded = load_exports(folder)
-        assert loaded.database.parent == scratch
+        private = scratch / f"triage-cache-{os.getuid()}"
+        assert loaded.database.parent == private
+        assert stat.S_IMODE(private.stat().st_mode) == 0o700
         assert sorted(p.name for p in folder.iterdir()) == ["SigninLogs.csv"]
         assert load_exports(folder).report.from_cache
-    finally:
-        folder.chmod(stat.S_IRWXU)
+
+
+@pytest.mark.parametrize(
+    ("plant", "message"),
+    [
+        ("open", r"open to other users \(mode 0o777\)"),
+        ("link", "is not a folder"),
+        ("file", "is not a folder"),
+    ],
+)
+def test_a_private_cache_folder_others_could_write_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plant: str, message: str
+) -> None:
+    """A planted or loosened private folder is refused in one line: a cache planted there would decide verdicts."""
+    folder = tmp_path / "in"
+    write(folder / "SigninLogs.csv", csv_text(PORTAL_HEADER, PORTAL_ROWS))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    private = scratch / f"triage-cache-{os.getuid()}"
+    if plant == "open":
+        private.mkdir()
+        private.chmod(0o777)
+    elif plant == "link":
+        (scratch / "elsewhere").mkdir(mode=0o700)
+        private.symlink_to(scratch / "elsewhere")
+    else:
+        private.write_text("x")
+    with read_only(folder), pytest.raises(InputError, match=message) as raised:
+        load_exports(folder)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_cache_file_of_another_user_is_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache at the cache path owned by someone else is refused, never read: ownership is checked, not assumed."""
+    folder = tmp_path / "in"
+    write(folder / "SigninLogs.csv", csv_text(PORTAL_HEADER, PORTAL_ROWS))
+    load_exports(folder)
+    monkeypatch.setattr(os, "getuid", lambda: os.stat(folder).st_uid + 1)
+    with pytest.raises(InputError, match="belongs to user id"):
+        load_exports(folder, cache=folder / CACHE_NAME)
 
 
 def test_open_database_supplies_missing_tables_as_empty_without_writing_the_file(tmp_path: Path) -> None:

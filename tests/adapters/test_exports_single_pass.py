@@ -7,8 +7,11 @@ import json
 from pathlib import Path
 
 import duckdb
+import pytest
 
-from enrichment.adapters.exports import load_exports, schema_columns
+from enrichment.adapters.exports import USER_KEY, load_exports, schema_columns
+
+pytestmark = pytest.mark.slow
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, str]]) -> None:
@@ -40,7 +43,7 @@ def test_each_file_reports_only_its_own_untyped_values(tmp_path: Path) -> None:
 
 
 def test_the_loaded_table_has_exactly_the_schema_columns(tmp_path: Path) -> None:
-    """The scratch columns used while counting are gone from the cache: its columns are the schema fixture's."""
+    """The scratch columns used while counting are gone from the cache: its columns are the schema fixture's and the user key."""
     folder = tmp_path / "in"
     _write_jsonl(folder / "SigninLogs.jsonl.gz", [_row("2026-06-15T10:00:00Z", "maybe")])
     database = load_exports(folder, cache=tmp_path / "cache.duckdb").database
@@ -49,5 +52,5 @@ def test_the_loaded_table_has_exactly_the_schema_columns(tmp_path: Path) -> None
             r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'SigninLogs'").fetchall()
         ]
         values = con.execute("SELECT IsRisky, DurationMs FROM SigninLogs").fetchall()
-    assert columns == [c.name for c in schema_columns("SigninLogs")]
+    assert columns == [*(c.name for c in schema_columns("SigninLogs")), USER_KEY]
     assert values == [(None, 12)]

@@ -210,6 +210,7 @@ class TestCalls:
         assert credential.closed
 
 
+@pytest.mark.slow
 class TestRetriesBelongToTheSdk:
     async def test_429_with_retry_after_is_retried_once_by_kiota(self, graph: FakeGraph, directory: GraphDirectory) -> None:
         """A 429 with Retry-After: 1 is retried by the SDK after about a second, and the call succeeds."""
@@ -309,6 +310,7 @@ class TestErrors:
         assert len(graph.requests) == 1
 
 
+@pytest.mark.slow
 def test_importing_the_adapter_does_not_import_the_graph_sdk() -> None:
     """playbooks.adapters.graph is cheap to import: msgraph, kiota and azure.identity load only when a client is built."""
     code = "import sys, playbooks.adapters.graph, playbooks.services.containment; print(sorted(m for m in sys.modules if m.split('.')[0] in ('msgraph', 'msgraph_core', 'kiota_http', 'kiota_abstractions') or m.startswith('azure.identity')))"

@@ -24,7 +24,14 @@ from azure.core.exceptions import ClientAuthenticationError
 
 from common.errors import SettingsError, TransientUpstreamError, UpstreamError
 from common.settings import Settings
-from enrichment.adapters.loganalytics import HINT_ACCESS, HINT_TIMEOUT, LogAnalyticsEngine, Retries, default_credential
+from enrichment.adapters.loganalytics import (
+    HINT_ACCESS,
+    HINT_TIMEOUT,
+    MAX_CONCURRENT_QUERIES,
+    LogAnalyticsEngine,
+    Retries,
+    default_credential,
+)
 from enrichment.queries.kql import Query
 from tests.fakes.loganalytics_server import (
     FakeCredential,
@@ -157,6 +164,7 @@ class TestSuccess:
 
 
 class TestAzureCoreOwnsRetryAfterAnd5xx:
+    @pytest.mark.slow
     def test_429_with_retry_after_is_honoured_by_azure_core(self, la: LogAnalyticsServer) -> None:
         """Two 429s with Retry-After: 0.3 are waited out (>= 0.6 s) and retried by azure-core, then rows."""
         la.fail(throttled(0.3), throttled(0.3))
@@ -344,6 +352,7 @@ class TestHardFailures:
         assert caught.value.status == 404
         assert "REPLAY_WORKSPACE_ID" in caught.value.hint
 
+    @pytest.mark.slow
     def test_read_timeout_is_not_retried_and_says_what_to_change(self, la: LogAnalyticsServer) -> None:
         """A slow answer past the read timeout fails once (the second scripted slow answer is never asked for)."""
         la.fail(slow(2.0), slow(2.0))
@@ -398,6 +407,7 @@ class TestCreate:
         with pytest.raises(ValueError, match="negative"):
             Retries(retry_after_max=-1)
 
+    @pytest.mark.slow
     def test_import_is_cheap_and_loads_no_azure_sdk(self) -> None:
         """Importing the module loads neither azure.* nor tenacity (the CLI imports it at start-up)."""
         probe = (
@@ -406,6 +416,28 @@ class TestCreate:
         )
         result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
         assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+class TestConcurrencyBudget:
+    def test_no_more_queries_run_at_once_than_log_analytics_allows_an_identity(self, la: LogAnalyticsServer) -> None:
+        """Eight queries started together from threads: at most five reach the workspace at a time, and all answer."""
+        assert MAX_CONCURRENT_QUERIES == 5
+        for _ in range(8):
+            la.fail(slow(0.3))
+        engine = _engine(la)
+        outcomes: list[int] = []
+
+        def run() -> None:
+            outcomes.append(len(engine.run(SIGNINS).rows))
+
+        threads = [threading.Thread(target=run) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert outcomes == [2] * 8
+        assert la.max_in_flight == MAX_CONCURRENT_QUERIES
 
 
 class TestFakeEndpointFidelity:

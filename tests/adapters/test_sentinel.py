@@ -113,6 +113,7 @@ class TestReads:
         assert len(entities) == 1
         assert server.count("entities") == 3
 
+    @pytest.mark.slow
     def test_retry_after_is_honoured(self, incidents: SentinelIncidents, server: SentinelServer) -> None:
         """A 429 with Retry-After: 1 is retried after about a second."""
         server.fail("get_incident", throttled(retry_after=1))
@@ -135,6 +136,7 @@ class TestReads:
         assert (caught.value.status, caught.value.hint) == (429, sentinel.HINT_THROTTLED)
         assert server.count("get_incident") == 1
 
+    @pytest.mark.slow
     def test_a_read_timeout_is_retried(self, incidents: SentinelIncidents, server: SentinelServer) -> None:
         """A GET that outlives the read timeout is sent again and the second answer is used."""
         server.fail("get_incident", slow(1.5))
@@ -146,6 +148,7 @@ class TestReads:
         # The slow answer takes 1.5 s: finishing sooner means the 0.5 s timeout fired and a retry answered.
         assert time.monotonic() - started < 1.4
 
+    @pytest.mark.slow
     def test_timeouts_every_time_end_as_a_transient_failure(self, server: SentinelServer, credential: FakeCredential) -> None:
         """When every attempt times out, the caller gets TransientUpstreamError, not a hang."""
         retries = SentinelRetries(sdk_total=1, sdk_backoff_factor=0.01, read_timeout=0.3, connection_timeout=1.0)
@@ -228,6 +231,7 @@ class TestComments:
         assert caught.value.status == 500
         assert server.count("put_comment") == 4
 
+    @pytest.mark.slow
     def test_a_timed_out_comment_put_is_retried_without_a_duplicate(
         self, incidents: SentinelIncidents, server: SentinelServer
     ) -> None:
@@ -282,6 +286,7 @@ class TestUpdateIncident:
         assert [r.status for r in server.requests if r.route == "put_incident"] == [412, 200]
         assert server.count("get_incident") == 2
 
+    @pytest.mark.slow
     def test_conflicts_every_time_stop_after_the_bound(self, incidents: SentinelIncidents, server: SentinelServer) -> None:
         """A constantly changing incident ends after `conflict_attempts` tries with the conflict hint."""
         server.interfere(INCIDENT, lambda p: p.update(description=str(time.monotonic())), times=5)

@@ -404,6 +404,7 @@ async def test_group_membership_unknown_is_a_refusal(world: World) -> None:
     assert world.orchestrations.raised == []
 
 
+@pytest.mark.slow
 async def test_slow_directory_is_cut_off_so_teams_gets_an_answer(bf: BotFrameworkFake, graph: FakeGraph) -> None:
     """A directory slower than the lookup budget gives a refusal within the budget, not a Teams timeout."""
     graph.fail("POST", "checkMemberGroups", 200, delay=3.0)
@@ -695,6 +696,7 @@ async def test_blocked_bot_is_not_retried_and_says_what_to_fix(bf: BotFrameworkF
     assert len(bf.connector_requests()) == 1
 
 
+@pytest.mark.slow
 async def test_hung_connector_times_out_and_is_retried(bf: BotFrameworkFake) -> None:
     """A connector call that never answers is cut at the timeout and retried; then it fails as transient."""
     bf.script.extend(Scripted(200, delay=1.0) for _ in range(2))

@@ -71,6 +71,7 @@ def test_activity_and_orchestrator_names_match_what_the_orchestrator_calls() -> 
     assert approval.APPROVAL_ORCHESTRATOR in functions()
 
 
+@pytest.mark.slow
 def test_importing_the_app_builds_nothing_and_skips_the_graph_sdk() -> None:
     """`import function_app` loads no Graph SDK, no identity and no query client (nothing connects at import)."""
     script = (

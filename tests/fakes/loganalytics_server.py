@@ -40,13 +40,12 @@ _QUERY_PATH = re.compile(r"^/v1/workspaces/([^/?]+)/query$")
 
 
 def query_name_hint(text: str) -> str:
-    """Which production query a KQL text is, by a feature only that query has ("other" if none)."""
-    if "_GetWatchlist(" in text:
-        return "context"
-    if "materialize(" in text:
-        return "baseline"
-    if "| top " in text:
-        return "evidence"
+    """Which production query a KQL text is, by its body ("other" if none): the `let` lines before it carry the values."""
+    from enrichment.queries.kql import QUESTIONS
+
+    for question in QUESTIONS:
+        if text.endswith(question.body):
+            return question.name
     return "other"
 
 
@@ -207,6 +206,8 @@ class LogAnalyticsServer:
         self._script = _Script()
         self._stopping = threading.Event()
         self.requests: list[RecordedRequest] = []
+        self._in_flight = 0
+        self.max_in_flight = 0  # the most queries answered at the same time since the last reset()
         self._generation = 0  # bumped by reset(): a late answer to an earlier test is not counted in the next
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -270,6 +271,21 @@ class LogAnalyticsServer:
             self.requests.clear()
             self._script.faults.clear()
             self._generation += 1
+            self._in_flight = self.max_in_flight = 0
+
+    def _started(self, generation: int) -> bool:
+        """One query of this test is being answered (until its answer starts to leave), for `max_in_flight`."""
+        with self._lock:
+            if generation != self._generation:
+                return False
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            return True
+
+    def _finished(self, generation: int) -> None:
+        with self._lock:
+            if generation == self._generation:
+                self._in_flight -= 1
 
     # -- request handling (called from handler threads) ---------------------------------------
 
@@ -364,6 +380,7 @@ def _handler_for(server: LogAnalyticsServer) -> type[BaseHTTPRequestHandler]:
         timespan: str | None = None
         request_bytes = 0
         generation = 0
+        counted = False
 
         def log_message(self, *_args: object) -> None:  # keep test output clean
             return
@@ -401,7 +418,17 @@ def _handler_for(server: LogAnalyticsServer) -> type[BaseHTTPRequestHandler]:
             if server._workspace_id is not None and match.group(1).lower() != server._workspace_id.lower():
                 self._error(404, "WorkspaceNotFoundError", f"The workspace could not be found: {match.group(1)}")
                 return
-            self._respond(server._take_fault(self.query_name))
+            self.counted = server._started(self.generation)
+            try:
+                self._respond(server._take_fault(self.query_name))
+            finally:
+                self._uncount()
+
+        def _uncount(self) -> None:
+            # Before the answer leaves: a client that reads it may send its next query at once.
+            if self.counted:
+                self.counted = False
+                server._finished(self.generation)
 
         def _respond(self, fault: Fault | None) -> None:
             if fault is not None and fault.delay:
@@ -434,6 +461,7 @@ def _handler_for(server: LogAnalyticsServer) -> type[BaseHTTPRequestHandler]:
             self._answer(status, data, {"Content-Type": "application/json; charset=utf-8", **(headers or {})})
 
         def _answer(self, status: int, data: bytes, headers: dict[str, str]) -> None:
+            self._uncount()
             server._record(
                 RecordedRequest(
                     method=self.command,

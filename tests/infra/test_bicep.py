@@ -218,6 +218,7 @@ class TestParsing:
             if declared["type"] == "local":
                 assert (INFRA / declared["detail"]["path"]).is_file()
 
+    @pytest.mark.slow
     def test_verified_modules_are_pinned(self) -> None:
         """Every Azure Verified Module reference carries an exact semantic version."""
         seen = 0

@@ -12,6 +12,8 @@ import pytest
 
 from tests.fakes import az_cli
 
+pytestmark = pytest.mark.slow  # runs the hook scripts (bash) against the fake az: tests/README.md
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "infra" / "scripts"
 SUBSCRIPTION = "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"

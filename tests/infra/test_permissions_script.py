@@ -16,6 +16,8 @@ from common.settings import Settings
 from playbooks.domain.permissions import GRAPH_NEEDS, Identity, required_graph_permissions
 from tests.fakes import az_cli
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "infra" / "scripts" / "grant-graph-permissions.sh"
 BOT = "5d2c6a1e-0b7f-4c55-9a3e-2f8d1c7b9e40"

@@ -17,6 +17,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "infra" / "scripts" / "build-teams-package.py"
 TEAMS = ROOT / "infra" / "teams"

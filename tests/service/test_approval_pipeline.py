@@ -34,6 +34,8 @@ from tests.fakes.sentinel_server import FakeCredential, SentinelServer
 from tests.service import replay_data as data
 from tests.service.test_enrich import ENVIRON, SENTINEL_RETRIES, FakeContext
 
+pytestmark = pytest.mark.slow
+
 APPROVER = "aaaaaaaa-0000-4000-8000-000000000001"
 OUTSIDER = "aaaaaaaa-0000-4000-8000-000000000009"
 GROUP = "a0a0a0a0-0000-4000-8000-000000000010"

@@ -138,6 +138,7 @@ class TestApprovedPlan:
         assert graph.confirmed == [USER]
         assert f"POST /users/{USER}/revokeSignInSessions" in writes(graph)
 
+    @pytest.mark.slow
     async def test_throttling_is_absorbed_by_the_sdk(self, graph: FakeGraph, directory: GraphDirectory) -> None:
         """A 429 with Retry-After on revoke is retried by kiota; the action still succeeds."""
         graph.fail("POST", "revokeSignInSessions", 429, retry_after=1)
@@ -210,6 +211,7 @@ class TestFailures:
         assert status is ActionStatus.FAILED
         assert "UserAuthenticationMethod.Read.All" in detail
 
+    @pytest.mark.slow
     async def test_persistent_graph_outage_is_a_failed_result_not_an_exception(self, graph: FakeGraph) -> None:
         """5xx after the SDK's retries becomes a FAILED result with Graph's message."""
         graph.fail("POST", "revokeSignInSessions", 503, retry_after=1, times=3)

@@ -27,6 +27,8 @@ from tests.fakes import loganalytics_server as la
 from tests.fakes.sentinel_server import FakeCredential, SentinelServer, forbidden
 from tests.service import replay_data as data
 
+pytestmark = pytest.mark.slow
+
 ENVIRON = {
     "REPLAY_WORKSPACE_ID": data.WORKSPACE_ID,
     "REPLAY_TENANT_ID": "0f0e0d0c-0000-4000-8000-000000000009",

@@ -48,6 +48,7 @@ def _not_attacks(folder: Path) -> list[dict[str, Any]]:
     return found
 
 
+@pytest.mark.slow  # generates a tenant and loads its exports
 def test_absent_columns_never_turn_a_benign_user_into_a_replay(stripped: Path) -> None:
     """Every look-alike and ordinary user of the stripped export is insufficient_evidence, naming the three columns."""
     settings = Settings.from_file(stripped / "settings.json")
@@ -67,6 +68,7 @@ def test_absent_columns_never_turn_a_benign_user_into_a_replay(stripped: Path) -
     assert blind[Verdict.REPLAY_LIKELY] + blind[Verdict.SUSPICIOUS] > 0
 
 
+@pytest.mark.slow  # generates a tenant and loads its exports
 def test_the_full_export_reports_nothing_missing(tenant: Path) -> None:
     """With every column present the same users have no gap and none is insufficient_evidence: the gap was the columns."""
     settings = Settings.from_file(tenant / "settings.json")
@@ -106,6 +108,7 @@ def test_an_empty_export_folder_is_insufficient_evidence(tmp_path: Path) -> None
     assert f"MISSING EVIDENCE: {NON_INTERACTIVE}: not read: no rows between" in text
 
 
+@pytest.mark.slow  # generates a tenant and loads its exports
 def test_a_user_without_sign_ins_in_a_tenant_with_data_is_benign(tenant: Path) -> None:
     """A user the exports never mention, while the tables hold the window's rows: benign, every table read."""
     scenario = _not_attacks(tenant)[0]

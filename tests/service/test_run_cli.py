@@ -15,6 +15,8 @@ from common.command import EXIT_BAD_INPUT, EXIT_OK
 from playbooks.cli.run import NO_ENTITIES_WARNING, main
 from tests.service import replay_data as data
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -232,7 +234,6 @@ WRAPPER = (
 )
 
 
-@pytest.mark.slow
 def test_dry_run_card_renders_cleanly_in_the_official_renderer(tmp_path: Path, database: Path) -> None:
     """DIR/card.json from a dry run parses, validates and renders in adaptivecards on headless Chromium (screenshot kept)."""
     card_dir = ROOT / "tests" / "card"
@@ -296,3 +297,43 @@ def test_module_entry_point_reports_bad_input_without_a_traceback(tmp_path: Path
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
     assert "Traceback" not in done.stderr
+
+
+def test_cache_option_puts_the_exports_cache_where_it_is_told(tmp_path: Path) -> None:
+    """`run --cache FILE` over a folder of exports builds the cache at FILE, leaves the folder untouched, and reuses it."""
+    from sample_tenant.generate import Options, generate
+
+    exports = tmp_path / "exports"
+    generate(Options(out=exports, users=20, days=3, variants=1, compress=True))
+    incident = sorted((exports / "incidents").glob("*.json"))[0]
+    cache = tmp_path / "cache" / "triage.duckdb"
+    argv = ["run", "--incident", str(incident), "--data", str(exports), "--cache", str(cache), "--dry-run"]
+    code, _, err = _run(*argv, "--out", str(tmp_path / "first"))
+    assert (code, err) == (EXIT_OK, ""), err
+    assert cache.is_file()
+    assert not (exports / ".triage-cache.duckdb").exists()
+    built = cache.stat().st_mtime_ns
+    code, _, err = _run(*argv, "--out", str(tmp_path / "second"))
+    assert (code, err) == (EXIT_OK, "")
+    assert cache.stat().st_mtime_ns == built
+    first, second = (json.loads((tmp_path / d / "result.json").read_text()) for d in ("first", "second"))
+    assert [a["triage"] for a in first["accounts"]] == [a["triage"] for a in second["accounts"]]
+
+
+def test_cache_option_needs_a_folder_of_exports(tmp_path: Path, database: Path) -> None:
+    """--cache with a DuckDB file as --data is one line of bad input, not silently ignored."""
+    incident = _incident_file(tmp_path, data.trigger_body(data.ENTITIES))
+    code, out, err = _run(
+        "run",
+        "--incident",
+        str(incident),
+        "--data",
+        str(database),
+        "--cache",
+        str(tmp_path / "c.duckdb"),
+        "--dry-run",
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert (code, out, err.count("\n")) == (EXIT_BAD_INPUT, "", 1)
+    assert "--cache applies to a folder of exports" in err

@@ -17,6 +17,8 @@ from enrichment.domain.model import Account, UserEvidence
 from enrichment.services.gather import gather_evidence
 from sample_tenant.generate import Options, Summary, generate
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def tenant(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Summary]:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import stat
+import tempfile
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +17,8 @@ import pytest
 from common.command import EXIT_BAD_INPUT, EXIT_OK
 from enrichment.adapters.exports import CACHE_NAME, load_exports
 from enrichment.cli.triage import main
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +156,142 @@ def test_cache_and_table_need_a_folder_of_exports(tenant: Path, scenario: dict[s
     code, _, err = _run("--data", str(database), "--table", "x.csv=SigninLogs", "--user", "a@b.c", "--at", scenario["at"])
     assert code == EXIT_BAD_INPUT
     assert "folder of exports" in err
+
+
+# --------------------------------------------------------------------------------------------
+# several incident times in one run
+# --------------------------------------------------------------------------------------------
+
+
+def _scenarios(tenant: Path, count: int) -> list[dict[str, Any]]:
+    scenarios = json.loads((tenant / "scenarios.json").read_text(encoding="utf-8"))
+    return scenarios[:count]
+
+
+def test_repeated_at_triages_every_user_at_each_time_like_single_runs(
+    tenant: Path, scenario: dict[str, Any], tmp_path: Path
+) -> None:
+    """`--at T1 --at T2` prints an array, times in the order given, each document the one a single run prints."""
+    folder = _copy(tenant, tmp_path / "exports")
+    later = (datetime.fromisoformat(scenario["at"].replace("Z", "+00:00")) + timedelta(hours=30)).isoformat()
+    code, out, err = _run("--data", str(folder), "--user", scenario["user"], "--at", scenario["at"], "--at", later)
+    assert code == EXIT_OK, err
+    batch = json.loads(out)
+    singles = [
+        json.loads(_run("--data", str(folder), "--user", scenario["user"], "--at", at)[1]) for at in (scenario["at"], later)
+    ]
+    assert batch == singles
+    assert batch[0]["at"] != batch[1]["at"]
+
+
+def test_pairs_file_triages_each_line_in_its_order_like_single_runs(tenant: Path, tmp_path: Path) -> None:
+    """`--pairs FILE` of user,time lines (header, comments and blank lines allowed) gives one document per line, in order."""
+    folder = _copy(tenant, tmp_path / "exports")
+    chosen = _scenarios(tenant, 3)
+    lines = ["user,at", "# the night shift's three alerts", "", *(f"{s['user']},{s['at']}" for s in reversed(chosen))]
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, out, err = _run("--data", str(folder), "--pairs", str(pairs))
+    assert code == EXIT_OK, err
+    assert len(_load_lines(err)) == 1
+    batch = json.loads(out)
+    assert [(d["user"], d["at"]) for d in batch] == [
+        (s["user"], json.loads(_run("--data", str(folder), "--user", s["user"], "--at", s["at"])[1])["at"])
+        for s in reversed(chosen)
+    ]
+    for document, s in zip(batch, reversed(chosen), strict=True):
+        assert document == json.loads(_run("--data", str(folder), "--user", s["user"], "--at", s["at"])[1])
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "fragment"),
+    [
+        ("alice@contoso.com\n", (), "line 1: expected `user,time`"),
+        ("user,at\nalice@contoso.com,yesterday\n", (), "line 2: --at: not an ISO 8601 time"),
+        ("# nothing\n", (), "holds no `user,time` line"),
+        ("alice@contoso.com,2026-06-15T10:00:00Z\n", ("--user", "bob@contoso.com"), "--pairs replaces --user and --at"),
+    ],
+)
+def test_a_bad_pairs_file_is_one_line_of_bad_input(
+    tenant: Path, tmp_path: Path, content: str, extra: tuple[str, ...], fragment: str
+) -> None:
+    """A pairs file that is not user,time lines exits 2 with one line naming the file's line; nothing is triaged."""
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(content, encoding="utf-8")
+    code, out, err = _run("--data", str(tenant), "--pairs", str(pairs), *extra)
+    assert (code, out) == (EXIT_BAD_INPUT, "")
+    assert err.count("\n") == 1
+    assert fragment in err
+
+
+def test_user_and_at_are_both_needed_without_pairs(tenant: Path) -> None:
+    """Without --pairs, a missing --user or --at is one line of bad input."""
+    code, _, err = _run("--data", str(tenant), "--user", "a@b.com")
+    assert code == EXIT_BAD_INPUT
+    assert "give --user and --at" in err
+
+
+# --------------------------------------------------------------------------------------------
+# the cache is ours or it is refused (issue 11)
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_folder_or_a_foreign_file_at_the_cache_path_exits_2_in_one_line(
+    tenant: Path, scenario: dict[str, Any], tmp_path: Path
+) -> None:
+    """A folder or somebody's file where the cache goes: exit 2, one line, the file untouched, no traceback."""
+    folder = _copy(tenant, tmp_path / "exports")
+    at = ("--user", scenario["user"], "--at", scenario["at"])
+    (folder / CACHE_NAME).mkdir()
+    code, out, err = _run("--data", str(folder), *at)
+    assert (code, out, err.count("\n")) == (EXIT_BAD_INPUT, "", 1)
+    assert "the cache path is a folder" in err
+    notes = tmp_path / "notes.txt"
+    notes.write_text("precious", encoding="utf-8")
+    code, out, err = _run("--data", str(folder), "--cache", str(notes), *at)
+    assert (code, out, err.count("\n")) == (EXIT_BAD_INPUT, "", 1)
+    assert "refusing to overwrite it" in err
+    assert notes.read_text(encoding="utf-8") == "precious"
+
+
+def test_a_cache_planted_in_a_loose_private_folder_decides_nothing(
+    tenant: Path, scenario: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read-only evidence whose private cache folder others can write: exit 2 naming the folder, never a verdict from it."""
+    folder = _copy(tenant, tmp_path / "exports")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    planted = scratch / f"triage-cache-{os.getuid()}"
+    planted.mkdir(mode=0o777)
+    planted.chmod(0o777)
+    folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        code, out, err = _run("--data", str(folder), "--user", scenario["user"], "--at", scenario["at"])
+    finally:
+        folder.chmod(stat.S_IRWXU)
+    assert (code, out, err.count("\n")) == (EXIT_BAD_INPUT, "", 1)
+    assert "open to other users" in err
+
+
+def test_another_tables_rows_under_a_tables_name_exit_2_naming_the_table(
+    tenant: Path, scenario: dict[str, Any], tmp_path: Path
+) -> None:
+    """AuditLogs rows saved as SigninLogs: exit 2 with one line that names AuditLogs, instead of a silent wrong load."""
+    folder = _copy(tenant, tmp_path / "exports")
+    shutil.copy(tenant / "AuditLogs.jsonl.gz", folder / "SigninLogs.jsonl.gz")
+    code, out, err = _run("--data", str(folder), "--user", scenario["user"], "--at", scenario["at"])
+    assert (code, out, err.count("\n")) == (EXIT_BAD_INPUT, "", 1)
+    assert "SigninLogs.jsonl.gz: holds AuditLogs rows, not SigninLogs" in err
+
+
+def test_links_that_lead_nowhere_are_named_on_the_load_line(tenant: Path, scenario: dict[str, Any], tmp_path: Path) -> None:
+    """A symlink loop among the exports is named, with the reason, on the one load line; the triage still runs."""
+    folder = _copy(tenant, tmp_path / "exports")
+    (folder / "AuditLogs.part2.jsonl").symlink_to(folder / "AuditLogs.part2.jsonl")
+    code, _, err = _run("--data", str(folder), "--user", scenario["user"], "--at", scenario["at"])
+    assert code == EXIT_OK, err
+    (line,) = _load_lines(err)
+    assert line.endswith(
+        "1 file(s) ignored: AuditLogs.part2.jsonl: a link that leads nowhere readable (a symlink loop), not read"
+    )

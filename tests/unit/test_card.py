@@ -136,6 +136,7 @@ def test_cutting_happens_before_escaping() -> None:
     assert escaped == r"\*" * 9 + "…"
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=200))
 def test_escaping_round_trips_and_leaves_no_syntax(value: str) -> None:

@@ -46,12 +46,13 @@ def test_load_line_of_a_parse_names_every_table_its_rows_and_the_time() -> None:
     )
 
 
-def test_load_line_of_a_cached_load_says_so_and_counts_ignored_files() -> None:
-    """A cached load says 'from the cache'; files left out are counted so an empty result is not a mystery."""
-    report = LoadReport(files=(), ignored=("notes.txt: not a .json ...",), table_rows=ROWS, from_cache=True)
+def test_load_line_of_a_cached_load_says_so_and_names_ignored_files() -> None:
+    """A cached load says 'from the cache'; files left out are counted and named with the reason, on the same line."""
+    ignored = ("notes.txt: not a .json ...", "AuditLogs.jsonl: a link that leads nowhere readable (a symlink loop), not read")
+    report = LoadReport(files=(), ignored=ignored, table_rows=ROWS, from_cache=True)
     line = load_line(report, Path("x"), 0.04)
     assert "from the cache in 0.0 s" in line
-    assert line.endswith("; 1 file(s) ignored")
+    assert line.endswith(f"; 2 file(s) ignored: {ignored[0]} | {ignored[1]}")
     assert "\n" not in line
 
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -278,6 +279,7 @@ class TestEscaping:
 
 
 class TestSize:
+    @pytest.mark.slow
     def test_a_huge_incident_fits_the_limit(self) -> None:
         """Sixty accounts with 300 IPs each fit in 30,000 characters, with notes saying what was left out."""
         reports = [_report(f"user{i}@contoso.com", ips=300, score=99 - i) for i in range(60)]

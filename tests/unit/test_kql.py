@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from enrichment.domain.model import Account, Table, TimeWindow
 from enrichment.queries import kql
+from tests.fakes.workspace_tables import create_schema_tables
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "enrichment" / "schemas"
 
@@ -196,6 +197,7 @@ class TestStringLiteral:
             max_size=8,
         )
     )
+    @pytest.mark.slow
     def test_round_trips_through_the_embedded_engine(self, values: list[str]) -> None:
         """duckdb-kql reads string_literal(s) back as exactly s, for hostile and arbitrary Unicode text."""
         columns = ", ".join(f"x{index} = {kql.string_literal(value)}" for index, value in enumerate(values))
@@ -239,6 +241,7 @@ class TestDatetimeLiteral:
             timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]),
         )
     )
+    @pytest.mark.slow
     def test_round_trips_through_the_embedded_engine(self, moment: datetime) -> None:
         """duckdb-kql reads the literal back as the same instant, to the microsecond."""
         assert _printed(kql.datetime_literal(moment)).replace(tzinfo=UTC) == moment
@@ -427,16 +430,90 @@ class TestQueries:
             kql.context_query(ACCOUNTS, WINDOW, travel_watchlist='x") | take 1 //')
 
     @pytest.mark.parametrize("cap", [1, 500, 10_000])
-    def test_row_cap_asks_for_one_row_more(self, cap: int) -> None:
-        """The evidence query keeps cap+1 groups nearest the incident, so the caller can tell it was cut."""
-        text = kql.evidence_query(ACCOUNTS, WINDOW, AT, row_cap=cap).text
-        assert re.findall(r"\b(?:top|take|limit)\b.*", text) == [f"top {cap + 1} by Distance asc"]
+    def test_row_cap_is_bound_and_cuts_each_user_at_the_element_after_the_cap(self, cap: int) -> None:
+        """The cap is a binding; the body keeps, per user, the groups up to the (cap+1)-th nearest, and no other limit."""
+        query = kql.evidence_query(ACCOUNTS, WINDOW, AT, row_cap=cap)
+        assert f"let row_cap = long({cap});" in query.text
+        assert re.findall(r"\b(?:top|take|limit)\b.*", query.body) == []
+        assert "array_sort_asc(Distances)[row_cap]" in query.body
+        assert re.search(r"summarize Distances = make_list\(.*Distance.*\) by User$", query.body, re.MULTILINE)
 
     @pytest.mark.parametrize("cap", [0, -1])
     def test_row_cap_must_be_positive(self, cap: int) -> None:
         """A cap below one would make every result look truncated."""
         with pytest.raises(kql.InvalidQueryInput, match="row_cap"):
             kql.evidence_query(ACCOUNTS, WINDOW, AT, row_cap=cap)
+
+
+class TestBindings:
+    @pytest.mark.parametrize("builder", BUILDERS)
+    def test_the_body_is_the_same_whatever_the_values(self, builder: str) -> None:
+        """Accounts, windows and caps only change the bindings: one body per question, translated once."""
+        other_window = TimeWindow.around(AT + timedelta(days=40), before=timedelta(hours=1), after=timedelta(hours=2))
+        one = BUILDERS[builder](ACCOUNTS)
+        other = {
+            "evidence": kql.evidence_query([Account("x@y.com")], other_window, AT, row_cap=7),
+            "baseline": kql.baseline_query([Account(object_id=OBJECT_ID)], other_window),
+            "context": kql.context_query([Account("x@y.com")], other_window, travel_watchlist="Other"),
+        }[builder]
+        assert one.body == other.body == {q.name: q.body for q in kql.QUESTIONS}[builder]
+        assert one.declared == other.declared
+        assert one.bindings != other.bindings
+
+    @pytest.mark.parametrize("builder", BUILDERS)
+    def test_log_analytics_gets_let_lines_then_the_body(self, builder: str) -> None:
+        """The text is one `let name = literal;` line per binding followed by the body, unchanged."""
+        query = BUILDERS[builder](ACCOUNTS)
+        lines = query.text.split("\n")
+        assert lines[: len(query.bindings)] == [f"let {b.name} = {b.literal()};" for b in query.bindings]
+        assert "\n".join(lines[len(query.bindings) :]) == query.body
+
+    @pytest.mark.parametrize("builder", BUILDERS)
+    def test_the_embedded_engine_gets_declarations_and_no_values(self, builder: str) -> None:
+        """The declared text names each binding's type and holds none of the values: they are bound by DuckDB."""
+        query = BUILDERS[builder](ACCOUNTS)
+        first, body = query.declared.split("\n", 1)
+        assert body == query.body
+        assert first == f"declare query_parameters({', '.join(f'{b.name}:{b.kind}' for b in query.bindings)});"
+        for value in ("alice@contoso.com", GUEST.lower(), OBJECT_ID, "2026-03-01"):
+            assert value not in query.declared
+
+    def test_binding_names_cannot_be_read_as_columns(self) -> None:
+        """Bindings are lower-case snake_case; every table column is PascalCase, so no binding shadows a column."""
+        columns = {c["name"].lower() for path in SCHEMA_DIR.glob("*.json") for c in json.loads(path.read_text())["columns"]}
+        for question in kql.QUESTIONS:
+            for name, _ in question.parameters:
+                assert re.fullmatch(r"[a-z][a-z0-9_]*", name), name
+                assert name not in columns, name
+
+    @pytest.mark.parametrize(
+        ("name", "kind", "value", "message"),
+        [
+            ("Users", "dynamic", ("a",), "snake_case"),
+            ("x; drop", "string", "a", "snake_case"),
+            ("x", "timespan", "1h", "unknown kind"),
+            ("x", "long", True, "needs"),
+            ("x", "long", "5", "needs"),
+            ("x", "dynamic", ("a", 1), "array of strings"),
+            ("x", "string", "bell\x07", "control character"),
+            ("x", "datetime", datetime(2026, 1, 1), "timezone-aware"),
+        ],
+    )
+    def test_a_binding_that_cannot_be_written_safely_is_refused(self, name: str, kind: str, value: Any, message: str) -> None:
+        """Names, kinds and values are checked when the binding is made, never when the text is sent."""
+        with pytest.raises(kql.InvalidQueryInput, match=message):
+            kql.Binding(name, kind, value)
+
+    def test_a_question_needs_every_value_and_no_other(self) -> None:
+        """Asking a question with a value missing or one it does not read is refused, naming what it needs."""
+        with pytest.raises(kql.InvalidQueryInput, match="needs values for upns"):
+            kql.BASELINE.ask({"upns": ("a@b.com",)})
+
+    def test_accounts_only_by_upn_bind_an_empty_id_list(self) -> None:
+        """No object id gives `object_ids = dynamic([])`, which matches nothing, rather than a `""` that matches blank ids."""
+        text = kql.context_query([Account("alice@contoso.com")], WINDOW, travel_watchlist="TravelRecords").text
+        assert "let object_ids = dynamic([]);" in text
+        assert '""' not in text.split("union", 1)[0]
 
 
 # --- hostile UPNs cannot change a query's structure ----------------------------------------------
@@ -514,6 +591,7 @@ _valid_hostile_upn = st.builds(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(upns=st.lists(_valid_hostile_upn, min_size=6, max_size=6, unique_by=str.lower))
 def test_valid_upns_parse_to_the_benign_tree(upns: list[str]) -> None:
@@ -602,12 +680,32 @@ def _run(con: Any, query: kql.Query) -> list[dict[str, Any]]:
     return [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
 
 
+@pytest.mark.slow
 class TestOnTheEmbeddedEngine:
     def test_row_cap_returns_cap_plus_one_nearest_groups(self, workspace: Any) -> None:
         """With 20 groups and a cap of 5, six come back: the six nearest the incident time."""
         found = _run(workspace, kql.evidence_query([Account(HOSTILE_UPN)], WINDOW, AT, row_cap=5))
         assert len(found) == 6
         assert sorted(row["IPAddress"] for row in found) == sorted(f"198.51.100.{m}" for m in range(6))
+
+    def test_row_cap_applies_to_each_account_on_its_own(self, workspace: Any) -> None:
+        """A busy account is cut at cap+1 groups while a quiet one in the same query keeps all of its groups."""
+        accounts = [Account(HOSTILE_UPN), Account(object_id="11111111-2222-3333-4444-555555555555")]
+        found = _run(workspace, kql.evidence_query(accounts, WINDOW, AT, row_cap=3))
+        assert Counter(row["User"] for row in found) == {HOSTILE_UPN.lower(): 4, "bob@contoso.com": 1}
+
+    def test_values_bound_as_parameters_give_the_rows_the_let_lines_give(self, workspace: Any) -> None:
+        """The embedded path (declared body, values bound by DuckDB) answers exactly what the Log Analytics text does."""
+        accounts = [Account(HOSTILE_UPN), Account(object_id="11111111-2222-3333-4444-555555555555")]
+        for query in (
+            kql.evidence_query(accounts, WINDOW, AT, row_cap=3),
+            kql.baseline_query(accounts, TimeWindow(WINDOW.start - timedelta(days=1), WINDOW.end + timedelta(days=1))),
+            kql.context_query(accounts, WINDOW, travel_watchlist="TravelRecords"),
+        ):
+            relation = duckdb_kql.kql(workspace, query.declared, query.parameters(), functions=[_TRAVEL_FUNCTION])
+            bound = [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
+            assert sorted(map(repr, bound)) == sorted(map(repr, _run(workspace, query))), query.name
+            assert bound, query.name
 
     def test_one_query_returns_every_account_and_nobody_else(self, workspace: Any) -> None:
         """One evidence query finds a quoted, piped UPN and an id-only account, not the look-alike or bystander."""
@@ -631,3 +729,24 @@ class TestOnTheEmbeddedEngine:
         earlier = TimeWindow(WINDOW.start - timedelta(days=30), WINDOW.start - timedelta(days=29))
         found = _run(workspace, kql.context_query([Account(HOSTILE_UPN)], earlier, travel_watchlist="TravelRecords"))
         assert [row for row in found if row["Kind"] == "presence"] == []
+
+
+@pytest.mark.slow
+def test_values_that_look_like_json_arrays_are_collected_as_themselves() -> None:
+    """A user agent or resource name of `[1,2]` is one value of the baseline's sets, not an error and not two values."""
+    con = duckdb_kql.connect()
+    create_schema_tables(con)
+    hostile = ['["x","y"]', "[1,2]", "[]"]
+    for index, value in enumerate(hostile):
+        _insert(
+            con,
+            Table.NON_INTERACTIVE.value,
+            TimeGenerated=AT.replace(tzinfo=None) - timedelta(hours=index + 1),
+            UserPrincipalName="mallory@contoso.com",
+            UserAgent=value,
+            ResourceDisplayName=value,
+        )
+    window = TimeWindow(AT - timedelta(days=1), AT)
+    (summary,) = [r for r in _run(con, kql.baseline_query([Account("mallory@contoso.com")], window)) if r["Scope"] == "table"]
+    assert sorted(json.loads(summary["UserAgents"])) == sorted(hostile)
+    assert sorted(json.loads(summary["Resources"])) == sorted(hostile)

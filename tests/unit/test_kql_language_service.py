@@ -219,7 +219,7 @@ def controls(node: str) -> dict[str, tuple[str, dict[str, Any]]]:
     baseline = BUILDERS["baseline_query"](accounts).text
     context = BUILDERS["context_query"](accounts).text
     texts = {
-        "misspelled-column": _mutated(evidence, "tostring(AppDisplayName)", "tostring(AppDisplayNam)"),
+        "misspelled-column": _mutated(evidence, 'coalesce(AppDisplayName, "")', 'coalesce(AppDisplayNam, "")'),
         "type-error": _mutated(baseline, "hourofday(TimeGenerated)", "hourofday(IPAddress)"),
         "json-text-not-parsed": _mutated(evidence, "todynamic(LocationDetails)", "LocationDetails"),
         "misspelled-watchlist-column": _mutated(context, "toupper(tostring(Country))", "toupper(tostring(Countryy))"),

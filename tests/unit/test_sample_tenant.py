@@ -126,6 +126,7 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> Export:
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 class TestDeterminism:
     def test_same_arguments_write_byte_identical_files(self, export: Export, tmp_path: Path) -> None:
         """A second run with the same arguments reproduces every file byte for byte."""
@@ -694,6 +695,7 @@ class TestCli:
         assert len(err.getvalue().splitlines()) == 1
         assert not (tmp_path / "never").exists()
 
+    @pytest.mark.slow
     def test_a_rerun_replaces_earlier_exports_instead_of_leaving_both(self, tmp_path: Path) -> None:
         """Switching --compress on a folder removes the other format, so a loader never reads the rows twice."""
         generate(Options(out=tmp_path, **SMALL))

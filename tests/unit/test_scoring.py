@@ -6,6 +6,7 @@ import random
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, assume, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -193,6 +194,7 @@ def evidences(draw: st.DrawFn) -> UserEvidence:
 CONFIGS = (Settings(), settings(REPLAY_VPN_CIDRS="198.51.100.0/24"), settings(REPLAY_TRUSTED_ASNS="21928"))
 
 
+@pytest.mark.slow
 class TestProperties:
     @hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(evidences(), st.sampled_from(CONFIGS))

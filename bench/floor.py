@@ -1,0 +1,270 @@
+"""
+The floor: what the product is measured against, in DuckDB alone.
+
+* `answer`: the triage's three questions in hand-written DuckDB SQL over the cache file, returning
+  the product's rows (`tests/unit/test_bench_floor.py` checks that they are the same), with nothing in
+  between: neither duckdb-kql nor our engine.
+* `load`: DuckDB's own `read_json` / `read_csv` of the export files into a DuckDB file, auto-detecting
+  everything: the floor of the loader.
+
+The module imports only DuckDB and the standard library, so as a script it is also the smallest
+process that answers the triage's questions, or loads the exports:
+
+    .venv/bin/python bench/floor.py ask CACHE.duckdb USER AT [--before-hours 24] [--after-hours 6] [--baseline-days 14]
+    .venv/bin/python bench/floor.py load EXPORTS_FOLDER OUT.duckdb
+
+`bench/near_floor.py` runs them beside the product.
+
+The questions read the cache as the loader lays it out: the sign-in tables sorted by `_user_key`
+(the lower-case UPN) and time, so the equality filter on `_user_key` reads only the users' row
+groups, and each row's JSON columns parsed once. The values follow the product's columns: strings
+never NULL, JSON fields as their text, 10-minute bins, the per-user cut at `row_cap` + 1 groups
+nearest the incident (ties kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+#: The tables a folder of exports may hold, as Log Analytics names them.
+TABLES = ("SigninLogs", "AADNonInteractiveUserSignInLogs", "AuditLogs")
+
+#: `enrichment.queries.kql.SECURITY_OPERATIONS`, restated: the floor imports nothing of ours, and
+#: tests/service/test_bench_floor.py fails if the two ever answer differently.
+SECURITY_OPERATIONS = (
+    "User registered security info",
+    "User registered all required security info",
+    "User changed default security info",
+    "User deleted security info",
+    "Admin registered security info",
+    "Admin updated security info",
+    "Admin deleted security info",
+    "Register device",
+    "Add registered owner to device",
+    "Add registered users to device",
+    "Update StsRefreshTokenValidFrom Timestamp",
+)
+
+
+def _signins(table: str, columns: str) -> str:
+    """One sign-in table in the window for the users, flattened (`columns` read `loc`, `dev`, `tp`, `auth`)."""
+    return f"""
+    SELECT TimeGenerated, '{table}' AS SourceTable, {columns}
+    FROM (
+        SELECT *, TRY_CAST(LocationDetails AS JSON) AS loc, TRY_CAST(DeviceDetail AS JSON) AS dev,
+            TRY_CAST(TokenProtectionStatusDetails AS JSON) AS tp, TRY_CAST(AuthenticationDetails AS JSON) AS auth
+        FROM "{table}"
+        WHERE list_contains($keys, _user_key) AND TimeGenerated BETWEEN $start AND $end
+            AND (list_contains($upns, lower(UserPrincipalName)) OR list_contains($ids, lower(UserId)))
+    )"""
+
+
+_WHO = "lower(coalesce(UserPrincipalName, '')) AS User, lower(coalesce(UserId, '')) AS UserId"
+
+_EVIDENCE_COLUMNS = f"""{_WHO},
+        coalesce(IPAddress, '') AS IPAddress, coalesce(AutonomousSystemNumber, '') AS Asn,
+        coalesce(json_extract_string(loc, '$.countryOrRegion'), '') AS Country,
+        coalesce(json_extract_string(loc, '$.city'), '') AS City,
+        TRY_CAST(json_extract_string(loc, '$.geoCoordinates.latitude') AS DOUBLE) AS Latitude,
+        TRY_CAST(json_extract_string(loc, '$.geoCoordinates.longitude') AS DOUBLE) AS Longitude,
+        coalesce(SessionId, '') AS SessionId, coalesce(AppId, '') AS AppId, coalesce(AppDisplayName, '') AS AppDisplayName,
+        coalesce(ResourceIdentity, '') AS ResourceId, coalesce(ResourceDisplayName, '') AS ResourceDisplayName,
+        coalesce(UserAgent, '') AS UserAgent, coalesce(ClientAppUsed, '') AS ClientAppUsed,
+        coalesce(AuthenticationProtocol, '') AS AuthenticationProtocol, coalesce(IncomingTokenType, '') AS IncomingTokenType,
+        coalesce(json_extract_string(dev, '$.deviceId'), '') AS DeviceId,
+        coalesce(json_extract_string(dev, '$.displayName'), '') AS DeviceName,
+        coalesce(json_extract_string(dev, '$.operatingSystem'), '') AS OperatingSystem,
+        coalesce(json_extract_string(dev, '$.browser'), '') AS Browser,
+        coalesce(json_extract_string(dev, '$.isCompliant'), '') AS IsCompliant,
+        coalesce(json_extract_string(dev, '$.isManaged'), '') AS IsManaged,
+        coalesce(json_extract_string(dev, '$.trustType'), '') AS TrustType,
+        coalesce(ResultType, '') AS ResultType, coalesce(AuthenticationRequirement, '') AS AuthenticationRequirement,
+        coalesce(json_extract_string(auth, '$[0].authenticationMethod'), '') AS AuthMethod,
+        coalesce(AuthenticationDetails, '') ILIKE '%satisfied by claim in the token%'
+            OR coalesce(AuthenticationDetails, '') ILIKE '%Previously satisfied%' AS TokenOnly,
+        coalesce(json_extract_string(tp, '$.signInSessionStatus'), '') AS TokenProtection,
+        coalesce(RiskLevelDuringSignIn, '') AS RiskLevel, coalesce(RiskEventTypes_V2, '') AS RiskEvents,
+        coalesce(NetworkLocationDetails, '') AS NetworkLocations, coalesce(UniqueTokenIdentifier, '') AS TokenId"""
+
+EVIDENCE = f"""
+WITH groups AS (
+    SELECT * EXCLUDE (Bin), abs(date_diff('second', $at, FirstSeen)) AS Distance
+    FROM (
+        SELECT * EXCLUDE (TimeGenerated, TokenId), floor(epoch(TimeGenerated) / 600) AS Bin, count(*) AS Count,
+            min(TimeGenerated) AS FirstSeen, max(TimeGenerated) AS LastSeen, list_sort(list(DISTINCT TokenId))[1:4] AS TokenIds
+        FROM ({_signins("SigninLogs", _EVIDENCE_COLUMNS)}
+            UNION ALL {_signins("AADNonInteractiveUserSignInLogs", _EVIDENCE_COLUMNS)})
+        GROUP BY ALL
+    )
+)
+SELECT * EXCLUDE (Distance, Nearness)
+FROM (SELECT *, rank() OVER (PARTITION BY User ORDER BY Distance) AS Nearness FROM groups)
+WHERE Nearness <= $row_cap + 1
+"""
+
+_BASELINE_COLUMNS = f"""{_WHO},
+        coalesce(IPAddress, '') AS IPAddress, coalesce(AutonomousSystemNumber, '') AS Asn,
+        coalesce(json_extract_string(loc, '$.countryOrRegion'), '') AS Country, coalesce(AppId, '') AS AppId,
+        coalesce(ResourceDisplayName, '') AS ResourceDisplayName, coalesce(UserAgent, '') AS UserAgent,
+        coalesce(json_extract_string(dev, '$.deviceId'), '') AS DeviceId,
+        coalesce(json_extract_string(dev, '$.isCompliant'), '') AS IsCompliant,
+        coalesce(AuthenticationProtocol, '') AS AuthenticationProtocol"""
+
+BASELINE = f"""
+WITH signins AS MATERIALIZED (
+    {_signins("SigninLogs", _BASELINE_COLUMNS)}
+    UNION ALL {_signins("AADNonInteractiveUserSignInLogs", _BASELINE_COLUMNS)}
+)
+SELECT User, UserId, SourceTable, count(*) AS Events, count(DISTINCT date_trunc('day', TimeGenerated)) AS DaysActive,
+    min(TimeGenerated) AS FirstSeen, max(TimeGenerated) AS LastSeen, count(DISTINCT IPAddress) AS DistinctIps,
+    list(DISTINCT IPAddress) AS Ips, list(DISTINCT Asn) AS Asns, list(DISTINCT Country) AS Countries,
+    list(DISTINCT AppId) AS AppIds, list(DISTINCT ResourceDisplayName) AS Resources, list(DISTINCT UserAgent) AS UserAgents,
+    list(DISTINCT DeviceId) AS DeviceIds, list(DISTINCT CASE WHEN IsCompliant = 'true' THEN DeviceId ELSE '' END) AS CompliantDeviceIds,
+    list(DISTINCT hour(TimeGenerated)) AS Hours, list(DISTINCT AuthenticationProtocol) AS AuthProtocols, 'table' AS Scope
+FROM signins GROUP BY User, UserId, SourceTable
+UNION ALL BY NAME
+SELECT User, UserId, SourceTable, date_trunc('day', TimeGenerated)::TIMESTAMP AS Day, count(*) AS Events,
+    count(DISTINCT IPAddress) AS DistinctIps, count(DISTINCT AppId) AS DistinctApps, count(DISTINCT Asn) AS DistinctAsns,
+    'day' AS Scope
+FROM signins GROUP BY ALL
+"""
+
+CONTEXT = f"""
+SELECT 'audit' AS Kind, TimeGenerated, coalesce(OperationName, '') AS OperationName, coalesce(Result, '') AS Result,
+    Actor, ActorIp, Target, Detail
+FROM (
+    SELECT TimeGenerated, OperationName, Result,
+        lower(coalesce(json_extract_string(InitiatedBy, '$.user.userPrincipalName'), '')) AS Actor,
+        coalesce(json_extract_string(InitiatedBy, '$.user.id'), '') AS ActorId,
+        coalesce(json_extract_string(InitiatedBy, '$.user.ipAddress'), '') AS ActorIp,
+        lower(coalesce(json_extract_string(TargetResources, '$[0].userPrincipalName'), '')) AS Target,
+        coalesce(json_extract_string(TargetResources, '$[0].id'), '') AS TargetId,
+        coalesce(json_extract_string(TargetResources, '$[0].displayName'), '') AS Detail
+    FROM AuditLogs
+    WHERE TimeGenerated BETWEEN $start AND $end
+        AND lower(OperationName) IN ({", ".join("'" + op.lower() + "'" for op in SECURITY_OPERATIONS)})
+)
+WHERE list_contains($upns, Actor) OR list_contains($upns, Target)
+    OR list_contains($ids, lower(ActorId)) OR list_contains($ids, lower(TargetId))
+UNION ALL BY NAME
+SELECT 'travel' AS Kind, lower(coalesce(UserPrincipalName, '')) AS User, upper(coalesce(Country, '')) AS Country,
+    TRY_CAST(StartTime AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS StartTime, TRY_CAST(EndTime AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS EndTime
+FROM Watchlists
+WHERE WatchlistAlias = $watchlist AND list_contains($upns, lower(coalesce(UserPrincipalName, '')))
+UNION ALL BY NAME
+(SELECT 'presence' AS Kind, 'SigninLogs' AS SourceTable FROM SigninLogs WHERE TimeGenerated BETWEEN $start AND $end LIMIT 1)
+UNION ALL BY NAME
+(SELECT 'presence' AS Kind, 'AADNonInteractiveUserSignInLogs' AS SourceTable FROM AADNonInteractiveUserSignInLogs WHERE TimeGenerated BETWEEN $start AND $end LIMIT 1)
+UNION ALL BY NAME
+(SELECT 'presence' AS Kind, 'AuditLogs' AS SourceTable FROM AuditLogs WHERE TimeGenerated BETWEEN $start AND $end LIMIT 1)
+"""
+
+
+def connect(cache: str) -> duckdb.DuckDBPyConnection:
+    """The cache file, read-only, in UTC (its times are UTC)."""
+    con = duckdb.connect(cache, read_only=True)
+    con.execute("SET TimeZone='UTC'")
+    return con
+
+
+def options(settings: Any) -> dict[str, Any]:
+    """`answer`'s keyword arguments from an object with the product's setting names (`common.settings.Settings`)."""
+    return {
+        "before_hours": settings.window_before_hours,
+        "after_hours": settings.window_after_hours,
+        "baseline_days": settings.baseline_days,
+        "row_cap": settings.row_cap,
+        "watchlist": settings.travel_watchlist,
+    }
+
+
+def answer(
+    con: duckdb.DuckDBPyConnection,
+    upns: list[str],
+    object_ids: list[str],
+    at: datetime,
+    *,
+    before_hours: float = 24,
+    after_hours: float = 6,
+    baseline_days: float = 14,
+    row_cap: int = 20_000,
+    watchlist: str = "TravelRecords",
+) -> dict[str, list[dict[str, Any]]]:
+    """The three questions' rows for lower-case UPNs and object ids at `at` (aware), by question."""
+    naive = at.astimezone(UTC).replace(tzinfo=None)
+    start, end = naive - timedelta(hours=before_hours), naive + timedelta(hours=after_hours)
+    keys = {
+        row[0]
+        for row in con.execute(
+            "SELECT user_key FROM _triage_users WHERE list_contains($ids, user_id)", {"ids": object_ids}
+        ).fetchall()
+    }
+    people = {"keys": sorted(keys | set(upns)), "upns": upns, "ids": object_ids}
+    asked = {
+        "evidence": (EVIDENCE, {**people, "start": start, "end": end, "at": naive, "row_cap": row_cap}),
+        "baseline": (BASELINE, {**people, "start": start - timedelta(days=baseline_days), "end": start}),
+        "context": (CONTEXT, {"upns": upns, "ids": object_ids, "start": start, "end": end, "watchlist": watchlist}),
+    }
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, (sql, values) in asked.items():
+        cursor = con.execute(sql, values)
+        columns = [column[0] for column in cursor.description or ()]
+        out[name] = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    return out
+
+
+def load(folder: Path, database: Path) -> dict[str, int]:
+    """Every `<Table>.*` export of `folder` read by DuckDB into a table of `database`; rows per table."""
+    rows: dict[str, int] = {}
+    with duckdb.connect(str(database)) as con:
+        for path in sorted(folder.iterdir()):
+            table, _, rest = path.name.partition(".")
+            if not path.is_file() or table not in TABLES or not rest:
+                continue
+            reader = "read_csv" if ".csv" in rest else "read_json"
+            con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM {reader}(?)', [str(path)])
+            found = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+            rows[table] = int(found[0]) if found else 0
+        con.execute("CHECKPOINT")
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    ask = commands.add_parser("ask", help="the three questions for one user at one time, over a cache file")
+    ask.add_argument("cache")
+    ask.add_argument("user", help="a UPN (or an object id)")
+    ask.add_argument("at", help="ISO 8601 time")
+    ask.add_argument("--before-hours", type=float, default=24)
+    ask.add_argument("--after-hours", type=float, default=6)
+    ask.add_argument("--baseline-days", type=float, default=14)
+    loading = commands.add_parser("load", help="DuckDB's own read of the exports into a DuckDB file")
+    loading.add_argument("folder", type=Path)
+    loading.add_argument("database", type=Path)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    if args.command == "load":
+        counted = load(args.folder, args.database)
+        print(" ".join(f"{table}={rows}" for table, rows in counted.items()), f"{time.perf_counter() - started:.3f}s")
+        return 0
+    at = datetime.fromisoformat(args.at.replace("Z", "+00:00"))
+    user = args.user.lower()
+    upns, ids = ([user], []) if "@" in user else ([], [user])
+    with connect(args.cache) as con:
+        found = answer(
+            con, upns, ids, at, before_hours=args.before_hours, after_hours=args.after_hours, baseline_days=args.baseline_days
+        )
+    print(" ".join(f"{name}={len(rows)}" for name, rows in found.items()), f"{time.perf_counter() - started:.3f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
