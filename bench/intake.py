@@ -11,7 +11,7 @@ Each row runs the real intake code (`playbooks.domain.incident`: `incident_body`
 * largest body: Account entities up to just under `MAX_BODY_BYTES`, read and parsed end to end;
 * 20 MB body: refused by size before it is parsed (answered 413 by the HTTP function), and, to show
   the parse itself is linear past the limit, the same body parsed without the size check;
-* 2 MB title: the size of the orchestration input (`IncidentRef.to_json()`) that Durable stores, and
+* 2 MB title: the size of the orchestration input (`SentinelIncident.to_json()`) that Durable stores, and
   that every activity payload of the run carries again.
 
 Targets: the merge under 5 s, the largest body under 10 s, the 2 MB title's orchestration input under

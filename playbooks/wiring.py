@@ -1,5 +1,5 @@
 """
-The composition root of the Function App: settings, the query engine, the Sentinel, Graph and Teams adapters.
+The composition root of the Function App: settings, the query engine, the Sentinel, Graph and Bot Connector adapters, the bot.
 
 Nothing is built at import time (indexing imports every module, and one failure there hides every
 function). Each piece is built on first use and kept for the life of the worker process: the
@@ -19,14 +19,15 @@ from common.settings import Settings
 
 if TYPE_CHECKING:
     from enrichment.ports import QueryEngine
+    from playbooks.adapters.bot_connector import BotConnector
     from playbooks.adapters.graph import GraphDirectory
     from playbooks.adapters.sentinel import SentinelIncidents
-    from playbooks.adapters.teams import ApprovalBot, Teams
+    from playbooks.adapters.teams_bot import ApprovalBot
 
 EngineFactory = Callable[[Settings], "QueryEngine"]
 SentinelFactory = Callable[[Settings], "SentinelIncidents"]
 GraphFactory = Callable[[Settings], "GraphDirectory"]
-TeamsFactory = Callable[[Settings], "Teams"]
+ConnectorFactory = Callable[[Settings], "BotConnector"]
 
 
 def _log_analytics(settings: Settings) -> QueryEngine:
@@ -50,17 +51,17 @@ def _graph(settings: Settings) -> GraphDirectory:
 
 
 def _bot_graph(settings: Settings) -> GraphDirectory:
-    """Graph as the bot's identity: the approver check only, so a click from Teams can never reach a write."""
+    """Graph as the bot's identity: directory reads only (the approver check), so a click from Teams can never reach a write."""
     from common.credentials import bot_async_credential
     from playbooks.adapters.graph import create_graph_directory
 
     return create_graph_directory(settings, credential=bot_async_credential(settings))
 
 
-def _teams(settings: Settings) -> Teams:
-    from playbooks.adapters.teams import Teams
+def _connector(settings: Settings) -> BotConnector:
+    from playbooks.adapters.bot_connector import BotConnector
 
-    return Teams(settings)
+    return BotConnector(settings)
 
 
 class Services:
@@ -79,14 +80,14 @@ class Services:
         engine: EngineFactory = _log_analytics,
         sentinel: SentinelFactory = _sentinel,
         graph: GraphFactory = _graph,
-        teams: TeamsFactory = _teams,
+        connector: ConnectorFactory = _connector,
         bot_graph: GraphFactory = _bot_graph,
     ) -> None:
         self._environ = environ
         self._engine_factory = engine
         self._sentinel_factory = sentinel
         self._graph_factory = graph
-        self._teams_factory = teams
+        self._connector_factory = connector
         self._bot_graph_factory = bot_graph
         self._lock = threading.Lock()
         self._settings: Settings | None = None
@@ -94,7 +95,7 @@ class Services:
         self._sentinel: SentinelIncidents | None = None
         self._graph: GraphDirectory | None = None
         self._bot_graph: GraphDirectory | None = None
-        self._teams: Teams | None = None
+        self._connector: BotConnector | None = None
         self._bot: ApprovalBot | None = None
 
     def settings(self) -> Settings:
@@ -133,16 +134,19 @@ class Services:
                 self._graph = self._graph_factory(settings)
             return self._graph
 
-    def teams(self) -> Teams:
+    def connector(self) -> BotConnector:
         """Posting and refreshing approval cards with the bot's identity."""
         settings = self.settings()
         with self._lock:
-            if self._teams is None:
-                self._teams = self._teams_factory(settings)
-            return self._teams
+            if self._connector is None:
+                self._connector = self._connector_factory(settings)
+            return self._connector
 
     def bot_graph(self) -> GraphDirectory:
-        """The Graph adapter (async) as the bot's identity, which may read group membership and nothing else."""
+        """
+        The Graph adapter (async) as the bot's identity, which may read users and group membership and
+        nothing else: the approver check and the clicker's UPN, the suspect's object id before a card.
+        """
         settings = self.settings()
         with self._lock:
             if self._bot_graph is None:
@@ -151,7 +155,7 @@ class Services:
 
     def bot(self) -> ApprovalBot:
         """The approval bot behind POST /api/messages, built once: its key, token and decision caches live with the worker."""
-        from playbooks.adapters.teams import ApprovalBot
+        from playbooks.adapters.teams_bot import ApprovalBot
 
         settings = self.settings()
         directory = self.bot_graph()

@@ -17,6 +17,7 @@ factory and the methods, so the CLI and the pure core can import the value types
 from __future__ import annotations
 
 import functools
+import json
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -408,6 +409,39 @@ class GraphDirectory:
             user_type=str(getattr(user, "user_type", None) or ""),
         )
         return Reply(found, reply.request_id)
+
+    async def identify(self, user_id: str) -> Reply[DirectoryUser]:
+        """
+        The user's object id and UPN (by object id or UPN), read from the answer as plain JSON, with
+        the bot's identity's permission (the approver check). The bot asks it within Teams' few
+        seconds, and parsing a msgraph `User` costs seconds on a cold worker (its model imports
+        hundreds of modules the first time one is parsed); this read parses none.
+        `account_enabled` is not read (None).
+        """
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+        from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
+
+        query = UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=["id", "userPrincipalName"])
+        request = self._user(user_id).to_get_request_information(RequestConfiguration(query_parameters=query))
+        adapter = self._client.request_adapter
+        reply = await self._call(
+            "get user",
+            Feature.APPROVER_CHECK,
+            lambda: adapter.send_primitive_async(request, "bytes", {"XXX": ODataError}),
+            not_found=f"user not found: {user_id}",
+        )
+        operation = "get user"
+        try:
+            found = json.loads(reply.value or b"{}")
+            object_id, upn = found.get("id"), found.get("userPrincipalName")
+        except (ValueError, AttributeError) as error:
+            message = f"the answer is not a user ({type(error).__name__})"
+            raise GraphError(operation, message, request_id=reply.request_id) from error
+        if not isinstance(object_id, str) or not object_id or not isinstance(upn, str) or not upn:
+            message = "the answer names no id or userPrincipalName"
+            raise GraphError(operation, message, request_id=reply.request_id)
+        return Reply(DirectoryUser(object_id.lower(), upn, None), reply.request_id)
 
     async def revoke_sessions(self, user_id: str) -> Reply[bool]:
         """Invalidate every refresh token and session cookie; repeating it is harmless."""

@@ -12,9 +12,15 @@ Who retries what (one owner per failure):
   POST, so that one call opts POST into the same policy (`retry_on_methods`). A `Retry-After`
   longer than `retry_after_max` is not slept: it surfaces as `TransientUpstreamError` at once
   (the shared `common.azure_retry.bounded_retry_policy`, also used by Log Analytics).
-* **tenacity** owns only the optimistic-concurrency loop of `update_incident`: a 412 means someone
-  changed the incident between our GET and PUT, which no HTTP retry can fix; the whole GET, merge,
-  PUT is done again, a bounded number of times.
+* **tenacity** owns only what azure-core never retries, 409 and 412 (the incident was being changed
+  by someone else), on the two writes: `write_comment` PUTs the same comment again, and
+  `update_incident` does the whole GET, merge, PUT again (a 412 means someone changed the incident
+  between our GET and PUT, which no HTTP retry can fix), a bounded number of times.
+
+What is still failing after its owner's budget surfaces as `TransientUpstreamError`, and the
+orchestration's retry options reschedule the whole activity later (minutes, on a durable timer,
+holding no worker); a write that fails for good ends the run Failed, and the next delivery of the
+incident writes it again.
 
 Failures become `UpstreamError` (or `TransientUpstreamError` for throttling, 5xx and timeouts)
 with a hint an operator can act on. Nothing Azure is imported until an adapter is created.
@@ -32,7 +38,7 @@ from common.azure_retry import bounded_retry_policy
 from common.credentials import default_credential
 from common.errors import SettingsError, TransientUpstreamError, UpstreamError
 from common.settings import Settings
-from playbooks.domain.incident import IncidentRef
+from playbooks.domain.incident import SentinelIncident
 
 if TYPE_CHECKING:
     from azure.core import PipelineClient
@@ -52,7 +58,7 @@ HINT_UNAVAILABLE = "Sentinel (Azure Resource Manager) is failing or unreachable;
 HINT_CREDENTIAL = (
     "no token for Azure Resource Manager: check the Function App's managed identity and AZURE_CLIENT_ID (or az login locally)"
 )
-HINT_CONFLICT = "the incident kept changing while labels were written; run the playbook again"
+HINT_CONFLICT = "the incident kept changing while it was written to; run the playbook again"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +93,7 @@ class CommentWrite:
 
 
 class _Conflict(TransientUpstreamError):
-    """HTTP 412 on the incident PUT: re-read and merge again (the one thing tenacity retries here)."""
+    """HTTP 409 or 412 on a write: write again (re-read and merge first, for the incident); the one thing tenacity retries here."""
 
 
 def arm_scope(arm_endpoint: str) -> str:
@@ -162,7 +168,7 @@ class SentinelIncidents:
 
     # -- operations ------------------------------------------------------------------------------
 
-    def get_incident(self, incident: IncidentRef) -> IncidentResource:
+    def get_incident(self, incident: SentinelIncident) -> IncidentResource:
         """The incident's current etag and properties."""
         body = self._call("GET", incident.resource_id, "read the incident")
         properties = body.get("properties")
@@ -170,7 +176,7 @@ class SentinelIncidents:
             raise UpstreamError(SERVICE, "the incident came back without properties", hint=HINT_UNAVAILABLE)
         return IncidentResource(str(body.get("etag") or ""), properties)
 
-    def list_entities(self, incident: IncidentRef) -> list[dict[str, Any]]:
+    def list_entities(self, incident: SentinelIncident) -> list[dict[str, Any]]:
         """The incident's entities (`POST .../entities`), as ARM entity objects."""
         body = self._call("POST", incident.resource_id + "/entities", "list the incident's entities", retry_post=True)
         entities = body.get("entities")
@@ -178,32 +184,29 @@ class SentinelIncidents:
             raise UpstreamError(SERVICE, "the entities answer has no 'entities' list", hint=HINT_UNAVAILABLE)
         return [e for e in entities if isinstance(e, dict)]
 
-    def upsert_comment(self, incident: IncidentRef, comment_id: str, message: str) -> CommentWrite:
-        """Create or replace the comment `comment_id`; a deterministic id makes this idempotent."""
+    def write_comment(self, incident: SentinelIncident, comment_id: str, message: str) -> CommentWrite:
+        """
+        Write the comment `comment_id`. Each record has its own deterministic id, so a retried write
+        of the same record lands on the same comment (`created` is then False) instead of adding a
+        duplicate; 409 and 412 are written again within the conflict budget.
+        """
         path = f"{incident.resource_id}/comments/{quote(comment_id, safe='')}"
-        status, _body = self._call_status("PUT", path, "write the incident comment", {"properties": {"message": message}})
-        return CommentWrite(comment_id, created=status == 201)
+        body = {"properties": {"message": message}}
+        for attempt in self._conflicts():
+            with attempt:
+                status, _body = self._call_status("PUT", path, "write the incident comment", body)
+                return CommentWrite(comment_id, created=status == 201)
+        msg = "unreachable: tenacity returned without an attempt"
+        raise AssertionError(msg)
 
-    def update_incident(self, incident: IncidentRef, change: Callable[[Mapping[str, Any]], dict[str, Any] | None]) -> bool:
+    def update_incident(self, incident: SentinelIncident, change: Callable[[Mapping[str, Any]], dict[str, Any] | None]) -> bool:
         """
         GET, apply `change` to the properties, PUT back with the etag; True if anything was written.
 
         `change` returns None when the incident already says what we want (no PUT, no etag churn).
-        On 412 the whole read-merge-write is repeated, so a label someone added meanwhile is kept.
+        On 409 or 412 the whole read-merge-write is repeated, so a label someone added meanwhile is kept.
         """
-        import tenacity
-
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self._retries.conflict_attempts),
-            wait=tenacity.wait_exponential_jitter(
-                multiplier=self._retries.conflict_wait_initial,
-                max=self._retries.conflict_wait_max,
-                jitter=self._retries.conflict_wait_initial,
-            ),
-            retry=tenacity.retry_if_exception_type(_Conflict),
-            reraise=True,
-        )
-        for attempt in retrying:
+        for attempt in self._conflicts():
             with attempt:
                 current = self.get_incident(incident)
                 updated = change(current.properties)
@@ -216,6 +219,21 @@ class SentinelIncidents:
         return True
 
     # -- plumbing ----------------------------------------------------------------------------------
+
+    def _conflicts(self) -> Any:
+        """tenacity's attempts for a write that met 409 or 412: bounded, jittered, the last error re-raised."""
+        import tenacity
+
+        return tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self._retries.conflict_attempts),
+            wait=tenacity.wait_exponential_jitter(
+                multiplier=self._retries.conflict_wait_initial,
+                max=self._retries.conflict_wait_max,
+                jitter=self._retries.conflict_wait_initial,
+            ),
+            retry=tenacity.retry_if_exception_type(_Conflict),
+            reraise=True,
+        )
 
     def _call(self, method: str, path: str, what: str, body: object = None, *, retry_post: bool = False) -> dict[str, Any]:
         _status, parsed = self._call_status(method, path, what, body, retry_post=retry_post)
@@ -279,7 +297,7 @@ def _arm_message(response: HttpResponse) -> str:
 def _failure(response: HttpResponse, what: str) -> UpstreamError:
     status = response.status_code
     message = f"could not {what}: {_arm_message(response)}"
-    if status == 412:
+    if status in (409, 412):
         return _Conflict(SERVICE, message, status=status, hint=HINT_CONFLICT)
     if status in (401, 403):
         return UpstreamError(SERVICE, message, status=status, hint=HINT_ACCESS)

@@ -74,6 +74,7 @@ def run(args: argparse.Namespace, out: TextIO) -> None:
     """Parse, enrich, render, write; raises our errors for `main` to turn into exit codes."""
     from enrichment.adapters.embedded import EmbeddedEngine
     from playbooks.domain import approval
+    from playbooks.domain.codec import iso
     from playbooks.domain.incident import instance_id, parse_incident
     from playbooks.services import enrich
 
@@ -105,13 +106,13 @@ def run(args: argparse.Namespace, out: TextIO) -> None:
     cards: dict[str, object] = {}
     for number, (index, request) in enumerate(sorted(requests.items()), start=1):
         name = "card.json" if number == 1 else f"card-{number}.json"
-        if "card" in request:
-            cards[name] = request["card"]
+        if request.card is not None:
+            cards[name] = request.card
         document["accounts"][index]["approval"] = {
-            "card": name if "card" in request else None,
-            "instance_id": request["instance_id"],
-            "expires_at": request["expires_at"],
-            **({"problem": request["problem"]} if "problem" in request else {}),
+            "card": name if request.card is not None else None,
+            "instance_id": request.instance_id,
+            "expires_at": iso(request.expires_at),
+            **({"problem": request.problem} if request.problem else {}),
         }
     try:
         args.out.mkdir(parents=True, exist_ok=True)

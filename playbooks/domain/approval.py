@@ -1,8 +1,9 @@
 """
-The approval step's values: what one approval request is, and how it travels through Durable history.
+The approval step's values: the requests the enrichment prepares, the approval as the bot reads it
+from the orchestration's custom status, and the record the approval comment is rendered from.
 
 Pure code shared by the approval orchestration (`playbooks.functions.approval_flow`), the enrichment activity
-that prepares the requests, and the local run that writes `card.json`. It imports neither
+that prepares the requests, the bot, and the local run that writes `card.json`. It imports neither
 azure.functions nor the Graph SDK.
 
 One request per account whose plan needs approval, each waited on by its own sub-orchestration
@@ -24,14 +25,21 @@ from common.errors import InputError
 from common.settings import Settings
 from enrichment.domain.model import Account
 from enrichment.render.story import Context, Identity
-from playbooks.domain.incident import IncidentRef, account_from_json, account_json
-from playbooks.domain.plan import ACTION_DESCRIPTIONS, ActionKind, ActionResult, ActionStatus, ContainmentPlan, ProposedAction
+from playbooks.domain import codec
+from playbooks.domain.authorization import ApprovalRequest
+from playbooks.domain.incident import SentinelIncident
+from playbooks.domain.plan import ActionResult, ActionStatus, ContainmentPlan, Decision
+from playbooks.domain.workflow import ApprovalDecision, ApprovalInput, ApprovalPhase, ApprovalStatus, Phase
 from playbooks.render import card as cards
 
-#: The approval sub-orchestration's function name.
-APPROVAL_ORCHESTRATOR = "approval_orchestrator"
 #: Most accounts of one incident that get an approval card (the rest are named in the comment only).
 MAX_APPROVALS = 10
+#: Why a plan whose suspect has no object id gets no card.
+NO_OBJECT_ID = (
+    "the suspect {upn} has no Entra object id (the sign-in logs carried none and it was not resolved in the directory); "
+    "no approval card was posted, because a card without it cannot tell the suspect apart from an approver; "
+    "contain the account by hand"
+)
 
 
 def approval_instance_id(parent_instance_id: str, index: int, requested_at: datetime) -> str:
@@ -45,144 +53,163 @@ def approval_instance_id(parent_instance_id: str, index: int, requested_at: date
     return f"{parent_instance_id}:approval:{index}:{requested_at.strftime('%Y%m%dT%H%M%S')}"
 
 
-def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def parse_time(value: object, what: str) -> datetime:
-    """An aware datetime from stored ISO text, or `InputError`."""
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError as error:
-        msg = f"{what}: not an ISO 8601 time: {value!r}"
-        raise InputError(msg) from error
-    if moment.tzinfo is None:
-        msg = f"{what}: has no time zone"
-        raise InputError(msg)
-    return moment
-
-
-def card_incident(incident: IncidentRef) -> cards.IncidentRef:
+def card_incident(incident: SentinelIncident) -> cards.CardIncident:
     """What the card says about the incident."""
-    return cards.IncidentRef(incident.name, incident.number, incident.title, incident.url)
+    return cards.CardIncident(incident.name, incident.number, incident.title, incident.link)
 
 
-def card_context(incident: IncidentRef, account: Account) -> Context:
-    """What the card's brief is told beyond the evidence: the incident's addresses and the person's name."""
-    name = incident.display_name(account)
-    return Context(incident_ips=incident.ips, identity=Identity(display_name=name) if name else None)
+def card_context(incident: SentinelIncident, account: Account, identity: Identity | None = None) -> Context:
+    """
+    What the card's brief is told beyond the evidence: the incident's addresses and who the person
+    is (`identity`: the facts read before approval; else the name the incident gave).
+    """
+    if identity is None:
+        name = incident.display_name(account)
+        identity = Identity(display_name=name) if name else None
+    return Context(incident_ips=incident.ips, identity=identity)
 
 
 def approval_requests(
-    incident: IncidentRef,
+    incident: SentinelIncident,
     outcomes: Sequence[Any],
     *,
     parent_instance_id: str,
     requested_at: datetime,
     settings: Settings,
-) -> dict[int, dict[str, Any]]:
+    problems: Mapping[int, str] | None = None,
+    identities: Mapping[int, Identity] | None = None,
+) -> dict[int, ApprovalInput]:
     """
     Per account index, the request its approval sub-orchestration starts from: the pending card
     (built here, where the evidence is, so history keeps a card of at most 26 KB, not the
     evidence), the plan, the sub-orchestration's id and the deadline.
 
     `outcomes` are `playbooks.services.enrich.AccountOutcome`s; only plans that need approval get one.
+    A plan that names no object id for the suspect gets no card (the problem says why; `problems`
+    gives the reason the directory could not resolve it), and neither does an account in `problems`.
+    `identities` (by account index) are who each person is, as the card's Who shows them. Each
+    request carries the account's mailbox footholds (`outcome.inbox_rules`, `outcome.forwarding`).
     """
     expires_at = requested_at + timedelta(hours=settings.approval_timeout_hours)
-    requests: dict[int, dict[str, Any]] = {}
+    requests: dict[int, ApprovalInput] = {}
     for index, outcome in enumerate(outcomes):
         if not outcome.plan.needs_approval or len(requests) >= MAX_APPROVALS:
             continue
         instance_id = approval_instance_id(parent_instance_id, index, requested_at)
-        request: dict[str, Any] = {"instance_id": instance_id, "requested_at": iso(requested_at), "expires_at": iso(expires_at)}
+        problem = (problems or {}).get(index) or (
+            "" if outcome.plan.account.object_id else NO_OBJECT_ID.format(upn=outcome.plan.account.upn)
+        )
+        rules, forwarding = tuple(outcome.inbox_rules), tuple(outcome.forwarding)
+        if problem:
+            requests[index] = ApprovalInput(
+                incident,
+                outcome.plan,
+                instance_id,
+                requested_at,
+                expires_at,
+                problem=problem,
+                inbox_rules=rules,
+                forwarding=forwarding,
+            )
+            continue
         try:
-            request["card"] = cards.card_for(
+            card = cards.card_for(
                 card_incident(incident),
                 outcome.evidence,
                 outcome.assessment,
                 outcome.plan,
                 instance_id=instance_id,
                 expires_at=expires_at,
-                context=card_context(incident, outcome.evidence.account),
+                context=card_context(incident, outcome.evidence.account, (identities or {}).get(index)),
+            )
+            requests[index] = ApprovalInput(
+                incident, outcome.plan, instance_id, requested_at, expires_at, card=card, inbox_rules=rules, forwarding=forwarding
             )
         except InputError as error:  # e.g. an account the bot could never match a click to
-            request["problem"] = f"no approval card can be made for this account: {error}"
-        requests[index] = request
+            requests[index] = ApprovalInput(
+                incident,
+                outcome.plan,
+                instance_id,
+                requested_at,
+                expires_at,
+                problem=f"no approval card can be made for this account: {error}",
+                inbox_rules=rules,
+                forwarding=forwarding,
+            )
     return requests
 
 
-# -- plans and results as stored JSON ---------------------------------------------------------------
-
-
-def plan_from_json(incident_id: str, account: Account, data: Mapping[str, Any]) -> ContainmentPlan:
-    """
-    The plan a request was made for, rebuilt from history and checked against its digest.
-
-    The digest is what a decision is bound to; a stored plan that does not reproduce it was
-    damaged or altered, and nothing may act on it.
-    """
-    try:
-        kinds = [ActionKind(item["kind"]) for item in data["actions"]]
-        digest = str(data["digest"])
-    except (KeyError, TypeError, ValueError) as error:
-        msg = f"not a stored containment plan: {error}"
-        raise InputError(msg) from error
-    plan = ContainmentPlan(
-        incident_id,
-        account,
-        tuple(ProposedAction(kind, ACTION_DESCRIPTIONS[kind]) for kind in kinds),
-        bool(data.get("needs_approval", True)),
-        str(data.get("reason", "")),
-    )
-    if plan.digest != digest:
-        msg = "the stored containment plan does not match its digest"
-        raise InputError(msg)
-    return plan
-
-
-def result_json(result: ActionResult) -> dict[str, str]:
-    return {"kind": result.kind.value, "status": result.status.value, "detail": result.detail, "request_id": result.request_id}
-
-
-def results_from_json(data: object) -> tuple[ActionResult, ...]:
-    if not isinstance(data, list):
-        return ()
-    results = []
-    for item in data:
-        try:
-            results.append(
-                ActionResult(
-                    ActionKind(item["kind"]),
-                    ActionStatus(item["status"]),
-                    str(item.get("detail", "")),
-                    str(item.get("request_id", "")),
-                )
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
-            msg = f"not a stored action result: {error}"
-            raise InputError(msg) from error
-    return tuple(results)
-
-
-def failed_results(plan_json: Mapping[str, Any], detail: str) -> list[dict[str, str]]:
+def all_failed(plan: ContainmentPlan, detail: str) -> tuple[ActionResult, ...]:
     """Every planned action marked FAILED with `detail` (when containment could not run at all)."""
-    return [
-        {"kind": str(item.get("kind", "")), "status": ActionStatus.FAILED.value, "detail": detail, "request_id": ""}
-        for item in plan_json.get("actions", [])
-        if isinstance(item, Mapping)
-    ]
+    return tuple(ActionResult(action.kind, ActionStatus.FAILED, detail) for action in plan.actions)
 
 
-# -- the record the approval comment is rendered from ----------------------------------------------
+# -- the approval as the bot reads it ----------------------------------------------------------------
 
 
-class Phase(StrEnum):
-    """Where one approval stands, as the incident comment tells it."""
+class BotView(StrEnum):
+    """Where one orchestration stands on its approval, as the bot sees it."""
 
-    NOT_POSTED = "not_posted"
     PENDING = "pending"
     DECIDED = "decided"
     EXPIRED = "expired"
+    CLOSED = "closed"  # no such instance, it never waited, or it finished without a decision
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalState:
+    """
+    The approval as the orchestration published it: the request it waits on (never taken from a
+    click), the decision once made, or why it is closed.
+    """
+
+    phase: BotView
+    request: ApprovalRequest | None = None
+    decision: Decision | None = None
+    decided_by_name: str = ""
+    detail: str = ""
+
+
+_WAITING = frozenset({"Running", "Pending"})
+
+
+def approval_status(
+    request: ApprovalRequest, phase: ApprovalPhase, decision: Decision | None = None, name: str = ""
+) -> ApprovalStatus:
+    """The custom status the approval orchestration publishes for `request` (with its decision once made)."""
+    decided = ApprovalDecision.of(decision, name) if decision is not None else None
+    return ApprovalStatus(phase, request.incident_id, request.target, request.plan_digest, request.created_at, decided)
+
+
+def approval_state(runtime_status: str | None, custom_status: object) -> ApprovalState:
+    """Read an orchestration's runtime status and custom status into an `ApprovalState`."""
+    if runtime_status is None:
+        return ApprovalState(BotView.CLOSED, detail="no containment request with this id is known")
+    status: ApprovalStatus | None
+    try:
+        status = codec.decode(ApprovalStatus, custom_status) if custom_status not in (None, "") else None
+    except InputError:
+        status = None
+    if status is None:
+        detail = (
+            "the request is not waiting for a decision"
+            if runtime_status in _WAITING
+            else f"the request is {runtime_status.lower()}"
+        )
+        return ApprovalState(BotView.CLOSED, detail=detail)
+    request = ApprovalRequest(status.incident_id, status.target, status.plan_digest, status.created_at)
+    if status.phase is ApprovalPhase.DECIDED:
+        if status.decision is None:
+            return ApprovalState(BotView.CLOSED, request, detail="the request's recorded decision is unreadable")
+        return ApprovalState(BotView.DECIDED, request, status.decision.decision, status.decision.decided_by_name)
+    if status.phase is ApprovalPhase.EXPIRED:
+        return ApprovalState(BotView.EXPIRED, request)
+    if runtime_status in _WAITING:
+        return ApprovalState(BotView.PENDING, request)
+    return ApprovalState(BotView.CLOSED, request, detail=f"the request is {runtime_status.lower()}")
+
+
+# -- the record the approval comment is rendered from ----------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +245,7 @@ class ApprovalRecord:
 
     target: Account
     plan: ContainmentPlan
-    phase: str
+    phase: Phase
     requested_at: datetime
     expires_at: datetime
     attempts: tuple[AttemptLine, ...] = ()
@@ -228,36 +255,3 @@ class ApprovalRecord:
     results: tuple[ActionResult, ...] = ()
     notes: tuple[str, ...] = field(default=())
     problem: str = ""
-
-
-def record_json(
-    *,
-    phase: str,
-    attempts: Sequence[Mapping[str, Any]] = (),
-    decision: Mapping[str, Any] | None = None,
-    results: Sequence[Mapping[str, Any]] = (),
-    notes: Sequence[str] = (),
-    problem: str = "",
-) -> dict[str, Any]:
-    """The approval state the orchestration hands to the comment activity (plain JSON for history)."""
-    return {
-        "phase": phase,
-        "attempts": list(attempts),
-        "decision": dict(decision) if decision is not None else None,
-        "results": list(results),
-        "notes": list(notes),
-        "problem": problem,
-    }
-
-
-def account_of(request: Mapping[str, Any]) -> Account:
-    try:
-        return account_from_json(request["account"])
-    except (KeyError, TypeError, ValueError) as error:
-        msg = f"approval request has no usable account: {error}"
-        raise InputError(msg) from error
-
-
-def request_input(incident: IncidentRef, account: Account, plan: Mapping[str, Any], request: Mapping[str, Any]) -> dict[str, Any]:
-    """The approval sub-orchestration's input."""
-    return {"incident": incident.to_json(), "account": account_json(account), "plan": dict(plan), **request}

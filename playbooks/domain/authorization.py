@@ -14,7 +14,9 @@ Rules, in the order they are checked (the first that applies wins):
    by X" and changes nothing.
 3. A request expires with the orchestration's timeout (created_at + approval_timeout_hours).
 4. The suspect can never decide their own containment, whatever groups they are in: a stolen
-   session of an approver is exactly the attacker we are containing.
+   session of an approver is exactly the attacker we are containing. The clicker is matched to the
+   suspect by object id AND by UPN (both resolved for the clicker), and a clicker whose UPN could
+   not be resolved is refused: they cannot be told apart from the suspect by name.
 5. Only members of the configured Entra group (membership gathered via Graph) or the explicit
    allow-list of object ids may decide. Unknown membership is a refusal, never a pass.
 """
@@ -58,8 +60,10 @@ class Attempt:
     One click on the card: what the card was bound to and who clicked.
 
     `target_object_id` / `target_upn` are the card's user (the UPN matters only for a plan whose
-    account had no object id). Everything here except `in_approver_group` and `at` comes from the
-    click, which can be crafted; that is why the deadline comes from the request, not the card.
+    account had no object id). `person_object_id` comes from the (authenticated) click; `person_upn`
+    is the directory's answer for that object id (empty when it could not be read), and so is
+    `in_approver_group`. The card's fields can be crafted; that is why the deadline comes from the
+    request, not the card.
 
     `in_approver_group` is the Graph answer for the approver group: True/False, or None when it was
     not asked (no group configured) or could not be answered.
@@ -137,6 +141,11 @@ def authorise(
         return Refused("the click carried no Entra object id, so the person cannot be identified")
     if _is_target(attempt, request.target):
         return Refused("the suspect user cannot decide their own containment")
+    if not attempt.person_upn.strip():
+        return Refused(
+            "the clicker's UPN could not be checked in the directory, so they cannot be told apart from the suspect; "
+            "nothing was decided"
+        )
     if not settings.approver_group_id and not settings.approver_object_ids:
         return Refused("no approvers are configured (REPLAY_APPROVER_GROUP_ID / REPLAY_APPROVER_OBJECT_IDS)")
     allowed = attempt.person_object_id.strip().lower() in settings.approver_object_ids

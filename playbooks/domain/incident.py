@@ -3,7 +3,7 @@ The incident as this app sees it: parsed once from what Sentinel sends, plus the
 
 Pure functions over plain JSON. Two body shapes arrive at `POST /api/incidents`: the Logic App
 "Microsoft Sentinel incident" trigger body (`{"object": <incident>, "workspaceId", ...}`) and a bare
-incident ARM resource (what `GET .../incidents/{id}` returns). Both become one `IncidentRef`.
+incident ARM resource (what `GET .../incidents/{id}` returns). Both become one `SentinelIncident`.
 
 Suspect accounts are read from the Account entities BY KIND and by property name, never by position:
 an entity names a person through `aadUserId`, `accountName`+`upnSuffix`, a UPN-shaped
@@ -14,7 +14,7 @@ merged into one `Account`.
 The incident id becomes part of ARM URLs, so the resource id is parsed segment by segment against
 strict patterns and rebuilt canonically; nothing from the body is pasted into a URL as received.
 
-Intake is bounded, because the body is the sender's and the `IncidentRef` is copied into every
+Intake is bounded, because the body is the sender's and the `SentinelIncident` is copied into every
 Durable payload of the run: a body over `MAX_BODY_BYTES` or nested too deeply is refused before it
 is used; free text (title, severity, entity names and kinds) is cleaned of hidden characters and
 capped (`TITLE_CHARS`, `NAME_CHARS`, ...); at most `max_accounts` accounts (REPLAY_MAX_ACCOUNTS) are
@@ -79,12 +79,20 @@ _SEVERITY_ORDER = {"informational": 0, "low": 1, "medium": 2, "high": 3}
 
 #: Incident properties the service computes; they are dropped from the PUT body (read-only in the spec).
 READ_ONLY_PROPERTIES = frozenset(
-    {"additionalData", "createdTimeUtc", "lastModifiedTimeUtc", "incidentNumber", "incidentUrl", "relatedAnalyticRuleIds"}
+    {
+        "additionalData",
+        "createdTimeUtc",
+        "lastModifiedTimeUtc",
+        "incidentNumber",
+        "incidentUrl",
+        "providerIncidentUrl",
+        "relatedAnalyticRuleIds",
+    }
 )
 
 
 @dataclass(frozen=True, slots=True)
-class IncidentRef:
+class SentinelIncident:
     """
     One Sentinel incident: where it lives, what to call it, when it happened, and who it names.
 
@@ -108,13 +116,23 @@ class IncidentRef:
     unresolved: tuple[str, ...] = ()
     entity_kinds: tuple[tuple[str, int], ...] = ()
     workspace_id: str = ""  # the Log Analytics workspace GUID, when the trigger said
-    url: str = ""  # the portal link (`incidentUrl`), when it is a plain https URL
+    url: str = ""  # the Azure portal link (`incidentUrl`), when it is a plain https URL
+    provider_url: str = ""  # the provider's link (`providerIncidentUrl`: the Defender portal), when offered
     not_assessed: tuple[Account, ...] = ()
     not_assessed_total: int = 0
     unresolved_total: int = 0
     ips: tuple[str, ...] = ()  # addresses of the incident's Ip entities: the comment answers each
     display_names: tuple[tuple[str, str], ...] = ()  # (account key, display name) from Account entities
     ips_total: int = 0
+
+    @property
+    def link(self) -> str:
+        """
+        The link people should follow: the Defender portal's (`providerIncidentUrl`) when the incident
+        offers one, since Sentinel lives there from 2027 and the Azure portal experience retires;
+        else the Azure portal's.
+        """
+        return self.provider_url or self.url
 
     @property
     def resource_id(self) -> str:
@@ -130,7 +148,7 @@ class IncidentRef:
         """How logs and comments name the incident: its number when known."""
         return f"#{self.number}" if self.number is not None else self.name
 
-    def with_accounts(self, resolution: AccountResolution) -> IncidentRef:
+    def with_accounts(self, resolution: AccountResolution) -> SentinelIncident:
         """The same incident with the accounts read from Sentinel's entities."""
         return dataclasses.replace(
             self,
@@ -185,6 +203,7 @@ class IncidentRef:
             "entity_kinds": [[kind, count] for kind, count in self.entity_kinds],
             "workspace_id": self.workspace_id,
             "url": self.url,
+            "provider_url": self.provider_url,
             "not_assessed": [account_json(a) for a in self.not_assessed],
             "not_assessed_total": self.not_assessed_total,
             "unresolved_total": self.unresolved_total,
@@ -194,8 +213,12 @@ class IncidentRef:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> IncidentRef:
+    def from_json(cls, data: Mapping[str, Any]) -> SentinelIncident:
         """The inverse of `to_json`; validates and bounds again, since orchestration input is stored text."""
+        number = data.get("number")
+        if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
+            msg = f"not a stored incident reference: number {number!r} is not an integer"
+            raise InputError(msg)
         try:
             accounts = data.get("accounts")
             unresolved = tuple(capped_text(u, NAME_CHARS) for u in (data.get("unresolved") or ())[:LISTED])
@@ -206,7 +229,7 @@ class IncidentRef:
                 resource_group=_checked(data["resource_group"], _RESOURCE_GROUP, "resource group"),
                 workspace_name=_checked(data["workspace_name"], _WORKSPACE, "workspace name"),
                 name=_checked(data["name"], GUID, "incident id").lower(),
-                number=data.get("number"),
+                number=number,
                 title=capped_text(data.get("title") or "", TITLE_CHARS),
                 severity=capped_text(data.get("severity") or "", SEVERITY_CHARS),
                 at=_time(data["at"], "at"),
@@ -215,6 +238,7 @@ class IncidentRef:
                 entity_kinds=tuple((capped_text(k, KIND_CHARS), int(c)) for k, c in (data.get("entity_kinds") or ())[:KINDS]),
                 workspace_id=str(data.get("workspace_id") or ""),
                 url=https_url(data.get("url")),
+                provider_url=https_url(data.get("provider_url")),
                 not_assessed=not_assessed,
                 not_assessed_total=max(int(data.get("not_assessed_total") or 0), len(not_assessed)),
                 unresolved_total=max(int(data.get("unresolved_total") or 0), len(unresolved)),
@@ -244,16 +268,21 @@ def account_from_json(data: Mapping[str, Any]) -> Account:
 COMMENT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:token-replay-playbook:incident-comment")
 
 
-def comment_id(incident: IncidentRef, purpose: str, account: str = "") -> str:
+def comment_id(incident: SentinelIncident, run: str, record: str, account: str = "") -> str:
     """
-    The id of our comment for (incident, account, purpose): the same on every run, so a re-run or a
-    duplicate delivery replaces the comment instead of adding another. `account` is empty for the
-    incident-wide enrichment comment; the approval step names the account it writes about.
+    The id of one record on the incident: the comment for `record` (a state change: "enrichment",
+    "pending", "decided", ...) of `run` (one run of the orchestration, or one approval request),
+    about `account` (empty for incident-wide records).
+
+    Records are append-only: each state change is a new comment, because the Defender portal never
+    shows an edit of a comment. The id is deterministic, so a retried write lands on the same
+    comment instead of adding a duplicate, and a later run writes new comments instead of
+    overwriting the earlier run's.
     """
-    return str(uuid.uuid5(COMMENT_NAMESPACE, f"{incident.name}|{account.lower()}|{purpose}"))
+    return str(uuid.uuid5(COMMENT_NAMESPACE, f"{incident.name}|{run}|{account.lower()}|{record}"))
 
 
-def instance_id(incident: IncidentRef) -> str:
+def instance_id(incident: SentinelIncident) -> str:
     """The Durable instance id: one orchestration per incident, so duplicate deliveries collide."""
     return f"incident-{incident.name}"
 
@@ -291,9 +320,11 @@ def incident_body(raw: bytes | str) -> object:
         raise InputError(msg) from None
 
 
-def parse_incident(body: object, *, received_at: datetime | None = None, max_accounts: int = MAX_ACCOUNTS_DEFAULT) -> IncidentRef:
+def parse_incident(
+    body: object, *, received_at: datetime | None = None, max_accounts: int = MAX_ACCOUNTS_DEFAULT
+) -> SentinelIncident:
     """
-    An `IncidentRef` from a trigger body or a bare incident resource; `InputError` says what is wrong.
+    A `SentinelIncident` from a trigger body or a bare incident resource; `InputError` says what is wrong.
 
     The incident time is `firstActivityTimeUtc` (stable when later alerts join the incident, so a
     re-run queries the same window), else `createdTimeUtc`, else `received_at`. At most
@@ -341,7 +372,7 @@ def parse_incident(body: object, *, received_at: datetime | None = None, max_acc
     if entities is not None and not isinstance(entities, list):
         msg = "relatedEntities must be a list"
         raise InputError(msg)
-    ref = IncidentRef(
+    ref = SentinelIncident(
         subscription_id=subscription,
         resource_group=group,
         workspace_name=workspace,
@@ -353,6 +384,7 @@ def parse_incident(body: object, *, received_at: datetime | None = None, max_acc
         accounts=None,
         workspace_id=workspace_id,
         url=https_url(properties.get("incidentUrl")),
+        provider_url=https_url(properties.get("providerIncidentUrl")),
     )
     # An empty or missing list is "not told", not "none": the function asks Sentinel then.
     return ref.with_accounts(resolve_accounts(entities, max_accounts=max_accounts)) if entities else ref

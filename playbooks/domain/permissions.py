@@ -117,9 +117,11 @@ GRAPH_NEEDS: dict[Feature, GraphNeed] = {
             Feature.APPROVER_CHECK,
             Identity.BOT,
             ("GroupMember.Read.All", "User.Read.All"),
-            ("POST /users/{id}/checkMemberGroups",),
-            "Check that the person who clicked Approve is a (transitive) member of the approver group; Graph documents "
-            "User.Read.All together with GroupMember.Read.All as the least-privileged pair for a user.",
+            ("POST /users/{id}/checkMemberGroups", "GET /users/{id}?$select=id,userPrincipalName"),
+            "Check that the person who clicked Approve is a (transitive) member of the approver group, and read their "
+            "UPN so the suspect is refused by UPN as well as by object id; resolve a suspect named only by UPN to an "
+            "object id before an approval card is posted. Graph documents User.Read.All together with "
+            "GroupMember.Read.All as the least-privileged pair for a user.",
             f"{GRAPH_DOCS}/directoryobject-checkmembergroups",
         ),
         GraphNeed(

@@ -169,12 +169,16 @@ class ActionStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ActionResult:
-    """What one action did; `request_id` is Graph's request-id header for support cases."""
+    """
+    What one action did; `request_id` is Graph's request-id header for support cases. A FAILED
+    result is `transient` when Graph was throttling or failing (a later attempt may succeed).
+    """
 
     kind: ActionKind
     status: ActionStatus
     detail: str
     request_id: str = ""
+    transient: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """
 POST /api/messages: the approval bot's HTTP endpoint, as a Durable Functions blueprint.
 
-The Bot Framework proves itself with a JWT the bot checks (`playbooks.adapters.teams`), so the function is
+The Bot Framework proves itself with a JWT the bot checks (`playbooks.adapters.botframework_auth`), so the function is
 anonymous at the Functions level: a function key would lock Teams out, and the JWT check refuses
 everyone else before anything is read. The durable client binding is wrapped in the `Orchestrations`
 port per request; the bot itself is built once, on the first request, by the factory the app passes
@@ -18,7 +18,9 @@ import azure.durable_functions as df
 import azure.functions as func
 import structlog
 
-from playbooks.adapters.teams import ApprovalBot, BotResponse, DurableOrchestrations, Orchestrations
+from playbooks.adapters.durable_client import DurableOrchestrations
+from playbooks.adapters.teams_bot import ApprovalBot, BotResponse
+from playbooks.services.approval_clicks import Orchestrations
 
 #: The route under the Functions prefix: the Azure Bot's messaging endpoint is https://<app>/api/messages.
 MESSAGES_ROUTE = "messages"

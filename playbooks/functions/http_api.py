@@ -8,10 +8,11 @@ status URLs.
 
 Incidents are delivered more than once (automation rules fire on create and on update, Logic Apps
 retry), so the orchestration's instance id is derived from the incident and the starter looks before
-it starts: an instance that is still pending or running, or that completed within
+it starts: an instance that is still pending or running, or that completed successfully within
 `DUPLICATE_WINDOW`, is not started again; the answer is the same 202 with `"duplicate": true`.
-Failed, terminated or older runs are started again under the same id, and their comment replaces
-the previous one (deterministic comment id).
+Only successful runs suppress a delivery: a run that failed (runtime status Failed, or an output
+whose outcome is `failed`), a terminated one or an older one is started again under the same id, as
+a new run whose records are new comments (the earlier run's stay as they were).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ import azure.functions as func
 from common.errors import InputError, SettingsError
 from common.logs import get_logger
 from playbooks import wiring
-from playbooks.domain.incident import BodyTooLarge, IncidentRef, incident_body, instance_id, parse_incident
+from playbooks.domain import codec
+from playbooks.domain.incident import BodyTooLarge, SentinelIncident, incident_body, instance_id, parse_incident
+from playbooks.domain.workflow import RunEnd, run_result_of
 from playbooks.functions.orchestrator import ORCHESTRATOR
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
@@ -70,7 +73,7 @@ def duplicate_reason(status: Any, now: datetime, window: timedelta = DUPLICATE_W
     name = runtime_status(status)
     if name in IN_PROGRESS:
         return f"an orchestration for this incident is {name.lower()}"
-    if name == "Completed":
+    if name == "Completed" and _succeeded(getattr(status, "output", None)):
         finished = getattr(status, "last_updated_time", None)
         if isinstance(finished, datetime):
             finished = finished if finished.tzinfo else finished.replace(tzinfo=UTC)
@@ -78,6 +81,19 @@ def duplicate_reason(status: Any, now: datetime, window: timedelta = DUPLICATE_W
                 minutes = max(0, int((now - finished).total_seconds() // 60))
                 return f"this incident was enriched {minutes} minute(s) ago"
     return None
+
+
+def _succeeded(output: object) -> bool:
+    """Whether a Completed run's output says it succeeded (a run of this version that fails ends Failed instead)."""
+    result = run_result_of(output)
+    if result is not None:
+        return result.outcome is not RunEnd.FAILED
+    # An output this version cannot read (a run of an earlier version): its own word, when it has one.
+    try:
+        earlier = json.loads(output) if isinstance(output, str) else output
+    except ValueError:
+        return True
+    return not (isinstance(earlier, dict) and earlier.get("outcome") == RunEnd.FAILED.value)
 
 
 def _refused(error: Exception) -> bool:
@@ -108,7 +124,7 @@ async def receive_incident(
     req: func.HttpRequest, client: DurableClient, *, services: wiring.Services, now: datetime, invocation_id: str = ""
 ) -> func.HttpResponse:
     """Validate, de-duplicate and start; logs one line saying what happened."""
-    incident: IncidentRef | None = None
+    incident: SentinelIncident | None = None
     outcome, response = "rejected", None
     try:
         try:
@@ -143,7 +159,7 @@ async def receive_incident(
             return response
         if reason is None:
             try:
-                await client.start_new(ORCHESTRATOR, iid, incident.to_json())
+                await client.start_new(ORCHESTRATOR, iid, codec.encode(incident))
             except Exception as error:
                 if not _refused(error):
                     raise

@@ -1,164 +1,230 @@
 """
 The Durable orchestration of one incident, and the activities that do its I/O (a `df.Blueprint`).
 
-    [entities from Sentinel, if the trigger had none] -> enrich (gather, score, write the comment)
-        -> labels / severity -> [an approval sub-orchestration per account whose plan needs one] -> end
+    [entities from Sentinel, if the trigger had none] -> enrich (gather, score, write the comment; a comment
+        whose write failed transiently is written again from the text it answered) -> labels / severity
+        -> [an approval sub-orchestration per account whose plan needs one] -> end
 
 The orchestrator is a deterministic generator: no I/O, no clock but `context.current_utc_datetime`,
-no settings. Activities do the I/O and never raise for an expected failure: they return
-`{"ok": False, "failure": ...}`, and the orchestrator then writes the failure comment (what failed,
-what to check) and ends, so a broken workspace or a missing role never turns into a retry loop.
-An activity that raises anyway (a defect) is caught the same way.
+no settings. It reads typed values (`playbooks.domain.workflow`) through `steps.call`.
 
-Every comment this orchestration writes uses ONE comment id per incident (`comment_id(incident,
-"enrichment")`): the enrichment, the "no account" notice and the failure notice replace each other,
-so a re-run after a failure leaves the enrichment, not a stale error, and duplicates never pile up.
+Failures: an activity answers a `Failure` for an expected failure; a transient one (throttling, 5xx,
+conflicts) is first retried by Durable (`steps.ACTIVITY_RETRY`). A run whose record did not reach
+the incident ends **Failed** (its runtime status), with its result, the enrichment included when there
+is one, in its output (`RunFailed`): the enrichment comment that cannot be written, a label that
+cannot be set, an approval record that cannot be written, or a step that failed for good (then the
+failure notice says what failed and what to check). Only successful runs suppress a re-delivery
+(`playbooks.functions.http_api`), so the next delivery of the incident runs again and writes again.
+
+Records are append-only: every state change is a comment of its own, named after the run
+(`RunRef`: the instance id and the time the run started) and the record (`comment_id`): the
+enrichment, the "no account" notice, the failure notice. A retried write lands on the same comment;
+a later run writes new comments and never overwrites an earlier run's (the Defender portal never
+shows an edited comment).
 
 Approval: the enrichment activity prepares, for each account whose plan needs approval, the request
 (`playbooks.domain.approval.approval_requests`: the pending card, the deadline, the sub-orchestration id),
 timed from this orchestration's clock when it asked for the enrichment. After the labels, one
 approval sub-orchestration per request (`playbooks.functions.approval_flow`) posts the card, waits for the
-decision or the deadline, contains and comments; this orchestration waits for all of them, so a
+decision or the deadline, contains and records; this orchestration waits for all of them, so a
 duplicate delivery of the incident finds it running and starts nothing.
 """
 
 from __future__ import annotations
 
-import time
-import typing
+import asyncio
+import dataclasses
 from collections.abc import Generator
 from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
-import structlog
 
-from common.errors import ReplayError
+from common.errors import InputError, ReplayError
 from common.logs import get_logger
-from enrichment.domain.model import Verdict
 from playbooks import wiring
-from playbooks.domain import approval
-from playbooks.domain.incident import IncidentRef, account_from_json, comment_id, incident_update, resolve_accounts
+from playbooks.domain import approval, codec
+from playbooks.domain.incident import SentinelIncident, comment_id, incident_update, resolve_accounts
+from playbooks.domain.workflow import (
+    APPROVAL_ORCHESTRATOR,
+    INCIDENT_ORCHESTRATOR,
+    ApprovalEnd,
+    ApprovalInput,
+    ApprovalOutcome,
+    CommentWritten,
+    Enriched,
+    EnrichInput,
+    EntitiesFound,
+    EntitiesInput,
+    Failure,
+    IncidentCommentInput,
+    IncidentRunResult,
+    LabelInput,
+    Labelled,
+    LabelState,
+    Record,
+    RunEnd,
+    RunFailed,
+    RunRef,
+)
+from playbooks.functions.steps import HINT_BUG, Payload, Step, call
 from playbooks.services import enrich
 
 bp = df.Blueprint()
 
-ORCHESTRATOR = "incident_orchestrator"
-ACTIVITY_ENTITIES = "incident_entities"
-ACTIVITY_ENRICH = "enrich_incident"
-ACTIVITY_LABELS = "label_incident"
-ACTIVITY_NOTICE = "comment_incident"
-
-#: The purpose part of the one comment id this orchestration writes.
-COMMENT_PURPOSE = "enrichment"
+ORCHESTRATOR = INCIDENT_ORCHESTRATOR
+ENTITIES = Step("incident_entities", "read the incident's entities from Sentinel", EntitiesInput, EntitiesFound)
+ENRICH = Step("enrich_incident", "enrich the incident", EnrichInput, Enriched)
+LABELS = Step("label_incident", "update the incident's labels", LabelInput, Labelled)
+COMMENT = Step("comment_incident", "write the incident comment", IncidentCommentInput, CommentWritten)
+ACTIVITY_ENTITIES = ENTITIES.name
+ACTIVITY_ENRICH = ENRICH.name
+ACTIVITY_LABELS = LABELS.name
+ACTIVITY_COMMENT = COMMENT.name
 
 _log = get_logger("orchestration")
-
-Result = dict[str, Any]
-#: What an activity takes and returns. `typing.Dict`, not `dict[...]`: the Functions worker refuses
-#: a builtin generic (`types.GenericAlias`) as a binding annotation and would drop the function.
-Payload = typing.Dict[str, Any]  # noqa: UP006
 
 
 # -- the orchestrator ------------------------------------------------------------------------------
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)  # type: ignore[untyped-decorator]
-def incident_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Result]:
+def incident_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Payload]:
     """The Durable entry point; the steps are in `orchestrate`."""
     wiring.configure()
-    return (yield from orchestrate(context))
+    result = yield from orchestrate(context)
+    return codec.encode(result)  # type: ignore[no-any-return]
 
 
-def orchestrate(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Result]:
-    """Entities if needed, enrichment and comment, labels; on a failure, the failure comment."""
-    incident = IncidentRef.from_json(context.get_input())
+def orchestrate(context: df.DurableOrchestrationContext) -> Generator[Any, Any, IncidentRunResult]:
+    """Entities if needed, enrichment and its comment, labels, approvals; a run that fails ends Failed."""
+    incident = codec.decode(SentinelIncident, context.get_input())
+    run = RunRef(context.instance_id, context.current_utc_datetime)
     if incident.accounts is None:
-        found = yield from call_activity(context, ACTIVITY_ENTITIES, incident.to_json())
-        if not found.get("ok"):
-            return (yield from _failed(context, incident, found))
-        incident = IncidentRef.from_json(found["incident"])
+        found = yield from call(context, ENTITIES, EntitiesInput(incident))
+        if isinstance(found, Failure):
+            return (yield from _failed(context, run, incident, found))
+        incident = found.incident
     if not incident.accounts:
-        notice = yield from call_activity(context, ACTIVITY_NOTICE, {"incident": incident.to_json(), "notice": "no_account"})
-        return _finish(context, incident, "no_account", comment_written=bool(notice.get("ok")))
-
-    asked = {"instance_id": context.instance_id, "requested_at": approval.iso(context.current_utc_datetime)}
-    enriched = yield from call_activity(context, ACTIVITY_ENRICH, {"incident": incident.to_json(), "approval": asked})
-    if not enriched.get("ok"):
-        return (yield from _failed(context, incident, enriched))
-    summary = enriched["summary"]
-    labels = "unchanged"
-    if summary.get("verdict"):
-        labelled = yield from call_activity(
-            context, ACTIVITY_LABELS, {"incident": incident.to_json(), "verdict": summary["verdict"]}
+        notice = yield from _record(context, run, incident, Record.NO_ACCOUNT)
+        failure = notice if isinstance(notice, Failure) else None
+        outcome = RunEnd.FAILED if failure else RunEnd.NO_ACCOUNT
+        return _finish(
+            context,
+            IncidentRunResult(incident.number, incident.name, outcome, failure=failure, comment_written=not failure, run=run.key),
         )
-        labels = ("updated" if labelled.get("changed") else "unchanged") if labelled.get("ok") else "failed"
-    approvals = yield from _approvals(context, incident, summary["accounts"])
-    accounts = [{k: v for k, v in a.items() if k != "approval"} for a in summary["accounts"]]
-    details: Result = {"verdict": summary.get("verdict"), "labels": labels, "accounts": accounts}
-    return _finish(context, incident, "enriched", **details, **({"approvals": approvals} if approvals else {}))
+
+    enriched = yield from call(context, ENRICH, EnrichInput(incident, run, context.current_utc_datetime))
+    if isinstance(enriched, Failure):
+        return (yield from _failed(context, run, incident, enriched))
+    summary = enriched.summary
+    base = IncidentRunResult(
+        incident.number, incident.name, RunEnd.ENRICHED, summary.verdict, accounts=summary.accounts, run=run.key
+    )
+    written: CommentWritten | Failure = enriched.comment or enriched.write_failure or _missing_comment()
+    if isinstance(written, Failure) and written.transient and enriched.unwritten_html:
+        # The same text again, by the comment activity, which Durable retries; no second query.
+        written = yield from _record(context, run, incident, Record.ENRICHMENT, html=enriched.unwritten_html)
+    if isinstance(written, Failure):
+        # No failure notice: it would be written where the enrichment could not be, and the
+        # enrichment is in this run's output; the next delivery writes it.
+        return _finish(context, dataclasses.replace(base, outcome=RunEnd.FAILED, failure=written))
+
+    labels, failure = LabelState.UNCHANGED, None
+    if summary.verdict is not None:
+        labelled = yield from call(context, LABELS, LabelInput(incident, summary.verdict))
+        if isinstance(labelled, Failure):
+            labels, failure = LabelState.FAILED, labelled
+        elif labelled.changed:
+            labels = LabelState.UPDATED
+    approvals = yield from _approvals(context, enriched.approvals)
+    unrecorded = [state for outcome in approvals for state in outcome.unrecorded]
+    if failure is None and unrecorded:
+        failure = Failure(
+            "write the approval records on the incident",
+            f"{len(unrecorded)} record(s) could not be written: {', '.join(unrecorded)}",
+            "see each approval's outcome in this run's output; run the playbook again once Sentinel accepts writes",
+            "Sentinel",
+        )
+    result = dataclasses.replace(
+        base,
+        outcome=RunEnd.FAILED if failure else RunEnd.ENRICHED,
+        labels=labels,
+        approvals=approvals,
+        failure=failure,
+        comment_written=True,
+    )
+    return _finish(context, result)
+
+
+def _missing_comment() -> Failure:
+    return Failure("write the incident comment", "the enrichment answered neither its comment nor why", HINT_BUG, "bug")
+
+
+def _record(
+    context: df.DurableOrchestrationContext,
+    run: RunRef,
+    incident: SentinelIncident,
+    record: Record,
+    *,
+    html: str = "",
+    failure: Failure | None = None,
+) -> Generator[Any, Any, CommentWritten | Failure]:
+    """Write one record of this run on the incident (a comment of its own)."""
+    payload = IncidentCommentInput(incident, run, record, context.current_utc_datetime, html, failure)
+    return (yield from call(context, COMMENT, payload))
 
 
 def _approvals(
-    context: df.DurableOrchestrationContext, incident: IncidentRef, accounts: list[Result]
-) -> Generator[Any, Any, list[Result]]:
+    context: df.DurableOrchestrationContext, requests: tuple[ApprovalInput, ...]
+) -> Generator[Any, Any, tuple[ApprovalOutcome, ...]]:
     """One approval sub-orchestration per prepared request, run side by side; their outcomes, or why they failed."""
-    requests = [(a, a["approval"]) for a in accounts if a.get("approval")]
     if not requests:
-        return []
+        return ()
     tasks = [
-        context.call_sub_orchestrator(
-            approval.APPROVAL_ORCHESTRATOR,
-            approval.request_input(incident, account_from_json(a["account"]), a["plan"], request),
-            request["instance_id"],
-        )
-        for a, request in requests
+        context.call_sub_orchestrator(APPROVAL_ORCHESTRATOR, codec.encode(request), request.instance_id) for request in requests
     ]
     try:
         outcomes = yield context.task_all(tasks)
-    except Exception as error:  # a defect in the sub-orchestration: recorded, the run still ends cleanly
+    except Exception as error:  # a defect in the sub-orchestration: recorded, the run still ends
         if not context.is_replaying:
             _log.error("approval_failed", instance_id=context.instance_id, error=str(error)[:500])
-        return [{"outcome": "failed", "error": str(error)[:500]}]
-    return [dict(o) if isinstance(o, dict) else {"outcome": str(o)} for o in outcomes]
+        return (ApprovalOutcome("", ApprovalEnd.FAILED, problem=str(error)[:500]),)
+    return tuple(codec.decode(ApprovalOutcome, outcome) for outcome in outcomes)
 
 
-def call_activity(context: df.DurableOrchestrationContext, name: str, payload: Result) -> Generator[Any, Any, Result]:
-    """Call an activity; a raise (a defect, or the host giving up) becomes a failure value."""
-    try:
-        result = yield context.call_activity(name, payload)
-    except Exception as error:
-        failure = enrich.Failure(
-            f"run the {name} step", str(error).strip()[:500], "report this with the Function App's logs", "bug"
-        )
-        return {"ok": False, "failure": failure.to_json()}
-    if not isinstance(result, dict):
-        return {"ok": False, "failure": enrich.Failure.from_json(result).to_json()}
-    return result
-
-
-def _failed(context: df.DurableOrchestrationContext, incident: IncidentRef, result: Result) -> Generator[Any, Any, Result]:
-    failure = enrich.Failure.from_json(result.get("failure"))
-    notice = yield from call_activity(
-        context, ACTIVITY_NOTICE, {"incident": incident.to_json(), "notice": "failure", "failure": failure.to_json()}
+def _failed(
+    context: df.DurableOrchestrationContext, run: RunRef, incident: SentinelIncident, failure: Failure
+) -> Generator[Any, Any, IncidentRunResult]:
+    """A step failed for good: the failure notice (what failed, what to check), then the run ends Failed."""
+    notice = yield from _record(context, run, incident, Record.FAILURE, failure=failure)
+    result = IncidentRunResult(
+        incident.number,
+        incident.name,
+        RunEnd.FAILED,
+        failure=failure,
+        comment_written=not isinstance(notice, Failure),
+        run=run.key,
     )
-    return _finish(context, incident, "failed", failure=failure.to_json(), comment_written=bool(notice.get("ok")))
+    return _finish(context, result)
 
 
-def _finish(context: df.DurableOrchestrationContext, incident: IncidentRef, outcome: str, **details: Any) -> Result:
-    result: Result = {"incident": incident.number, "incident_id": incident.name, "outcome": outcome, **details}
+def _finish(context: df.DurableOrchestrationContext, result: IncidentRunResult) -> IncidentRunResult:
+    """Log the run's one line; a failed run raises `RunFailed`, so Durable records it as Failed."""
     if not context.is_replaying:
         _log.info(
             "incident_orchestrated",
             instance_id=context.instance_id,
-            incident=incident.number,
-            incident_id=incident.name,
-            outcome=outcome,
-            verdict=details.get("verdict"),
-            labels=details.get("labels"),
-            failure=(details.get("failure") or {}).get("error"),
+            incident=result.incident,
+            incident_id=result.incident_id,
+            outcome=result.outcome.value,
+            verdict=result.verdict.value if result.verdict else None,
+            labels=result.labels.value,
+            failure=result.failure.error if result.failure else None,
         )
+    if result.outcome is RunEnd.FAILED:
+        raise RunFailed(result)
     return result
 
 
@@ -169,121 +235,116 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _failure(what: str, error: BaseException) -> Result:
-    return {"ok": False, "failure": enrich.Failure.from_error(what, error).to_json()}
-
-
-def log_activity(activity: str, invocation_id: str, started: float, result: Result, **ids: Any) -> Result:
-    """The one summary line of an activity invocation: which step, which incident, the outcome and the time."""
-    failure = result.get("failure") or {}
-    _log.info(
-        "activity_done",
-        activity=activity,
-        invocation_id=invocation_id,
-        **ids,
-        outcome="ok" if result.get("ok") else "failed",
-        failure=failure.get("error"),
-        hint=failure.get("hint"),
-        ms=round((time.monotonic() - started) * 1000),
-    )
-    return result
-
-
-def _logged(activity: str, context: func.Context, incident: IncidentRef, started: float, result: Result) -> Result:
-    return log_activity(activity, context.invocation_id, started, result, incident=incident.number, incident_id=incident.name)
-
-
-@bp.activity_trigger(input_name="payload", activity=ACTIVITY_ENTITIES)  # type: ignore[untyped-decorator]
-def incident_entities(payload: Payload, context: func.Context) -> Payload:
+@bp.activity_trigger(input_name="payload", activity=ENTITIES.name)  # type: ignore[untyped-decorator]
+async def incident_entities(payload: Payload, context: func.Context) -> Payload:
     """Read the incident's entities from Sentinel and resolve its accounts."""
-    started = time.monotonic()
-    incident = IncidentRef.from_json(payload)
-    with structlog.contextvars.bound_contextvars(invocation_id=context.invocation_id):
-        try:
-            services = wiring.current()
-            entities = services.sentinel().list_entities(incident)
-            resolution = resolve_accounts(entities, max_accounts=services.settings().max_accounts)
-            result: Result = {"ok": True, "incident": incident.with_accounts(resolution).to_json()}
-        except ReplayError as error:
-            result = _failure("read the incident's entities from Sentinel", error)
-        return _logged(ACTIVITY_ENTITIES, context, incident, started, result)
+
+    def step(value: EntitiesInput) -> EntitiesFound:
+        services = wiring.current()
+        entities = services.sentinel().list_entities(value.incident)
+        resolution = resolve_accounts(entities, max_accounts=services.settings().max_accounts)
+        return EntitiesFound(value.incident.with_accounts(resolution))
+
+    return await ENTITIES.run(payload, context, step)
 
 
-@bp.activity_trigger(input_name="payload", activity=ACTIVITY_ENRICH)  # type: ignore[untyped-decorator]
-def enrich_incident(payload: Payload, context: func.Context) -> Payload:
-    """Gather, score and write the enrichment comment; returns the compact summary."""
-    started = time.monotonic()
-    incident = IncidentRef.from_json(payload["incident"])
+async def _enrich(value: EnrichInput) -> Enriched | Failure:
+    """
+    Gather and score (in a worker thread: the engine blocks), resolve the object id of a suspect
+    whose plan needs approval and whose rows did not carry it, prepare the approval requests, and
+    write the comment as this run's enrichment record. A failed write does not lose the enrichment:
+    the answer carries the failure and the comment, for the orchestration to write again or report.
+    """
+    incident = value.incident
     services = wiring.current()
-    with structlog.contextvars.bound_contextvars(invocation_id=context.invocation_id):
-        try:
-            settings = services.settings()
-            result_value = enrich.enrich(incident, services.engine(), settings)
-        except ReplayError as error:
-            return _logged(ACTIVITY_ENRICH, context, incident, started, _failure("query the sign-in logs", error))
-        asked = payload.get("approval")
-        requests = (
-            approval.approval_requests(
-                incident,
-                result_value.accounts,
-                parent_instance_id=str(asked["instance_id"]),
-                requested_at=approval.parse_time(asked["requested_at"], "requested_at"),
-                settings=settings,
-            )
-            if isinstance(asked, dict)
-            else {}
-        )
-        html = enrich.comment_html(result_value, settings, generated_at=_now(), approvals=requests)
-        try:
-            written = services.sentinel().upsert_comment(incident, comment_id(incident, COMMENT_PURPOSE), html)
-        except ReplayError as error:
-            return _logged(ACTIVITY_ENRICH, context, incident, started, _failure("write the incident comment", error))
-        summary = enrich.summary(result_value)
-        for index, request in requests.items():
-            summary["accounts"][index]["approval"] = request
-        result: Result = {
-            "ok": True,
-            "summary": summary,
-            "comment": {"id": written.comment_id, "created": written.created, "chars": len(html)},
-        }
-        return _logged(ACTIVITY_ENRICH, context, incident, started, result)
+    settings = services.settings()
+    try:
+        result = await asyncio.to_thread(lambda: enrich.enrich(incident, services.engine(), settings))
+    except ReplayError as error:
+        return Failure.from_error("query the sign-in logs", error)
+    problems: dict[int, str] = {}
+    if enrich.unresolved_suspects(result):
+        result, problems = await enrich.resolve_suspects(result, services.bot_graph())
+    result = await _facts_before_approval(result, services, value.requested_at)
+    requests = approval.approval_requests(
+        incident,
+        result.accounts,
+        parent_instance_id=value.run.instance_id,
+        requested_at=value.requested_at,
+        settings=settings,
+        problems=problems,
+        identities={i: who for i in range(len(result.accounts)) if (who := enrich.account_identity(result, i)) is not None},
+    )
+    html = enrich.comment_html(result, settings, generated_at=value.requested_at, approvals=requests)
+    summary, approvals = enrich.summary(result), tuple(requests[index] for index in sorted(requests))
+    cid = comment_id(incident, value.run.key, Record.ENRICHMENT.value)
+    try:
+        written = await asyncio.to_thread(services.sentinel().write_comment, incident, cid, html)
+    except ReplayError as error:
+        failure = Failure.from_error("write the incident comment", error)
+        return Enriched(summary, None, approvals, failure, html if failure.transient else "")
+    return Enriched(summary, CommentWritten(written.comment_id, written.created, len(html)), approvals)
 
 
-@bp.activity_trigger(input_name="payload", activity=ACTIVITY_LABELS)  # type: ignore[untyped-decorator]
-def label_incident(payload: Payload, context: func.Context) -> Payload:
+async def _facts_before_approval(result: enrich.Enrichment, services: wiring.Services, now: datetime) -> enrich.Enrichment:
+    """
+    Who each account waiting for an approval is, and its MFA methods and devices tied to a suspect
+    address, read from Graph as the containment identity (read-only) for the card and the comment.
+    Each read that fails is said in the facts; Graph unreachable altogether is a warning, never a stop.
+    """
+    from playbooks.services.before_approval import facts_before_approval
+
+    accounts = [(a.evidence, a.assessment, a.plan) for a in result.accounts]
+    if not any(plan.needs_approval for _, _, plan in accounts):
+        return result
+    try:
+        found = await facts_before_approval(services.graph(), accounts, now)
+    except ReplayError as error:
+        return enrich.with_facts(result, {}, (f"who the account is could not be read from Microsoft Graph: {error}",))
+    return enrich.with_facts(result, found)
+
+
+@bp.activity_trigger(input_name="payload", activity=ENRICH.name)  # type: ignore[untyped-decorator]
+async def enrich_incident(payload: Payload, context: func.Context) -> Payload:
+    """Gather, score, write the comment; returns the compact summary and the approval requests."""
+    return await ENRICH.run(payload, context, _enrich)
+
+
+@bp.activity_trigger(input_name="payload", activity=LABELS.name)  # type: ignore[untyped-decorator]
+async def label_incident(payload: Payload, context: func.Context) -> Payload:
     """Merge our verdict label into the incident (and raise its severity when configured)."""
-    started = time.monotonic()
-    incident = IncidentRef.from_json(payload["incident"])
-    services = wiring.current()
-    with structlog.contextvars.bound_contextvars(invocation_id=context.invocation_id):
-        try:
-            verdict = Verdict(payload["verdict"])
-            settings = services.settings()
-            changed = services.sentinel().update_incident(
-                incident, lambda properties: incident_update(properties, verdict, raise_severity=settings.raise_severity)
-            )
-            result: Result = {"ok": True, "changed": changed}
-        except ReplayError as error:
-            result = _failure("update the incident's labels", error)
-        return _logged(ACTIVITY_LABELS, context, incident, started, result)
+
+    def step(value: LabelInput) -> Labelled:
+        services = wiring.current()
+        settings = services.settings()
+        changed = services.sentinel().update_incident(
+            value.incident,
+            lambda properties: incident_update(properties, value.verdict, raise_severity=settings.raise_severity),
+        )
+        return Labelled(changed)
+
+    return await LABELS.run(payload, context, step)
 
 
-@bp.activity_trigger(input_name="payload", activity=ACTIVITY_NOTICE)  # type: ignore[untyped-decorator]
-def comment_incident(payload: Payload, context: func.Context) -> Payload:
-    """Write the "no account" or the failure notice, in place of the enrichment comment."""
-    started = time.monotonic()
-    incident = IncidentRef.from_json(payload["incident"])
+def _write_record(value: IncidentCommentInput) -> CommentWritten:
+    """Render the record (the enrichment arrives rendered) and write it as this run's comment for it."""
     services = wiring.current()
-    with structlog.contextvars.bound_contextvars(invocation_id=context.invocation_id):
-        try:
-            settings = services.settings()
-            if payload.get("notice") == "no_account":
-                html = enrich.comment_html(enrich.Enrichment(incident, ()), settings, generated_at=_now())
-            else:
-                failure = enrich.Failure.from_json(payload.get("failure"))
-                html = enrich.failure_html(incident, failure, settings, generated_at=_now())
-            written = services.sentinel().upsert_comment(incident, comment_id(incident, COMMENT_PURPOSE), html)
-            result: Result = {"ok": True, "comment": {"id": written.comment_id, "created": written.created}}
-        except ReplayError as error:
-            result = _failure("write the notice comment", error)
-        return _logged(ACTIVITY_NOTICE, context, incident, started, result)
+    settings = services.settings()
+    incident = value.incident
+    if value.record is Record.ENRICHMENT and value.html:
+        html = value.html
+    elif value.record is Record.NO_ACCOUNT:
+        html = enrich.comment_html(enrich.Enrichment(incident, ()), settings, generated_at=value.written_at)
+    elif value.record is Record.FAILURE and value.failure is not None:
+        html = enrich.failure_html(incident, value.failure, settings, generated_at=value.written_at)
+    else:
+        msg = f"the {value.record.value} record needs its {'html' if value.record is Record.ENRICHMENT else 'failure'}"
+        raise InputError(msg)
+    written = services.sentinel().write_comment(incident, comment_id(incident, value.run.key, value.record.value), html)
+    return CommentWritten(written.comment_id, written.created, len(html))
+
+
+@bp.activity_trigger(input_name="payload", activity=COMMENT.name)  # type: ignore[untyped-decorator]
+async def comment_incident(payload: Payload, context: func.Context) -> Payload:
+    """Write one record of the run on the incident: the enrichment, the "no account" notice or the failure notice."""
+    return await COMMENT.run(payload, context, _write_record)

@@ -112,7 +112,7 @@ def card_size(card: Mapping[str, Any]) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class IncidentRef:
+class CardIncident:
     """What the card says about the incident; `incident_id` is the id the plan is bound to."""
 
     incident_id: str
@@ -162,7 +162,7 @@ class ActionData:
         }
 
     @classmethod
-    def for_plan(cls, incident: IncidentRef, plan: ContainmentPlan, *, instance_id: str, expires_at: datetime) -> ActionData:
+    def for_plan(cls, incident: CardIncident, plan: ContainmentPlan, *, instance_id: str, expires_at: datetime) -> ActionData:
         """The data for a plan's card; refuses values the bot would later refuse, so a bad card is never posted."""
         data = cls(
             incident_id=plan.incident_id,
@@ -519,7 +519,7 @@ _EVIDENCE_DROPPED = "The evidence is too large for a Teams card: see the inciden
 
 
 def _pending_card(
-    incident: IncidentRef,
+    incident: CardIncident,
     evidence: UserEvidence,
     assessment: Assessment,
     plan: ContainmentPlan,
@@ -642,7 +642,7 @@ def _walk_elements(elements: Iterable[Any]) -> Iterable[dict[str, Any]]:
 
 
 def card_for(
-    incident: IncidentRef,
+    incident: CardIncident,
     evidence: UserEvidence,
     assessment: Assessment,
     plan: ContainmentPlan,
@@ -692,8 +692,21 @@ def _short_card(data: ActionData, style: str, lines: list[dict[str, Any]], summa
     return _card([header, _container(lines, style)], _open_incident(data.incident_url), summary)
 
 
+def handed_over_card(data: ActionData, decision: Decision) -> Card:
+    """
+    The clicker's answer when their decision was handed to the request but the request had not yet
+    said which decision stands (another approver's may have arrived first): no claim either way.
+    """
+    verb = "approval" if decision.approved else "rejection"
+    lines = [
+        _text(f"Your {verb} was handed to the request at {utc_text(decision.decided_at)}", weight="Bolder"),
+        _text("The request takes the first decision it receives; this card will show the decision that stands."),
+    ]
+    return _short_card(data, "accent", lines, f"Your {verb} was handed over")
+
+
 def recorded_card(data: ActionData, decision: Decision, *, name: str = "") -> Card:
-    """The clicker's answer when their decision was accepted and handed to the orchestration."""
+    """The clicker's answer when the request recorded their decision as the one that stands."""
     verb = "Approved" if decision.approved else "Rejected"
     follow = (
         "Containment is running; the card will show each action's outcome." if decision.approved else "Nothing will be changed."

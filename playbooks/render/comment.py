@@ -1,11 +1,12 @@
 """
 The incident comment: evidence and verdicts rendered as HTML for Sentinel's comment pane.
 
-Pure rendering. One comment per incident (one comment id, so a re-run, a duplicate delivery or a
-success after an earlier failure all update the same comment) with a section per account, most
-severe first. Inside a section the summary comes first (verdict, score, strongest signals in plain
-English, suspect IPs with their explanation or the lack of one), then the per-IP timeline as a small
-table, then the baseline; warnings about truncated or partial data are shown near the top.
+Pure rendering. Every record is a comment of its own and is never rewritten (the Defender portal
+never shows an edit): the enrichment of one run, with a section per account, most severe first; the
+"no account" and failure notices; and one comment per state change of an approval. Inside a
+section the summary comes first (verdict, score, strongest signals in plain English, suspect IPs with
+their explanation or the lack of one), then the per-IP timeline as a small table, then the baseline;
+warnings about truncated or partial data are shown near the top.
 
 Two rules hold whatever the input:
 
@@ -28,10 +29,11 @@ from enrichment.queries.kql import InvalidQueryInput
 from enrichment.queries.pivots import Pivot, pivot
 from enrichment.render.html import ADDRESS_ROWS, CELL_CHARS, account_fragments, attribution, esc
 from enrichment.render.story import Context, brief, verdict_text
-from playbooks.domain.approval import ApprovalRecord, Phase
+from playbooks.domain.approval import ApprovalRecord
 from playbooks.domain.approval import AttemptLine as ApprovalAttemptLine
-from playbooks.domain.incident import IncidentRef, entity_summary
+from playbooks.domain.incident import SentinelIncident, entity_summary
 from playbooks.domain.plan import plan_remarks
+from playbooks.domain.workflow import Phase
 
 #: The address list is a summary, not an export: beyond this many entries the comment says how many more.
 TIMELINE_ROWS = ADDRESS_ROWS
@@ -139,11 +141,19 @@ def _assemble(parts: Sequence[_Part], max_chars: int) -> str:
 # -- the enrichment comment ---------------------------------------------------------------------
 
 
-def _header(incident: IncidentRef, generated_at: datetime, subtitle: str) -> str:
+def _link(incident: SentinelIncident) -> str:
+    """A link to the incident: the Defender portal's when the incident offers one (already checked to be plain https)."""
+    if not incident.link:
+        return ""
+    where = "the Defender portal" if incident.provider_url else "the Azure portal"
+    return f' <a href="{esc(incident.link, 1000)}">Open the incident in {where}</a>.'
+
+
+def _header(incident: SentinelIncident, generated_at: datetime, subtitle: str) -> str:
     title = f" {esc(incident.title, 160)}" if incident.title else ""
     return (
         f"<h3>Token replay enrichment: incident {esc(incident.label, 60)}{title}</h3>"
-        f"<p>{subtitle} Generated {esc(_time(generated_at))}; incident time {esc(_time(incident.at))}.</p>"
+        f"<p>{subtitle} Generated {esc(_time(generated_at))}; incident time {esc(_time(incident.at))}.{_link(incident)}</p>"
     )
 
 
@@ -156,7 +166,7 @@ def _overview_row(report: AccountReport) -> str:
     )
 
 
-def account_pivot(report: AccountReport, incident: IncidentRef) -> tuple[Pivot | None, str]:
+def account_pivot(report: AccountReport, incident: SentinelIncident) -> tuple[Pivot | None, str]:
     """The account's pivot (query and links), or why there is none."""
     lifted = [s.session_id for s in brief(report.evidence, report.assessment).sessions]
     try:
@@ -173,7 +183,7 @@ def account_pivot(report: AccountReport, incident: IncidentRef) -> tuple[Pivot |
     return found, ""
 
 
-def _account_parts(report: AccountReport, incident: IncidentRef, parts: list[_Part]) -> None:
+def _account_parts(report: AccountReport, incident: SentinelIncident, parts: list[_Part]) -> None:
     summary = brief(report.evidence, report.assessment, report.context)
     found, problem = account_pivot(report, incident)
     fragments = account_fragments(report.evidence, report.assessment, summary, found)
@@ -195,7 +205,7 @@ def _account_parts(report: AccountReport, incident: IncidentRef, parts: list[_Pa
 
 
 def enrichment_comment(
-    incident: IncidentRef,
+    incident: SentinelIncident,
     reports: Sequence[AccountReport],
     *,
     max_chars: int,
@@ -240,7 +250,7 @@ def enrichment_comment(
     return _bounded(_assemble(parts, max_chars), incident, generated_at, max_chars)
 
 
-def _bounded(text: str, incident: IncidentRef, generated_at: datetime, max_chars: int) -> str:
+def _bounded(text: str, incident: SentinelIncident, generated_at: datetime, max_chars: int) -> str:
     """The last guard: if even the required parts overflow, a short comment that says so."""
     if len(text) <= max_chars:
         return text
@@ -251,7 +261,9 @@ def _bounded(text: str, incident: IncidentRef, generated_at: datetime, max_chars
 # -- notices: no account, failure -----------------------------------------------------------------
 
 
-def no_account_comment(incident: IncidentRef, *, max_chars: int, generated_at: datetime, warnings: Sequence[str] = ()) -> str:
+def no_account_comment(
+    incident: SentinelIncident, *, max_chars: int, generated_at: datetime, warnings: Sequence[str] = ()
+) -> str:
     """The comment for an incident that names no Entra account: what it did contain, what to do."""
     found = entity_summary(incident.entity_kinds)
     parts = [
@@ -279,7 +291,7 @@ def no_account_comment(incident: IncidentRef, *, max_chars: int, generated_at: d
 
 
 def failure_comment(
-    incident: IncidentRef,
+    incident: SentinelIncident,
     *,
     what: str,
     error: str,
@@ -296,13 +308,13 @@ def failure_comment(
             + f"<p><b>What failed</b>: {esc(what, 200)}: {esc(error, 600)}</p>"
             + f"<p><b>What to check</b>: {esc(check, 600)}</p>"
             + "<p>No verdict was reached and nothing was changed on the incident. Running the playbook again "
-            "replaces this comment with the enrichment.</p>",
+            "writes the enrichment as a new comment.</p>",
         )
     ]
     return _bounded(_assemble(parts, max_chars), incident, generated_at, max_chars)
 
 
-# -- the approval comment (one per account whose containment was proposed) -------------------------
+# -- the approval records (one comment per state change of an account's containment request) ------
 
 _RESULT_TEXT = {"succeeded": "done", "failed": "FAILED", "skipped": "skipped"}
 
@@ -320,6 +332,13 @@ def _approval_state(record: ApprovalRecord) -> str:
             f"<p><b>Containment of {user} awaits approval in Teams</b> (requested {esc(_time(record.requested_at))}; "
             f"decide by {deadline}). Nothing is changed until an authorised approver decides.</p>"
         )
+    if record.phase == Phase.REFUSED:
+        return (
+            f"<p><b>A click on the containment of {user} was refused</b>; nothing was changed, and the request stays "
+            f"open for the approvers until {deadline}.</p>"
+        )
+    if record.phase == Phase.RESULT:
+        return f"<p><b>Containment of {user}</b>: the result of one approved action.</p>"
     if record.phase == Phase.EXPIRED:
         return (
             f"<p><b>No decision on the containment of {user} by {deadline}</b>: the request expired and nothing was done. "
@@ -327,7 +346,12 @@ def _approval_state(record: ApprovalRecord) -> str:
         )
     who = esc(record.decided_by.label if record.decided_by else "an unidentified person", 300)
     verb = "Approved" if record.approved else "Rejected"
-    follow = "" if record.approved else " Nothing was changed."
+    if not record.approved:
+        follow = " Nothing was changed."
+    elif not record.results:
+        follow = " Containment runs now; each action's result is recorded as a comment of its own."
+    else:
+        follow = ""
     return f"<p><b>{verb}</b> by {who} at {esc(_time(record.decided_at))} (containment of {user}).{follow}</p>"
 
 
@@ -339,20 +363,22 @@ def _attempt_item(attempt: ApprovalAttemptLine) -> str:
     )
 
 
-def approval_comment(incident: IncidentRef, record: ApprovalRecord, *, max_chars: int, generated_at: datetime) -> str:
+def approval_comment(incident: SentinelIncident, record: ApprovalRecord, *, max_chars: int, generated_at: datetime) -> str:
     """
-    The comment for one account's containment request: its state, each action's outcome with
-    Graph's request id, what containment learnt (MFA audit, privileged roles), and the audit trail of
-    refused clicks, each with the person and the time. Rewritten in place as the request moves on.
+    The comment for one state change of an account's containment request: what happened (pending,
+    a refused click, the decision, one action's outcome with Graph's request id, the deadline passing),
+    what containment learnt (notes), and the refused clicks so far, each with the person and the time.
+    Written once; the next state change is a new comment.
     """
     head = (
         f"<h3>Token replay containment: incident {esc(incident.label, 60)}</h3>"
-        f"<p>Updated {esc(_time(generated_at))}. Plan {esc(record.plan.digest[:12])}.</p>"
+        f"<p>Recorded {esc(_time(generated_at))}. Plan {esc(record.plan.digest[:12])}.{_link(incident)}</p>"
     )
     parts = [_Part(0, head + _approval_state(record))]
-    actions = [f"<li>{esc(a.description, 300)}</li>" for a in record.plan.actions]
-    actions += [f"<li>{esc(remark, 1200)}</li>" for remark in plan_remarks(record.plan)]
-    parts.append(_Part(1, "<p><b>Proposed actions</b>:</p><ul>", actions, "</ul>", "actions"))
+    if record.phase not in (Phase.REFUSED, Phase.RESULT):
+        actions = [f"<li>{esc(a.description, 300)}</li>" for a in record.plan.actions]
+        actions += [f"<li>{esc(remark, 1200)}</li>" for remark in plan_remarks(record.plan)]
+        parts.append(_Part(1, "<p><b>Proposed actions</b>:</p><ul>", actions, "</ul>", "actions"))
     if record.results:
         rows = [
             f"<tr><td>{esc(r.kind.value)}</td><td>{_RESULT_TEXT.get(r.status.value, esc(r.status.value))}</td>"

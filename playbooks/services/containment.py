@@ -12,8 +12,9 @@ enrichment showed them before the click: the attacker may have added more while 
 
 Idempotency (approvals are delivered more than once, activities are retried):
 
-* the caller passes the action kinds already completed for this plan (the orchestrator keeps
-  them) and those are reported SKIPPED, not repeated;
+* the caller passes the action kinds already completed for this plan (the approval orchestration
+  keeps them from its earlier attempts: an action that failed transiently, marked `transient`, is
+  tried again later while the done ones are passed here) and those are reported SKIPPED, not repeated;
 * revoking sessions is safe to repeat anyway (it moves signInSessionsValidFromDateTime to now);
 * disabling reads accountEnabled first and does nothing to a disabled account;
 * deleting a method, a device or an inbox rule that is already gone (404) counts as done;
@@ -31,6 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+from common.errors import TransientUpstreamError
 from common.logs import get_logger
 from enrichment.domain.model import Assessment, TimeWindow, UserEvidence
 from playbooks.adapters.graph import DirectoryUser, GraphError, Reply
@@ -112,6 +114,7 @@ def _explain(error: GraphError | ValueError) -> str:
 def _failure(kind: ActionKind, error: GraphError | ValueError, privileged: str) -> ActionResult:
     if isinstance(error, ValueError):
         return ActionResult(kind, ActionStatus.FAILED, f"not attempted: {error}")
+    transient = isinstance(error, TransientUpstreamError)
     status = f"HTTP {error.status}" if error.status else "no response"
     what = f"{error.graph_message} ({status}{', ' + error.code if error.code else ''})"
     if error.forbidden and privileged and kind in _SENSITIVE:
@@ -120,7 +123,7 @@ def _failure(kind: ActionKind, error: GraphError | ValueError, privileged: str) 
         detail = f"Graph refused: {what}. Fix: {error.hint}" if error.forbidden else f"failed: {what}. {error.hint}"
     else:
         detail = f"failed: {what}"
-    return ActionResult(kind, ActionStatus.FAILED, detail, error.request_id)
+    return ActionResult(kind, ActionStatus.FAILED, detail, error.request_id, transient)
 
 
 class _Run:
@@ -305,7 +308,7 @@ class _Run:
             request_id = reply.request_id or request_id
         if failed:
             detail = "; ".join([*done, *(f"{r.detail}" for r in failed)])
-            return ActionResult(kind, ActionStatus.FAILED, detail, failed[0].request_id)
+            return ActionResult(kind, ActionStatus.FAILED, detail, failed[0].request_id, any(r.transient for r in failed))
         return ActionResult(kind, ActionStatus.SUCCEEDED, self._caveat(kind, "; ".join(done)), request_id)
 
     async def require_password_change(self) -> ActionResult:

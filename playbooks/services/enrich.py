@@ -6,27 +6,33 @@ containment) -> render (the comment, the result document, a compact summary). No
 anywhere: the caller applies the result, to Sentinel (the activity) or to files (`python -m
 playbooks run`). So the laptop run is the same code as production, minus the write.
 
-Expected failures are values: `Failure` carries what failed, the error and the operator's hint, so
-an activity can return it to the orchestration instead of raising (a raise would be retried by
-nobody useful and would lose the hint). This module must not import azure.functions or the Graph
-SDK: the local run imports it.
+Expected failures are raised as our errors (`common.errors`); the activity wrapper turns them into
+the workflow's `Failure` value with the operator's hint. This module must not import
+azure.functions or the Graph SDK: the local run imports it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from common.errors import InputError, SettingsError, TransientUpstreamError, UpstreamError
+from common.errors import ReplayError
 from common.settings import Settings
-from enrichment.domain.model import Assessment, UserEvidence, Verdict
+from enrichment.domain.model import Account, Assessment, UserEvidence, Verdict
 from enrichment.ports import QueryEngine
 from enrichment.render.story import Approval, Context, Identity
-from playbooks.domain.incident import IncidentRef, account_json, overall_verdict
-from playbooks.domain.plan import ContainmentPlan, plan_containment
+from playbooks.domain import codec
+from playbooks.domain.footholds import AccountFacts, AttackerForwarding, AttackerInboxRule
+from playbooks.domain.incident import SentinelIncident, account_json, overall_verdict
+from playbooks.domain.plan import ContainmentPlan, attack_disruption, plan_containment
+from playbooks.domain.workflow import AccountSummary, ApprovalInput, EnrichmentSummary, Failure
 from playbooks.render import comment
+from playbooks.render.identity import identity_of
+
+if TYPE_CHECKING:
+    from playbooks.adapters.graph import DirectoryUser, Reply
 
 #: How many suspect IPs and signals the compact summary keeps (the comment has the rest).
 SUMMARY_IPS = 20
@@ -35,18 +41,25 @@ SUMMARY_SIGNALS = 3
 
 @dataclass(frozen=True, slots=True)
 class AccountOutcome:
-    """One account: its evidence, the assessment made from it, and the containment proposed."""
+    """
+    One account: its evidence, the assessment made from it, and the containment proposed; `facts`
+    (who the person is, the methods and devices registered) once read before approval, and the
+    mailbox footholds the audit attributes to the suspect sessions.
+    """
 
     evidence: UserEvidence
     assessment: Assessment
     plan: ContainmentPlan
+    facts: AccountFacts | None = None
+    inbox_rules: tuple[AttackerInboxRule, ...] = ()
+    forwarding: tuple[AttackerForwarding, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Enrichment:
     """Everything decided about one incident."""
 
-    incident: IncidentRef
+    incident: SentinelIncident
     accounts: tuple[AccountOutcome, ...]
     warnings: tuple[str, ...] = ()
 
@@ -55,72 +68,10 @@ class Enrichment:
         return overall_verdict(a.assessment.verdict for a in self.accounts)
 
 
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """
-    Why a step did not complete: `what` was being done, `error` says what went wrong, `hint` what
-    to check. `transient` failures (throttling, timeouts, 5xx) may succeed on a re-run.
-    """
-
-    what: str
-    error: str
-    hint: str = ""
-    service: str = ""
-    status: int | None = None
-    transient: bool = False
-
-    @classmethod
-    def from_error(cls, what: str, error: BaseException) -> Failure:
-        if isinstance(error, UpstreamError):
-            return cls(what, str(error), error.hint, error.service, error.status, isinstance(error, TransientUpstreamError))
-        if isinstance(error, SettingsError):
-            return cls(
-                "read the app settings",
-                str(error),
-                "fix these app settings of the Function App and run the playbook again",
-                "settings",
-            )
-        if isinstance(error, InputError):
-            return cls(what, str(error), "the incident or the data could not be used as they are; see the error", "input")
-        # Not one of ours: a defect. Say so plainly; the log line has the traceback.
-        return cls(
-            what, f"unexpected {type(error).__name__}: {str(error)[:300]}", "report this with the Function App's logs", "bug"
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "what": self.what,
-            "error": self.error,
-            "hint": self.hint,
-            "service": self.service,
-            "status": self.status,
-            "transient": self.transient,
-        }
-
-    @classmethod
-    def from_json(cls, data: Any) -> Failure:
-        if not isinstance(data, dict):
-            return cls(
-                "run the enrichment",
-                f"an activity answered {str(data)[:200]!r}",
-                "report this with the Function App's logs",
-                "bug",
-            )
-        status = data.get("status")
-        return cls(
-            str(data.get("what") or "run the enrichment"),
-            str(data.get("error") or "unknown error"),
-            str(data.get("hint") or ""),
-            str(data.get("service") or ""),
-            status if isinstance(status, int) else None,
-            bool(data.get("transient")),
-        )
-
-
 # -- gather and decide ------------------------------------------------------------------------------
 
 
-def enrich(incident: IncidentRef, engine: QueryEngine, settings: Settings) -> Enrichment:
+def enrich(incident: SentinelIncident, engine: QueryEngine, settings: Settings) -> Enrichment:
     """
     Gather evidence for every account of `incident`, assess each, and plan its containment.
 
@@ -132,36 +83,86 @@ def enrich(incident: IncidentRef, engine: QueryEngine, settings: Settings) -> En
 
     if not incident.accounts:
         return Enrichment(incident, ())
+    disruption = attack_disruption(incident.title)
     outcomes = []
     for evidence in gather_evidence(engine, incident.accounts, incident.at, settings):
         assessment = assess(evidence, settings)
-        outcomes.append(
-            AccountOutcome(evidence, assessment, plan_containment(incident.name, evidence.account, assessment, settings))
-        )
+        plan = plan_containment(incident.name, evidence.account, assessment, settings, disruption=disruption)
+        outcomes.append(AccountOutcome(evidence, assessment, plan))
     return Enrichment(incident, tuple(outcomes))
+
+
+def with_facts(enrichment: Enrichment, facts: Mapping[int, AccountFacts], warnings: tuple[str, ...] = ()) -> Enrichment:
+    """The enrichment with the facts read before approval (by account index) and what could not be read."""
+    accounts = tuple(replace(a, facts=facts.get(i, a.facts)) for i, a in enumerate(enrichment.accounts))
+    return replace(enrichment, accounts=accounts, warnings=(*enrichment.warnings, *warnings))
+
+
+def account_identity(enrichment: Enrichment, index: int) -> Identity | None:
+    """Who account `index` is: the facts read before approval, else the display name the incident gave."""
+    outcome = enrichment.accounts[index]
+    name = enrichment.incident.display_name(outcome.evidence.account)
+    if outcome.facts is not None:
+        return identity_of(outcome.facts, name)
+    return Identity(display_name=name) if name else None
+
+
+# -- who the suspect is ------------------------------------------------------------------------------
+
+
+class SuspectDirectory(Protocol):
+    """The directory read that names a suspect by object id (`playbooks.adapters.graph.GraphDirectory` is the real one)."""
+
+    async def identify(self, user_id: str) -> Reply[DirectoryUser]: ...
+
+
+def unresolved_suspects(enrichment: Enrichment) -> list[int]:
+    """The accounts whose plan needs approval but names no object id (their sign-in rows had no UserId)."""
+    return [i for i, a in enumerate(enrichment.accounts) if a.plan.needs_approval and not a.plan.account.object_id]
+
+
+async def resolve_suspects(enrichment: Enrichment, directory: SuspectDirectory) -> tuple[Enrichment, dict[int, str]]:
+    """
+    Resolve the object id of every suspect whose plan needs approval and lacks it, before any card
+    is made: a card without the suspect's object id cannot tell the suspect from an approver by id,
+    and would bind the decision to a UPN that can be renamed. The plan is made again for the
+    resolved account (its digest covers the object id). An account the directory cannot resolve
+    gets a problem instead, and no card.
+    """
+    outcomes = list(enrichment.accounts)
+    problems: dict[int, str] = {}
+    for index in unresolved_suspects(enrichment):
+        outcome = outcomes[index]
+        account = outcome.plan.account
+        try:
+            found = (await directory.identify(account.upn)).value
+        except ReplayError as error:
+            problems[index] = (
+                f"the suspect {account.upn} has no Entra object id in the sign-in logs and the directory could not resolve it "
+                f"({error}); no approval card was posted, because a card without the object id cannot tell the suspect "
+                "apart from an approver; contain the account by hand"
+            )
+            continue
+        resolved = Account(account.upn or found.upn, found.object_id)
+        outcomes[index] = replace(outcome, plan=replace(outcome.plan, account=resolved))
+    return replace(enrichment, accounts=tuple(outcomes)), problems
 
 
 # -- render ---------------------------------------------------------------------------------------------
 
 
-def account_context(enrichment: Enrichment, index: int, approvals: Mapping[int, Mapping[str, Any]] | None = None) -> Context:
+def account_context(enrichment: Enrichment, index: int, approvals: Mapping[int, ApprovalInput] | None = None) -> Context:
     """
     What the brief of account `index` is told beyond its evidence: the incident's addresses, the
     person's display name, and where its approval waits (`approvals`: the requests
     `approval.approval_requests` made, by account index) or why no card could be made.
     """
     incident = enrichment.incident
-    outcome = enrichment.accounts[index]
     request = (approvals or {}).get(index)
     waiting: Approval | None = None
     if request is not None:
-        deadline = request.get("expires_at")
-        waiting = Approval(
-            deadline=datetime.fromisoformat(str(deadline)) if deadline and "card" in request else None,
-            problem=str(request.get("problem") or ""),
-        )
-    name = incident.display_name(outcome.evidence.account)
-    return Context(incident_ips=incident.ips, approval=waiting, identity=Identity(display_name=name) if name else None)
+        waiting = Approval(deadline=request.expires_at if request.card is not None else None, problem=request.problem)
+    return Context(incident_ips=incident.ips, approval=waiting, identity=account_identity(enrichment, index))
 
 
 def comment_html(
@@ -169,7 +170,7 @@ def comment_html(
     settings: Settings,
     *,
     generated_at: datetime,
-    approvals: Mapping[int, Mapping[str, Any]] | None = None,
+    approvals: Mapping[int, ApprovalInput] | None = None,
 ) -> str:
     """The incident comment: the enrichment, or the "no account" notice when there was nobody to assess."""
     warnings = _warnings(enrichment)
@@ -201,7 +202,7 @@ def report_html(
     settings: Settings,
     *,
     generated_at: datetime,
-    approvals: Mapping[int, Mapping[str, Any]] | None = None,
+    approvals: Mapping[int, ApprovalInput] | None = None,
 ) -> str:
     """The offline report of `playbooks run`: the comment's content with a timeline picture per account."""
     from enrichment.render.report import ReportSection
@@ -227,7 +228,7 @@ def report_html(
     return render(title, sections, generated_at=generated_at, notes=notes)
 
 
-def failure_html(incident: IncidentRef, failure: Failure, settings: Settings, *, generated_at: datetime) -> str:
+def failure_html(incident: SentinelIncident, failure: Failure, settings: Settings, *, generated_at: datetime) -> str:
     return comment.failure_comment(
         incident,
         what=failure.what,
@@ -238,16 +239,7 @@ def failure_html(incident: IncidentRef, failure: Failure, settings: Settings, *,
     )
 
 
-def plan_json(plan: ContainmentPlan) -> dict[str, Any]:
-    return {
-        "needs_approval": plan.needs_approval,
-        "reason": plan.reason,
-        "actions": [{"kind": a.kind.value, "description": a.description, "destructive": a.destructive} for a in plan.actions],
-        "digest": plan.digest,
-    }
-
-
-def incident_json(incident: IncidentRef) -> dict[str, Any]:
+def incident_json(incident: SentinelIncident) -> dict[str, Any]:
     return {"id": incident.resource_id, "name": incident.name, "number": incident.number, "title": incident.title}
 
 
@@ -261,7 +253,7 @@ def result_document(enrichment: Enrichment) -> dict[str, Any]:
             {
                 "account": account_json(a.evidence.account),
                 "triage": triage_document(a.evidence, a.assessment),
-                "plan": plan_json(a.plan),
+                "plan": codec.plan_document(a.plan),
             }
             for a in enrichment.accounts
         ],
@@ -272,24 +264,23 @@ def result_document(enrichment: Enrichment) -> dict[str, Any]:
     }
 
 
-def summary(enrichment: Enrichment) -> dict[str, Any]:
+def summary(enrichment: Enrichment) -> EnrichmentSummary:
     """
     The compact result the activity returns to the orchestration (Durable keeps it in its history,
-    so it carries decisions and plans, not evidence). The approval step reads `accounts[*].plan`.
+    so it carries decisions and plans, not evidence).
     """
-    verdict = enrichment.verdict
-    return {
-        "verdict": verdict.value if verdict is not None else None,
-        "accounts": [
-            {
-                "account": account_json(a.evidence.account),
-                "verdict": a.assessment.verdict.value,
-                "score": a.assessment.score,
-                "suspect_ips": list(a.assessment.suspect_ips[:SUMMARY_IPS]),
-                "signals": [s.detail for s in a.assessment.strongest(SUMMARY_SIGNALS)],
-                "plan": plan_json(a.plan),
-            }
+    return EnrichmentSummary(
+        enrichment.verdict,
+        tuple(
+            AccountSummary(
+                a.evidence.account,
+                a.assessment.verdict,
+                a.assessment.score,
+                tuple(a.assessment.suspect_ips[:SUMMARY_IPS]),
+                tuple(s.detail for s in a.assessment.strongest(SUMMARY_SIGNALS)),
+                a.plan,
+            )
             for a in enrichment.accounts
-        ],
-        "warnings": len(enrichment.warnings) + sum(len(a.evidence.warnings) for a in enrichment.accounts),
-    }
+        ),
+        len(enrichment.warnings) + sum(len(a.evidence.warnings) for a in enrichment.accounts),
+    )

@@ -60,6 +60,21 @@ class TestCalls:
         assert first.query["$select"] == ["id,userPrincipalName,accountEnabled,userType"]
         assert by_id.request_id == first.request_id
 
+    async def test_identify_reads_the_id_and_upn_without_the_user_model(
+        self, graph: FakeGraph, directory: GraphDirectory
+    ) -> None:
+        """The bot's read selects id and userPrincipalName, by id or UPN; an unknown user is a not-found GraphError."""
+        reply = await directory.identify(USER)
+        by_upn = await directory.identify(UPN)
+        assert (reply.value.object_id, reply.value.upn) == (USER, UPN)
+        assert by_upn.value == reply.value
+        call = graph.calls("GET", "^/users/")[0]
+        assert call.query["$select"] == ["id,userPrincipalName"]
+        assert reply.request_id == call.request_id
+        with pytest.raises(GraphError) as missing:
+            await directory.identify("99999999-2222-3333-4444-555555555555")
+        assert missing.value.not_found
+
     async def test_token_is_for_the_graph_scope_and_sent_as_bearer(
         self, graph: FakeGraph, directory: GraphDirectory, credential: FakeCredential
     ) -> None:

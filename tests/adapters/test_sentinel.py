@@ -15,8 +15,8 @@ from common.settings import Settings
 from enrichment.domain.model import Verdict
 from playbooks.adapters import sentinel
 from playbooks.adapters.sentinel import SentinelIncidents, SentinelRetries
-from playbooks.domain.incident import IncidentRef, comment_id, incident_update
-from tests.fakes.sentinel_server import FakeCredential, SentinelServer, forbidden, server_error, slow, throttled
+from playbooks.domain.incident import SentinelIncident, comment_id, incident_update
+from tests.fakes.sentinel_server import FakeCredential, SentinelServer, conflict, forbidden, server_error, slow, throttled
 
 SUB = "d0cfe6b2-9ac0-4464-9919-dccaee2e48c0"
 INCIDENT = "73e01a99-5cd7-4139-a149-9f2736ff2ab5"
@@ -32,9 +32,11 @@ FAST = SentinelRetries(
     conflict_wait_max=0.02,
 )
 
+RUN = "incident-x@20260301T100000.000000Z"
 
-def _ref(name: str = INCIDENT) -> IncidentRef:
-    return IncidentRef(
+
+def _ref(name: str = INCIDENT) -> SentinelIncident:
+    return SentinelIncident(
         SUB, "soc-rg", "soc-workspace", name, 42, "Token replay", "Medium", datetime(2026, 3, 1, 9, tzinfo=UTC), None
     )
 
@@ -200,12 +202,14 @@ class TestReads:
 
 
 class TestComments:
-    def test_same_comment_id_twice_creates_then_replaces(self, incidents: SentinelIncidents, server: SentinelServer) -> None:
-        """A deterministic id makes the second write an update: one comment, its latest text."""
-        cid = comment_id(_ref(), "enrichment")
+    def test_same_comment_id_twice_creates_then_lands_on_the_same_comment(
+        self, incidents: SentinelIncidents, server: SentinelServer
+    ) -> None:
+        """A deterministic id makes a second write of the record land on the same comment: never a duplicate."""
+        cid = comment_id(_ref(), RUN, "enrichment")
 
-        first = incidents.upsert_comment(_ref(), cid, "<p>first</p>")
-        second = incidents.upsert_comment(_ref(), cid, "<p>second</p>")
+        first = incidents.write_comment(_ref(), cid, "<p>first</p>")
+        second = incidents.write_comment(_ref(), cid, "<p>second</p>")
 
         comments = server.comments(INCIDENT)
         assert (first.created, second.created) == (True, False)
@@ -216,7 +220,7 @@ class TestComments:
         """Two 503s then success: the PUT is retried by azure-core and the comment exists once."""
         server.fail("put_comment", server_error(503), server_error(500))
 
-        incidents.upsert_comment(_ref(), comment_id(_ref(), "enrichment"), "<p>x</p>")
+        incidents.write_comment(_ref(), comment_id(_ref(), RUN, "enrichment"), "<p>x</p>")
 
         assert server.count("put_comment") == 3
         assert len(server.comments(INCIDENT)) == 1
@@ -226,7 +230,7 @@ class TestComments:
         server.fail("put_comment", *[server_error(500)] * 4)
 
         with pytest.raises(TransientUpstreamError) as caught:
-            incidents.upsert_comment(_ref(), comment_id(_ref(), "enrichment"), "<p>x</p>")
+            incidents.write_comment(_ref(), comment_id(_ref(), RUN, "enrichment"), "<p>x</p>")
 
         assert caught.value.status == 500
         assert server.count("put_comment") == 4
@@ -237,12 +241,38 @@ class TestComments:
     ) -> None:
         """The server stored the slow PUT; the retry replaces it, so there is still one comment."""
         server.fail("put_comment", slow(1.0))
-        cid = comment_id(_ref(), "enrichment")
+        cid = comment_id(_ref(), RUN, "enrichment")
 
-        incidents.upsert_comment(_ref(), cid, "<p>x</p>")
+        incidents.write_comment(_ref(), cid, "<p>x</p>")
         time.sleep(0.7)  # let the slow request finish on the server
 
         assert [cid] == list(server.comments(INCIDENT))
+
+    @pytest.mark.parametrize("status", [409, 412])
+    def test_a_conflict_on_the_comment_put_is_written_again(
+        self, incidents: SentinelIncidents, server: SentinelServer, status: int
+    ) -> None:
+        """409 and 412, which azure-core never retries, are written again by the conflict loop: one comment."""
+        server.fail("put_comment", conflict(status), conflict(status))
+
+        written = incidents.write_comment(_ref(), comment_id(_ref(), RUN, "enrichment"), "<p>x</p>")
+
+        assert [r.status for r in server.requests if r.route == "put_comment"] == [status, status, 201]
+        assert written.created
+        assert len(server.comments(INCIDENT)) == 1
+
+    def test_conflicts_beyond_the_budget_end_as_a_transient_failure(
+        self, incidents: SentinelIncidents, server: SentinelServer
+    ) -> None:
+        """A comment that keeps conflicting stops after `conflict_attempts` PUTs, as a transient failure with the hint."""
+        server.fail("put_comment", *[conflict()] * 5)
+
+        with pytest.raises(TransientUpstreamError) as caught:
+            incidents.write_comment(_ref(), comment_id(_ref(), RUN, "enrichment"), "<p>x</p>")
+
+        assert (caught.value.status, caught.value.hint) == (409, sentinel.HINT_CONFLICT)
+        assert server.count("put_comment") == FAST.conflict_attempts
+        assert server.comments(INCIDENT) == {}
 
 
 def _likely(properties: Any) -> dict[str, Any] | None:

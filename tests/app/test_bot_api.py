@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -13,9 +14,13 @@ import pytest
 from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
 
 from common.settings import Settings
+from playbooks.adapters.botframework_auth import BotFrameworkKeys
 from playbooks.adapters.graph import GraphDirectory, create_graph_directory
-from playbooks.adapters.teams import APPROVAL_EVENT, APPROVAL_STATUS_KEY, ApprovalBot, BotFrameworkKeys, pending_approval
+from playbooks.adapters.teams_bot import ApprovalBot
+from playbooks.domain import codec
+from playbooks.domain.approval import approval_status
 from playbooks.domain.authorization import ApprovalRequest
+from playbooks.domain.workflow import APPROVAL_EVENT, ApprovalDecision, ApprovalPhase, ApprovalStatus
 from playbooks.functions.bot_api import FUNCTION_NAME, MESSAGES_ROUTE, approval_blueprint
 from playbooks.render.card import APPROVE, ActionData
 from tests.fakes.botframework_server import BOT_APP_ID, CHANNEL_ID, TENANT_ID, BotFrameworkFake
@@ -41,6 +46,15 @@ class FakeDurableClient:
         if self.raise_error is not None:
             raise self.raise_error
         self.events.append((instance_id, event_name, event_data))
+        if event_name == APPROVAL_EVENT and self.status.custom_status is not None:
+            # What the orchestration does on receipt of the first decision: publish it as the one that stands.
+            waiting = codec.decode(ApprovalStatus, self.status.custom_status)
+            if waiting.decision is None:
+                decided = codec.decode(ApprovalDecision, event_data)
+                published = dataclasses.replace(waiting, phase=ApprovalPhase.DECIDED, decision=decided)
+                self.status = DurableOrchestrationStatus.from_json(
+                    {**self.status.to_json(), "customStatus": codec.encode(published)}
+                )
 
 
 class Tokens:
@@ -141,7 +155,7 @@ def _waiting() -> tuple[ActionData, DurableOrchestrationStatus]:
             "createdTime": "2026-11-05T14:00:00Z",
             "lastUpdatedTime": "2026-11-05T14:01:00Z",
             "runtimeStatus": "Running",
-            "customStatus": {APPROVAL_STATUS_KEY: pending_approval(request)},
+            "customStatus": codec.encode(approval_status(request, ApprovalPhase.PENDING)),
         }
     )
     return ActionData.for_plan(s.INCIDENT, plan, instance_id=s.INSTANCE_ID, expires_at=s.EXPIRES), status
@@ -173,13 +187,12 @@ async def test_click_through_the_function_raises_the_event_and_answers_the_card(
     assert response.mimetype == "application/json"
     body = json.loads(response.get_body())
     assert body["type"] == "application/vnd.microsoft.card.adaptive"
-    assert "Approved by Alex Wilber" in json.dumps(body["value"])
+    assert "Approved by alex@contoso.example" in json.dumps(body["value"])
     (instance, event, payload), *rest = client.events
     assert rest == []
     assert (instance, event) == (s.INSTANCE_ID, APPROVAL_EVENT)
-    assert payload["approved"] is True
-    assert payload["plan_digest"] == data.plan_digest
-    assert payload["decided_by_object_id"] == APPROVER
+    decided = codec.decode(ApprovalDecision, payload)
+    assert (decided.approved, decided.plan_digest, decided.decided_by_object_id) == (True, data.plan_digest, APPROVER)
 
 
 async def test_unauthenticated_post_is_401_and_raises_nothing(bf: BotFrameworkFake, endpoint: Any) -> None:

@@ -12,8 +12,11 @@ import pytest
 from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
 from structlog.testing import capture_logs
 
+from enrichment.domain.model import Verdict
 from playbooks import wiring
+from playbooks.domain import codec
 from playbooks.domain.incident import MAX_BODY_BYTES, TITLE_CHARS
+from playbooks.domain.workflow import Failure, IncidentRunResult, RunEnd, RunFailed
 from playbooks.functions.http_api import duplicate_reason
 from playbooks.functions.orchestrator import ORCHESTRATOR
 from tests.app.indexed import functions
@@ -23,6 +26,7 @@ NAME = "73e01a99-5cd7-4139-a149-9f2736ff2ab5"
 WORKSPACE = "8a1b2c3d-0000-4000-8000-000000000001"
 INSTANCE = f"incident-{NAME}"
 ENVIRON = {"REPLAY_WORKSPACE_ID": WORKSPACE, "REPLAY_CONTAINMENT_ENABLED": "false"}
+FAILED_RUN = IncidentRunResult(84, NAME, RunEnd.FAILED, Verdict.BENIGN, failure=Failure("write the incident comment", "409"))
 
 
 def _incident() -> dict[str, Any]:
@@ -50,7 +54,7 @@ def _trigger_with(**properties: Any) -> dict[str, Any]:
     return _trigger(object={**incident, "properties": {**incident["properties"], **properties}})
 
 
-def _status(runtime: str, minutes_ago: float = 1) -> DurableOrchestrationStatus:
+def _status(runtime: str, minutes_ago: float = 1, output: Any = None) -> DurableOrchestrationStatus:
     updated = (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat()
     return DurableOrchestrationStatus.from_json(
         {
@@ -59,6 +63,7 @@ def _status(runtime: str, minutes_ago: float = 1) -> DurableOrchestrationStatus:
             "createdTime": updated,
             "lastUpdatedTime": updated,
             "runtimeStatus": runtime,
+            **({"output": output} if output is not None else {}),
         }
     )
 
@@ -172,6 +177,24 @@ class TestStart:
         response, body = await _post(_trigger(), client)
 
         assert response.status_code == 202
+        assert (len(client.started) == 1, body["duplicate"]) == (starts, not starts)
+
+    @pytest.mark.parametrize(
+        ("output", "starts"),
+        [
+            (codec.encode(IncidentRunResult(84, NAME, RunEnd.ENRICHED, Verdict.BENIGN)), False),
+            (codec.encode(IncidentRunResult(84, NAME, RunEnd.NO_ACCOUNT)), False),
+            (f"Orchestrator function 'incident_orchestrator' failed: {RunFailed(FAILED_RUN)}", True),
+            ({"outcome": "failed", "failure": {"what": "query the sign-in logs"}}, True),
+        ],
+        ids=["enriched", "no account", "failed run", "failed run of an earlier version"],
+    )
+    async def test_only_a_successful_recent_run_suppresses_a_delivery(self, output: Any, starts: bool) -> None:
+        """A run that failed never blocks the re-run its failure notice asks for; a successful one does."""
+        client = FakeDurableClient([_status("Completed", 5, output)])
+
+        _response, body = await _post(_trigger(), client)
+
         assert (len(client.started) == 1, body["duplicate"]) == (starts, not starts)
 
     async def test_lost_start_race_is_a_duplicate(self) -> None:

@@ -49,7 +49,7 @@ def test_http_trigger_is_post_incidents_with_a_function_key() -> None:
 
 def test_activity_and_orchestrator_names_match_what_the_orchestrator_calls() -> None:
     """The names the orchestrators schedule are the names the triggers register."""
-    from playbooks.domain import approval
+    from playbooks.domain import workflow
     from playbooks.functions import approval_flow, orchestrator
 
     names = {
@@ -62,13 +62,13 @@ def test_activity_and_orchestrator_names_match_what_the_orchestrator_calls() -> 
         orchestrator.ACTIVITY_ENTITIES,
         orchestrator.ACTIVITY_ENRICH,
         orchestrator.ACTIVITY_LABELS,
-        orchestrator.ACTIVITY_NOTICE,
+        orchestrator.ACTIVITY_COMMENT,
         approval_flow.ACTIVITY_POST_CARD,
         approval_flow.ACTIVITY_UPDATE_CARD,
         approval_flow.ACTIVITY_CONTAIN,
         approval_flow.ACTIVITY_COMMENT,
     }
-    assert approval.APPROVAL_ORCHESTRATOR in functions()
+    assert {workflow.APPROVAL_ORCHESTRATOR, workflow.INCIDENT_ORCHESTRATOR} <= set(functions())
 
 
 @pytest.mark.slow

@@ -74,6 +74,12 @@ def forbidden() -> Fault:
     )
 
 
+def conflict(status: int = 409) -> Fault:
+    """409 (the incident is being changed) or 412 (a precondition, the etag, no longer holds)."""
+    code = "Conflict" if status == 409 else "PreconditionFailed"
+    return Fault(status, body=_arm_error(code, "The incident was changed by another request"))
+
+
 def slow(seconds: float) -> Fault:
     """Answer normally after `seconds` (past a short client read timeout, this is a timeout)."""
     return Fault(200, delay=seconds, then_serve=True)

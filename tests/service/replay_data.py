@@ -85,8 +85,8 @@ REFRESH = {
 }
 
 
-def build_database(path: Path) -> Path:
-    """Write the DuckDB file at `path` and return it."""
+def build_database(path: Path, *, user_ids: bool = True) -> Path:
+    """Write the DuckDB file at `path` and return it; without `user_ids` the rows carry no UserId (some exports lack it)."""
     interactive = [
         _row(ALICE_UPN, ALICE_ID, AT - timedelta(hours=2), HOME_IP, "7922", PARIS),
         _row(BOB_UPN, BOB_ID, AT - timedelta(hours=1), OFFICE_IP, "3215", PARIS),
@@ -130,6 +130,9 @@ def build_database(path: Path) -> Path:
                 **REFRESH,
             )
         )
+    if not user_ids:
+        for row in (*interactive, *non_interactive):
+            row["UserId"] = ""
     for row in non_interactive:  # the non-interactive table stores these JSON columns as text
         for column in ("LocationDetails", "DeviceDetail", "TokenProtectionStatusDetails"):
             row[column] = json.dumps(row[column])

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import azure.functions as func
 import duckdb
 import pytest
+from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
 from structlog.testing import capture_logs
 
 from common.settings import Settings
@@ -18,13 +23,29 @@ from enrichment.domain.model import Verdict
 from enrichment.ports import QueryEngine
 from playbooks import wiring
 from playbooks.adapters.sentinel import SentinelIncidents, SentinelRetries
+from playbooks.domain import codec
 from playbooks.domain.incident import TITLE_CHARS, comment_id, parse_incident
-from playbooks.functions.orchestrator import ACTIVITY_ENTITIES, ACTIVITY_NOTICE
+from playbooks.domain.workflow import (
+    Enriched,
+    EnrichInput,
+    Failure,
+    IncidentRunResult,
+    LabelState,
+    RunEnd,
+    RunFailed,
+    RunRef,
+    read_activity_result,
+    run_result_of,
+)
+from playbooks.functions.http_api import receive_incident
+from playbooks.functions.orchestrator import ACTIVITY_COMMENT, ACTIVITY_ENTITIES
+from playbooks.functions.steps import ACTIVITY_RETRY
 from playbooks.services import enrich
-from tests.app.durable_history import drive
+from tests.app.durable_history import T0, drive
 from tests.app.indexed import functions
+from tests.app.test_http import FakeDurableClient
 from tests.fakes import loganalytics_server as la
-from tests.fakes.sentinel_server import FakeCredential, SentinelServer, forbidden
+from tests.fakes.sentinel_server import FakeCredential, SentinelServer, conflict, forbidden, throttled
 from tests.service import replay_data as data
 
 pytestmark = pytest.mark.slow
@@ -87,14 +108,33 @@ def wired(sentinel: SentinelServer, database: Path) -> Iterator[Wired]:
 
 
 def execute(name: str, payload: dict[str, Any]) -> Any:
-    """What the Functions host does for a scheduled activity: call its function with the input."""
-    return functions()[name].get_user_function()(payload=payload, context=FakeContext(f"inv-{name}"))
+    """What the Functions host does for a scheduled activity: call its function with the input (and await it)."""
+    result = functions()[name].get_user_function()(payload=payload, context=FakeContext(f"inv-{name}"))
+    return asyncio.run(result) if inspect.iscoroutine(result) else result
 
 
-def _stored_comment(server: SentinelServer) -> dict[str, Any]:
+INSTANCE = "incident-test"
+FIRST, SECOND = "2026-04-14T09:30:00.000000Z", "2026-04-14T11:00:00.000000Z"
+
+
+def _record_id(record: str, started: str = T0) -> str:
+    """The comment id of `record` of the run that started at `started` (what the orchestration names it)."""
+    run = RunRef(INSTANCE, datetime.fromisoformat(started))
+    return comment_id(parse_incident(data.incident_resource()), run.key, record)
+
+
+def _stored_comment(server: SentinelServer, record: str = "enrichment", started: str = T0) -> dict[str, Any]:
+    """The one comment on the incident: the given record of the given run."""
     comments = server.comments(data.INCIDENT_NAME)
-    assert list(comments) == [comment_id(parse_incident(data.incident_resource()), "enrichment")]
+    assert list(comments) == [_record_id(record, started)]
     return next(iter(comments.values()))
+
+
+def _result(output: Any) -> IncidentRunResult:
+    """The run's result from its Durable output (a Failed run's is in its error text)."""
+    result = run_result_of(output)
+    assert result is not None
+    return result
 
 
 class TestPipeline:
@@ -117,9 +157,10 @@ class TestPipeline:
         """Trigger to end: one comment with both accounts (hostile values escaped), our label, severity raised."""
         incident = parse_incident(data.trigger_body(data.ENTITIES))
 
-        output, called = drive(incident.to_json(), execute)
+        output, called = drive(codec.encode(incident), execute)
 
-        assert (output["outcome"], output["verdict"], output["labels"]) == ("enriched", "replay_likely", "updated")
+        result = _result(output)
+        assert (result.outcome, result.verdict, result.labels) == (RunEnd.ENRICHED, Verdict.REPLAY_LIKELY, LabelState.UPDATED)
         assert ACTIVITY_ENTITIES not in called
         message = _stored_comment(sentinel)["message"]
         assert message.index(data.ALICE_UPN) < message.index(data.BOB_UPN)
@@ -132,16 +173,29 @@ class TestPipeline:
         assert stored.properties["severity"] == "High"
         assert wired.credential.scopes[:1] == [("https://management.azure.com/.default",)]
 
-    def test_duplicate_delivery_updates_the_one_comment(self, wired: Wired, sentinel: SentinelServer) -> None:
-        """The same incident run twice: one comment id, written twice; labels not duplicated, no second PUT."""
+    def test_a_later_run_adds_its_own_record_and_never_rewrites_the_first(self, wired: Wired, sentinel: SentinelServer) -> None:
+        """The incident delivered again later: a second enrichment comment; the first stays as written; labels not duplicated."""
         incident = parse_incident(data.trigger_body(data.ENTITIES))
 
-        drive(incident.to_json(), execute)
-        output, _called = drive(incident.to_json(), execute)
+        drive(codec.encode(incident), execute, started=FIRST)
+        first = sentinel.comments(data.INCIDENT_NAME)
+        output, _called = drive(codec.encode(incident), execute, started=SECOND)
+
+        comments = sentinel.comments(data.INCIDENT_NAME)
+        assert list(comments) == [_record_id("enrichment", FIRST), _record_id("enrichment", SECOND)]
+        assert comments[_record_id("enrichment", FIRST)] == first[_record_id("enrichment", FIRST)]
+        assert [c["writes"] for c in comments.values()] == [1, 1]
+        assert _result(output).labels is LabelState.UNCHANGED
+        assert sentinel.count("put_incident") == 1
+
+    def test_a_replayed_run_writes_its_record_once(self, wired: Wired, sentinel: SentinelServer) -> None:
+        """The same run played again (a retried write, a redelivered activity) lands on its own comment: never a duplicate."""
+        incident = parse_incident(data.trigger_body(data.ENTITIES))
+
+        drive(codec.encode(incident), execute)
+        drive(codec.encode(incident), execute)
 
         assert _stored_comment(sentinel)["writes"] == 2
-        assert output["labels"] == "unchanged"
-        assert sentinel.count("put_incident") == 1
         assert [label["labelName"] for label in sentinel.incident(data.INCIDENT_NAME).properties["labels"]] == [
             "vip",
             "token-replay:likely",
@@ -151,20 +205,20 @@ class TestPipeline:
         """A bare incident: the entities come from POST .../entities, then the enrichment runs on them."""
         incident = parse_incident(data.incident_resource())
 
-        output, called = drive(incident.to_json(), execute)
+        output, called = drive(codec.encode(incident), execute)
 
         assert called[0] == ACTIVITY_ENTITIES
         assert sentinel.count("entities") == 1
-        assert [a["account"]["upn"] for a in output["accounts"]] == [data.ALICE_UPN, data.BOB_UPN]
+        assert [a.account.upn for a in _result(output).accounts] == [data.ALICE_UPN, data.BOB_UPN]
 
     def test_an_incident_without_accounts_gets_a_notice_and_no_query(self, wired: Wired, sentinel: SentinelServer) -> None:
         """Only an IP entity: the "no account" comment is written and no engine is ever built."""
         incident = parse_incident(data.trigger_body([data.ENTITIES[0]]))
 
-        output, called = drive(incident.to_json(), execute)
+        output, called = drive(codec.encode(incident), execute)
 
-        assert (output["outcome"], called) == ("no_account", [ACTIVITY_NOTICE])
-        assert "No account to assess" in _stored_comment(sentinel)["message"]
+        assert (_result(output).outcome, called) == (RunEnd.NO_ACCOUNT, [ACTIVITY_COMMENT])
+        assert "No account to assess" in _stored_comment(sentinel, "no_account")["message"]
         assert wired.engine_builds == 0
 
     def test_huge_title_keeps_every_payload_small(self, wired: Wired, sentinel: SentinelServer) -> None:
@@ -172,16 +226,16 @@ class TestPipeline:
         body = data.trigger_body(data.ENTITIES)
         body["object"]["properties"]["title"] = "T" * 2_000_000
         incident = parse_incident(body)
-        sizes = [len(json.dumps(incident.to_json()))]
+        sizes = [len(json.dumps(codec.encode(incident)))]
 
         def measured(name: str, payload: dict[str, Any]) -> Any:
             result = execute(name, payload)
             sizes.extend((len(json.dumps(payload)), len(json.dumps(result))))
             return result
 
-        output, _called = drive(incident.to_json(), measured)
+        output, _called = drive(codec.encode(incident), measured)
 
-        assert output["outcome"] == "enriched"
+        assert _result(output).outcome is RunEnd.ENRICHED
         assert sum(sizes) < 16_000
         message = _stored_comment(sentinel)["message"]
         assert "T" * 100 in message
@@ -194,12 +248,12 @@ class TestPipeline:
             wired = Wired(sentinel, engine, {**ENVIRON, "REPLAY_CONTAINMENT_ENABLED": "false", "REPLAY_MAX_ACCOUNTS": "1"})
             previous = wiring.install(wired.services)
             try:
-                output, called = drive(incident.to_json(), execute)
+                output, called = drive(codec.encode(incident), execute)
             finally:
                 wiring.install(previous)
 
         assert called[0] == ACTIVITY_ENTITIES
-        assert [a["account"]["upn"] for a in output["accounts"]] == [data.ALICE_UPN]
+        assert [a.account.upn for a in _result(output).accounts] == [data.ALICE_UPN]
         message = _stored_comment(sentinel)["message"]
         assert f"REPLAY_MAX_ACCOUNTS: the first 1 accounts were assessed, 1 more were not: {data.BOB_UPN}" in message
 
@@ -207,7 +261,7 @@ class TestPipeline:
         """Every activity invocation logs one summary line with its invocation id and outcome."""
         incident = parse_incident(data.trigger_body(data.ENTITIES))
         with capture_logs() as logs:
-            drive(incident.to_json(), execute)
+            drive(codec.encode(incident), execute)
 
         lines = [(e["activity"], e["invocation_id"], e["outcome"], e["incident"]) for e in logs if e["event"] == "activity_done"]
         assert lines == [
@@ -216,63 +270,161 @@ class TestPipeline:
         ]
 
 
+@pytest.fixture
+def workspace(sentinel: SentinelServer, database: Path) -> Iterator[la.LogAnalyticsServer]:
+    """The pipeline on the real Log Analytics engine against the workspace fake (faults scripted per test)."""
+    con = duckdb.connect(str(database), read_only=True)
+    with la.LogAnalyticsServer(con, workspace_id=data.WORKSPACE_ID, functions=[WATCHLIST_FUNCTION]) as server:
+        settings = Settings.from_values({**ENVIRON, "REPLAY_LOGS_ENDPOINT": server.url})
+        retries = Retries(
+            sdk_total=1, sdk_backoff_factor=0.01, sdk_backoff_max=0.05, attempts=1, wait_initial=0.01, wait_max=0.02
+        )
+        engine = LogAnalyticsEngine.create(settings, la.FakeCredential(), connection_verify=server.ca_path, retries=retries)
+        wired = Wired(sentinel, engine, {**ENVIRON, "REPLAY_LOGS_ENDPOINT": server.url, "REPLAY_CONTAINMENT_ENABLED": "false"})
+        previous = wiring.install(wired.services)
+        try:
+            yield server
+        finally:
+            wiring.install(previous)
+    con.close()
+
+
+def _deliver(output: Any, runtime: str) -> dict[str, Any]:
+    """POST /api/incidents again while the last run's status is `runtime` with `output`: the starter's answer."""
+    updated = (datetime.now(UTC) - timedelta(minutes=2)).isoformat()
+    status = DurableOrchestrationStatus.from_json(
+        {
+            "name": "incident_orchestrator",
+            "instanceId": INSTANCE,
+            "createdTime": updated,
+            "lastUpdatedTime": updated,
+            "runtimeStatus": runtime,
+            "output": output,
+        }
+    )
+    client = FakeDurableClient([status])
+    request = func.HttpRequest(
+        "POST", "https://app.example/api/incidents", body=json.dumps(data.trigger_body(data.ENTITIES)).encode()
+    )
+    response = asyncio.run(receive_incident(request, client, services=wiring.current(), now=datetime.now(UTC)))
+    return {**json.loads(response.get_body()), "started": len(client.started)}
+
+
+class TestWritesThatSurvive:
+    @pytest.mark.parametrize("status", [409, 412])
+    def test_comment_conflicts_are_written_again_and_the_run_completes(
+        self, wired: Wired, sentinel: SentinelServer, status: int
+    ) -> None:
+        """409/412 on the comment PUT: written again (tenacity), one enrichment comment, the run enriched."""
+        sentinel.fail("put_comment", conflict(status), conflict(status))
+        incident = parse_incident(data.trigger_body(data.ENTITIES))
+
+        output, _called = drive(codec.encode(incident), execute)
+
+        assert _result(output).outcome is RunEnd.ENRICHED
+        assert [r.status for r in sentinel.requests if r.route == "put_comment"] == [status, status, 201]
+        assert _stored_comment(sentinel)["writes"] == 1
+
+    def test_label_conflicts_and_throttling_are_retried(self, wired: Wired, sentinel: SentinelServer) -> None:
+        """409 then 429 on the incident PUT: read, merged and written again; the label is set once."""
+        sentinel.fail("put_incident", conflict(409), throttled(0))
+        incident = parse_incident(data.trigger_body(data.ENTITIES))
+
+        output, _called = drive(codec.encode(incident), execute)
+
+        assert (_result(output).outcome, _result(output).labels) == (RunEnd.ENRICHED, LabelState.UPDATED)
+        assert [label["labelName"] for label in sentinel.incident(data.INCIDENT_NAME).properties["labels"]] == [
+            "vip",
+            "token-replay:likely",
+        ]
+
+    def test_a_comment_that_cannot_be_written_fails_the_run_and_the_redelivery_writes_it(
+        self, wired: Wired, sentinel: SentinelServer
+    ) -> None:
+        """Conflicts past every retry: Failed with the enrichment in its output, no notice in its place; the next delivery writes it."""
+        spent = SENTINEL_RETRIES.conflict_attempts * (1 + ACTIVITY_RETRY.max_number_of_attempts)
+        sentinel.fail("put_comment", *[conflict()] * spent)
+        incident = parse_incident(data.trigger_body(data.ENTITIES))
+
+        failed, called = drive(codec.encode(incident), execute, started=FIRST)
+
+        result = _result(failed)
+        assert (result.outcome, result.verdict, result.comment_written) == (RunEnd.FAILED, Verdict.REPLAY_LIKELY, False)
+        assert result.failure is not None
+        assert (result.failure.status, result.failure.transient) == (409, True)
+        assert called.count(ACTIVITY_COMMENT) == ACTIVITY_RETRY.max_number_of_attempts  # after the enrichment's own write
+        assert sentinel.comments(data.INCIDENT_NAME) == {}
+
+        again = _deliver(failed, "Failed")
+        rerun, _called = drive(codec.encode(incident), execute, started=SECOND)
+
+        assert (again["duplicate"], again["started"]) == (False, 1)
+        assert _result(rerun).outcome is RunEnd.ENRICHED
+        assert "Token replay enrichment" in _stored_comment(sentinel, "enrichment", SECOND)["message"]
+
+    def test_only_a_successful_run_suppresses_the_redelivery(self, wired: Wired) -> None:
+        """A completed enrichment answers the next delivery as a duplicate; the same delivery after a failed run starts one."""
+        incident = parse_incident(data.trigger_body(data.ENTITIES))
+        output, _called = drive(codec.encode(incident), execute)
+
+        assert _deliver(output, "Completed")["duplicate"] is True
+        failed = IncidentRunResult(4242, data.INCIDENT_NAME, RunEnd.FAILED, failure=Failure("query the sign-in logs", "403"))
+        assert _deliver(str(RunFailed(failed)), "Failed")["duplicate"] is False
+
+
 class TestFailures:
-    def test_workspace_403_then_rerun_replaces_the_failure_comment(self, sentinel: SentinelServer, database: Path) -> None:
-        """Log Analytics refuses (403): the comment says what failed and what to check; a re-run replaces it."""
-        con = duckdb.connect(str(database), read_only=True)
-        with la.LogAnalyticsServer(con, workspace_id=data.WORKSPACE_ID, functions=[WATCHLIST_FUNCTION]) as workspace:
-            settings = Settings.from_values({**ENVIRON, "REPLAY_LOGS_ENDPOINT": workspace.url})
-            retries = Retries(
-                sdk_total=1, sdk_backoff_factor=0.01, sdk_backoff_max=0.05, attempts=1, wait_initial=0.01, wait_max=0.02
-            )
-            engine = LogAnalyticsEngine.create(
-                settings, la.FakeCredential(), connection_verify=workspace.ca_path, retries=retries
-            )
-            wired = Wired(sentinel, engine, {**ENVIRON, "REPLAY_LOGS_ENDPOINT": workspace.url})
-            previous = wiring.install(wired.services)
-            try:
-                workspace.fail(la.forbidden())
-                incident = parse_incident(data.trigger_body(data.ENTITIES))
+    def test_a_throttled_workspace_is_retried_by_durable_and_the_run_enriches(
+        self, workspace: la.LogAnalyticsServer, sentinel: SentinelServer
+    ) -> None:
+        """Log Analytics 503 past the SDK's retry: Durable runs the enrichment again, which succeeds; one enrichment comment."""
+        # Both of the evidence question's attempts (the three questions run side by side, each with its own retry).
+        workspace.fail(la.server_error(503), la.server_error(503), query="evidence")
+        incident = parse_incident(data.trigger_body(data.ENTITIES))
 
-                failed, _ = drive(incident.to_json(), execute)
-                failure_message = _stored_comment(sentinel)["message"]
-                rerun, _ = drive(incident.to_json(), execute)
-            finally:
-                wiring.install(previous)
-        con.close()
+        output, called = drive(codec.encode(incident), execute)
 
-        assert (failed["outcome"], failed["failure"]["status"], failed["comment_written"]) == ("failed", 403, True)
+        assert _result(output).outcome is RunEnd.ENRICHED
+        assert called.count("enrich_incident") == 2
+        assert _stored_comment(sentinel)["writes"] == 1
+
+    def test_workspace_403_then_a_rerun_adds_the_enrichment(
+        self, workspace: la.LogAnalyticsServer, sentinel: SentinelServer
+    ) -> None:
+        """Log Analytics refuses (403): the run ends Failed and its notice says what to check; a re-run adds the enrichment."""
+        workspace.fail(la.forbidden())
+        incident = parse_incident(data.trigger_body(data.ENTITIES))
+
+        failed, called = drive(codec.encode(incident), execute, started=FIRST)
+        failure_message = _stored_comment(sentinel, "failure", FIRST)["message"]
+        rerun, _ = drive(codec.encode(incident), execute, started=SECOND)
+
+        assert called.count("enrich_incident") == 1  # a refusal is not retried
+
+        failed_run = _result(failed)
+        assert failed_run.failure is not None
+        assert (failed_run.outcome, failed_run.failure.status, failed_run.comment_written) == (RunEnd.FAILED, 403, True)
         assert "The enrichment failed" in failure_message
         assert "Log Analytics Reader" in failure_message
-        assert rerun["outcome"] == "enriched"
-        final = _stored_comment(sentinel)
-        assert "The enrichment failed" not in final["message"]
-        assert final["writes"] == 2
+        assert _result(rerun).outcome is RunEnd.ENRICHED
+        comments = sentinel.comments(data.INCIDENT_NAME)
+        assert list(comments) == [_record_id("failure", FIRST), _record_id("enrichment", SECOND)]
+        assert comments[_record_id("failure", FIRST)]["message"] == failure_message  # the failed run's record stays
+        assert "The enrichment failed" not in comments[_record_id("enrichment", SECOND)]["message"]
 
     @pytest.mark.parametrize("queries", [("evidence",), ("evidence", "baseline", "context")], ids=["evidence", "all"])
     def test_workspace_204_is_insufficient_evidence_never_benign(
-        self, sentinel: SentinelServer, database: Path, queries: tuple[str, ...]
+        self, workspace: la.LogAnalyticsServer, sentinel: SentinelServer, queries: tuple[str, ...]
     ) -> None:
         """A 204 (no data) from Log Analytics: verdict and label insufficient evidence, the comment says what was missing."""
-        con = duckdb.connect(str(database), read_only=True)
-        with la.LogAnalyticsServer(con, workspace_id=data.WORKSPACE_ID, functions=[WATCHLIST_FUNCTION]) as workspace:
-            settings = Settings.from_values({**ENVIRON, "REPLAY_LOGS_ENDPOINT": workspace.url})
-            engine = LogAnalyticsEngine.create(settings, la.FakeCredential(), connection_verify=workspace.ca_path)
-            wired = Wired(
-                sentinel, engine, {**ENVIRON, "REPLAY_LOGS_ENDPOINT": workspace.url, "REPLAY_CONTAINMENT_ENABLED": "false"}
-            )
-            previous = wiring.install(wired.services)
-            try:
-                for query in queries:
-                    workspace.fail(la.no_content(), query=query)
-                incident = parse_incident(data.trigger_body(data.ENTITIES))
-                output, _ = drive(incident.to_json(), execute)
-            finally:
-                wiring.install(previous)
-        con.close()
+        for query in queries:
+            workspace.fail(la.no_content(), query=query)
+        incident = parse_incident(data.trigger_body(data.ENTITIES))
 
-        assert (output["outcome"], output["verdict"]) == ("enriched", "insufficient_evidence")
-        assert {a["verdict"] for a in output["accounts"]} == {"insufficient_evidence"}
+        output, _ = drive(codec.encode(incident), execute)
+
+        result = _result(output)
+        assert (result.outcome, result.verdict) == (RunEnd.ENRICHED, Verdict.INSUFFICIENT_EVIDENCE)
+        assert {a.verdict for a in result.accounts} == {Verdict.INSUFFICIENT_EVIDENCE}
         labels = [label["labelName"] for label in sentinel.incident(data.INCIDENT_NAME).properties["labels"]]
         assert labels == ["vip", "token-replay:insufficient-evidence"]
         message = _stored_comment(sentinel)["message"]
@@ -280,17 +432,20 @@ class TestFailures:
         assert "SigninLogs: not read: evidence query: workspace returned no data (204)" in message
         assert "Benign" not in message
 
-    def test_sentinel_refusing_every_write_ends_cleanly(self, wired: Wired, sentinel: SentinelServer) -> None:
-        """Comment PUTs forbidden: the enrichment fails, the failure notice fails too, and the orchestration still ends."""
+    def test_sentinel_refusing_every_write_ends_failed_with_the_enrichment(self, wired: Wired, sentinel: SentinelServer) -> None:
+        """Comment PUTs forbidden: no failure notice is tried in its place; the run ends Failed with the enrichment in its output."""
         sentinel.fail("put_comment", forbidden(), forbidden())
         incident = parse_incident(data.trigger_body(data.ENTITIES))
 
-        output, called = drive(incident.to_json(), execute)
+        output, called = drive(codec.encode(incident), execute)
 
-        assert (output["outcome"], output["comment_written"]) == ("failed", False)
-        assert output["failure"]["what"] == "write the incident comment"
-        assert "Microsoft Sentinel Responder" in output["failure"]["hint"]
-        assert called == ["enrich_incident", ACTIVITY_NOTICE]
+        result = _result(output)
+        assert (result.outcome, result.comment_written, result.verdict) == (RunEnd.FAILED, False, Verdict.REPLAY_LIKELY)
+        assert [a.account.upn for a in result.accounts] == [data.ALICE_UPN, data.BOB_UPN]
+        assert result.failure is not None
+        assert result.failure.what == "write the incident comment"
+        assert "Microsoft Sentinel Responder" in result.failure.hint
+        assert called == ["enrich_incident"]  # a refusal is not written again, and no notice is tried in its place
         assert sentinel.comments(data.INCIDENT_NAME) == {}
 
     def test_bad_settings_fail_as_a_value(self, wired: Wired, sentinel: SentinelServer) -> None:
@@ -298,8 +453,9 @@ class TestFailures:
         wiring.install(wiring.Services({"REPLAY_CONTAINMENT_ENABLED": "false"}))
         incident = parse_incident(data.trigger_body(data.ENTITIES))
 
-        result = execute("enrich_incident", {"incident": incident.to_json()})
+        run = RunRef(INSTANCE, data.AT)
+        result = read_activity_result(Enriched, execute("enrich_incident", codec.encode(EnrichInput(incident, run, data.AT))))
 
-        assert result["ok"] is False
-        assert result["failure"]["what"] == "read the app settings"
-        assert "REPLAY_WORKSPACE_ID" in result["failure"]["error"]
+        assert isinstance(result, Failure)
+        assert result.what == "read the app settings"
+        assert "REPLAY_WORKSPACE_ID" in result.error

@@ -70,6 +70,8 @@ class TestRun:
             "needs_approval": False,
             "reason": "verdict is benign: no containment proposed",
             "actions": [],
+            "already_done": [],
+            "manual": [],
             "digest": bob["plan"]["digest"],
         }
         html = (tmp_path / "out" / "comment.html").read_text()

@@ -19,14 +19,14 @@ from enrichment.domain.model import (
     Verdict,
 )
 from playbooks.domain.plan import ContainmentPlan, plan_containment
-from playbooks.render.card import IncidentRef
+from playbooks.render.card import CardIncident
 
 AT = datetime(2026, 11, 5, 14, 0, tzinfo=UTC)
 EXPIRES = AT + timedelta(hours=4)
 USER_ID = "3f2a1b0c-1111-4222-8333-444455556666"
 UPN = "adele.vance@contoso.example"
 INSTANCE_ID = "replay-7f3c2a1e-incident-4711"
-INCIDENT = IncidentRef(
+INCIDENT = CardIncident(
     incident_id="8d1c6f0e-2b3a-4c5d-9e8f-0a1b2c3d4e5f",
     number=4711,
     title="Token replay suspected for a privileged user",

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from enrichment.domain.model import Account
-from playbooks.domain.approval import ApprovalRecord, AttemptLine, Person, Phase
-from playbooks.domain.incident import IncidentRef
+from playbooks.domain.approval import ApprovalRecord, AttemptLine, Person
+from playbooks.domain.incident import SentinelIncident
 from playbooks.domain.plan import ACTION_DESCRIPTIONS, ActionKind, ActionResult, ActionStatus, ContainmentPlan, ProposedAction
+from playbooks.domain.workflow import Phase
 from playbooks.render.comment import approval_comment
 
 AT = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 TARGET = Account("alice@contoso.com", "0f6f2a3e-51a5-4c5e-9b8e-2c9a1e7d4b10")
-INCIDENT = IncidentRef(
+INCIDENT = SentinelIncident(
     "d0cfe6b2-9ac0-4464-9919-dccaee2e48c0",
     "soc-rg",
     "soc-ws",
@@ -108,3 +110,35 @@ def test_many_refused_attempts_stay_within_the_size_limit() -> None:
     assert len(html) <= 4000
     assert "awaits approval in Teams" in html
     assert "more attempts not shown" in html
+
+
+def test_each_state_change_says_what_happened() -> None:
+    """A refused click keeps the request open; an approval promises each result as its own record; a result shows its one row."""
+    refused = _render(_record(Phase.REFUSED, attempts=(AttemptLine(Person("bbbb", "Mallory"), AT, True, "not an approver"),)))
+    approved = _render(
+        _record(Phase.DECIDED, approved=True, decided_by=Person("aaaa", "Alex", "alex@contoso.com"), decided_at=AT)
+    )
+    result = _render(
+        _record(Phase.RESULT, results=(ActionResult(ActionKind.REVOKE_SESSIONS, ActionStatus.SUCCEEDED, "revoked", "req-1"),))
+    )
+
+    assert (
+        "was refused</b>; nothing was changed, and the request stays open for the approvers until 2026-03-01 14:00 UTC" in refused
+    )
+    assert "Mallory (object id bbbb) tried to approve and was refused: not an approver" in refused
+    assert "each action's result is recorded as a comment of its own" in approved
+    assert "<td>revoke_sessions</td><td>done</td><td>revoked</td><td>req-1</td>" in result
+    assert "Proposed actions" not in result
+    assert "Proposed actions" not in refused
+
+
+def test_the_record_links_the_defender_portal_when_the_incident_offers_it() -> None:
+    """providerIncidentUrl is the link on every record; the Azure portal's when it is all the incident has."""
+    defender = replace(INCIDENT, url="https://portal.azure.com/#x", provider_url="https://security.microsoft.com/incidents/84")
+    html = approval_comment(defender, _record(Phase.PENDING), max_chars=30_000, generated_at=AT)
+    azure_only = approval_comment(
+        replace(INCIDENT, url="https://portal.azure.com/#x"), _record(Phase.PENDING), max_chars=30_000, generated_at=AT
+    )
+
+    assert '<a href="https://security.microsoft.com/incidents/84">Open the incident in the Defender portal</a>' in html
+    assert '<a href="https://portal.azure.com/#x">Open the incident in the Azure portal</a>' in azure_only

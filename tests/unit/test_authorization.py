@@ -112,6 +112,13 @@ class TestTheSuspectCannotDecide:
         outcome = decide(click(LISTED, "VICTIM@contoso.com"))
         assert outcome == Refused("the suspect user cannot decide their own containment")
 
+    @pytest.mark.parametrize("upn", ["", "   "])
+    def test_clicker_whose_upn_is_unknown_is_refused(self, upn: str) -> None:
+        """Without the clicker's UPN the suspect cannot be ruled out by name: a refusal, never a pass."""
+        outcome = decide(click(LISTED, upn))
+        assert isinstance(outcome, Refused)
+        assert "UPN could not be checked in the directory" in outcome.reason
+
 
 class TestBinding:
     @pytest.mark.parametrize(
@@ -211,9 +218,11 @@ class TestAuditLine:
         assert "<img src=x onerror=alert(1)>@contoso.com tried to decide" in line
 
     def test_person_without_upn_is_named_by_object_id(self) -> None:
-        """When Teams gave no UPN, the object id identifies the person in the record."""
+        """When the directory gave no UPN, the object id identifies the person in the record (and the click is refused)."""
         attempt = click(upn="")
-        assert f"UTC: {ANALYST} approved" in audit_line(REQUEST, attempt, decide(attempt))
+        line = audit_line(REQUEST, attempt, decide(attempt))
+        assert f"UTC: {ANALYST} tried to decide (approved)" in line
+        assert "UPN could not be checked in the directory" in line
 
     def test_local_time_input_is_recorded_in_utc(self) -> None:
         """Times are written in UTC whatever zone the caller's datetime carries."""

@@ -24,7 +24,7 @@ from playbooks.render.card import (
     SCHEMA_VERSION,
     TEAMS_CARD_LIMIT,
     ActionData,
-    IncidentRef,
+    CardIncident,
     already_decided_card,
     card_for,
     card_size,
@@ -225,7 +225,7 @@ def test_hostile_values_never_reach_the_card_unescaped() -> None:
 def test_non_https_incident_link_is_left_out() -> None:
     """A link that is not plain https is dropped rather than offered as a button."""
     evidence, assessment = s.typical()
-    incident = IncidentRef(s.INCIDENT.incident_id, 1, "t", "javascript:alert(1)")
+    incident = CardIncident(s.INCIDENT.incident_id, 1, "t", "javascript:alert(1)")
     card = card_for(incident, evidence, assessment, s.plan_for(assessment), instance_id=s.INSTANCE_ID, expires_at=s.EXPIRES)
     assert not [a for a in card["actions"] if a["type"] == "Action.OpenUrl"]
     assert card["actions"][0]["data"]["incident_url"] == ""
@@ -259,7 +259,7 @@ def test_enormous_incident_stays_under_the_teams_limit_with_more_lines() -> None
 def test_worst_case_drops_evidence_but_keeps_what_a_decision_needs() -> None:
     """When even short lists do not fit, the evidence gives way; user, verdict, actions and buttons stay."""
     evidence, assessment = _huge("\U0001f600" * 3000, signals=50, ips=50)
-    incident = IncidentRef(s.INCIDENT.incident_id, 4711, "\U0001f600" * 5000, s.INCIDENT.url)
+    incident = CardIncident(s.INCIDENT.incident_id, 4711, "\U0001f600" * 5000, s.INCIDENT.url)
     card = card_for(incident, evidence, assessment, s.plan_for(assessment), instance_id=s.INSTANCE_ID, expires_at=s.EXPIRES)
     assert card_size(card) < TEAMS_CARD_LIMIT
     text = _unescape(_all_text(card))
@@ -287,7 +287,7 @@ def test_any_incident_fits(title: str, detail: str, value: str, signals: int, ip
         explanations=tuple(Explanation(f"198.51.100.{i}", ExplanationKind.TRAVEL, detail) for i in range(signals)),
         suspect_ips=tuple(r.ip for r in rows),
     )
-    incident = IncidentRef(s.INCIDENT.incident_id, 7, title, s.INCIDENT.url)
+    incident = CardIncident(s.INCIDENT.incident_id, 7, title, s.INCIDENT.url)
     card = card_for(
         incident, s.evidence(rows), assessment, s.plan_for(assessment), instance_id=s.INSTANCE_ID, expires_at=s.EXPIRES
     )

@@ -26,7 +26,7 @@ from enrichment.domain.model import (
     UserEvidence,
     Verdict,
 )
-from playbooks.domain.incident import IncidentRef
+from playbooks.domain.incident import SentinelIncident
 from playbooks.render.comment import TIMELINE_ROWS, AccountReport, enrichment_comment, esc, failure_comment, no_account_comment
 
 AT = datetime(2026, 3, 1, 9, tzinfo=UTC)
@@ -39,8 +39,8 @@ VOID_TAGS = {"br"}
 
 def _incident(
     title: str = "Token replay", unresolved: tuple[str, ...] = (), kinds: tuple[tuple[str, int], ...] = ()
-) -> IncidentRef:
-    return IncidentRef(
+) -> SentinelIncident:
+    return SentinelIncident(
         "d0cfe6b2-9ac0-4464-9919-dccaee2e48c0",
         "soc-rg",
         "soc-ws",

@@ -24,7 +24,7 @@ from playbooks.domain.incident import (
     OTHER_KINDS,
     TITLE_CHARS,
     BodyTooLarge,
-    IncidentRef,
+    SentinelIncident,
     comment_id,
     incident_body,
     incident_update,
@@ -96,6 +96,20 @@ class TestParse:
         assert incident.workspace_id == "8a1b2c3d-0000-4000-8000-000000000001"
         assert incident.accounts == (Account("alice@contoso.com", OID),)
         assert incident.url == "https://portal.azure.com/#asset/x"
+
+    def test_the_defender_portal_link_is_preferred_when_offered(self) -> None:
+        """providerIncidentUrl (the Defender portal) is the link people follow; the Azure portal's is the fallback."""
+        offered = parse_incident(_trigger([], providerIncidentUrl="https://security.microsoft.com/incidents/3177?tid=x"))
+        plain = parse_incident(_trigger([]))
+        hostile = parse_incident(_trigger([], providerIncidentUrl="javascript:alert(1)"))
+
+        assert (offered.link, offered.url) == (
+            "https://security.microsoft.com/incidents/3177?tid=x",
+            "https://portal.azure.com/#asset/x",
+        )
+        assert plain.link == "https://portal.azure.com/#asset/x"
+        assert hostile.link == "https://portal.azure.com/#asset/x"
+        assert SentinelIncident.from_json(offered.to_json()) == offered
 
     def test_resource_id_is_rebuilt_canonically(self) -> None:
         """`Incidents` in any case and an upper-case GUID become the canonical lower-case path."""
@@ -173,7 +187,7 @@ class TestParse:
         """to_json / from_json keep every field, so the orchestration sees what the starter parsed."""
         incident = parse_incident(_trigger([_account(aadUserId=OID), _account(accountName="domain-only")]))
 
-        again = IncidentRef.from_json(json.loads(json.dumps(incident.to_json())))
+        again = SentinelIncident.from_json(json.loads(json.dumps(incident.to_json())))
 
         assert incident == again
 
@@ -183,7 +197,7 @@ class TestParse:
         stored["workspace_name"] = "soc-ws/../../x"
 
         with pytest.raises(InputError, match="not a valid workspace name"):
-            IncidentRef.from_json(stored)
+            SentinelIncident.from_json(stored)
 
 
 class TestResolveAccounts:
@@ -410,7 +424,7 @@ class TestAccountCap:
         assert (len(incident.not_assessed), incident.not_assessed_total) == (LISTED, 40_000)
         assert incident.intake_notes()[0].endswith(f"and {40_000 - LISTED} more")
         assert len(json.dumps(incident.to_json())) < 20_000
-        assert IncidentRef.from_json(json.loads(json.dumps(incident.to_json()))) == incident
+        assert SentinelIncident.from_json(json.loads(json.dumps(incident.to_json()))) == incident
 
     def test_unresolved_names_are_bounded_and_counted(self) -> None:
         """Thousands of Account entities without an identity: LISTED names kept, the rest counted in a note."""
@@ -497,7 +511,7 @@ class TestFreeText:
         stored = parse_incident(_trigger([])).to_json()
         stored.update(title="\u202e" + "T" * 100_000, unresolved=["x\x00"] * 500, entity_kinds=[["Host\x1b", 1]])
 
-        incident = IncidentRef.from_json(stored)
+        incident = SentinelIncident.from_json(stored)
 
         assert len(incident.title) == TITLE_CHARS
         assert (incident.unresolved[0], len(incident.unresolved), incident.unresolved_total) == ("x", LISTED, LISTED)
@@ -595,13 +609,13 @@ def _parses_or_refuses(body: object) -> None:
     except InputError:
         return
     stored = json.loads(json.dumps(incident.to_json(), ensure_ascii=False).encode("utf-8"))
-    assert IncidentRef.from_json(stored) == incident
+    assert SentinelIncident.from_json(stored) == incident
 
 
 class TestArbitraryBodies:
     @given(JSON)
     def test_any_json_parses_or_is_refused(self, body: object) -> None:
-        """Any JSON value at all gives an IncidentRef or an InputError, never another exception."""
+        """Any JSON value at all gives an SentinelIncident or an InputError, never another exception."""
         _parses_or_refuses(body)
 
     @given(PROPERTIES)
@@ -621,21 +635,25 @@ class TestArbitraryBodies:
 
 class TestIds:
     def test_comment_id_is_stable_and_specific(self) -> None:
-        """Same incident, purpose and account (any case) give the same GUID; anything else a different one."""
+        """Same incident, run, record and account (any case) give the same GUID; anything else a different one."""
         incident = parse_incident(_trigger([]))
         again = parse_incident(_incident())
+        run = "incident-x@20260301T090000.000000Z"
 
-        assert comment_id(incident, "enrichment") == comment_id(again, "enrichment")
-        assert comment_id(incident, "approval", "Alice@Contoso.com") == comment_id(incident, "approval", "alice@contoso.com")
+        assert comment_id(incident, run, "enrichment") == comment_id(again, run, "enrichment")
+        assert comment_id(incident, run, "pending", "Alice@Contoso.com") == comment_id(
+            incident, run, "pending", "alice@contoso.com"
+        )
         assert (
             len(
                 {
-                    comment_id(incident, "enrichment"),
-                    comment_id(incident, "approval"),
-                    comment_id(incident, "enrichment", "a@b.c"),
+                    comment_id(incident, run, "enrichment"),
+                    comment_id(incident, run, "failure"),
+                    comment_id(incident, run, "enrichment", "a@b.c"),
+                    comment_id(incident, "incident-x@20260301T100000.000000Z", "enrichment"),
                 }
             )
-            == 3
+            == 4
         )
 
 

@@ -15,7 +15,7 @@ from common.text import ELLIPSIS, capped_text, safe_text
 from enrichment.render.html import account_html, esc
 from enrichment.render.story import brief
 from enrichment.render.timeline import timeline_svg
-from playbooks.domain.incident import IncidentRef
+from playbooks.domain.incident import SentinelIncident
 from playbooks.render.card import escape_markdown
 from playbooks.render.comment import no_account_comment
 from tests.unit import card_samples
@@ -107,7 +107,7 @@ class TestRenderers:
 
     def test_no_hidden_character_reaches_a_comment(self) -> None:
         """An incident value built without the parser (title, unresolved names, kinds) still renders clean."""
-        incident = IncidentRef(
+        incident = SentinelIncident(
             "d0cfe6b2-9ac0-4464-9919-dccaee2e48c0",
             "soc-rg",
             "soc-ws",

@@ -1,4 +1,4 @@
-"""The approval bot against a fake Bot Framework and a fake Graph: authentication, the click flow, posting and updating cards."""
+"""The approval bot against a fake Bot Framework and a fake Graph: authentication, then the click flow."""
 
 from __future__ import annotations
 
@@ -12,29 +12,18 @@ from typing import Any
 
 import pytest
 
-from common.errors import InputError, TransientUpstreamError, UpstreamError
-from common.settings import Settings
-from enrichment.domain.model import Account
-from playbooks.adapters import teams
+from common.errors import InputError, TransientUpstreamError
+from playbooks.adapters.botframework_auth import BotFrameworkKeys
 from playbooks.adapters.graph import GraphDirectory, create_graph_directory
-from playbooks.adapters.teams import (
-    APPROVAL_STATUS_KEY,
-    ApprovalBot,
-    ApprovalState,
-    BotFrameworkKeys,
-    BotResponse,
-    MessageReference,
-    Retries,
-    approval_state,
-    decided_approval,
-    decision_from_payload,
-    expired_approval,
-    pending_approval,
-)
+from playbooks.adapters.teams_bot import ApprovalBot, BotResponse
+from playbooks.domain import codec
+from playbooks.domain.approval import ApprovalState, approval_state, approval_status
 from playbooks.domain.authorization import ApprovalRequest
 from playbooks.domain.plan import ContainmentPlan, Decision
-from playbooks.render.card import APPROVE, REJECT, ActionData, card_for
-from tests.fakes.botframework_server import BOT_APP_ID, CHANNEL_ID, KID, TENANT_ID, BotFrameworkFake, Scripted
+from playbooks.domain.workflow import ApprovalAttempt, ApprovalDecision, ApprovalPhase
+from playbooks.render.card import APPROVE, REJECT, ActionData
+from tests.adapters.test_bot_connector import FakeTokens, settings_for
+from tests.fakes.botframework_server import BOT_APP_ID, CHANNEL_ID, KID, BotFrameworkFake
 from tests.fakes.graph_server import FakeCredential, FakeGraph, running
 from tests.unit import card_samples as s
 
@@ -42,30 +31,14 @@ APPROVER = "aaaaaaaa-0000-4000-8000-000000000001"
 SECOND_APPROVER = "aaaaaaaa-0000-4000-8000-000000000002"
 OUTSIDER = "aaaaaaaa-0000-4000-8000-000000000009"
 GROUP = "bbbbbbbb-0000-4000-8000-000000000001"
-FAST = Retries(attempts=3, wait_initial=0.01, wait_max=0.02, retry_after_max=0.05, timeout=2.0)
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
 
 
-class FakeTokens:
-    """The bot's credential in tests: a fixed token, recording what it was asked for."""
-
-    def __init__(self) -> None:
-        self.asked: list[tuple[str, list[str]]] = []
-
-    @property
-    def configuration(self) -> Any:
-        from microsoft_agents.hosting.core import AgentAuthConfiguration
-
-        return AgentAuthConfiguration(client_id=BOT_APP_ID, tenant_id=TENANT_ID)
-
-    async def get_access_token(self, resource_url: str, scopes: list[str], force_refresh: bool = False) -> str:
-        self.asked.append((resource_url, scopes))
-        return "fake-bot-token"
-
-    def get_token_credential(self) -> Any:
-        raise AssertionError("the bot never asks for an azure-core credential")
+def published(request: ApprovalRequest, phase: ApprovalPhase, decision: Decision | None = None, name: str = "") -> Any:
+    """The custom status the orchestration publishes, as the Durable client hands it back."""
+    return codec.encode(approval_status(request, phase, decision, name))
 
 
 class FakeOrchestrations:
@@ -77,13 +50,13 @@ class FakeOrchestrations:
 
     def __init__(self) -> None:
         self.status: dict[str, tuple[str | None, Any]] = {}
-        self.raised: list[tuple[str, dict[str, Any]]] = []
-        self.attempts: list[tuple[str, dict[str, Any]]] = []
+        self.raised: list[tuple[str, ApprovalDecision]] = []
+        self.attempts: list[tuple[str, ApprovalAttempt]] = []
         self.fail_raise: Exception | None = None
         self.fail_status: Exception | None = None
 
     def waiting(self, instance_id: str, request: ApprovalRequest) -> None:
-        self.status[instance_id] = ("Running", {APPROVAL_STATUS_KEY: pending_approval(request), "phase": "awaiting approval"})
+        self.status[instance_id] = ("Running", published(request, ApprovalPhase.PENDING))
 
     async def approval_state(self, instance_id: str) -> ApprovalState:
         if self.fail_status is not None:
@@ -91,26 +64,23 @@ class FakeOrchestrations:
         runtime, custom = self.status.get(instance_id, (None, None))
         return approval_state(runtime, custom)
 
-    async def raise_decision(self, instance_id: str, payload: Any) -> None:
+    async def raise_decision(self, instance_id: str, decision: ApprovalDecision) -> None:
         if self.fail_raise is not None:
             raise self.fail_raise
-        self.raised.append((instance_id, dict(payload)))
+        self.raised.append((instance_id, decision))
         runtime, custom = self.status[instance_id]
         state = approval_state(runtime, custom)
         assert state.request is not None
-        decision, name = decision_from_payload(payload)
-        self.status[instance_id] = (runtime, {APPROVAL_STATUS_KEY: decided_approval(state.request, decision, name)})
+        if state.decision is None:  # the orchestration takes the first decision only
+            self.status[instance_id] = (
+                runtime,
+                published(state.request, ApprovalPhase.DECIDED, decision.decision, decision.decided_by_name),
+            )
 
-    async def raise_attempt(self, instance_id: str, payload: Any) -> None:
+    async def raise_attempt(self, instance_id: str, attempt: ApprovalAttempt) -> None:
         if self.fail_raise is not None:
             raise self.fail_raise
-        self.attempts.append((instance_id, dict(payload)))
-
-
-@pytest.fixture
-async def bf() -> AsyncIterator[BotFrameworkFake]:
-    async with BotFrameworkFake() as fake:
-        yield fake
+        self.attempts.append((instance_id, attempt))
 
 
 @pytest.fixture
@@ -123,22 +93,6 @@ def graph() -> Iterator[FakeGraph]:
         fake.add_member(GROUP, APPROVER)
         fake.add_member(GROUP, SECOND_APPROVER)
         yield fake
-
-
-def settings_for(bf: BotFrameworkFake, graph: FakeGraph | None = None, **extra: str) -> Settings:
-    values = {
-        "REPLAY_BOT_APP_ID": BOT_APP_ID,
-        "REPLAY_TENANT_ID": TENANT_ID,
-        "REPLAY_TEAMS_CHANNEL_ID": CHANNEL_ID,
-        "REPLAY_TEAMS_SERVICE_URL": bf.url,
-        "REPLAY_APPROVER_GROUP_ID": GROUP,
-        "REPLAY_OPTIONAL_ACTIONS": "disable_account",
-        "REPLAY_APPROVAL_TIMEOUT_HOURS": "4",
-    }
-    if graph is not None:
-        values["REPLAY_GRAPH_ENDPOINT"] = graph.base_url
-    values.update(extra)
-    return Settings.from_values(values)
 
 
 @pytest.fixture
@@ -217,7 +171,7 @@ def unsigned(**claims: Any) -> str:
 async def test_valid_bot_framework_token_is_accepted(world: World) -> None:
     """A token signed with the published Teams-endorsed key, for this bot and service URL, gets the click handled."""
     response = await world.click()
-    assert "Approved by Alex Wilber" in card_text(response)
+    assert "Approved by alex@contoso.example" in card_text(response)
     assert len(world.orchestrations.raised) == 1
 
 
@@ -234,6 +188,7 @@ async def test_valid_bot_framework_token_is_accepted(world: World) -> None:
         (lambda bf: bf.token(iss="https://evil.example"), "an unknown issuer"),
         (lambda bf: bf.token(serviceurl="https://smba.trafficmanager.net/emea/"), "issued for another service URL"),
         (lambda bf: bf.token(kid="unknown-key"), "a key id the Bot Framework does not publish"),
+        (lambda bf: bf.token(exp=None), "no expiry at all (it would never expire)"),
     ],
 )
 async def test_unauthenticated_requests_are_refused_and_change_nothing(world: World, token: Any, why: str) -> None:
@@ -305,17 +260,12 @@ async def test_authorised_approval_raises_one_event_bound_to_the_plan(world: Wor
     """An approver's click raises ApprovalDecision once, with the plan digest, who decided and when."""
     response = await world.click()
     assert [instance for instance, _ in world.orchestrations.raised] == [s.INSTANCE_ID]
-    payload = world.orchestrations.raised[0][1]
-    assert payload == {
-        "approved": True,
-        "plan_digest": world.plan.digest,
-        "decided_by_object_id": APPROVER,
-        "decided_by_upn": "",
-        "decided_by_name": "Alex Wilber",
-        "decided_at": "2026-11-05T14:30:00Z",
-    }
+    decided = world.orchestrations.raised[0][1]
+    assert decided == ApprovalDecision(
+        True, world.plan.digest, APPROVER, "alex@contoso.example", s.AT + timedelta(minutes=30), "Alex Wilber"
+    )
     text = card_text(response)
-    assert "Approved by Alex Wilber at 2026-11-05 14:30 UTC" in text
+    assert "Approved by alex@contoso.example at 2026-11-05 14:30 UTC" in text
     assert "Containment is running" in text
     assert response.body is not None
     assert [a["type"] for a in response.body["value"].get("actions", [])] == ["Action.OpenUrl"]
@@ -324,15 +274,15 @@ async def test_authorised_approval_raises_one_event_bound_to_the_plan(world: Wor
 async def test_rejection_is_delivered_as_a_decision_too(world: World) -> None:
     """Reject raises the same event with approved false."""
     response = await world.click(REJECT)
-    assert world.orchestrations.raised[0][1]["approved"] is False
-    assert "Rejected by Alex Wilber" in card_text(response)
+    assert world.orchestrations.raised[0][1].approved is False
+    assert "Rejected by alex@contoso.example" in card_text(response)
 
 
 async def test_second_click_is_answered_already_decided_without_a_second_event(world: World) -> None:
     """Another approver clicking after the decision is told who decided; no second event is raised."""
     await world.click(APPROVE, APPROVER)
     response = await world.click(REJECT, SECOND_APPROVER, clicker_name="Bianca Pires")
-    assert "Already approved by Alex Wilber at 2026-11-05 14:30 UTC" in card_text(response)
+    assert "Already approved by alex@contoso.example at 2026-11-05 14:30 UTC" in card_text(response)
     assert len(world.orchestrations.raised) == 1
 
 
@@ -347,7 +297,7 @@ async def test_teams_retrying_the_same_click_gets_the_same_answer_and_no_second_
 async def test_decision_recorded_by_another_instance_is_respected(world: World) -> None:
     """A decision the orchestration already published (made through another app instance) stops this click."""
     decision = Decision(False, world.plan.digest, SECOND_APPROVER, "bianca@contoso.example", s.AT + timedelta(minutes=5))
-    world.orchestrations.status[s.INSTANCE_ID] = ("Running", {APPROVAL_STATUS_KEY: decided_approval(world.request, decision)})
+    world.orchestrations.status[s.INSTANCE_ID] = ("Running", published(world.request, ApprovalPhase.DECIDED, decision))
     response = await world.click()
     assert "Already rejected by bianca@contoso.example at 2026-11-05 14:05 UTC" in card_text(response)
     assert world.orchestrations.raised == []
@@ -373,8 +323,7 @@ async def test_unauthorised_click_is_refused_without_an_event(world: World) -> N
 async def test_refused_click_is_handed_to_the_orchestration_for_the_incident(world: World) -> None:
     """A refused click becomes one ApprovalAttempt event with who, when, what they tried and why, for the audit trail."""
     await world.click(REJECT, OUTSIDER, clicker_name="Mallory")
-    [(instance, payload)] = world.orchestrations.attempts
-    attempt = teams.attempt_from_payload(payload)
+    [(instance, attempt)] = world.orchestrations.attempts
     assert (attempt.person_object_id, attempt.person_name, attempt.approve) == (OUTSIDER, "Mallory", False)
     assert "approver group" in attempt.reason
     assert attempt.at.tzinfo is not None
@@ -411,7 +360,7 @@ async def test_slow_directory_is_cut_off_so_teams_gets_an_answer(bf: BotFramewor
     adapter = create_graph_directory(settings_for(bf, graph), credential=FakeCredential(), max_retries=0, timeout_seconds=10)
     try:
         world = World(bf, graph, adapter)
-        world.bot._lookup_budget = 0.3
+        world.bot.clicks.lookup_budget = 0.3
         started = time.monotonic()
         response = await world.click()
         elapsed = time.monotonic() - started
@@ -428,7 +377,7 @@ async def test_allow_listed_approver_needs_no_group_lookup(
     """An object id on REPLAY_APPROVER_OBJECT_IDS is authorised without asking Graph about groups."""
     world = World(bf, graph, directory, REPLAY_APPROVER_OBJECT_IDS=OUTSIDER)
     response = await world.click(APPROVE, OUTSIDER, clicker_name="Mallory Cortez")
-    assert "Approved by Mallory Cortez" in card_text(response)
+    assert "Approved by mallory@contoso.example" in card_text(response)
     assert graph.calls("POST", "checkMemberGroups") == []
 
 
@@ -442,7 +391,7 @@ async def test_click_after_the_deadline_is_answered_expired(world: World) -> Non
 
 async def test_expired_request_is_answered_expired(world: World) -> None:
     """Once the orchestration published 'expired', clicks are answered so."""
-    world.orchestrations.status[s.INSTANCE_ID] = ("Running", {APPROVAL_STATUS_KEY: expired_approval(world.request)})
+    world.orchestrations.status[s.INSTANCE_ID] = ("Running", published(world.request, ApprovalPhase.EXPIRED))
     assert "expired" in card_text(await world.click())
     assert world.orchestrations.raised == []
 
@@ -545,7 +494,7 @@ async def test_action_submit_fallback_records_the_decision_and_replies_in_the_th
     assert replies[0].headers["Authorization"] == "Bearer fake-bot-token"
     attachment = replies[0].body["attachments"][0]
     assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
-    assert "Approved by Alex Wilber" in json.dumps(attachment["content"])
+    assert "Approved by alex@contoso.example" in json.dumps(attachment["content"])
     assert ("https://api.botframework.com", ["https://api.botframework.com/.default"]) in world.tokens.asked
 
 
@@ -555,183 +504,3 @@ async def test_plain_messages_to_the_bot_are_acknowledged_and_ignored(world: Wor
     assert (await world.send(activity)) == BotResponse(202)
     assert world.orchestrations.raised == []
     assert world.bf.connector_requests() == []
-
-
-# ---------------------------------------------------------------------------------------------- the contract with the orchestration
-
-
-def test_decision_payload_round_trips_as_object_and_as_json_text() -> None:
-    """What the bot raises reads back into the same Decision, whether the host hands over the object or its JSON."""
-    decision = Decision(True, "a" * 32, APPROVER, "alex@contoso.example", s.AT)
-    payload = teams.decision_payload(decision, "Alex")
-    assert decision_from_payload(payload) == (decision, "Alex")
-    assert decision_from_payload(json.dumps(payload)) == (decision, "Alex")
-
-
-@pytest.mark.parametrize(
-    "payload",
-    [
-        "not json",
-        [],
-        {
-            "approved": "yes",
-            "plan_digest": "a",
-            "decided_by_object_id": "b",
-            "decided_by_upn": "",
-            "decided_at": "2026-11-05T14:00:00Z",
-        },
-        {
-            "approved": True,
-            "plan_digest": "a",
-            "decided_by_object_id": "b",
-            "decided_by_upn": "",
-            "decided_at": "2026-11-05T14:00:00",
-        },
-        {"approved": True, "decided_by_object_id": "b", "decided_by_upn": "", "decided_at": "2026-11-05T14:00:00Z"},
-    ],
-)
-def test_bad_decision_payload_is_an_input_error(payload: Any) -> None:
-    """Event data that is not a decision is refused clearly rather than half-read."""
-    with pytest.raises(InputError):
-        decision_from_payload(payload)
-
-
-def test_refused_attempt_payload_round_trips_and_bad_data_is_refused() -> None:
-    """The refusal event reads back into the same attempt; event data missing a field is an input error."""
-    attempt = teams.RefusedAttempt(OUTSIDER, "Mallory", True, s.AT, "not an approver")
-    assert teams.attempt_from_payload(json.dumps(teams.attempt_payload(attempt))) == attempt
-    with pytest.raises(InputError, match="reason"):
-        teams.attempt_from_payload({**teams.attempt_payload(attempt), "reason": None})
-
-
-def test_approval_status_round_trips_through_custom_status() -> None:
-    """Pending, decided and expired statuses published by the orchestration read back with their request."""
-    request = ApprovalRequest(s.INCIDENT.incident_id, Account(s.UPN, s.USER_ID), "c" * 32, s.AT)
-    decision = Decision(False, "c" * 32, APPROVER, "alex@contoso.example", s.AT + timedelta(minutes=3))
-    pending = approval_state("Running", {APPROVAL_STATUS_KEY: pending_approval(request)})
-    assert (pending.phase, pending.request) == (teams.ApprovalPhase.PENDING, request)
-    decided = approval_state("Completed", json.dumps({APPROVAL_STATUS_KEY: decided_approval(request, decision, "Alex")}))
-    assert (decided.phase, decided.decision, decided.decided_by_name) == (teams.ApprovalPhase.DECIDED, decision, "Alex")
-    expired = approval_state("Running", {APPROVAL_STATUS_KEY: expired_approval(request)})
-    assert expired.phase is teams.ApprovalPhase.EXPIRED
-    assert approval_state("Completed", {APPROVAL_STATUS_KEY: pending_approval(request)}).phase is teams.ApprovalPhase.CLOSED
-
-
-# ---------------------------------------------------------------------------------------------- posting and updating the card
-
-
-def _card() -> dict[str, Any]:
-    evidence, assessment = s.typical()
-    return card_for(s.INCIDENT, evidence, assessment, s.plan_for(assessment), instance_id=s.INSTANCE_ID, expires_at=s.EXPIRES)
-
-
-async def test_post_card_creates_a_channel_thread_with_the_card(bf: BotFrameworkFake) -> None:
-    """The card is posted as a new thread in the configured channel of the tenant, with the bot's token."""
-    tokens = FakeTokens()
-    card = _card()
-    reference = await teams.post_card(settings_for(bf), card, token_provider=tokens, retries=FAST)
-    (request,) = bf.connector_requests()
-    assert (request.method, request.path) == ("POST", "/v3/conversations")
-    assert request.headers["Authorization"] == "Bearer fake-bot-token"
-    assert request.body["isGroup"] is True
-    assert request.body["channelData"] == {"channel": {"id": CHANNEL_ID}, "tenant": {"id": TENANT_ID}}
-    assert request.body["tenantId"] == TENANT_ID
-    assert request.body["bot"]["id"] == f"28:{BOT_APP_ID}"
-    attachment = request.body["activity"]["attachments"][0]
-    assert attachment == {"contentType": "application/vnd.microsoft.card.adaptive", "content": card}
-    assert reference.activity_id == "1730815200001"
-    assert reference.conversation_id == f"{CHANNEL_ID};messageid=1730815200001"
-    assert reference.service_url == bf.service_url
-    assert tokens.asked == [("https://api.botframework.com", ["https://api.botframework.com/.default"])]
-
-
-async def test_update_card_replaces_the_posted_message(bf: BotFrameworkFake) -> None:
-    """Updating puts the new card on the same message id of the same conversation."""
-    tokens = FakeTokens()
-    reference = await teams.post_card(settings_for(bf), _card(), token_provider=tokens, retries=FAST)
-    refreshed = {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "done"}]}
-    await teams.update_card(MessageReference.from_dict(reference.to_dict()), refreshed, token_provider=tokens, retries=FAST)
-    update = bf.connector_requests()[-1]
-    assert update.method == "PUT"
-    assert update.path == f"/v3/conversations/{reference.conversation_id}/activities/{reference.activity_id}"
-    assert update.body["attachments"][0]["content"] == refreshed
-    assert update.body["id"] == reference.activity_id
-
-
-async def test_throttled_post_waits_the_retry_after_and_succeeds(bf: BotFrameworkFake) -> None:
-    """A 429 with Retry-After is retried after that wait, not after the (long) exponential backoff."""
-    bf.script.append(Scripted(429, headers={"Retry-After": "0"}, body={"error": {"code": "Throttled"}}))
-    slow_backoff = Retries(attempts=3, wait_initial=60, wait_max=60, retry_after_max=1, timeout=2)
-    async with asyncio.timeout(10):
-        reference = await teams.post_card(settings_for(bf), _card(), token_provider=FakeTokens(), retries=slow_backoff)
-    assert len(bf.connector_requests()) == 2
-    assert reference.activity_id
-
-
-async def test_retry_after_is_capped(bf: BotFrameworkFake) -> None:
-    """An absurd Retry-After is capped at retry_after_max instead of stalling the orchestration."""
-    bf.script.append(Scripted(503, headers={"Retry-After": "86400"}))
-    async with asyncio.timeout(10):
-        await teams.post_card(settings_for(bf), _card(), token_provider=FakeTokens(), retries=FAST)
-    assert len(bf.connector_requests()) == 2
-
-
-async def test_persistent_server_errors_become_a_transient_error_after_the_attempts(bf: BotFrameworkFake) -> None:
-    """5xx on every attempt ends as TransientUpstreamError (safe to retry the activity) after exactly `attempts` calls."""
-    bf.script.extend(Scripted(502) for _ in range(5))
-    with pytest.raises(TransientUpstreamError) as raised:
-        await teams.post_card(settings_for(bf), _card(), token_provider=FakeTokens(), retries=FAST)
-    assert raised.value.status == 502
-    assert len(bf.connector_requests()) == FAST.attempts
-
-
-async def test_blocked_bot_is_not_retried_and_says_what_to_fix(bf: BotFrameworkFake) -> None:
-    """403 (bot blocked or not installed in the team) fails at once with a hint, without retries."""
-    bf.script.append(Scripted(403, body={"error": {"code": "MessageWritesBlocked", "message": "blocked"}}))
-    with pytest.raises(UpstreamError) as raised:
-        await teams.post_card(settings_for(bf), _card(), token_provider=FakeTokens(), retries=FAST)
-    assert not isinstance(raised.value, TransientUpstreamError)
-    assert raised.value.status == 403
-    assert "install the bot's Teams app" in raised.value.hint
-    assert len(bf.connector_requests()) == 1
-
-
-@pytest.mark.slow
-async def test_hung_connector_times_out_and_is_retried(bf: BotFrameworkFake) -> None:
-    """A connector call that never answers is cut at the timeout and retried; then it fails as transient."""
-    bf.script.extend(Scripted(200, delay=1.0) for _ in range(2))
-    bounded = Retries(attempts=2, wait_initial=0.01, wait_max=0.01, timeout=0.3)
-    reference = MessageReference(bf.service_url, f"{CHANNEL_ID};messageid=1", "1", BOT_APP_ID, TENANT_ID)
-    with pytest.raises(TransientUpstreamError):
-        await teams.update_card(reference, _card(), token_provider=FakeTokens(), retries=bounded)
-    assert len(bf.connector_requests()) == 2
-
-
-async def test_post_card_without_channel_settings_is_refused_before_any_call(bf: BotFrameworkFake) -> None:
-    """Missing bot settings are named in the error and nothing is sent."""
-    with pytest.raises(InputError, match="REPLAY_TEAMS_CHANNEL_ID"):
-        await teams.post_card(settings_for(bf, REPLAY_TEAMS_CHANNEL_ID=""), _card(), token_provider=FakeTokens())
-    assert bf.requests == []
-
-
-def test_message_reference_refuses_a_damaged_dict() -> None:
-    """A stored reference missing a field is an input error, not a KeyError later."""
-    with pytest.raises(InputError, match="message reference"):
-        MessageReference.from_dict({"service_url": "https://x/", "conversation_id": "c"})
-
-
-async def test_managed_identity_token_is_fetched_once_and_sent(bf: BotFrameworkFake, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without a test credential the bot uses MSAL's managed identity (App Service endpoint) for the Bot Connector audience, cached."""
-    monkeypatch.setenv("IDENTITY_ENDPOINT", f"{bf.url}/msi/token")
-    monkeypatch.setenv("IDENTITY_HEADER", "fake-identity-header")
-    teams._managed_identity.cache_clear()
-    try:
-        await teams.post_card(settings_for(bf), _card(), retries=FAST)
-        await teams.post_card(settings_for(bf), _card(), retries=FAST)
-    finally:
-        teams._managed_identity.cache_clear()
-    identity_calls = [r for r in bf.requests if r.path == "/msi/token"]
-    assert len(identity_calls) == 1
-    assert identity_calls[0].query["resource"] == "https://api.botframework.com"
-    assert identity_calls[0].query["client_id"] == BOT_APP_ID
-    assert {r.headers["Authorization"] for r in bf.connector_requests()} == {f"Bearer mi-token-for-{BOT_APP_ID}"}
