@@ -1,7 +1,7 @@
 """
 The measured comparison: the replay score against two baseline hunts, on generated tenants, seed by seed.
 
-    .venv/bin/python bench/evaluate.py                          # five seeds (7 31 59 101 202), 320 users, 20 variants
+    .venv/bin/python bench/evaluate.py                          # five seeds (7 31 59 101 202), 360 users, 20 variants
     .venv/bin/python bench/evaluate.py --seeds 7 --users 80 --variants 5     # a quick look while iterating
     .venv/bin/python bench/evaluate.py --data DIR [DIR ...]     # tenants already generated (python -m sample_tenant)
     .venv/bin/python bench/evaluate.py --settings tuned.json    # also score with tuned settings and show the effect
@@ -13,8 +13,10 @@ the embedded engine, gathers each scenario's evidence with the product's own que
 (`gather_evidence`), scores it with `assess`, and runs the baseline KQL hunts (bench/baseline_detectors.py)
 over the same window. Per family it prints replays caught (attacks) or false positives (look-alikes,
 ordinary users) at replay_likely and at suspicious, whether every attacker address was named a suspect,
-whether each look-alike carried its expected explanation, and the baselines beside ours; `--details`
-lists every miss and false positive with its signals.
+whether each look-alike carried its expected explanation, and the baselines beside ours. The grey zone
+(kind "grey": benign stories nothing in the evidence can clear, such as a new home line on a new laptop,
+or a trip with no travel record) is counted apart: each should land at its `expected_verdict`,
+`suspicious`, neither accused nor cleared. `--details` lists every miss and false positive with its signals.
 
 `--settings FILE` takes a Functions local.settings.json (or a plain JSON object of settings) whose
 values override the tenant's own settings.json: the tuned weights and thresholds an organisation would
@@ -23,7 +25,7 @@ scored twice, so the table shows the tuned result and its difference from the de
 
 Targets, on every seed: recall >= 98% at replay_likely, false positives <= 2% of look-alikes at
 replay_likely, every attacker address named in >= 98% of replays, the expected explanation on every
-look-alike. Exit status 0 when all are met (by the tuned settings when given), 1 otherwise.
+look-alike, every grey story `suspicious`. Exit status 0 when all are met (by the tuned settings when given), 1 otherwise.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ SEEDS = (7, 31, 59, 101, 202)
 RECALL_TARGET = 0.98
 FP_TARGET = 0.02
 NAMED_TARGET = 0.98
-KINDS = ("attack", "benign", "ordinary")
+KINDS = ("attack", "benign", "grey", "ordinary")
 #: Settings that change what is gathered, not only how it is scored.
 _GATHERING = ("window_before_hours", "window_after_hours", "baseline_days", "row_cap", "travel_watchlist")
 
@@ -99,6 +101,12 @@ def right_explanation(o: Outcome, a: Assessment) -> bool:
         return True
     found = {(e.ip, e.kind.value) for e in a.explanations}
     return all((ip, expected) in found for ip in o.scenario.get("explained_ips") or [])
+
+
+def at_expected_verdict(o: Outcome, a: Assessment) -> bool:
+    """The verdict the truth expects (grey stories: `suspicious`); older tenants without the field expect none."""
+    expected = o.scenario.get("expected_verdict")
+    return expected is None or a.verdict.value == expected
 
 
 def victim_suspect(o: Outcome, a: Assessment) -> bool:
@@ -151,6 +159,8 @@ class SeedResult:
             "fp_suspicious": Tally.of(benign, lambda o: suspicious(pick(o))),
             "explained": Tally.of(benign, lambda o: right_explanation(o, pick(o))),
             "ordinary_fp": Tally.of(self.of("ordinary"), lambda o: likely(pick(o))),
+            "grey": Tally.of(self.of("grey"), lambda o: at_expected_verdict(o, pick(o))),
+            "grey_likely": Tally.of(self.of("grey"), lambda o: likely(pick(o))),
         }
         for name in (d.name for d in DETECTORS):
             figures[f"{name} recall"] = Tally.of(attacks, lambda o, name=name: bool(o.baselines[name]))
@@ -165,6 +175,7 @@ class SeedResult:
             and f["fp"].rate <= FP_TARGET
             and f["named"].rate >= NAMED_TARGET
             and f["explained"].hit == f["explained"].total
+            and f["grey"].hit == f["grey"].total
         )
 
 
@@ -232,11 +243,23 @@ def _families(outcomes: Sequence[Outcome]) -> list[tuple[str, str, list[Outcome]
     return sorted(((name, group[0].kind, group) for name, group in groups.items()), key=lambda f: (order.get(f[1], 9), f[0]))
 
 
+def _judged(group: Sequence[Outcome], kind: str) -> Tally | str:
+    """The family's 'right' column: look-alikes by their explanation, grey stories by their verdict."""
+    if kind == "benign":
+        return Tally.of(group, lambda o: right_explanation(o, o.assessment))
+    if kind == "grey":
+        return Tally.of(group, lambda o: at_expected_verdict(o, o.assessment))
+    return "-"
+
+
 def family_table(result: SeedResult, tuned: bool) -> None:
     """Per family: ours at replay_likely and suspicious, attacker named, right explanation, victim suspect, the hunts."""
     names = [d.name for d in DETECTORS]
-    print(f"\nseed {result.seed}: attacks count replays caught; look-alikes and ordinary users count false positives.")
-    header = f"{'family':<26}{'kind':<9}{'n':>4}  {'@likely':>8}  {'@susp':>6}  {'named':>6}  {'expl':>6}  {'victim':>6}"
+    print(
+        f"\nseed {result.seed}: attacks count replays caught; look-alikes and ordinary users count false positives; "
+        "'right' is the expected explanation (look-alikes) or verdict (grey)."
+    )
+    header = f"{'family':<26}{'kind':<9}{'n':>4}  {'@likely':>8}  {'@susp':>6}  {'named':>6}  {'right':>6}  {'victim':>6}"
     header += "".join(f"  {n:>14}" for n in names) + f"  {'score min/med/max':>17}"
     if tuned:
         header += f"  {'tuned @likely':>13}  {'tuned named':>11}"
@@ -247,7 +270,7 @@ def family_table(result: SeedResult, tuned: bool) -> None:
         line = f"{name:<26}{kind:<9}{len(group):>4}  {Tally.of(group, lambda o: likely(o.assessment))!s:>8}"
         line += f"  {Tally.of(group, lambda o: suspicious(o.assessment))!s:>6}"
         line += f"  {str(Tally.of(group, lambda o: attacker_named(o, o.assessment))) if attack else '-':>6}"
-        line += f"  {str(Tally.of(group, lambda o: right_explanation(o, o.assessment))) if kind == 'benign' else '-':>6}"
+        line += f"  {_judged(group, kind)!s:>6}"
         line += f"  {Tally.of(group, lambda o: victim_suspect(o, o.assessment))!s:>6}"
         for detector in names:
             line += f"  {Tally.of(group, lambda o, d=detector: bool(o.baselines[d]))!s:>14}"
@@ -265,7 +288,7 @@ def _summary_line(label: str, f: Mapping[str, Tally]) -> str:
     names = [d.name for d in DETECTORS]
     line = f"{label:<10} {f['recall']!s:>9} {f['recall'].rate:6.1%}  {f['fp']!s:>8} {f['fp'].rate:5.1%}"
     line += f"  {f['named']!s:>9} {f['named'].rate:6.1%}  {f['explained']!s:>9}  {f['recall_suspicious']!s:>9}  {f['fp_suspicious']!s:>8}"
-    line += f"  {f['ordinary_fp']!s:>6}"
+    line += f"  {f['ordinary_fp']!s:>6}  {f['grey']!s:>9}"
     for name in names:
         line += f"  {f[f'{name} recall'].rate:6.1%} / {f[f'{name} fp'].rate:5.1%}"
     return line
@@ -275,7 +298,7 @@ def summary(results: Sequence[SeedResult], tuned: bool) -> bool:
     """One line per seed (and per seed tuned); returns whether every seed met every target."""
     names = [d.name for d in DETECTORS]
     header = f"{'seed':<10} {'recall @likely':>16}  {'look-alike FP':>14}  {'attacker named':>16}  {'expl ok':>9}  {'@susp':>9}  {'FP susp':>8}"
-    header += f"  {'ord FP':>6}" + "".join(f"  {n + ' rec/FP':>16}" for n in names)
+    header += f"  {'ord FP':>6}  {'grey susp':>9}" + "".join(f"  {n + ' rec/FP':>16}" for n in names)
     print("\n" + header)
     print("-" * len(header))
     for result in results:
@@ -289,7 +312,8 @@ def summary(results: Sequence[SeedResult], tuned: bool) -> bool:
     which = "tuned settings" if tuned else "default settings"
     print(
         f"targets on every seed ({which}): recall >= {RECALL_TARGET:.0%}, look-alike FP <= {FP_TARGET:.0%}, "
-        f"attacker named >= {NAMED_TARGET:.0%}, every explanation right: " + ("met" if met else "NOT met")
+        f"attacker named >= {NAMED_TARGET:.0%}, every explanation right, every grey story suspicious: "
+        + ("met" if met else "NOT met")
     )
     return met
 
@@ -316,21 +340,21 @@ def markdown(results: Sequence[SeedResult]) -> None:
             )
         group = [o for o in every if o.family == name]
         named = str(Tally.of(group, lambda o: attacker_named(o, o.assessment))) if kind == "attack" else "-"
-        explained = str(Tally.of(group, lambda o: right_explanation(o, o.assessment))) if kind == "benign" else "-"
+        explained = str(_judged(group, kind))
         hunts = [str(Tally.of(group, lambda o, d=d: bool(o.baselines[d]))) for d in names]
         print(f"| {name} | {kind} | " + " | ".join(cells) + f" | {named} | {explained} | " + " | ".join(hunts) + " |")
     print(
-        "\n| seed | recall @ replay_likely | look-alike FP @ replay_likely | attacker named | right explanation | "
+        "\n| seed | recall @ replay_likely | look-alike FP @ replay_likely | attacker named | right explanation | grey suspicious | "
         + " | ".join(f"{n} recall / FP" for n in names)
         + " |"
     )
-    print("|---|---|---|---|---|" + "---|" * len(names))
+    print("|---|---|---|---|---|---|" + "---|" * len(names))
     for result in results:
         f = result.figures()
         hunts = [f"{f[f'{n} recall'].rate:.1%} / {f[f'{n} fp'].rate:.0%}" for n in names]
         print(
             f"| {result.seed} | {f['recall']} ({f['recall'].rate:.1%}) | {f['fp']} | {f['named']} ({f['named'].rate:.1%}) | "
-            f"{f['explained']} | " + " | ".join(hunts) + " |"
+            f"{f['explained']} | {f['grey']} | " + " | ".join(hunts) + " |"
         )
 
 
@@ -341,9 +365,10 @@ def details(results: Sequence[SeedResult]) -> None:
             a = o.assessment
             wrong = (
                 (o.kind == "attack" and (not likely(a) or not attacker_named(o, a)))
-                or (o.kind != "attack" and suspicious(a))
+                or (o.kind in ("benign", "ordinary") and suspicious(a))
+                or not at_expected_verdict(o, a)
                 or not right_explanation(o, a)
-                or victim_suspect(o, a)
+                or (victim_suspect(o, a) and o.kind != "grey")
             )
             if not wrong:
                 continue
@@ -371,7 +396,7 @@ def main() -> int:
         "--seeds", type=int, nargs="+", default=list(SEEDS), help=f"seeds to generate (default {' '.join(map(str, SEEDS))})"
     )
     parser.add_argument("--seed", type=int, help="one seed (the same as --seeds N)")
-    parser.add_argument("--users", type=int, default=320)
+    parser.add_argument("--users", type=int, default=360)
     parser.add_argument("--variants", type=int, default=20)
     parser.add_argument("--keep", type=Path, help="generate into DIR/seed-N and keep the tenants")
     parser.add_argument("--settings", type=Path, help="a local.settings.json of tuned settings to score with as well")

@@ -1,7 +1,8 @@
 """
 The floor: what the product is measured against, in DuckDB alone.
 
-* `answer`: the triage's three questions in hand-written DuckDB SQL over the cache file, returning
+* `answer`: the triage's three questions (the context one with the identity tables the cache holds) in
+  hand-written DuckDB SQL over the cache file, returning
   the product's rows (`tests/unit/test_bench_floor.py` checks that they are the same), with nothing in
   between: neither duckdb-kql nor our engine.
 * `load`: DuckDB's own `read_json` / `read_csv` of the export files into a DuckDB file, auto-detecting
@@ -166,6 +167,75 @@ UNION ALL BY NAME
 (SELECT 'presence' AS Kind, 'AuditLogs' AS SourceTable FROM AuditLogs WHERE TimeGenerated BETWEEN $start AND $end LIMIT 1)
 """
 
+#: `enrichment.queries.kql.IDENTITY_LOOKBACK`, `RISK_LOOKBACK` and `RISK_DETECTIONS_CAP`, restated.
+IDENTITY_LOOKBACK = timedelta(days=14)
+RISK_LOOKBACK = timedelta(days=90)
+RISK_DETECTIONS_CAP = 50
+
+#: The context question's identity branches, by the optional table each reads: a workspace (or a
+#: folder of exports) without the table answers neither its rows nor its coverage row.
+IDENTITY_BRANCHES = {
+    "IdentityInfo": """
+SELECT 'identity' AS Kind, User, UserId, max(TimeGenerated) AS TimeGenerated,
+    coalesce(arg_max(AccountDisplayName, TimeGenerated), '') AS DisplayName,
+    coalesce(arg_max(Department, TimeGenerated), '') AS Department,
+    coalesce(arg_max(JobTitle, TimeGenerated), '') AS JobTitle,
+    coalesce(arg_max(Manager, TimeGenerated), '') AS Manager,
+    arg_max(AssignedRoles, TimeGenerated) AS Roles
+FROM (
+    SELECT *, lower(coalesce(AccountUPN, '')) AS User, lower(coalesce(AccountObjectId, '')) AS UserId
+    FROM IdentityInfo WHERE TimeGenerated BETWEEN $identity_since AND $end
+)
+WHERE list_contains($upns, User) OR list_contains($ids, UserId)
+GROUP BY User, UserId
+UNION ALL BY NAME
+SELECT 'coverage' AS Kind, 'IdentityInfo' AS Source, count(*) AS Rows
+FROM IdentityInfo WHERE TimeGenerated BETWEEN $identity_since AND $end
+""",
+    "AADRiskyUsers": """
+SELECT 'risky_user' AS Kind, User, UserId, max(TimeGenerated) AS TimeGenerated,
+    coalesce(arg_max(RiskLevel, TimeGenerated), '') AS RiskLevel,
+    coalesce(arg_max(RiskState, TimeGenerated), '') AS RiskState,
+    coalesce(arg_max(RiskDetail, TimeGenerated), '') AS RiskDetail
+FROM (
+    SELECT *, lower(coalesce(UserPrincipalName, '')) AS User, lower(coalesce(Id, '')) AS UserId
+    FROM AADRiskyUsers WHERE TimeGenerated BETWEEN $risk_since AND $end
+)
+WHERE list_contains($upns, User) OR list_contains($ids, UserId)
+GROUP BY User, UserId
+UNION ALL BY NAME
+SELECT 'coverage' AS Kind, 'AADRiskyUsers' AS Source, count(*) AS Rows
+FROM AADRiskyUsers WHERE TimeGenerated BETWEEN $risk_since AND $end
+""",
+    "AADUserRiskEvents": f"""
+SELECT 'risk_events' AS Kind, User, UserId,
+    list_slice(list_reverse_sort(list(DISTINCT Detection)), 1, {RISK_DETECTIONS_CAP}) AS Detections
+FROM (
+    SELECT User, UserId, json_object(
+        'detected', strftime(arg_max(DetectedDateTime, TimeGenerated), '%Y-%m-%dT%H:%M:%S.%f') || '0Z',
+        'ip', coalesce(arg_max(IpAddress, TimeGenerated), ''),
+        'kind', coalesce(arg_max(RiskEventType, TimeGenerated), ''),
+        'level', coalesce(arg_max(RiskLevel, TimeGenerated), ''),
+        'state', coalesce(arg_max(RiskState, TimeGenerated), ''))::VARCHAR AS Detection
+    FROM (
+        SELECT *, lower(coalesce(UserPrincipalName, '')) AS User, lower(coalesce(UserId, '')) AS UserId
+        FROM AADUserRiskEvents WHERE TimeGenerated BETWEEN $risk_since AND $end
+    )
+    WHERE list_contains($upns, User) OR list_contains($ids, UserId)
+    GROUP BY User, UserId, Id
+)
+GROUP BY User, UserId
+UNION ALL BY NAME
+SELECT 'coverage' AS Kind, 'AADUserRiskEvents' AS Source, count(*) AS Rows
+FROM AADUserRiskEvents WHERE TimeGenerated BETWEEN $risk_since AND $end
+""",
+}
+
+
+def context_sql(present: set[str]) -> str:
+    """The context question over the tables the cache holds: audit, travel and each identity table present."""
+    return "\nUNION ALL BY NAME\n".join([CONTEXT, *(sql for table, sql in IDENTITY_BRANCHES.items() if table in present)])
+
 
 def connect(cache: str) -> duckdb.DuckDBPyConnection:
     """The cache file, read-only, in UTC (its times are UTC)."""
@@ -210,11 +280,22 @@ def answer(
     asked = {
         "evidence": (EVIDENCE, {**people, "start": start, "end": end, "at": naive, "row_cap": row_cap}),
         "baseline": (BASELINE, {**people, "start": start - timedelta(days=baseline_days), "end": start}),
-        "context": (CONTEXT, {"upns": upns, "ids": object_ids, "start": start, "end": end, "watchlist": watchlist}),
+        "context": (
+            context_sql({row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}),
+            {
+                "upns": upns,
+                "ids": object_ids,
+                "start": start,
+                "end": end,
+                "watchlist": watchlist,
+                "identity_since": end - IDENTITY_LOOKBACK,
+                "risk_since": end - RISK_LOOKBACK,
+            },
+        ),
     }
     out: dict[str, list[dict[str, Any]]] = {}
     for name, (sql, values) in asked.items():
-        cursor = con.execute(sql, values)
+        cursor = con.execute(sql, {key: value for key, value in values.items() if f"${key}" in sql})
         columns = [column[0] for column in cursor.description or ()]
         out[name] = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
     return out

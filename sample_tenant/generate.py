@@ -19,6 +19,7 @@ from sample_tenant import catalog, ids
 from sample_tenant.activity import Simulation
 from sample_tenant.attacks import AitmCookieReplay, AitmResidentialReplay, DeviceCodePhishing, RefreshTokenReplay, RelayReplay
 from sample_tenant.events import DAY, to_ms
+from sample_tenant.greyzone import NewIspNewDevice, TravelWithoutRecord
 from sample_tenant.incidents import incident_body
 from sample_tenant.lookalikes import (
     Ipv6DualStack,
@@ -33,6 +34,7 @@ from sample_tenant.records import AUDIT_TABLE, AuditRows, SigninRows
 from sample_tenant.relays import ConsumerRelay, OrganisationSse, PrivateRelay
 from sample_tenant.scenarios import Family, Scenario, Script, TravelRecord, Truth, activity_span, plan_scenarios, truth
 from sample_tenant.tenant import Tenant, User, build_tenant
+from sample_tenant.workloads import WORKLOAD_TABLES, Used, Workloads
 from sample_tenant.writers import LineWriter, write_csv, write_json
 
 DEFAULT_END = datetime(2026, 6, 15, 23, 59, 59, tzinfo=UTC)
@@ -55,6 +57,8 @@ SCRIPTS: dict[Family, Script] = {
     Family.ICLOUD_PRIVATE_RELAY: PrivateRelay(),
     Family.WARP_EDGE_SECURE_NETWORK: ConsumerRelay(),
     Family.ORGANISATION_SSE: OrganisationSse(),
+    Family.NEW_ISP_NEW_DEVICE: NewIspNewDevice(),
+    Family.TRAVEL_WITHOUT_RECORD: TravelWithoutRecord(),
     Family.ORDINARY: Ordinary(),
 }
 
@@ -129,24 +133,28 @@ def generate(options: Options) -> Summary:
     (out / "watchlists").mkdir(exist_ok=True)
     _remove_stale(out)
     suffix = ".jsonl.gz" if options.compress else ".jsonl"
-    tables = (Table.INTERACTIVE.value, Table.NON_INTERACTIVE.value, AUDIT_TABLE)
+    tables = (Table.INTERACTIVE.value, Table.NON_INTERACTIVE.value, AUDIT_TABLE, *WORKLOAD_TABLES)
     paths = {name: out / f"{name}{suffix}" for name in tables}
-    signin_rows, audit_rows = SigninRows(tenant), AuditRows(tenant)
+    signin_rows, audit_rows, workloads = SigninRows(tenant), AuditRows(tenant), Workloads(tenant, options.seed)
     truths: list[Truth] = []
     travel: list[TravelRecord] = []
     with (
         LineWriter(paths[Table.INTERACTIVE.value], compress=options.compress) as interactive,
         LineWriter(paths[Table.NON_INTERACTIVE.value], compress=options.compress) as non_interactive,
         LineWriter(paths[AUDIT_TABLE], compress=options.compress) as audit,
+        _Writers({name: paths[name] for name in WORKLOAD_TABLES}, compress=options.compress) as workload_out,
     ):
         for user in tenant.users:
             scenario = planned.get(user.index)
             sim = _live(options, tenant, user, scenario, start=start, end=end)
             events = sorted((e for e in sim.events if start <= e.time <= end), key=attrgetter("time"))
             rng = ids.generator(options.seed, "rows", user.index)
+            used = []
             for event in events:
                 is_interactive, line = signin_rows.line(sim.user, event, rng)
                 (interactive if is_interactive else non_interactive).write(line)
+                used.append(Used(event, signin_rows.last_token))
+            workload_out.write(workloads.user(sim.user, used, scenario, sim, start=start, end=end).lines)
             for change in sorted((a for a in sim.audits if start <= a.time <= end), key=attrgetter("time")):
                 audit.write(audit_rows.line(change, rng))
             if scenario is None:
@@ -180,10 +188,33 @@ def generate(options: Options) -> Summary:
             Table.INTERACTIVE.value: interactive.rows,
             Table.NON_INTERACTIVE.value: non_interactive.rows,
             AUDIT_TABLE: audit.rows,
+            **workload_out.rows(),
         },
         scenarios=families,
         files=[*paths.values(), out / "scenarios.json", out / "settings.json", out / "watchlists" / f"{TRAVEL_WATCHLIST}.csv"],
     )
+
+
+class _Writers:
+    """One `LineWriter` per workload table; the rows of one person are written table by table."""
+
+    def __init__(self, paths: dict[str, Path], *, compress: bool) -> None:
+        self._writers = {name: LineWriter(path, compress=compress) for name, path in paths.items()}
+
+    def write(self, lines: dict[str, list[str]]) -> None:
+        for name, found in lines.items():
+            for line in found:
+                self._writers[name].write(line)
+
+    def rows(self) -> dict[str, int]:
+        return {name: writer.rows for name, writer in self._writers.items()}
+
+    def __enter__(self) -> _Writers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for writer in self._writers.values():
+            writer.close()
 
 
 def _live(options: Options, tenant: Tenant, user: User, scenario: Scenario | None, *, start: int, end: int) -> Simulation:
@@ -207,7 +238,7 @@ def _order(scenario: Scenario) -> tuple[int, str]:
 
 def _remove_stale(out: Path) -> None:
     """Drop files an earlier run may have left that this run would not overwrite (the loader would read both)."""
-    for name in (Table.INTERACTIVE.value, Table.NON_INTERACTIVE.value, AUDIT_TABLE):
+    for name in (Table.INTERACTIVE.value, Table.NON_INTERACTIVE.value, AUDIT_TABLE, *WORKLOAD_TABLES):
         for suffix in (".jsonl", ".jsonl.gz"):
             (out / f"{name}{suffix}").unlink(missing_ok=True)
     for old in (out / "incidents").glob("*.json"):

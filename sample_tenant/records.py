@@ -192,6 +192,7 @@ class SigninRows:
 
     def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
+        self.last_token = ""  # the UniqueTokenIdentifier of the row `line` wrote last (workloads tie to it)
         common: dict[str, object] = {
             "TenantId": tenant.workspace.workspace_id,
             "AADTenantId": tenant.tenant_id,
@@ -260,11 +261,13 @@ class SigninRows:
         k = self._keys[table]
         when = _quote(iso(event.time))
         request = ids.guid(rng)
+        correlation = ids.guid(rng)
+        self.last_token = ids.token_identifier(rng)
         egress = event.egress
         outcome = self._outcome(table, event)
         body = (
             f'{k[0]}{when},{k[1]}{when},{k[2]}"{request}",{k[3]}"{request}",'
-            f'{k[4]}"{ids.guid(rng)}",{k[5]}"{ids.token_identifier(rng)}",'
+            f'{k[4]}"{correlation}",{k[5]}"{self.last_token}",'
             f'{k[6]}{_quote(egress.ip)},{k[7]}"{egress.asn}",{k[8]}"{event.session_id}",{k[9]}{_quote(event.user_agent)},'
             f"{self._user(table, user)}{self._place(table, egress.place)}{self._named(table, egress.named_location)}"
             f"{self._target(table, event.app, event.resource)}{self._device(table, event.device)}"

@@ -17,7 +17,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from enrichment.domain.model import ExplanationKind
+from enrichment.domain.model import ExplanationKind, Verdict
 from sample_tenant import catalog, ids, routes
 from sample_tenant.activity import DayPlan, Override, Simulation
 from sample_tenant.catalog import Network
@@ -49,11 +49,14 @@ class Family(StrEnum):
     WARP_EDGE_SECURE_NETWORK = "warp_edge_secure_network"
     ORGANISATION_SSE = "organisation_sse"
     ORDINARY = "ordinary"
+    NEW_ISP_NEW_DEVICE = "new_isp_new_device"
+    TRAVEL_WITHOUT_RECORD = "travel_without_record"
 
 
 class Kind(StrEnum):
     ATTACK = "attack"
     BENIGN = "benign"
+    GREY = "grey"  # benign, but nothing in the evidence can say so: the honest verdict is `suspicious`
     ORDINARY = "ordinary"
 
 
@@ -72,7 +75,17 @@ KIND = {
     Family.ICLOUD_PRIVATE_RELAY: Kind.BENIGN,
     Family.WARP_EDGE_SECURE_NETWORK: Kind.BENIGN,
     Family.ORGANISATION_SSE: Kind.BENIGN,
+    Family.NEW_ISP_NEW_DEVICE: Kind.GREY,
+    Family.TRAVEL_WITHOUT_RECORD: Kind.GREY,
     Family.ORDINARY: Kind.ORDINARY,
+}
+
+#: The verdict a correct triage gives each kind: grey stories are the user, but only the user can say so.
+EXPECTED_VERDICT = {
+    Kind.ATTACK: Verdict.REPLAY_LIKELY,
+    Kind.BENIGN: Verdict.BENIGN,
+    Kind.GREY: Verdict.SUSPICIOUS,
+    Kind.ORDINARY: Verdict.BENIGN,
 }
 
 EXPECTED = {
@@ -136,6 +149,7 @@ class Truth:
     victim_ips: tuple[str, ...]
     explained_ips: tuple[str, ...]
     expected_explanation: str | None
+    expected_verdict: str
     incident: str
     incident_ip: str
     traits: dict[str, object]
@@ -151,6 +165,7 @@ class Truth:
             "attacker_ips": list(self.attacker_ips),
             "victim_ips": list(self.victim_ips),
             "expected_explanation": self.expected_explanation,
+            "expected_verdict": self.expected_verdict,
             "incident": self.incident,
             "incident_ip": self.incident_ip,
             "explained_ips": list(self.explained_ips),
@@ -320,6 +335,7 @@ def truth(scenario: Scenario, user: User, events: list[SignIn]) -> Truth:
         victim_ips=tuple(victim),
         explained_ips=tuple(explained),
         expected_explanation=expected.value if expected else None,
+        expected_verdict=EXPECTED_VERDICT[scenario.kind].value,
         incident=f"incidents/{scenario.scenario_id}.json",
         incident_ip=scenario.incident_ip,
         traits=dict(sorted(scenario.traits.items())),

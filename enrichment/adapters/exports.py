@@ -47,16 +47,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.errors import InputError, first_line
+from enrichment.domain import optional_tables
 from enrichment.queries.kql import InvalidQueryInput, validate_watchlist_alias
 
 if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
 
 #: Bump when the loader's output changes for the same input: every older cache is rebuilt.
-LOADER_VERSION = "2"
+LOADER_VERSION = "3"
 
-#: The tables a folder may hold, as Log Analytics names them.
+#: The tables every folder is read as holding, as Log Analytics names them: one with no file is an
+#: empty table (and said so with every answer).
 TABLES = ("SigninLogs", "AADNonInteractiveUserSignInLogs", "AuditLogs")
+#: Tables a folder may hold besides (activity and identity context): loaded when a file feeds them, and
+#: otherwise absent, as in a workspace that does not collect them, so the queries can tell.
+OPTIONAL_TABLES = tuple(name for name in optional_tables.TABLES if name not in TABLES)
+#: Every table a folder may hold.
+KNOWN_TABLES = (*TABLES, *OPTIONAL_TABLES)
 
 #: The table `_GetWatchlist` reads; these columns exist even when no watchlist was exported.
 WATCHLIST_TABLE = "Watchlists"
@@ -102,7 +109,16 @@ _TIME_FALLBACK = {
     "SigninLogs": "CreatedDateTime",
     "AADNonInteractiveUserSignInLogs": "CreatedDateTime",
     "AuditLogs": "ActivityDateTime",
+    "CloudAppEvents": "Timestamp",
+    "AADUserRiskEvents": "DetectedDateTime",
+    "AADRiskyUsers": "RiskLastUpdatedDateTime",
 }
+#: A spreadsheet that re-saves an export can cut TimeGenerated down to the time of day (`3:53 PM`).
+#: Where the table records a later time of the same event with its date (the audit's Start_Time,
+#: minutes after the event), the date is taken from it: the event is the latest such time not after it.
+_DATE_FROM = {"OfficeActivity": "Start_Time"}
+_TIME_OF_DAY = r"^\s*[0-9]{1,2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?\s*([AaPp][Mm])?\s*$"
+_TIME_OF_DAY_FORMATS = ("%I:%M %p", "%I:%M:%S %p", "%I:%M:%S.%g %p", "%H:%M", "%H:%M:%S", "%H:%M:%S.%g")
 #: The portal writes times as `6/15/2026, 9:56:49.975 AM` in the zone named in the header.
 _PORTAL_TIME_FORMATS = ("%m/%d/%Y, %I:%M:%S.%g %p", "%m/%d/%Y, %I:%M:%S %p", "%m/%d/%Y, %I:%M %p")
 _HEADER_ZONE = re.compile(r"^(?P<name>.*?)\s*\[(?P<zone>[^\]]*)\]\s*$")
@@ -386,18 +402,18 @@ def _split_name(name: str) -> tuple[str, str, bool] | None:
 
 def _table_for(stem: str) -> str | None:
     """The table a file stem names: its first or its last dotted part (`x.SigninLogs`, `SigninLogs.part1`)."""
-    known = {t.lower(): t for t in TABLES}
+    known = {t.lower(): t for t in KNOWN_TABLES}
     parts = stem.split(".")
     return known.get(parts[0].lower()) or known.get(parts[-1].lower())
 
 
 def _discover(folder: Path, mapping: Mapping[str, str]) -> tuple[list[_Export], list[str]]:
     """The files to load and the files left out, each with the reason."""
-    known = {t.lower(): t for t in TABLES}
+    known = {t.lower(): t for t in KNOWN_TABLES}
     wanted: dict[str, str] = {}
     for name, table in mapping.items():
         if table.lower() not in known:
-            msg = f"tables: {table!r} (for {name}) is not one of {', '.join(TABLES)}"
+            msg = f"tables: {table!r} (for {name}) is not one of {', '.join(KNOWN_TABLES)}"
             raise InputError(msg)
         if Path(name).name != name or not (folder / name).is_file():
             msg = f"tables: no file named {name!r} in {folder}"
@@ -424,7 +440,7 @@ def _discover(folder: Path, mapping: Mapping[str, str]) -> tuple[list[_Export], 
             continue
         feeds = wanted.get(name) or _table_for(split[0])
         if feeds is None:
-            ignored.append(f"{name}: not one of the tables the triage reads ({', '.join(TABLES)}); name it after its table")
+            ignored.append(f"{name}: not one of the tables the triage reads ({', '.join(KNOWN_TABLES)}); name it after its table")
         else:
             exports.append(_Export(path, name, feeds, split[1], split[2]))
 
@@ -477,7 +493,7 @@ def _fingerprint(folder: Path, exports: Sequence[_Export], ignored: Sequence[str
 
     digest = hashlib.sha256()
     digest.update(f"loader {LOADER_VERSION} duckdb {duckdb.__version__}\n".encode())
-    for table in TABLES:
+    for table in KNOWN_TABLES:
         digest.update((_SCHEMAS / f"{table}.json").read_bytes())
     digest.update(json.dumps(sorted(mapping.items())).encode())
     for export in exports:
@@ -677,10 +693,12 @@ def _replace(building: Path, target: Path, fingerprint: str) -> None:
 def _load_all(con: DuckDBPyConnection, exports: Sequence[_Export], ignored: Sequence[str], work: Path) -> LoadReport:
     reports: list[FileReport] = []
     table_rows: list[tuple[str, int]] = []
-    for table in TABLES:
+    for table in KNOWN_TABLES:
+        mine = [e for e in exports if e.table == table]
+        if table in OPTIONAL_TABLES and not mine:
+            continue  # absent, as in a workspace that does not collect it
         columns = schema_columns(table)
         con.execute(f"CREATE TABLE {_ident(table)} ({_table_ddl(table, stored=True)})")
-        mine = [e for e in exports if e.table == table]
         loaded = [_load_table_file(con, table, columns, export, work / f"{index}-{table}") for index, export in enumerate(mine)]
         reports.extend(loaded)
         table_rows.append((table, sum(r.rows for r in loaded)))
@@ -721,7 +739,7 @@ def _clean_header(name: str, display: str) -> str:
 @functools.cache
 def _time_columns() -> frozenset[str]:
     """Lower-cased names of every datetime column the loader fills (the watchlist's included)."""
-    names = {c.name.lower() for table in TABLES for c in schema_columns(table) if c.kusto_type == "datetime"}
+    names = {c.name.lower() for table in KNOWN_TABLES for c in schema_columns(table) if c.kusto_type == "datetime"}
     return frozenset(names | {"starttime", "endtime"})
 
 
@@ -776,8 +794,8 @@ def _load_table_file(
     sources = _source_columns(con, export, readable)
     feeds, unknown = _map_sources(columns, sources)
     problems: list[str] = []
-    fallback = _TIME_FALLBACK[table]
-    if not feeds["TimeGenerated"] and feeds[fallback]:
+    fallback = _TIME_FALLBACK.get(table, "")
+    if not feeds["TimeGenerated"] and fallback and feeds[fallback]:
         feeds["TimeGenerated"] = list(feeds[fallback])
         problems.append(f"no TimeGenerated column: {fallback} used instead")
     missing = tuple(c.name for c in columns if not feeds[c.name])
@@ -799,16 +817,23 @@ def _load_table_file(
     # insert (a separate counting scan cost a quarter of the load).
     checked = [c for c in columns if c.kusto_type not in {"string", "dynamic"} and feeds[c.name]]
     scratch_columns = [f"{_UNTYPED_PREFIX}{index}" for index in range(len(checked))]
+    dated = _dated_time_of_day(table, columns, feeds)
+    if dated is not None:
+        scratch_columns.append(f"{_UNTYPED_PREFIX}dated")
     for name in scratch_columns:
         con.execute(f"ALTER TABLE {_ident(table)} ADD COLUMN {_ident(name)} VARCHAR")
-    select = [
-        _cast_sql(_text_expression(c, feeds[c.name], present=c.name in present), c.kusto_type, c.duckdb_type) for c in columns
-    ]
+    typed = {
+        c.name: _cast_sql(_text_expression(c, feeds[c.name], present=c.name in present), c.kusto_type, c.duckdb_type)
+        for c in columns
+    }
+    if dated is not None:
+        typed["TimeGenerated"] = f"CASE WHEN {dated[0]} THEN {dated[1]} ELSE {typed['TimeGenerated']} END"
+    select = [typed[c.name] for c in columns]
     for c in checked:
         text = _text_expression(c, feeds[c.name])
-        select.append(
-            f"CASE WHEN ({text}) IS NOT NULL AND ({_cast_sql(text, c.kusto_type, c.duckdb_type)}) IS NULL THEN {text} END"
-        )
+        select.append(f"CASE WHEN ({text}) IS NOT NULL AND ({typed[c.name]}) IS NULL THEN {text} END")
+    if dated is not None:
+        select.append(f"CASE WHEN {dated[0]} THEN 'dated' END")
     targets = [*(c.name for c in columns), *scratch_columns]
     order = ""
     if table in SIGNIN_TABLES:
@@ -821,6 +846,8 @@ def _load_table_file(
     reader, params = _reader(export, readable, reads)
     sql = f"INSERT INTO {_ident(table)} ({names}) SELECT {', '.join(select)} FROM {reader}{order}"  # noqa: S608 - quoted identifiers, bound values
     rows = _count(_run(con, export, sql, params, readable))
+    if dated is not None:
+        problems.extend(_dated_values(con, table, scratch_columns.pop()))
     problems.extend(_untyped_values(con, table, checked, scratch_columns))
     return FileReport(
         path=export.display,
@@ -831,6 +858,38 @@ def _load_table_file(
         unknown_columns=tuple(unknown),
         problems=tuple(problems),
     )
+
+
+def _dated_time_of_day(table: str, columns: Sequence[_Column], feeds: Mapping[str, list[str]]) -> tuple[str, str] | None:
+    """
+    (condition, value) SQL giving a time-of-day-only TimeGenerated its date from `_DATE_FROM` (see
+    there), or None when the table has no such column or the file does not feed both.
+    """
+    anchor_name = _DATE_FROM.get(table)
+    by_name = {c.name: c for c in columns}
+    if anchor_name is None or not feeds["TimeGenerated"] or not feeds[anchor_name]:
+        return None
+    text = _text_expression(by_name["TimeGenerated"], feeds["TimeGenerated"])
+    anchor = _cast_sql(_text_expression(by_name[anchor_name], feeds[anchor_name]), "datetime", "TIMESTAMP")
+    formats = ", ".join(_sql_string(f) for f in _TIME_OF_DAY_FORMATS)
+    moment = f"(CAST({anchor} AS DATE) + CAST(try_strptime(trim({text}), [{formats}]) AS TIME))"
+    condition = f"(regexp_matches(coalesce({text}, ''), {_sql_string(_TIME_OF_DAY)}) AND {anchor} IS NOT NULL)"
+    # The event precedes the record's later time: a time of day after it (beyond clock skew) was the day before.
+    value = f"CASE WHEN {moment} > {anchor} + INTERVAL 1 HOUR THEN {moment} - INTERVAL 1 DAY ELSE {moment} END"
+    return condition, value
+
+
+def _dated_values(con: DuckDBPyConnection, table: str, scratch: str) -> list[str]:
+    """How many TimeGenerated values took their date from `_DATE_FROM` (said, since a spreadsheet lost it); drops the scratch column."""
+    row = con.execute(f"SELECT count({_ident(scratch)}) FROM {_ident(table)}").fetchone()  # noqa: S608 - quoted identifiers
+    con.execute(f"ALTER TABLE {_ident(table)} DROP COLUMN {_ident(scratch)}")
+    count = int(row[0]) if row else 0
+    if not count:
+        return []
+    return [
+        f"TimeGenerated: {count} value(s) held only a time of day (re-saved by a spreadsheet?); "
+        f"the date was taken from {_DATE_FROM[table]}"
+    ]
 
 
 #: Columns only another table has that a file must show before it is refused as that table's rows.
@@ -852,7 +911,7 @@ def _refuse_other_tables_rows(export: _Export, table: str, sources: Sequence[tup
         return {name for name, identifiers in feeds.items() if identifiers}
 
     own = known(table)
-    for other in TABLES:
+    for other in KNOWN_TABLES:
         theirs = known(other) if other != table else set()
         if len(theirs) > len(own) and len(theirs - own_schema) >= _OTHER_TABLE_EVIDENCE:
             msg = (

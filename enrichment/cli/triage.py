@@ -193,9 +193,8 @@ def open_exports(args: argparse.Namespace, err: TextIO) -> EmbeddedEngine:
 
 
 def run_triage(args: argparse.Namespace, out: TextIO, err: TextIO | None = None, stdin: TextIO | None = None) -> None:
-    from enrichment.domain.scoring import assess
     from enrichment.render.triage import triage_document
-    from enrichment.services.gather import gather_at_times
+    from enrichment.services.investigate import investigate_at_times
 
     pairs = requested(args, stdin or sys.stdin)
     settings = _settings(args.settings)
@@ -213,7 +212,7 @@ def run_triage(args: argparse.Namespace, out: TextIO, err: TextIO | None = None,
         engine = LogAnalyticsEngine.create(dataclasses.replace(settings, workspace_id=args.workspace))
     else:
         engine = open_exports(args, err or sys.stderr)
-    assessed = [(evidence, assess(evidence, settings)) for evidence in gather_at_times(engine, pairs, settings)]
+    assessed = investigate_at_times(engine, pairs, settings)
     if args.format == "text":
         from enrichment.render.story import brief
         from enrichment.render.text import text_report

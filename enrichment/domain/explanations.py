@@ -112,18 +112,57 @@ def _microsoft(p: Picture, facts: IpFacts, rows: Sequence[SignIn]) -> Explanatio
     )
 
 
-def _mobile_carrier(p: Picture, facts: IpFacts) -> Explanation | None:
-    """A new address inside the carrier and country the user is already known on: ordinary churn."""
+def _mobile_carrier(p: Picture, facts: IpFacts, rows: Sequence[SignIn], carried: frozenset[Carried]) -> Explanation | None:
+    """
+    A mobile carrier in the user's country: the user's usual one (ordinary churn), or a new one that
+    only the user's own known device used, carrying on a session it also used where the user is known.
+
+    A phone leaving home Wi-Fi for cellular keeps its session and its device id, which Entra writes
+    only when the device proves its registration key; a carrier the user never had is then the phone
+    moving, not the token. A replay from a mobile proxy has no device id or another device on the
+    address, or a session the device never used elsewhere, and stays unexplained.
+    """
     ref = p.reference
-    carriers = sorted(a for a in facts.asns if networks.network_kind(a) is networks.NetworkKind.MOBILE_CARRIER and a in ref.asns)
+    carriers = sorted(a for a in facts.asns if networks.network_kind(a) is networks.NetworkKind.MOBILE_CARRIER)
     if not carriers or not facts.countries or not facts.countries <= ref.countries:
         return None
+    usual = [a for a in carriers if a in ref.asns]
+    if usual:
+        asn = usual[0]
+        return Explanation(
+            facts.ip,
+            ExplanationKind.MOBILE_CARRIER,
+            f"{facts.ip} is on {networks.operator_name(asn)} (AS{asn}) in {facts.country}, the user's usual mobile carrier "
+            f"and country in {ref.describe()}.",
+        )
+    if not rows or not all(_carried_key(s) in carried for s in rows):
+        return None
     asn = carriers[0]
+    device = min(s.device_name or s.device_id for s in rows)
     return Explanation(
         facts.ip,
         ExplanationKind.MOBILE_CARRIER,
-        f"{facts.ip} is on {networks.operator_name(asn)} (AS{asn}) in {facts.country}, the user's usual mobile carrier "
-        f"and country in {ref.describe()}.",
+        f"{facts.ip} is on {networks.operator_name(asn)} (AS{asn}) in {facts.country}, a mobile carrier new to the user, "
+        f"used only by the user's own device {device} (in {ref.describe()}), carrying on the session it also used where "
+        "the user is known: the device moving onto cellular, not the token.",
+    )
+
+
+#: (session, device id, operating system family) of a session one of the user's known devices used from a familiar address.
+Carried = tuple[str, str, str]
+
+
+def _carried_key(s: SignIn) -> Carried:
+    return (s.session_id, s.device_id.lower(), _system(s.operating_system))
+
+
+def _carried_sessions(p: Picture) -> frozenset[Carried]:
+    """Sessions of the user's known devices seen from addresses where the user is known (not taken)."""
+    known = p.reference.device_ids
+    return frozenset(
+        _carried_key(s)
+        for s in p.rows
+        if s.session_id and s.device_id and s.device_id.lower() in known and p.familiar(s.ip) and s.ip not in p.taken
     )
 
 
@@ -177,57 +216,81 @@ def _prefix64(address: Address | None) -> ipaddress.IPv6Network | None:
     return ipaddress.IPv6Network((int(address) >> 64 << 64, 64))
 
 
-def _dual_stack(
-    p: Picture,
-    facts: IpFacts,
-    presence: dict[tuple[int, int, str], _Presence],
-    lans: dict[ipaddress.IPv6Network, frozenset[int]],
-) -> Explanation | None:
+def _paired(p: Picture, facts: IpFacts, presence: dict[tuple[int, int, str], _Presence]) -> tuple[int, str] | None:
+    """(AS, the other family's address) when the other address family of the same AS was in use at the same time."""
+    address = p.address(facts.ip)
+    if address is None:
+        return None
+    for asn in sorted(facts.asns):
+        for country in sorted(facts.countries or {""}):
+            known = presence.get((asn, 10 - address.version, country))  # 4 <-> 6
+            peer = known.during(facts.first, facts.last) if known is not None else None
+            if peer is not None:
+                return asn, peer
+    return None
+
+
+#: IPv6 /64 -> AS -> how the user is known on it, for the detail sentence.
+Lans = dict[ipaddress.IPv6Network, dict[int, str]]
+
+
+def _dual_stack(p: Picture, facts: IpFacts, presence: dict[tuple[int, int, str], _Presence], lans: Lans) -> Explanation | None:
     """
     The other address family of a network the user is known on.
 
     Either the other family of the same AS is in use at the same time, or (IPv6) the address is a
-    new privacy address inside a /64 the user is known on, of an AS where the user also uses IPv4:
+    new privacy address inside a home /64 (`_home_lans`) of an AS where the user also uses IPv4:
     one household router handing out rotating IPv6 addresses next to its IPv4 one.
     """
     address = p.address(facts.ip)
     if address is None:
         return None
-    version = address.version
-    other = 10 - version  # 4 <-> 6
-    for asn in sorted(facts.asns):
-        for country in sorted(facts.countries or {""}):
-            known = presence.get((asn, other, country))
-            peer = known.during(facts.first, facts.last) if known is not None else None
-            if peer is not None:
-                return Explanation(
-                    facts.ip,
-                    ExplanationKind.DUAL_STACK,
-                    f"{facts.ip} and {peer} are the IPv{version} and IPv{other} addresses of AS{asn} in use at the "
-                    "same time, and the user is known on that network.",
-                )
+    paired = _paired(p, facts, presence)
+    if paired is not None:
+        asn, peer = paired
+        version = address.version
+        return Explanation(
+            facts.ip,
+            ExplanationKind.DUAL_STACK,
+            f"{facts.ip} and {peer} are the IPv{version} and IPv{10 - version} addresses of AS{asn} in use at the "
+            "same time, and the user is known on that network.",
+        )
     lan = _prefix64(address)
     if lan is not None:
-        for asn in sorted(facts.asns & lans.get(lan, frozenset())):
+        known = lans.get(lan, {})
+        for asn in sorted(facts.asns & known.keys()):
             if any(key[0] == asn and key[1] == 4 for key in presence):
                 return Explanation(
                     facts.ip,
                     ExplanationKind.DUAL_STACK,
-                    f"{facts.ip} is inside {lan}, an IPv6 network the user is known on, of AS{asn} where the user also "
-                    "signs in over IPv4: the household router's rotating IPv6 addresses.",
+                    f"{facts.ip} is inside {lan}, {known[asn]}, of AS{asn} where the user also signs in over IPv4: the "
+                    "household router's rotating IPv6 addresses.",
                 )
     return None
 
 
-def _known_lans(p: Picture) -> dict[ipaddress.IPv6Network, frozenset[int]]:
-    """/64 networks of IPv6 addresses in the user's reference, with the ASes seen in them in the window."""
-    lans = {lan for lan in (_prefix64(p.address(ip)) for ip in p.reference.ips) if lan is not None}
-    asns_by_lan: dict[ipaddress.IPv6Network, set[int]] = defaultdict(set)
-    for facts in p.ips.values():
+def _home_lans(p: Picture, presence: dict[tuple[int, int, str], _Presence]) -> Lans:
+    """
+    The /64 networks a household router hands the user's devices: those of IPv6 addresses in the
+    user's reference, and those of a window address whose AS's IPv4 was in use at the same time
+    (its sibling privacy addresses rotate in when no IPv4 sign-in happens to be near). Only ASes
+    seen in the window that are nobody's shared infrastructure, and never an address a session was
+    taken to.
+    """
+    reference = {lan for lan in (_prefix64(p.address(ip)) for ip in p.reference.ips) if lan is not None}
+    lans: Lans = defaultdict(dict)
+    for _, facts in sorted(p.ips.items()):  # the first paired address in address order names the LAN, whatever the row order
         lan = _prefix64(p.address(facts.ip))
-        if lan is not None and lan in lans:
-            asns_by_lan[lan] |= {a for a in facts.asns if not networks.shared_infrastructure(a)}
-    return {lan: frozenset(asns) for lan, asns in asns_by_lan.items() if asns}
+        if lan is None or facts.ip in p.taken:
+            continue
+        asns = sorted(a for a in facts.asns if not networks.shared_infrastructure(a))
+        if lan in reference:
+            for asn in asns:
+                lans[lan][asn] = "an IPv6 network the user is known on"
+        paired = _paired(p, facts, presence)
+        if paired is not None and paired[0] in asns:
+            lans[lan].setdefault(paired[0], f"the IPv6 network of {facts.ip}, in use at the same time as {paired[1]}")
+    return dict(lans)
 
 
 def _devices_there(p: Picture, rows: Sequence[SignIn]) -> tuple[list[str], bool]:
@@ -449,14 +512,20 @@ def explain(p: Picture, settings: Settings, skip: frozenset[ExplanationKind] = f
         for ip, f in every.items()
         if f.asns & sse_asns or (settings.sse_cidrs and networks.in_networks(ip, settings.sse_cidrs))
     }
-    wanted = travel_ips | microsoft_ips | relay_ips | sse_ips
+    carrier_ips = {
+        ip
+        for ip, f in every.items()
+        if ip not in p.taken
+        and any(networks.network_kind(a) is networks.NetworkKind.MOBILE_CARRIER and a not in p.reference.asns for a in f.asns)
+    }
+    wanted = travel_ips | microsoft_ips | relay_ips | sse_ips | carrier_ips
     rows_by_ip: dict[str, list[SignIn]] = defaultdict(list)
     if wanted:
         for s in (*p.rows, *p.failed):
             if s.ip in wanted:
                 rows_by_ip[s.ip].append(s)
-    lans = _known_lans(p)
     presence = _dual_stack_presence(p)
+    lans = _home_lans(p, presence)
     homes: dict[str, _Presence] = {}
 
     def home(destination: str) -> _Presence:
@@ -469,6 +538,7 @@ def explain(p: Picture, settings: Settings, skip: frozenset[ExplanationKind] = f
     # explains it (an attacker inside the victim's own carrier or ISP is not churn).
     taken = p.taken
     new_devices = _new_devices(p, settings)
+    carried = _carried_sessions(p) if carrier_ips else frozenset()
     found: list[Explanation] = []
     for ip in sorted(every):
         facts = every[ip]
@@ -478,7 +548,7 @@ def explain(p: Picture, settings: Settings, skip: frozenset[ExplanationKind] = f
             _trusted_asn(facts, settings),
             _named_location(facts),
             _microsoft(p, facts, rows_by_ip.get(ip, [])) if ip in microsoft_ips else None,
-            _mobile_carrier(p, facts) if churn else None,
+            _mobile_carrier(p, facts, rows_by_ip.get(ip, []), carried) if churn else None,
             _dual_stack(p, facts, presence, lans) if churn else None,
             _travel(facts, rows_by_ip.get(ip, []), records, home) if ip in travel_ips else None,
             _privacy_relay(p, facts, rows_by_ip.get(ip, [])) if churn and ip in relay_ips else None,

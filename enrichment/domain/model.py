@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from enrichment.domain.activity import Scope
+from enrichment.domain.identity import IdentityContext
+
 
 class Table(StrEnum):
     """The two Entra ID sign-in tables; the value is the Log Analytics table name."""
@@ -287,6 +290,8 @@ class UserEvidence:
     truncated: bool = False
     warnings: tuple[str, ...] = ()
     coverage: Coverage = field(default_factory=Coverage)
+    identity: IdentityContext = field(default_factory=IdentityContext)  # who the account is (workspace tables, then Graph)
+    scope: Scope | None = None  # what the suspect sessions did; None until the scope question was asked
 
 
 @dataclass(frozen=True, slots=True)

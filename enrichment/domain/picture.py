@@ -402,28 +402,31 @@ def _lifted_sessions(
 
     An Entra session belongs to the browser or app it was issued to, whose sign-ins carry its device
     id; the same SessionId arriving without any device from an address that device never used is the
-    cookie or refresh token replayed elsewhere. Rows of `blind` tables (whose data has no DeviceDetail
-    or no SessionId column) say nothing either way: their "no device" is an absent column. One pass,
-    grouped by session.
+    cookie or refresh token replayed elsewhere. Not elsewhere: the session's own sites, and any
+    address one of the user's own devices signed in from (a laptop's command-line tool tethered to
+    the user's phone leaves through the phone's carrier address, in no site the laptop used). Rows of
+    `blind` tables (whose data has no DeviceDetail or no SessionId column) never count as "no device":
+    there it is an absent column. One pass, grouped by session.
     """
     on_device: dict[str, set[str]] = defaultdict(set)
     bare: dict[str, set[str]] = defaultdict(set)
+    devices_at: set[str] = set()
     for s in rows:
-        if not s.session_id or s.table in blind:
-            continue
         if s.device_id:
             if s.device_id in reference.device_ids or s.is_compliant is True:
-                on_device[s.session_id].add(s.ip)
-        else:
+                devices_at.add(s.ip)
+                if s.session_id:
+                    on_device[s.session_id].add(s.ip)
+        elif s.session_id and s.table not in blind:
             bare[s.session_id].add(s.ip)
     lifted: dict[str, frozenset[str]] = {}
     memo: dict[str, str] = {}
-    for sid, bare_ips in bare.items():
-        device_ips = on_device.get(sid)
-        if not device_ips:
+    for sid, device_ips in on_device.items():
+        bare_ips = bare.get(sid)
+        if not bare_ips:
             continue
         sites = {site(ip, known, memo) for ip in device_ips}
-        elsewhere = frozenset(ip for ip in bare_ips if site(ip, known, memo) not in sites)
+        elsewhere = frozenset(ip for ip in bare_ips if site(ip, known, memo) not in sites and ip not in devices_at)
         if elsewhere:
             lifted[sid] = elsewhere
     return lifted
@@ -434,8 +437,29 @@ def fresh(signin: SignIn) -> bool:
     return signin.table is Table.INTERACTIVE and not signin.token_only and signin.result_type in ("0", "")
 
 
+def _start_order(s: SignIn) -> tuple[object, ...]:
+    """
+    Earliest first; at the same moment and address, a sign-in carrying a device before one without
+    (the device was there), then every field a session's start is judged on, so that no order of the
+    rows picks another start.
+    """
+    return (
+        s.first,
+        s.ip,
+        not s.device_id,
+        s.device_id,
+        s.is_compliant is not True,
+        s.table.value,
+        s.token_only,
+        s.result_type,
+        s.operating_system,
+        s.app_id,
+        s.user_agent,
+    )
+
+
 def _starts(rows: Sequence[SignIn]) -> dict[str, SignIn]:
-    """Each session's first successful sign-in (earliest, then by address for a stable tie-break)."""
+    """Each session's first successful sign-in (`_start_order`)."""
     starts: dict[str, SignIn] = {}
     for s in rows:
         if not s.session_id:
@@ -443,6 +467,8 @@ def _starts(rows: Sequence[SignIn]) -> dict[str, SignIn]:
         first = starts.get(s.session_id)
         if first is None or (s.first, s.ip) < (first.first, first.ip):
             starts[s.session_id] = s
+        elif (s.first, s.ip) == (first.first, first.ip) and _start_order(s) < _start_order(first):
+            starts[s.session_id] = s  # a tie: the full order, only here, keeps the hot loop cheap
     return starts
 
 

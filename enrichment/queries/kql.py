@@ -25,17 +25,32 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from common.identifiers import is_guid
 from enrichment.domain.model import Account, Table, TimeWindow
+from enrichment.domain.optional_tables import (
+    AUDIT_LOGS,
+    CLOUD_APP_EVENTS,
+    GRAPH_ACTIVITY,
+    IDENTITY_INFO,
+    OFFICE_ACTIVITY,
+    RISK_EVENTS,
+    RISKY_USERS,
+)
 
 #: Groups of identical sign-ins are binned this finely: fine enough for concurrency and
 #: odd-hour signals, coarse enough that token-refresh floods collapse.
 EVIDENCE_BIN = "10m"
 
-#: UniqueTokenIdentifiers kept per evidence group: enough to pivot to the token's other logs, bounded bytes.
+#: UniqueTokenIdentifiers kept per evidence group: enough to tie the token's use in other logs to its
+#: sign-in (the scope question), bounded bytes.
 TOKEN_IDS_PER_GROUP = 4
+
+#: How far back the identity tables are read: IdentityInfo is rewritten for every user at least every
+#: 14 days; a user's Entra ID risk stands until it changes, and detections stay relevant for weeks.
+IDENTITY_LOOKBACK = timedelta(days=14)
+RISK_LOOKBACK = timedelta(days=90)
 
 #: Caps on the sets the baseline returns, so its size does not grow with the user's volume.
 BASELINE_SET_CAP = 256
@@ -350,6 +365,11 @@ _CARRIED = {"TokenId": _text("UniqueTokenIdentifier")}
 _EXPRESSIONS = {**_FLAT, **_CARRIED}
 
 
+#: Columns a sign-in carries without being grouped on: the evidence keeps a few of each group's values.
+_CARRIED = {"TokenId": "tostring(UniqueTokenIdentifier)"}
+_EXPRESSIONS = {**_FLAT, **_CARRIED}
+
+
 _LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"')
 _COLUMN = re.compile(r"\b([A-Z][A-Za-z0-9_]*)\b(?!\s*\()")
 
@@ -481,14 +501,67 @@ BASELINE_BODY = _lines(
 #: The tables whose presence in the window the context query reports (`Kind` "presence").
 PRESENCE_TABLES = (Table.INTERACTIVE.value, Table.NON_INTERACTIVE.value, "AuditLogs")
 
-#: Security-info changes from AuditLogs, the users' travel records, and which tables hold any row
-#: (anyone's) in the window, in one round trip: "the user has no sign-ins" is a result only when the
-#: table does hold data for the window (evidence coverage); `take 1` stops at the first row. Rows
-#: carry `Kind` ("audit", "travel" or "presence"); the shapes share nothing else. An empty list
-#: matches nothing, so an account known only by UPN never matches the audit rows that have no user id.
+#: How many raw objects (rules, subjects, paths, targets) each summarised scope row keeps.
+SCOPE_SAMPLE_CAP = 20
+#: Longest text kept from one audit field (rule parameters, modified properties); rule definitions are short.
+SCOPE_TEXT_CAP = 4000
+#: Most recent risk detections returned per user.
+RISK_DETECTIONS_CAP = 50
+
+
+def _packed_text(column: str, packed: str) -> tuple[str, str]:
+    """
+    The lines that give every row `column`, the JSON text of `packed` (a `pack(...)`), before a
+    summarize collects it with `_text_set(column)`. The bag is made in one step and turned into text in
+    the next: the same value in Kusto, and on the embedded engine the difference between a few KB of
+    SQL and megabytes (duckdb-kql repeats a nested expression once per type it might have, so
+    `make_set(pack_array(tostring(pack(...))))` written inline took 11 s per query to plan).
+    """
+    return f"    | extend {column} = {packed}", f"    | extend {column} = tostring({column})"
+
+
+def _text_set(column: str) -> str:
+    """
+    The distinct JSON texts of `column` (made by `_packed_text`) per group, uncapped (`_first` cuts
+    them). Each text is collected as a one-element array: Kusto unions the arrays, and duckdb-kql, which
+    parses every string given to `make_set` as JSON and fails on one that is JSON-array text, always
+    gets an array. The packed keys are named in alphabetical order, so the text reads the same whichever
+    order an engine writes a bag's keys in.
+    """
+    return f"make_set(pack_array({column}))"
+
+
+def _first(column: str, count: int, *, newest: bool = False) -> str:
+    """
+    The first `count` texts of a set in text order (the last, `newest`, for texts that start with their
+    time): make_set's own cap keeps whichever came first, which differs between runs and engines.
+    """
+    order = "array_sort_desc" if newest else "array_sort_asc"
+    return f"array_slice({order}({column}), 0, {count - 1})"
+
+
+def _coverage(table: str, since: str) -> str:
+    """
+    A branch answering one row, the table's rows since `since` for the whole tenant, when the table
+    exists. In a fuzzy union a table the workspace lacks drops its branch, so no row means "not collected".
+    """
+    return (
+        f"    ({table} | where TimeGenerated between ({since} .. window_end) | summarize Rows = count()\n"
+        f'    | project Kind = "coverage", Source = {string_literal(table)}, Rows)'
+    )
+
+
+#: Security-info changes from AuditLogs, the users' travel records, who they are (IdentityInfo,
+#: AADRiskyUsers, AADUserRiskEvents) and which tables hold any row (anyone's) in the window, in one
+#: round trip: "the user has no sign-ins" is a result only when the table does hold data for the
+#: window (evidence coverage); `take 1` stops at the first row. Rows carry `Kind` ("presence", "audit",
+#: "travel", "identity", "risky_user", "risk_events", "coverage"); the shapes share little else. An
+#: empty list matches nothing, so an account known only by UPN never matches the audit rows that have
+#: no user id. The identity tables exist only where a connector fills them: the union is fuzzy, and a
+#: coverage row per table says which ones the workspace has.
 CONTEXT_BODY = _lines(
     (
-        "union",
+        "union isfuzzy=true",
         *(
             f"    ({table} | where TimeGenerated between (window_start .. window_end) | take 1"
             f' | project Kind = "presence", SourceTable = {string_literal(table)}),'
@@ -508,7 +581,212 @@ CONTEXT_BODY = _lines(
         "    | extend User = tolower(tostring(UserPrincipalName))",
         "    | where User in (upns)",
         '    | project Kind = "travel", User, Country = toupper(tostring(Country)),',
-        "        StartTime = todatetime(StartTime), EndTime = todatetime(EndTime))",
+        "        StartTime = todatetime(StartTime), EndTime = todatetime(EndTime)),",
+        f"    ({IDENTITY_INFO}",
+        "    | where TimeGenerated between (identity_since .. window_end)",
+        "    | extend User = tolower(tostring(AccountUPN)), UserId = tolower(tostring(AccountObjectId))",
+        "    | where User in (upns) or UserId in (object_ids)",
+        "    | summarize arg_max(TimeGenerated, AccountDisplayName, Department, JobTitle, Manager, AssignedRoles) by User, UserId",
+        '    | project Kind = "identity", User, UserId, TimeGenerated, DisplayName = tostring(AccountDisplayName),',
+        "        Department = tostring(Department), JobTitle = tostring(JobTitle), Manager = tostring(Manager),",
+        "        Roles = AssignedRoles),",
+        f"    ({RISKY_USERS}",
+        "    | where TimeGenerated between (risk_since .. window_end)",
+        "    | extend User = tolower(tostring(UserPrincipalName)), UserId = tolower(tostring(Id))",
+        "    | where User in (upns) or UserId in (object_ids)",
+        "    | summarize arg_max(TimeGenerated, RiskLevel, RiskState, RiskDetail) by User, UserId",
+        '    | project Kind = "risky_user", User, UserId, TimeGenerated, RiskLevel = tostring(RiskLevel),',
+        "        RiskState = tostring(RiskState), RiskDetail = tostring(RiskDetail)),",
+        f"    ({RISK_EVENTS}",
+        "    | where TimeGenerated between (risk_since .. window_end)",
+        "    | extend User = tolower(tostring(UserPrincipalName)), UserId = tolower(tostring(UserId))",
+        "    | where User in (upns) or UserId in (object_ids)",
+        "    | summarize arg_max(TimeGenerated, RiskEventType, RiskLevel, RiskState, DetectedDateTime, IpAddress) by User, UserId, Id",
+        *_packed_text(
+            "_detection",
+            'pack("detected", DetectedDateTime, "ip", tostring(IpAddress), "kind", tostring(RiskEventType),'
+            ' "level", tostring(RiskLevel), "state", tostring(RiskState))',
+        ),
+        f"    | summarize Detections = {_text_set('_detection')} by User, UserId",
+        f'    | project Kind = "risk_events", User, UserId, Detections = {_first("Detections", RISK_DETECTIONS_CAP, newest=True)}),',
+        _coverage(IDENTITY_INFO, "identity_since") + ",",
+        _coverage(RISKY_USERS, "risk_since") + ",",
+        _coverage(RISK_EVENTS, "risk_since"),
+    )
+)
+
+#: The Microsoft 365 audit operations the scope question reads: inbox rules, forwarding, mail access,
+#: sent and deleted mail, file downloads.
+RULE_OPERATIONS = (
+    "New-InboxRule",
+    "Set-InboxRule",
+    "Enable-InboxRule",
+    "Disable-InboxRule",
+    "Remove-InboxRule",
+    "UpdateInboxRules",
+    "Set-Mailbox",
+)
+MAILBOX_OPERATIONS = (
+    *RULE_OPERATIONS,
+    "MailItemsAccessed",
+    "Send",
+    "SendAs",
+    "SendOnBehalf",
+    "SoftDelete",
+    "HardDelete",
+    "MoveToDeletedItems",
+    "FileDownloaded",
+    "FileSyncDownloadedFull",
+    "FileSyncDownloadedPartial",
+)
+
+#: AuditLogs operations that give an attacker a way back in or more reach: consent to an application,
+#: a new credential on an application, a role assigned. (Device and security-info registrations are
+#: read by the context question.)
+DIRECTORY_OPERATIONS = (
+    "Consent to application",
+    "Add delegated permission grant",
+    "Add app role assignment to service principal",
+    "Add service principal credentials",
+    "Add member to role",
+    "Add eligible member to role",
+)
+#: Credential changes on an application are logged under this prefix (an en dash, as Entra writes it).
+APPLICATION_CREDENTIALS = "Update application – Certificates and secrets management"
+
+
+def _client_ip(expression: str) -> str:
+    """
+    KQL for the address in an audit client field: Exchange writes `10.0.0.1:32231` and `[2001:db8::1]:443`
+    with the port, IPv6 without brackets has no port. Both engines give the bare address.
+    """
+    return (
+        f'case({expression} startswith "[", tostring(split(substring({expression}, 1), "]")[0]),'
+        f' countof({expression}, ":") == 1, tostring(split({expression}, ":")[0]), {expression})'
+    )
+
+
+def _tied(ip: str) -> str:
+    """The scope filter: a suspect address, the token of a suspect sign-in, or the lifted session where no address was recorded."""
+    return f"{ip} in (suspect_ips) or TokenId in (token_ids) or (isempty({ip}) and SessionId in (session_ids))"
+
+
+def _mailbox_branch(source: str, lines: Sequence[str]) -> str:
+    """One audit table's branch, after `lines` have given every row User, Operation, _cip, SessionId, TokenId, Client, AppId and the raw fields."""
+    rules = ", ".join(map(string_literal, RULE_OPERATIONS))
+    return _lines(
+        (
+            f"    ({source}",
+            "    | where TimeGenerated between (window_start .. window_end)",
+            *lines,
+            f"    | where Operation in~ ({', '.join(map(string_literal, MAILBOX_OPERATIONS))})",
+            f"    | extend Ip = {_client_ip('_cip')}",
+            f"    | where {_tied('Ip')}",
+            '    | extend Items = iff(Operation =~ "MailItemsAccessed",',
+            "        countof(_folders, '\"Id\":') - countof(_folders, '\"FolderItems\":'), 1),",
+            f"        Sample = case(Operation in~ ({rules}),",
+            '            pack("at", TimeGenerated, "mailbox", _mailbox, "object", _object,',
+            f'                "parameters", substring(_parameters, 0, {SCOPE_TEXT_CAP}),',
+            f'                "properties", substring(_properties, 0, {SCOPE_TEXT_CAP})),',
+            '            Operation startswith "File", pack("file", substring(_object, 0, 300)),',
+            '            Operation =~ "MailItemsAccessed", pack("access", substring(_properties, 0, 300)),',
+            '            pack("subject", substring(_subject, 0, 200)))',
+            "    | extend Sample = tostring(Sample)",
+            "    | summarize Count = count(), Items = sum(Items), FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated),",
+            f"        Samples = {_text_set('Sample')}",
+            '        by User, Ip, SessionId, TokenKey = iff(TokenId in (token_ids), TokenId, ""), Operation, Client, AppId',
+            f'    | extend Kind = "mailbox", Source = {string_literal(source)}, Samples = {_first("Samples", SCOPE_SAMPLE_CAP)})',
+        )
+    )
+
+
+#: What the suspect sessions did, in one round trip for every account: Graph requests tied to the
+#: tokens of the suspect sign-ins (`SignInActivityId` is the sign-in's `UniqueTokenIdentifier`) or
+#: made from the suspect addresses, Microsoft 365 audit operations from those addresses, tokens or
+#: sessions (`AppAccessContext`), and directory changes by the user from those addresses. Everything is
+#: summarised (per address, session, token, operation and client, with a few samples), so the answer's
+#: size follows the number of distinct things done, not their volume. The union is fuzzy: a table the
+#: workspace lacks drops its branches, and the coverage rows say which tables answered.
+SCOPE_BODY = _lines(
+    (
+        "union isfuzzy=true",
+        f"    ({GRAPH_ACTIVITY}",
+        "    | where TimeGenerated between (window_start .. window_end)",
+        "    | where UserId in~ (object_ids)",
+        "    | extend TokenId = tostring(SignInActivityId), Ip = tostring(IPAddress)",
+        "    | where Ip in (suspect_ips) or TokenId in (token_ids)",
+        '    | extend Path = tolower(tostring(split(tostring(RequestUri), "?")[0])), Method = toupper(tostring(RequestMethod))',
+        '    | extend Family = case(Path contains "/messagerules" or Path contains "/mailboxsettings", "mail_settings",',
+        '        Path contains "/sendmail" or (Method == "POST" and (Path endswith "/send" or Path endswith "/reply"',
+        '            or Path endswith "/replyall" or Path endswith "/forward")), "mail_send",',
+        '        Path contains "/messages" or Path contains "/mailfolders", "mail_read",',
+        '        Path contains "/drive" or Path contains "/sites/", "files",',
+        '        Path contains "/applications" or Path contains "/serviceprincipals" or Path contains "/oauth2permissiongrants"',
+        '            or Path contains "/approleassignments", "applications",',
+        '        Path contains "/users" or Path contains "/groups" or Path contains "/directoryroles"',
+        '            or Path contains "/rolemanagement" or Path contains "/organization" or Path contains "/devices", "directory",',
+        '        "other")',
+        *_packed_text("Sample", 'pack("path", substring(Path, 0, 300))'),
+        "    | summarize Count = count(), Bytes = sum(ResponseSizeBytes), Failures = countif(ResponseStatusCode >= 400),",
+        "        FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated),",
+        f"        Samples = {_text_set('Sample')}",
+        '        by User = tolower(tostring(UserId)), Ip, TokenKey = iff(TokenId in (token_ids), TokenId, ""),',
+        "        Method, Operation = Family, Client = tostring(UserAgent), AppId = tostring(AppId)",
+        f'    | extend Kind = "graph", Source = {string_literal(GRAPH_ACTIVITY)}, Samples = {_first("Samples", SCOPE_SAMPLE_CAP)}),',
+        _mailbox_branch(
+            OFFICE_ACTIVITY,
+            (
+                "    | extend User = tolower(tostring(UserId)), Operation = tostring(Operation)",
+                "    | where User in (upns)",
+                "    | extend _ctx = todynamic(AppAccessContext)",
+                "    | extend SessionId = tostring(_ctx.AADSessionId), TokenId = tostring(_ctx.UniqueTokenId),",
+                "        _cip = tostring(coalesce(ClientIP, Client_IPAddress, ActorIpAddress)),",
+                "        Client = tostring(coalesce(ClientInfoString, UserAgent)), AppId = tostring(coalesce(AppId, ClientAppId)),",
+                "        _folders = tostring(Folders), _object = tostring(coalesce(OfficeObjectId, SourceFileName)),",
+                "        _mailbox = tolower(tostring(coalesce(MailboxOwnerUPN, UserId))), _parameters = tostring(Parameters),",
+                "        _properties = tostring(OperationProperties), _subject = tostring(todynamic(Item).Subject)",
+            ),
+        )
+        + ",",
+        _mailbox_branch(
+            CLOUD_APP_EVENTS,
+            (
+                "    | extend _raw = todynamic(RawEventData)",
+                "    | extend User = tolower(tostring(_raw.UserId)), Operation = tostring(ActionType)",
+                "    | where User in (upns) or tolower(tostring(AccountObjectId)) in (object_ids)",
+                "    | extend SessionId = tostring(_raw.AppAccessContext.AADSessionId),",
+                "        TokenId = tostring(_raw.AppAccessContext.UniqueTokenId),",
+                "        _cip = tostring(coalesce(tostring(_raw.ClientIP), tostring(_raw.ClientIPAddress), IPAddress)),",
+                "        Client = tostring(coalesce(tostring(_raw.ClientInfoString), UserAgent)),",
+                "        AppId = tostring(coalesce(tostring(_raw.AppId), tostring(_raw.ClientAppId))),",
+                "        _folders = tostring(_raw.Folders), _object = tostring(coalesce(tostring(_raw.ObjectId), ObjectName)),",
+                "        _mailbox = tolower(tostring(coalesce(tostring(_raw.MailboxOwnerUPN), tostring(_raw.UserId)))),",
+                "        _parameters = tostring(_raw.Parameters), _properties = tostring(_raw.OperationProperties),",
+                "        _subject = tostring(_raw.Item.Subject)",
+            ),
+        )
+        + ",",
+        f"    ({AUDIT_LOGS}",
+        "    | where TimeGenerated between (window_start .. window_end)",
+        f"    | where OperationName in~ ({', '.join(map(string_literal, DIRECTORY_OPERATIONS))})",
+        f"        or OperationName startswith {string_literal(APPLICATION_CREDENTIALS)}",
+        "    | extend _ini = todynamic(InitiatedBy), _tgt = todynamic(TargetResources)",
+        "    | extend User = tolower(tostring(_ini.user.userPrincipalName)), ActorId = tolower(tostring(_ini.user.id)),",
+        "        Ip = tostring(_ini.user.ipAddress)",
+        "    | where (User in (upns) or ActorId in (object_ids)) and Ip in (suspect_ips)",
+        *_packed_text(
+            "Sample",
+            'pack("at", TimeGenerated, "detail", substring(tostring(_tgt[0].modifiedProperties), 0, '
+            f'{SCOPE_TEXT_CAP}), "id", tostring(_tgt[0].id), "target", tostring(_tgt[0].displayName))',
+        ),
+        "    | summarize Count = count(), FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated),",
+        f"        Samples = {_text_set('Sample')}",
+        "        by User, Ip, Operation = tostring(OperationName)",
+        f'    | extend Kind = "directory", Source = {string_literal(AUDIT_LOGS)}, Samples = {_first("Samples", SCOPE_SAMPLE_CAP)}),',
+        _coverage(GRAPH_ACTIVITY, "window_start") + ",",
+        _coverage(OFFICE_ACTIVITY, "window_start") + ",",
+        _coverage(CLOUD_APP_EVENTS, "window_start") + ",",
+        _coverage(AUDIT_LOGS, "window_start"),
     )
 )
 
@@ -518,10 +796,19 @@ _ACCOUNTS_IN_WINDOW = (("upns", "dynamic"), ("object_ids", "dynamic"), ("window_
 
 EVIDENCE = Question("evidence", EVIDENCE_BODY, (*_ACCOUNTS_IN_WINDOW, ("incident_time", "datetime"), ("row_cap", "long")))
 BASELINE = Question("baseline", BASELINE_BODY, _ACCOUNTS_IN_WINDOW)
-CONTEXT = Question("context", CONTEXT_BODY, (*_ACCOUNTS_IN_WINDOW, ("travel_watchlist", "string")))
+CONTEXT = Question(
+    "context",
+    CONTEXT_BODY,
+    (*_ACCOUNTS_IN_WINDOW, ("travel_watchlist", "string"), ("identity_since", "datetime"), ("risk_since", "datetime")),
+)
+SCOPE = Question(
+    "scope",
+    SCOPE_BODY,
+    (*_ACCOUNTS_IN_WINDOW, ("suspect_ips", "dynamic"), ("token_ids", "dynamic"), ("session_ids", "dynamic")),
+)
 
 #: Every question, for whoever prepares them ahead of time (the embedded engine translates each once).
-QUESTIONS = (EVIDENCE, BASELINE, CONTEXT)
+QUESTIONS = (EVIDENCE, BASELINE, CONTEXT, SCOPE)
 
 
 def _accounts_in(accounts: Sequence[Account], window: TimeWindow) -> tuple[Subjects, dict[str, BindingValue]]:
@@ -562,9 +849,62 @@ def baseline_query(accounts: Sequence[Account], window: TimeWindow) -> Query:
 
 def context_query(accounts: Sequence[Account], window: TimeWindow, *, travel_watchlist: str) -> Query:
     """
-    Security-info changes and travel records of the accounts, and which tables hold rows in the
-    window (`CONTEXT_BODY`); reads sign-ins of no account, so no engine narrows it to the accounts.
+    Security-info changes, travel records and identity context of the accounts, and which tables
+    hold rows in the window (`CONTEXT_BODY`); reads sign-ins of no account, so no engine narrows it to
+    the accounts. The identity tables are read further back than the window: IdentityInfo is refreshed
+    every 14 days at least, and a user's risk stands until it changes.
     """
     alias = validate_watchlist_alias(travel_watchlist)
     _, values = _accounts_in(accounts, window)
-    return CONTEXT.ask({**values, "travel_watchlist": alias})
+    return CONTEXT.ask(
+        {
+            **values,
+            "travel_watchlist": alias,
+            "identity_since": window.end - IDENTITY_LOOKBACK,
+            "risk_since": window.end - RISK_LOOKBACK,
+        }
+    )
+
+
+#: The most addresses, token ids and session ids bound to one scope question: a suspect set this large
+#: is already the whole story, and the `let` lines stay far below the query API's size limit.
+SCOPE_BINDING_CAP = 500
+
+
+def _bounded(values: Iterable[str], shape: re.Pattern[str]) -> tuple[str, ...]:
+    """
+    The distinct values that have `shape`, at most `SCOPE_BINDING_CAP` of them (sorted, so the cut is
+    stable). A value of another shape came from a row no log of this kind could match, and is left out.
+    """
+    return tuple(sorted({v for v in values if v and shape.fullmatch(v)})[:SCOPE_BINDING_CAP])
+
+
+_ADDRESS = re.compile(r"^[0-9A-Fa-f:.]{2,45}$")
+_TOKEN_ID = re.compile(r"^[A-Za-z0-9_\-=+/.]{1,128}$")
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_\-=+/.:{}]{1,128}$")
+
+
+def scope_query(
+    accounts: Sequence[Account],
+    window: TimeWindow,
+    *,
+    suspect_ips: Iterable[str],
+    token_ids: Iterable[str] = (),
+    session_ids: Iterable[str] = (),
+) -> Query:
+    """
+    What the suspect sessions did (`SCOPE_BODY`), for every account in one round trip.
+
+    The accounts need their object ids where known (Graph activity names users by id only). Addresses,
+    token ids and session ids come from sign-in rows, so from the attacker: only values of their shape
+    are bound, as lists; an empty list matches nothing.
+    """
+    _, values = _accounts_in(accounts, window)
+    return SCOPE.ask(
+        {
+            **values,
+            "suspect_ips": _bounded(suspect_ips, _ADDRESS),
+            "token_ids": _bounded(token_ids, _TOKEN_ID),
+            "session_ids": _bounded(session_ids, _SESSION_ID),
+        }
+    )

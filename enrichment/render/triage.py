@@ -16,6 +16,7 @@ from common.times import iso_z
 from enrichment.domain import coverage
 from enrichment.domain.evidence import IpActivity, SessionActivity, ip_timeline, sessions
 from enrichment.domain.model import Assessment, Baseline, Table, TableBaseline, UserEvidence
+from enrichment.render.scope_document import activity_document, identity_document
 
 Document = dict[str, Any]
 
@@ -166,6 +167,8 @@ def triage_document(evidence: UserEvidence, assessment: Assessment | None) -> Do
                 for e in evidence.security_events
             ],
             "travel": [{"country": t.country, "start": _iso(t.start), "end": _iso(t.end)} for t in evidence.travel],
+            "identity": identity_document(evidence.identity),
+            "activity": activity_document(evidence, assessment.suspect_ips if assessment is not None else ()),
         }
     )
     return document

@@ -1,5 +1,6 @@
 """
-Gather: three questions per incident, whatever the number of accounts, split into per-user evidence.
+Gather: three questions per incident, whatever the number of accounts, split into per-user evidence;
+then, once the suspects are known, one more (the scope) for all of them.
 
 This is the imperative shell of the read side. It builds the queries from validated values, runs them
 side by side on whichever engine it is given (each engine bounds its own concurrency: Log Analytics'
@@ -12,17 +13,35 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from common.errors import InputError
+from common.errors import InputError, UpstreamError
+from common.logs import get_logger
 from common.settings import Settings
+from enrichment.domain import optional_tables
+from enrichment.domain.activity import ActivityRecord, Scope
+from enrichment.domain.attribution import tied_identifiers
 from enrichment.domain.coverage import SIGNIN_TABLES, Sources
+from enrichment.domain.identity import Answer, Facet, IdentityContext
 from enrichment.domain.model import AUDIT_LOGS, Account, QueryOutcome, SignIn, TimeWindow, UserEvidence
 from enrichment.ports import QueryEngine
 from enrichment.queries import kql, rows
 
 T = TypeVar("T")
+
+_log = get_logger("gather")
+
+#: The identity tables the context question reads, and the activity tables the scope question reads.
+IDENTITY_TABLES = (optional_tables.IDENTITY_INFO, optional_tables.RISKY_USERS, optional_tables.RISK_EVENTS)
+ACTIVITY_TABLES = (
+    optional_tables.GRAPH_ACTIVITY,
+    optional_tables.OFFICE_ACTIVITY,
+    optional_tables.CLOUD_APP_EVENTS,
+    optional_tables.AUDIT_LOGS,
+)
+_IDENTITY_KINDS = ("identity", "risky_user", "risk_events")
 
 
 def evidence_window(at: datetime, settings: Settings) -> TimeWindow:
@@ -65,6 +84,15 @@ def _parse_each(found: Iterable[rows.Row], parse: Callable[[rows.Row], T]) -> tu
         shown = "; ".join(sorted(set(problems))[:3])
         return parsed, [f"{len(problems)} row(s) could not be read: {shown}"]
     return parsed, []
+
+
+def _identity(found: Sequence[rows.Row], counts: dict[str, int]) -> tuple[IdentityContext, list[str]]:
+    """One account's identity context; rows that cannot be read leave it unanswered, and say why."""
+    try:
+        return rows.identity_context(found, counts, identity_days=kql.IDENTITY_LOOKBACK.days), []
+    except (rows.RowError, ValueError) as error:
+        problem = f"the identity context could not be read: {error}"
+        return IdentityContext(answers=tuple(Answer(facet, problem=problem) for facet in Facet)), [problem]
 
 
 def run_side_by_side(engine: QueryEngine, queries: Sequence[kql.Query]) -> list[QueryOutcome]:
@@ -123,6 +151,7 @@ def gather_evidence(
     # Evidence coverage: which tables held rows in the window, which answers were incomplete, which columns absent.
     answers = [(evidence, SIGNIN_TABLES), (history, SIGNIN_TABLES), (context, (AUDIT_LOGS,))]
     sources = Sources.of(answers, present=rows.present_tables(context.rows) | {s.table.value for s in signins})
+    identity_counts = {t: n for t, n in rows.coverage_counts(context.rows).items() if t in IDENTITY_TABLES}
 
     results = []
     for account in wanted:
@@ -144,6 +173,10 @@ def gather_evidence(
         travel_rows = [r for r in context.rows if r.get("Kind") == "travel" and rows.concerns(named, r)]
         security, security_problems = _parse_each(audit_rows, rows.security_event)
         travel, travel_problems = _parse_each(travel_rows, rows.travel_record)
+        identity_rows = [
+            r for r in context.rows if r.get("Kind") in _IDENTITY_KINDS and rows.belongs_to(named, *rows.row_user(r))
+        ]
+        identity, identity_problems = _identity(identity_rows, identity_counts)
         results.append(
             UserEvidence(
                 account=named,
@@ -154,8 +187,9 @@ def gather_evidence(
                 security_events=tuple(sorted(security, key=lambda e: (e.time, e.operation))),
                 travel=tuple(sorted(travel, key=lambda t: (t.start, t.country))),
                 truncated=truncated,
-                warnings=tuple(dict.fromkeys([*shared_warnings, *cut, *security_problems, *travel_problems])),
                 coverage=(sources.cut(SIGNIN_TABLES, cut[0]) if cut else sources).coverage(window, mine, security),
+                warnings=tuple(dict.fromkeys([*shared_warnings, *cut, *security_problems, *travel_problems, *identity_problems])),
+                identity=identity,
             )
         )
     return tuple(results)
@@ -178,3 +212,89 @@ def gather_at_times(
         for asked, evidence in zip(accounts, gather_evidence(engine, accounts, at, settings), strict=True):
             found[(asked, at)] = evidence
     return tuple(found[pair] for pair in wanted)
+
+
+def _record_order(record: ActivityRecord) -> tuple[str, ...]:
+    """A total order of scope records, so the rows' order (which no engine promises) never shows."""
+    return (
+        record.first.isoformat(),
+        record.kind.value,
+        record.source,
+        record.operation,
+        record.ip,
+        record.session_id,
+        record.token_id,
+        record.method,
+        record.client,
+        record.app_id,
+    )
+
+
+def _queryable(account: Account) -> Account:
+    """The account's names a query can carry: a UPN or object id read from an (anonymised) row may not be one."""
+    try:
+        upn = kql.validate_upn(account.upn) if account.upn else ""
+    except kql.InvalidQueryInput:
+        upn = ""
+    try:
+        object_id = kql.validate_object_id(account.object_id) if account.object_id else ""
+    except kql.InvalidQueryInput:
+        object_id = ""
+    return Account(upn, object_id)
+
+
+def gather_scope(
+    engine: QueryEngine, evidence: Sequence[UserEvidence], suspects: Sequence[Iterable[str]]
+) -> tuple[UserEvidence, ...]:
+    """
+    What the suspect sessions did: one scope question for every account of one incident time that has
+    suspects, whatever their number, and the answer split per account (`UserEvidence.scope`).
+
+    `suspects[i]` are the addresses the assessment of `evidence[i]` implicates. An account with none is
+    not asked about (`Scope(asked=False)`). A failed scope question does not lose the rest of the
+    enrichment: each account's scope says it could not be read, and why.
+    """
+    wanted = [frozenset(s) for s in suspects]
+    asked = [(e, s) for e, s in zip(evidence, wanted, strict=True) if s]
+    if not asked:
+        return tuple(replace(e, scope=Scope(asked=False)) for e in evidence)
+    windows = {e.window for e, _ in asked}
+    if len(windows) != 1:
+        msg = "the scope question is asked for one incident time at a time"
+        raise InputError(msg)
+    tokens: set[str] = set()
+    sessions: set[str] = set()
+    for e, s in asked:
+        found_tokens, found_sessions = tied_identifiers(e, s)
+        tokens |= found_tokens
+        sessions |= found_sessions
+    accounts = [a for a in (_queryable(e.account) for e, _ in asked) if a.upn or a.object_id]
+    problems: tuple[str, ...] = ()
+    outcome = QueryOutcome(rows=())
+    try:
+        query = kql.scope_query(
+            accounts,
+            windows.pop(),
+            suspect_ips={ip for _, s in asked for ip in s},
+            token_ids=tokens,
+            session_ids=sessions,
+        )
+        outcome = engine.run(query)
+    except (UpstreamError, InputError, kql.InvalidQueryInput) as error:
+        _log.warning("scope_query_failed", error=str(error))
+        problems = (f"the scope question could not be asked: {error}",)
+    records, record_problems = _parse_each((r for r in outcome.rows if r.get("Kind") != "coverage"), rows.activity_record)
+    counts = rows.coverage_counts(outcome.rows)
+    table_coverage = () if problems else rows.table_coverage(ACTIVITY_TABLES, counts)
+    notes = (*problems, *outcome.warnings, *record_problems)
+    out = []
+    for e, s in zip(evidence, wanted, strict=True):
+        if not s:
+            out.append(replace(e, scope=Scope(asked=False)))
+            continue
+        names = {e.account.upn.lower(), e.account.object_id.lower()} - {""}
+        mine = tuple(sorted((r for r in records if r.user in names), key=_record_order))
+        told = set(e.warnings)  # the engine's notes on the data travel with every answer; the evidence says them already
+        problems_here = tuple(n for n in notes if n not in told)
+        out.append(replace(e, scope=Scope(asked=True, coverage=table_coverage, records=mine, problems=problems_here)))
+    return tuple(out)

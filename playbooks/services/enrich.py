@@ -1,8 +1,8 @@
 """
 The enrichment pipeline for one incident, shared by the Function's activities and the local run.
 
-Gather (three queries for all the incident's accounts) -> decide (assess each account, plan its
-containment) -> render (the comment, the result document, a compact summary). Nothing here writes
+Gather (three queries for all the incident's accounts, then the scope of the suspect sessions) ->
+decide (assess each account, plan its containment) -> render (the comment, the result document, a compact summary). Nothing here writes
 anywhere: the caller applies the result, to Sentinel (the activity) or to files (`python -m
 playbooks run`). So the laptop run is the same code as production, minus the write.
 
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from common.errors import ReplayError
 from common.settings import Settings
+from enrichment.domain.attribution import attacker_forwarding, attacker_rules, attribute
 from enrichment.domain.model import Account, Assessment, UserEvidence, Verdict
 from enrichment.ports import QueryEngine
 from enrichment.render.story import Approval, Context, Identity
@@ -55,6 +56,21 @@ class AccountOutcome:
     forwarding: tuple[AttackerForwarding, ...] = ()
 
 
+def mailbox_footholds(
+    evidence: UserEvidence, assessment: Assessment
+) -> tuple[tuple[AttackerInboxRule, ...], tuple[AttackerForwarding, ...]]:
+    """The inbox rules and mailbox forwarding the scope attributes to the suspect sessions: what containment removes or names."""
+    sessions = attribute(evidence, assessment.suspect_ips)
+    rules = tuple(
+        AttackerInboxRule(rule.mailbox, rule.name, rule.time, act.ip, rule.operation) for rule, act in attacker_rules(sessions)
+    )
+    forwarding = tuple(
+        AttackerForwarding(forward.mailbox, forward.address, forward.time, act.ip)
+        for forward, act in attacker_forwarding(sessions)
+    )
+    return rules, forwarding
+
+
 @dataclass(frozen=True, slots=True)
 class Enrichment:
     """Everything decided about one incident."""
@@ -78,17 +94,16 @@ def enrich(incident: SentinelIncident, engine: QueryEngine, settings: Settings) 
     Raises `UpstreamError` when the engine gets nothing usable and `InputError` for unusable data;
     an incident without accounts gives an enrichment without accounts.
     """
-    from enrichment.domain.scoring import assess
-    from enrichment.services.gather import gather_evidence
+    from enrichment.services.investigate import investigate
 
     if not incident.accounts:
         return Enrichment(incident, ())
     disruption = attack_disruption(incident.title)
     outcomes = []
-    for evidence in gather_evidence(engine, incident.accounts, incident.at, settings):
-        assessment = assess(evidence, settings)
+    for evidence, assessment in investigate(engine, incident.accounts, incident.at, settings):
         plan = plan_containment(incident.name, evidence.account, assessment, settings, disruption=disruption)
-        outcomes.append(AccountOutcome(evidence, assessment, plan))
+        rules, forwarding = mailbox_footholds(evidence, assessment)
+        outcomes.append(AccountOutcome(evidence, assessment, plan, inbox_rules=rules, forwarding=forwarding))
     return Enrichment(incident, tuple(outcomes))
 
 

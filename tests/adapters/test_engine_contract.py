@@ -17,10 +17,14 @@ from common.errors import UpstreamError
 from common.settings import Settings
 from enrichment.adapters import embedded as embedded_module
 from enrichment.adapters.embedded import WATCHLIST_FUNCTION, EmbeddedEngine
+from enrichment.adapters.exports import TABLES, WATCHLIST_TABLE
 from enrichment.adapters.loganalytics import LogAnalyticsEngine, Retries
+from enrichment.domain.attribution import attribute
 from enrichment.domain.model import Account, Coverage, QueryOutcome, Table, UserEvidence
-from enrichment.queries import kql
+from enrichment.queries import kql, rows
+from enrichment.render.scope_document import activity_document
 from enrichment.services.gather import baseline_window, evidence_window, gather_evidence
+from enrichment.services.investigate import investigate
 from tests.fakes.loganalytics_server import (
     FakeCredential,
     LogAnalyticsServer,
@@ -135,6 +139,7 @@ def _dataset(con: duckdb.DuckDBPyConnection) -> None:
                 DeviceDetail=_device("", "", compliant=False),
                 RiskLevelDuringSignIn="medium",
                 RiskEventTypes_V2='["unfamiliarFeatures","anomalousToken"]',
+                UniqueTokenIdentifier=ATTACKER_TOKENS[minutes % 2],
                 **refresh,
             )
         )
@@ -170,6 +175,7 @@ def _dataset(con: duckdb.DuckDBPyConnection) -> None:
             },
         ],
     )
+    _activity(con)
     insert_rows(
         con,
         "Watchlists",
@@ -194,12 +200,180 @@ def _dataset(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+ATTACKER_TOKENS = ("tokAttacker-1", "tokAttacker-2")
+#: The optional tables this workspace has; CloudAppEvents is left out, so both engines must say it is not collected.
+PRESENT = (*TABLES, "MicrosoftGraphActivityLogs", "OfficeActivity", "IdentityInfo", "AADRiskyUsers", "AADUserRiskEvents")
+
+
+def _graph(
+    minutes: int, ip: str, token: str, uri: str, *, method: str = "GET", agent: str = "python-requests/2.32"
+) -> dict[str, Any]:
+    return {
+        "TimeGenerated": AT - timedelta(minutes=minutes),
+        "UserId": ALICE.object_id,
+        "IPAddress": ip,
+        "SignInActivityId": token,
+        "RequestUri": uri,
+        "RequestMethod": method,
+        "ResponseStatusCode": 200,
+        "ResponseSizeBytes": 4096,
+        "UserAgent": agent,
+        "AppId": "14d82eec-204b-4c2f-b7e8-296a70dab67e",
+    }
+
+
+def _office(minutes: int, operation: str, client_ip: str, token: str, **extra: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "TimeGenerated": AT - timedelta(minutes=minutes),
+        "UserId": "Alice@Contoso.com",
+        "Operation": operation,
+        "ClientIP": client_ip,
+        "MailboxOwnerUPN": "alice@contoso.com",
+        "AppAccessContext": {"AADSessionId": SESSION, "UniqueTokenId": token, "IssuedAtTime": "2026-04-14T08:00:00Z"},
+    }
+    row.update(extra)
+    return row
+
+
+def _parameters(**values: str) -> str:
+    return json.dumps([{"Name": name, "Value": value} for name, value in values.items()])
+
+
+def _activity(con: duckdb.DuckDBPyConnection) -> None:
+    """What Alice's stolen session did (and what she did herself), and who she is, in the optional tables."""
+    reads = [
+        _graph(45 - n, ATTACKER_IP, ATTACKER_TOKENS[0], f"https://graph.microsoft.com/v1.0/me/messages?$skip={n}")
+        for n in range(22)
+    ]
+    insert_rows(
+        con,
+        "MicrosoftGraphActivityLogs",
+        [
+            *reads,
+            _graph(30, "2001:db8::66", ATTACKER_TOKENS[1], "https://graph.microsoft.com/v1.0/me/sendMail", method="POST"),
+            _graph(100, HOME_IP, "tokAlice-own", "https://graph.microsoft.com/v1.0/me/messages", agent="Outlook-iOS/2.0"),
+        ],
+    )
+    rule = _parameters(
+        Name=".", MoveToFolder="RSS Subscriptions", SubjectContainsWords="invoice;payment", StopProcessingRules="True"
+    )
+    own_rule = _parameters(Name="Newsletters", MoveToFolder="Newsletters", From="news@shop.example")
+    insert_rows(
+        con,
+        "OfficeActivity",
+        [
+            _office(40, "New-InboxRule", f"{ATTACKER_IP}:40123", "tokOther", Parameters=rule, OfficeObjectId="Alice\\."),
+            _office(
+                35,
+                "Set-Mailbox",
+                "[2001:db8::66]:443",
+                ATTACKER_TOKENS[1],
+                Parameters=_parameters(ForwardingSmtpAddress="smtp:drop@exfil.example", DeliverToMailboxAndForward="True"),
+            ),
+            _office(
+                33,
+                "MailItemsAccessed",
+                "",
+                "tokSession",
+                Folders=json.dumps([{"FolderItems": [{"Id": "m1"}, {"Id": "m2"}, {"Id": "m3"}], "Id": "f1", "Path": "\\Inbox"}]),
+                OperationProperties=_parameters(MailAccessType="Bind"),
+            ),
+            _office(90, "New-InboxRule", f"{HOME_IP}:5555", "tokAlice-own", Parameters=own_rule),
+        ],
+    )
+    insert_rows(
+        con,
+        "AuditLogs",
+        [
+            {
+                "TimeGenerated": AT - timedelta(minutes=25),
+                "OperationName": "Consent to application",
+                "Result": "success",
+                "InitiatedBy": {
+                    "user": {"userPrincipalName": "alice@contoso.com", "id": ALICE.object_id, "ipAddress": ATTACKER_IP}
+                },
+                "TargetResources": [
+                    {
+                        "displayName": "Mail Sync Pro",
+                        "id": "5a5a5a5a-0000-4000-8000-00000000a550",
+                        "modifiedProperties": [
+                            {"displayName": "TargetId.ServicePrincipalNames", "newValue": "7e7e7e7e-0000-4000-8000-00000000a991"}
+                        ],
+                    }
+                ],
+            }
+        ],
+    )
+    insert_rows(
+        con,
+        "IdentityInfo",
+        [
+            {
+                "TimeGenerated": AT - timedelta(days=3),
+                "AccountUPN": "Alice@Contoso.com",
+                "AccountObjectId": ALICE.object_id,
+                "AccountDisplayName": "Alice Martin",
+                "Department": "Finance",
+                "JobTitle": "CFO",
+                "Manager": "ceo",
+                "AssignedRoles": ["Global Administrator", "Reports Reader"],
+            }
+        ],
+    )
+    insert_rows(
+        con,
+        "AADRiskyUsers",
+        [
+            {
+                "TimeGenerated": AT - timedelta(days=2),
+                "UserPrincipalName": "alice@contoso.com",
+                "Id": ALICE.object_id,
+                "RiskLevel": "low",
+                "RiskState": "atRisk",
+            },
+            {
+                "TimeGenerated": AT - timedelta(hours=1),
+                "UserPrincipalName": "alice@contoso.com",
+                "Id": ALICE.object_id,
+                "RiskLevel": "high",
+                "RiskState": "atRisk",
+            },
+        ],
+    )
+    detection = {"UserPrincipalName": "alice@contoso.com", "UserId": ALICE.object_id, "IpAddress": ATTACKER_IP}
+    insert_rows(
+        con,
+        "AADUserRiskEvents",
+        [
+            {
+                **detection,
+                "TimeGenerated": AT - timedelta(minutes=40),
+                "Id": "det-1",
+                "RiskEventType": "anomalousToken",
+                "RiskLevel": "medium",
+                "RiskState": "atRisk",
+                "DetectedDateTime": AT - timedelta(minutes=45),
+            },
+            {
+                **detection,
+                "TimeGenerated": AT - timedelta(minutes=10),
+                "Id": "det-1",
+                "RiskEventType": "anomalousToken",
+                "RiskLevel": "high",
+                "RiskState": "atRisk",
+                "DetectedDateTime": AT - timedelta(minutes=45),
+            },
+        ],
+    )
+
+
 def _queries(settings: Settings) -> list[kql.Query]:
     window = evidence_window(AT, settings)
     return [
         kql.evidence_query(ACCOUNTS, window, AT, row_cap=settings.row_cap),
         kql.baseline_query(ACCOUNTS, baseline_window(window, settings)),
         kql.context_query(ACCOUNTS, window, travel_watchlist=settings.travel_watchlist),
+        kql.scope_query(ACCOUNTS, window, suspect_ips=(ATTACKER_IP,), token_ids=ATTACKER_TOKENS, session_ids=(SESSION,)),
     ]
 
 
@@ -228,7 +402,7 @@ def _normalised(outcome: QueryOutcome) -> list[dict[str, object]]:
 @pytest.fixture(scope="module")
 def con() -> Iterator[duckdb.DuckDBPyConnection]:
     connection = duckdb_kql.connect()
-    create_schema_tables(connection)
+    create_schema_tables(connection, (*PRESENT, WATCHLIST_TABLE))
     _dataset(connection)
     yield connection
     connection.close()
@@ -277,11 +451,11 @@ def _rows_only(evidence: tuple[UserEvidence, ...]) -> tuple[UserEvidence, ...]:
 
 
 class TestSameRows:
-    @pytest.mark.parametrize("index", [0, 1, 2], ids=["evidence", "baseline", "context"])
+    @pytest.mark.parametrize("index", [0, 1, 2, 3], ids=["evidence", "baseline", "context", "scope"])
     def test_every_production_query_gives_the_same_rows(
         self, expected: dict[str, QueryOutcome], la: LogAnalyticsServer, index: int
     ) -> None:
-        """Evidence, baseline and context: identical rows after normalising datetimes and dynamic values."""
+        """Evidence, baseline, context and scope: identical rows after normalising datetimes and dynamic values."""
         query = _queries(_settings())[index]
         local = expected[query.name]
         remote = _remote(la).run(query)
@@ -311,7 +485,7 @@ class TestSameRows:
             remote = engine.run(query)
             assert _normalised(remote) == _normalised(expected[query.name])
             assert len(remote.warnings) == (1 if query.name == "context" else 0)
-        assert (la.count("evidence"), la.count("baseline"), la.count("context")) == (2, 2, 1)
+        assert (la.count("evidence"), la.count("baseline"), la.count("context"), la.count("scope")) == (2, 2, 1, 1)
         assert la.pending_faults() == 0
 
 
@@ -326,9 +500,11 @@ class TestEmptyWorkspace:
             for query in _queries(_settings()):
                 la.fail(no_content())
                 answer = remote.run(query)
-                assert local.run(query).rows == answer.rows == ()
+                assert answer.rows == ()
                 assert answer.warnings == (f"{query.name} query: workspace returned no data (204)",)
-            assert la.count() == 3
+                # Without the optional tables only AuditLogs answers the scope's coverage, with no rows.
+                assert [r for r in local.run(query).rows if r.get("Kind") != "coverage" or r["Source"] != "AuditLogs"] == []
+            assert la.count() == 4
         finally:
             empty.close()
 
@@ -391,8 +567,8 @@ class TestSameBody:
 
         monkeypatch.setattr(embedded_module, "translate", spy)
         monkeypatch.setattr(embedded_module, "_MEMO", {})
-        gather_evidence(EmbeddedEngine(con), ACCOUNTS, AT, _settings())
-        gather_evidence(_remote(la), ACCOUNTS, AT, _settings())
+        investigate(EmbeddedEngine(con), ACCOUNTS, AT, _settings())
+        investigate(_remote(la), ACCOUNTS, AT, _settings())
         received = [re.sub(r"\A(?:let [a-z_]+ = [^\n]*;\n)+", "", request.query) for request in la.requests]
         declared = [re.sub(r"\Adeclare query_parameters\([^\n]*\);\n", "", text) for text in translated]
         assert sorted(received) == sorted(declared) == sorted(q.body for q in kql.QUESTIONS)
@@ -482,3 +658,175 @@ class TestContextBytesFlat:
         assert [row["Actor"] for row in answers[0] if row["Kind"] == "audit"] == ["alice@contoso.com"]
         assert answers[0] == answers[1]
         assert abs(sizes[1] / sizes[0] - 1) <= 0.05, sizes
+
+
+class TestScope:
+    def test_investigation_is_equal_on_both_engines_in_four_requests(
+        self, con: duckdb.DuckDBPyConnection, la: LogAnalyticsServer
+    ) -> None:
+        """Evidence, identity, scope and assessment come out equal from either engine; the workspace sees four requests."""
+        local = investigate(EmbeddedEngine(con), ACCOUNTS, AT, _settings())
+        remote = investigate(_remote(la), ACCOUNTS, AT, _settings())
+        assert remote == local
+        assert sorted(r.query_name for r in la.requests) == ["baseline", "context", "evidence", "scope"]
+
+    def test_the_attackers_acts_are_tied_to_the_stolen_session_and_alices_own_are_not(
+        self, con: duckdb.DuckDBPyConnection
+    ) -> None:
+        """Graph reads and the sent mail by token, the rule by address, the mail access by session; Alice's own rule and Graph use are absent."""
+        (alice, assessment), *_ = investigate(EmbeddedEngine(con), ACCOUNTS, AT, _settings())
+        assert ATTACKER_IP in assessment.suspect_ips
+        assert alice.scope is not None
+        assert alice.scope.asked
+        (session,) = attribute(alice, assessment.suspect_ips)
+        assert session.session_id == SESSION
+        ties = {(a.record.operation, a.tie.value, a.ip) for a in session.acts}
+        assert ties >= {
+            ("mail_read", "address", ATTACKER_IP),
+            ("mail_send", "token", ATTACKER_IP),
+            ("New-InboxRule", "address", ATTACKER_IP),
+            ("Set-Mailbox", "token", ATTACKER_IP),
+            ("MailItemsAccessed", "session", ATTACKER_IP),
+            ("Consent to application", "address", ATTACKER_IP),
+        }
+        (reads,) = [a.record for a in session.acts if a.record.operation == "mail_read"]
+        assert (reads.count, reads.bytes, reads.client) == (22, 22 * 4096, "python-requests/2.32")
+        (access,) = [a.record for a in session.acts if a.record.operation == "MailItemsAccessed"]
+        assert access.items == 3
+        assert [(r.name, r.move_to) for r, _ in session.rules()] == [(".", "RSS Subscriptions")]
+        assert [(f.address, f.deliver_and_forward) for f, _ in session.forwarding()] == [("drop@exfil.example", True)]
+        assert all("Newsletters" not in r.name for r in (r for rec in alice.scope.records for r in rec.rules))
+        assert all(rec.ip != HOME_IP for rec in alice.scope.records)
+        fired = {s.id for s in assessment.signals}
+        assert fired >= {"inbox_rule_hides_mail", "mail_forwarded_outside", "mass_mail_access_scripted", "consent_to_unknown_app"}
+
+    def test_identity_context_names_the_tables_that_answered(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Alice's profile, privileged role and Entra risk come from the three workspace tables, each facet naming its table."""
+        alice, bob, _ = gather_evidence(EmbeddedEngine(con), ACCOUNTS, AT, _settings())
+        identity = alice.identity
+        assert (identity.display_name, identity.department, identity.job_title) == ("Alice Martin", "Finance", "CFO")
+        assert identity.privileged_roles == ("Global Administrator",)
+        assert (identity.risk_level, identity.risk_state) == ("high", "atRisk")
+        assert [(d.kind, d.level, d.ip) for d in identity.risk_detections] == [("anomalousToken", "high", ATTACKER_IP)]
+        assert {(a.facet.value, a.source) for a in identity.answers} == {
+            ("profile", "IdentityInfo"),
+            ("roles", "IdentityInfo"),
+            ("risk", "AADRiskyUsers, AADUserRiskEvents"),
+        }
+        assert bob.identity.risk_level == "none"  # AADRiskyUsers is collected and has no record of Bob: no risk recorded
+        assert "IdentityInfo holds no record" in bob.identity.answers[0].problem
+
+    def test_a_workspace_without_the_activity_tables_says_what_could_not_be_seen(self, la: LogAnalyticsServer) -> None:
+        """Sign-ins and AuditLogs only: both engines ask the scope and answer that Graph and Microsoft 365 audit are not collected."""
+        bare = duckdb_kql.connect()
+        create_schema_tables(bare)
+        _dataset_signins_only(bare)
+        try:
+            with LogAnalyticsServer(bare, workspace_id=WORKSPACE, functions=[WATCHLIST_FUNCTION]) as endpoint:
+                remote = investigate(_remote(endpoint), [ALICE], AT, _settings())
+            local = investigate(EmbeddedEngine(bare), [ALICE], AT, _settings())
+        finally:
+            bare.close()
+        assert remote == local
+        ((alice, assessment),) = local
+        document = activity_document(alice, assessment.suspect_ips)
+        assert document["asked"] is True
+        # AuditLogs is collected: the consent and the security-info registration are all that can be seen.
+        assert {act["kind"] for session in document["sessions"] for act in session["acts"]} == {"directory"}
+        assert "MicrosoftGraphActivityLogs is not collected: Graph use by the stolen token cannot be seen" in document["not_seen"]
+        assert any(
+            line.startswith("Microsoft 365 audit is missing (OfficeActivity is not collected; CloudAppEvents is not collected)")
+            for line in document["not_seen"]
+        )
+        assert [a.problem.split(":")[0] for a in alice.identity.answers] == [
+            "IdentityInfo is not collected",
+            "IdentityInfo is not collected",
+            "AADRiskyUsers is not collected",
+        ]
+
+    def test_scope_bytes_per_account_stay_flat_when_activity_grows_tenfold(self) -> None:
+        """The scope is summarised in KQL: ten times the attacker's Graph reads and mail access add no rows and no bytes to speak of."""
+        tenant = duckdb_kql.connect()
+        create_schema_tables(tenant, (*PRESENT, WATCHLIST_TABLE))
+        _dataset(tenant)
+        query = _queries(_settings())[3]
+        sizes, rows = [], []
+        with LogAnalyticsServer(tenant, workspace_id=WORKSPACE, functions=[WATCHLIST_FUNCTION]) as endpoint:
+            for growth in (20, 180):
+                insert_rows(
+                    tenant,
+                    "MicrosoftGraphActivityLogs",
+                    [
+                        _graph(40 - n % 30, ATTACKER_IP, ATTACKER_TOKENS[0], "https://graph.microsoft.com/v1.0/me/messages")
+                        for n in range(growth)
+                    ],
+                )
+                insert_rows(tenant, "OfficeActivity", [_office(33, "MailItemsAccessed", "", "tokSession") for _ in range(growth)])
+                before = len(endpoint.requests)
+                answer = _remote(endpoint).run(query)
+                (request,) = endpoint.requests[before:]
+                sizes.append(request.response_bytes)
+                rows.append(len(answer.rows))
+        tenant.close()
+        assert rows[0] == rows[1]
+        assert abs(sizes[1] / sizes[0] - 1) <= 0.05, sizes
+
+
+def _dataset_signins_only(con: duckdb.DuckDBPyConnection) -> None:
+    """The dataset's sign-ins and audit rows, into a workspace that has none of the optional tables."""
+    full = duckdb_kql.connect()
+    create_schema_tables(full, (*PRESENT, WATCHLIST_TABLE))
+    _dataset(full)
+    for table in (Table.INTERACTIVE.value, Table.NON_INTERACTIVE.value, "AuditLogs"):
+        names = [c[0] for c in full.execute(f'SELECT * FROM "{table}" LIMIT 0').description or ()]
+        for record in full.execute(f'SELECT * FROM "{table}"').fetchall():
+            insert_rows(con, table, [dict(zip(names, record, strict=True))])
+    full.close()
+
+
+class TestCloudAppEvents:
+    def test_defender_for_cloud_apps_answers_the_mailbox_audit_when_office_activity_is_absent(
+        self, la: LogAnalyticsServer
+    ) -> None:
+        """CloudAppEvents' raw audit record gives the same rule, from the same address and session, on both engines."""
+        tenant = duckdb_kql.connect()
+        create_schema_tables(tenant, (*TABLES, "CloudAppEvents", WATCHLIST_TABLE))
+        raw = {
+            "UserId": "Alice@Contoso.com",
+            "ClientIP": f"{ATTACKER_IP}:51234",
+            "ObjectId": "Alice\\\\.",
+            "MailboxOwnerUPN": "alice@contoso.com",
+            "Parameters": [{"Name": "Name", "Value": "."}, {"Name": "DeleteMessage", "Value": "True"}],
+            "AppAccessContext": {"AADSessionId": SESSION, "UniqueTokenId": "tokOther"},
+        }
+        insert_rows(
+            tenant,
+            "CloudAppEvents",
+            [
+                {
+                    "TimeGenerated": AT - timedelta(minutes=40),
+                    "ActionType": "New-InboxRule",
+                    "AccountObjectId": ALICE.object_id,
+                    "IPAddress": ATTACKER_IP,
+                    "RawEventData": raw,
+                }
+            ],
+        )
+        query = kql.scope_query([ALICE], evidence_window(AT, _settings()), suspect_ips=(ATTACKER_IP,))
+        try:
+            with LogAnalyticsServer(tenant, workspace_id=WORKSPACE, functions=[WATCHLIST_FUNCTION]) as endpoint:
+                remote = _remote(endpoint).run(query)
+            local = EmbeddedEngine(tenant).run(query)
+        finally:
+            tenant.close()
+        assert _normalised(remote) == _normalised(local)
+        (row,) = [r for r in local.rows if r["Kind"] == "mailbox"]
+        record = rows.activity_record(row)
+        assert (record.source, record.ip, record.session_id, record.operation) == (
+            "CloudAppEvents",
+            ATTACKER_IP,
+            SESSION,
+            "New-InboxRule",
+        )
+        assert [(r.name, r.delete, r.mailbox) for r in record.rules] == [(".", True, "alice@contoso.com")]
+        assert {r["Source"] for r in local.rows if r["Kind"] == "coverage"} == {"CloudAppEvents", "AuditLogs"}

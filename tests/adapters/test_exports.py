@@ -670,14 +670,14 @@ def test_several_files_per_table_and_the_table_as_first_or_last_dotted_part(tmp_
 
 
 def test_files_of_other_tables_and_formats_are_ignored_and_reported(tmp_path: Path) -> None:
-    """OfficeActivity.csv and notes.txt are left out, each with the reason."""
+    """SecurityEvent.csv (a table the triage does not read) and notes.txt are left out, each with the reason."""
     write(tmp_path / "in" / "SigninLogs.csv", csv_text(PORTAL_HEADER, PORTAL_ROWS))
-    write(tmp_path / "in" / "OfficeActivity.csv", "TimeGenerated,Operation\r\n2026-06-15T10:00:00Z,MailItemsAccessed\r\n")
+    write(tmp_path / "in" / "SecurityEvent.csv", "TimeGenerated,EventID\r\n2026-06-15T10:00:00Z,4624\r\n")
     write(tmp_path / "in" / "notes.txt", "the victim called at 10")
     _, report = load(tmp_path / "in")
     assert [f.path for f in report.files] == ["SigninLogs.csv"]
     assert len(report.ignored) == 2
-    assert report.ignored[0].startswith("OfficeActivity.csv: not one of the tables")
+    assert report.ignored[0].startswith("SecurityEvent.csv: not one of the tables")
     assert report.ignored[1].startswith("notes.txt: not a .json, .jsonl, .ndjson or .csv file")
 
 
@@ -692,7 +692,7 @@ def test_an_explicit_mapping_names_the_table_of_an_oddly_named_file(tmp_path: Pa
 @pytest.mark.parametrize(
     ("mapping", "message"),
     [
-        ({"sign-ins.csv": "OfficeActivity"}, "is not one of"),
+        ({"sign-ins.csv": "SecurityEvent"}, "is not one of"),
         ({"absent.csv": "SigninLogs"}, "no file named"),
         ({"../sign-ins.csv": "SigninLogs"}, "no file named"),
     ],
@@ -1013,13 +1013,13 @@ def test_a_malformed_json_array_names_the_line(tmp_path: Path) -> None:
 def test_the_report_reads_as_lines_for_a_terminal(tmp_path: Path) -> None:
     """Rows per file, missing and unknown columns, problems and ignored files each get a line."""
     write(tmp_path / "in" / "SigninLogs.csv", csv_text([*PORTAL_HEADER, "Extra"], [[*r, "x"] for r in PORTAL_ROWS]))
-    write(tmp_path / "in" / "OfficeActivity.csv", "a\r\n1\r\n")
+    write(tmp_path / "in" / "SecurityEvent.csv", "a\r\n1\r\n")
     _, report = load(tmp_path / "in")
     lines = report.lines()
     assert lines[0] == "SigninLogs.csv -> SigninLogs: 2 rows (utf-8)"
     assert any(line.startswith("SigninLogs.csv: ") and "columns missing (NULL)" in line for line in lines)
     assert "SigninLogs.csv: unknown columns ignored: Extra" in lines
-    assert lines[-1].startswith("ignored OfficeActivity.csv: ")
+    assert lines[-1].startswith("ignored SecurityEvent.csv: ")
     assert LoadReport.from_dict(json.loads(json.dumps(report.to_dict())), from_cache=False) == report
 
 

@@ -14,9 +14,9 @@ from tests.service import replay_data as data
 
 @pytest.fixture(scope="module")
 def tenant(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small generated sample tenant (30 users, 4 days, 2 variants of each scenario), gzip exports, per module."""
+    """A small generated sample tenant (34 users, 4 days, 2 variants of each scenario), gzip exports, per module."""
     folder = tmp_path_factory.mktemp("tenant")
-    generate(Options(out=folder, users=30, days=4, variants=2, compress=True))
+    generate(Options(out=folder, users=34, days=4, variants=2, compress=True))
     return folder
 
 

@@ -76,9 +76,9 @@ def test_generator_companion_files_are_skipped_without_a_word(tenant: Path, tmp_
 def test_other_stray_files_are_still_reported_as_ignored(tenant: Path, tmp_path: Path) -> None:
     """Only the known companions are silent: an unknown JSON file is still listed as ignored, with its reason."""
     folder = _copy(tenant, tmp_path / "exports")
-    (folder / "OfficeActivity.json").write_text("[]", encoding="utf-8")
+    (folder / "SecurityEvent.json").write_text("[]", encoding="utf-8")
     report = load_exports(folder).report
-    assert [entry.split(":")[0] for entry in report.ignored] == ["OfficeActivity.json"]
+    assert [entry.split(":")[0] for entry in report.ignored] == ["SecurityEvent.json"]
 
 
 def test_cache_option_puts_the_cache_where_it_is_told(tenant: Path, scenario: dict[str, Any], tmp_path: Path) -> None:
@@ -129,7 +129,7 @@ def test_table_option_loads_files_whose_names_do_not_say_their_table(
     ("extra", "fragment"),
     [
         (("--table", "no-equals-sign"), "--table: expected FILE=TABLE"),
-        (("--table", "SigninLogs.jsonl.gz=OfficeActivity"), "is not one of"),
+        (("--table", "SigninLogs.jsonl.gz=SecurityEvent"), "is not one of"),
         (("--table", "missing.csv=SigninLogs"), "no file named"),
         (("--table", "/somewhere/else/x.csv=SigninLogs"), "is not in the --data folder"),
     ],

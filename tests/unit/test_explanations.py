@@ -132,6 +132,70 @@ class TestMobileCarrier:
         lifted = signin(PHONE, 2, session_id="s-laptop", user_agent="python-requests/2.31")
         assert kinds(evidence(*laptop, lifted, history=history), PHONE[0]) == set()
 
+    def test_a_tethered_laptops_tool_on_the_phones_own_address_is_churn(self) -> None:
+        """The laptop's CLI with no device id leaves through the carrier address the user's own phone signs in from: not lifted."""
+        history = baseline(asns=frozenset({HOME[1], PHONE[1]}), device_ids=frozenset({LAPTOP, IPHONE}))
+        laptop = signin(HOME, 0, session_id="s-laptop", device_id=LAPTOP, is_compliant=True)
+        cli = signin(PHONE, 2, session_id="s-laptop", user_agent="python/3.11.9", app="Microsoft Azure CLI")
+        phone = signin(PHONE, 3, session_id="s-phone", device_id=IPHONE, operating_system="Ios")
+        view = picture(evidence(laptop, cli, phone, history=history))
+        assert PHONE[0] not in view.taken
+        assert {e.kind for e in explain(view, Settings()) if e.ip == PHONE[0]} == {ExplanationKind.MOBILE_CARRIER}
+
+
+#: The user's iPhone: registered in Entra, not compliant, known to the baseline.
+IPHONE = "24fcdeee-89fc-415a-9211-e22a27abde30"
+PHONE_HISTORY = {"device_ids": frozenset({IPHONE})}
+
+
+def _iphone(network: tuple[str, int, str, str, float, float], minutes: float, **fields: object) -> SignIn:
+    values: dict[str, object] = {"session_id": "s-iphone", "device_id": IPHONE, "operating_system": "Ios", "is_compliant": False}
+    values.update(fields)
+    return signin(network, minutes, **values)
+
+
+def _leaves_home(*at_carrier: SignIn) -> UserEvidence:
+    """A day at home, the iPhone refreshing on the home line, then sign-ins from T-Mobile, a carrier the user never had."""
+    return evidence(*ordinary_day(), _iphone(HOME, -120), _iphone(HOME, -60), *at_carrier, history=baseline(**PHONE_HISTORY))
+
+
+class TestNewMobileCarrier:
+    def test_the_users_own_phone_continuing_its_session_onto_cellular(self) -> None:
+        """The registered iPhone the baseline knows, in the session it used at home, on a new US carrier: the phone, not the token."""
+        ev = _leaves_home(_iphone(PHONE, 0), _iphone(PHONE, 40))
+        assert kinds(ev, PHONE[0]) == {ExplanationKind.MOBILE_CARRIER}
+        assessment = assess(ev, Settings())
+        assert (assessment.verdict, assessment.suspect_ips) == (Verdict.BENIGN, ())
+        assert "new to the user" in next(e.detail for e in assessment.explanations if e.ip == PHONE[0])
+
+    def test_a_token_replayed_from_a_mobile_proxy_with_no_device_still_scores(self) -> None:
+        """The iPhone's session used with no device id from the carrier is the token lifted off the phone."""
+        ev = _leaves_home(_iphone(PHONE, 0, device_id="", operating_system="", user_agent="python-requests/2.31"))
+        assert kinds(ev, PHONE[0]) == set()
+        assessment = assess(ev, Settings())
+        assert assessment.verdict is Verdict.REPLAY_LIKELY
+        assert PHONE[0] in assessment.suspect_ips
+
+    def test_another_device_on_the_carrier_still_scores(self) -> None:
+        """The iPhone's session in another device's hands on the carrier is not the phone moving."""
+        ev = _leaves_home(_iphone(PHONE, 0, device_id="a6b1c0de-0000-4000-8000-000000000001", operating_system="Android"))
+        assert kinds(ev, PHONE[0]) == set()
+        assert assess(ev, Settings()).verdict is Verdict.REPLAY_LIKELY
+
+    def test_the_phone_beside_a_device_less_sign_in_on_the_same_address_is_not_enough(self) -> None:
+        """Every sign-in from the address must be the phone carrying on its session: one stranger there and nothing is explained."""
+        ev = _leaves_home(_iphone(PHONE, 0), signin(PHONE, 5, session_id="s-other", user_agent="python-requests/2.31"))
+        assert kinds(ev, PHONE[0]) == set()
+
+    def test_the_phone_in_a_session_it_never_used_at_home(self) -> None:
+        """The phone's device id in a session never seen where the user is known is not the session carrying on."""
+        assert kinds(_leaves_home(_iphone(PHONE, 0, session_id="s-elsewhere")), PHONE[0]) == set()
+
+    def test_a_new_carrier_abroad(self) -> None:
+        """A carrier in a country the user is not known in is travel to explain, not the phone leaving home Wi-Fi."""
+        abroad = ("192.0.2.88", 3215, "FR", "Paris", 48.86, 2.35)
+        assert kinds(_leaves_home(_iphone(abroad, 0)), abroad[0]) == set()
+
 
 class TestDualStack:
     def test_ipv6_of_the_home_network_at_the_same_time(self) -> None:
@@ -159,6 +223,15 @@ class TestDualStack:
         own = evidence(laptop, signin(HOME_V6, 2, session_id="s-laptop", device_id=LAPTOP), history=history)
         assert ExplanationKind.DUAL_STACK not in kinds(lifted, HOME_V6[0])
         assert ExplanationKind.DUAL_STACK in kinds(own, HOME_V6[0])
+
+    def test_a_sibling_privacy_address_of_a_lan_seen_beside_the_home_ipv4(self) -> None:
+        """Hours later, another address of the /64 whose address was in use beside the home IPv4 is the same router."""
+        sibling = ("2001:db8:7922::beef", *HOME_V6[1:])
+        elsewhere = ("2001:db8:7922:1::5", *HOME_V6[1:])
+        ev = evidence(signin(HOME, 0), signin(HOME_V6, 2), signin(sibling, 300), signin(elsewhere, 300))
+        assert kinds(ev, sibling[0]) == {ExplanationKind.DUAL_STACK}
+        assert HOME_V6[0] in next(e.detail for e in explain(picture(ev), Settings()) if e.ip == sibling[0])
+        assert ExplanationKind.DUAL_STACK not in kinds(ev, elsewhere[0])
 
     def test_ipv6_of_home_hours_later(self) -> None:
         """The same AS's other family hours apart is not "at the same time"."""

@@ -37,6 +37,13 @@ BUILDERS: Mapping[str, Callable[[Sequence[Account]], kql.Query]] = {
     "evidence": lambda accounts: kql.evidence_query(accounts, WINDOW, AT, row_cap=50),
     "baseline": lambda accounts: kql.baseline_query(accounts, WINDOW),
     "context": lambda accounts: kql.context_query(accounts, WINDOW, travel_watchlist="TravelRecords"),
+    "scope": lambda accounts: kql.scope_query(
+        accounts,
+        WINDOW,
+        suspect_ips=("203.0.113.9",),
+        token_ids=("aBc-123_x",),
+        session_ids=("5e5510a1-0000-4000-8000-000000000001",),
+    ),
 }
 
 #: C0 controls other than tab/newline/return, and DEL: the characters string_literal writes as \uXXXX.
@@ -381,6 +388,11 @@ class TestQueries:
         expected = {kql.datetime_literal(WINDOW.start), kql.datetime_literal(WINDOW.end)}
         if builder == "evidence":
             expected.add(kql.datetime_literal(AT))
+        if builder == "context":
+            expected |= {
+                kql.datetime_literal(WINDOW.end - kql.IDENTITY_LOOKBACK),
+                kql.datetime_literal(WINDOW.end - kql.RISK_LOOKBACK),
+            }
         assert found == expected
 
     @pytest.mark.parametrize("builder", BUILDERS)
@@ -455,6 +467,7 @@ class TestBindings:
             "evidence": kql.evidence_query([Account("x@y.com")], other_window, AT, row_cap=7),
             "baseline": kql.baseline_query([Account(object_id=OBJECT_ID)], other_window),
             "context": kql.context_query([Account("x@y.com")], other_window, travel_watchlist="Other"),
+            "scope": kql.scope_query([Account("x@y.com")], other_window, suspect_ips=("192.0.2.1", "192.0.2.2")),
         }[builder]
         assert one.body == other.body == {q.name: q.body for q in kql.QUESTIONS}[builder]
         assert one.declared == other.declared
@@ -716,8 +729,8 @@ class TestOnTheEmbeddedEngine:
     def test_context_query_reads_only_the_named_watchlist_for_the_named_user(self, workspace: Any) -> None:
         """Travel rows come from the configured watchlist alias and the suspect's UPN only."""
         found = _run(workspace, kql.context_query([Account(HOSTILE_UPN)], WINDOW, travel_watchlist="TravelRecords"))
-        travel = [(row["Kind"], row["User"], row["Country"]) for row in found if row["Kind"] == "travel"]
-        assert travel == [("travel", HOSTILE_UPN.lower(), "FR")]
+        rows = [row for row in found if row["Kind"] not in ("coverage", "presence")]
+        assert [(row["Kind"], row["User"], row["Country"]) for row in rows] == [("travel", HOSTILE_UPN.lower(), "FR")]
 
     def test_context_query_names_the_tables_holding_rows_in_the_window(self, workspace: Any) -> None:
         """One presence row per sign-in table with any row in the window; AuditLogs holds none, so it has none."""

@@ -46,6 +46,13 @@ BUILDERS: Mapping[str, Callable[[Sequence[Account]], kql.Query]] = {
     "evidence_query": lambda accounts: kql.evidence_query(accounts, WINDOW, AT, row_cap=500),
     "baseline_query": lambda accounts: kql.baseline_query(accounts, BASELINE_WINDOW),
     "context_query": lambda accounts: kql.context_query(accounts, WINDOW, travel_watchlist=TRAVEL_WATCHLIST),
+    "scope_query": lambda accounts: kql.scope_query(
+        accounts,
+        WINDOW,
+        suspect_ips=["203.0.113.9", "2001:db8::9"],
+        token_ids=["AAAAAAAAAAAAAAAAAAAAAA", "it's-a-token"],
+        session_ids=["00000000-1111-2222-3333-444444444444"],
+    ),
 }
 
 GUEST = "john_contoso.com#EXT#@fabrikam.onmicrosoft.com"

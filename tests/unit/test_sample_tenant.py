@@ -24,11 +24,15 @@ from sample_tenant.cli import main
 from sample_tenant.generate import Options, generate
 from sample_tenant.scenarios import Family
 from sample_tenant.tenant import build_tenant
+from sample_tenant.workloads import WORKLOAD_TABLES
 
-SMALL = {"users": 30, "days": 3, "variants": 2}
+SMALL = {"users": 34, "days": 3, "variants": 2}
 END = datetime(2026, 6, 15, 23, 59, 59, tzinfo=UTC)
 SCHEMAS = Path(__file__).resolve().parents[2] / "enrichment" / "schemas"
 INTERACTIVE, NON_INTERACTIVE, AUDIT = "SigninLogs", "AADNonInteractiveUserSignInLogs", "AuditLogs"
+OFFICE, GRAPH = "OfficeActivity", "MicrosoftGraphActivityLogs"
+#: Every table the generator writes.
+ALL_TABLES = (INTERACTIVE, NON_INTERACTIVE, AUDIT, *WORKLOAD_TABLES)
 #: The columns the brief names as JSON strings in the non-interactive table (objects in SigninLogs).
 MIXED = (
     "LocationDetails",
@@ -94,7 +98,7 @@ def _sessions_of(rows: list[dict[str, Any]], ips: set[str]) -> set[str]:
 
 def _read(folder: Path) -> Export:
     tables = {}
-    for table in (INTERACTIVE, NON_INTERACTIVE, AUDIT):
+    for table in ALL_TABLES:
         path = folder / f"{table}.jsonl"
         tables[table] = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     with (folder / "watchlists" / "TravelRecords.csv").open(encoding="utf-8", newline="") as handle:
@@ -139,7 +143,7 @@ class TestDeterminism:
         generate(Options(out=first, compress=True, **SMALL))
         generate(Options(out=second, compress=True, **SMALL))
         assert _digests(first) == _digests(second)
-        for table in (INTERACTIVE, NON_INTERACTIVE, AUDIT):
+        for table in ALL_TABLES:
             assert not (first / f"{table}.jsonl").exists()
             assert gzip.decompress((first / f"{table}.jsonl.gz").read_bytes()) == (export.folder / f"{table}.jsonl").read_bytes()
 
@@ -157,7 +161,7 @@ class TestDeterminism:
 
 
 class TestSchema:
-    @pytest.mark.parametrize("table", [INTERACTIVE, NON_INTERACTIVE, AUDIT])
+    @pytest.mark.parametrize("table", ALL_TABLES)
     def test_every_row_has_exactly_the_schema_columns(self, export: Export, table: str) -> None:
         """Readers learn a file's columns from its first rows, so every row carries every fixture column and no other."""
         columns = set(_schema(table))
@@ -165,7 +169,7 @@ class TestSchema:
         for row in export.tables[table]:
             assert set(row) == columns
 
-    @pytest.mark.parametrize("table", [INTERACTIVE, NON_INTERACTIVE, AUDIT])
+    @pytest.mark.parametrize("table", ALL_TABLES)
     def test_values_have_the_shape_of_their_column_type(self, export: Export, table: str) -> None:
         """Dynamic columns are JSON values, JSON-text columns are strings holding JSON, datetimes are ISO UTC with Z."""
         schema = _schema(table)
@@ -304,7 +308,7 @@ class TestRealism:
 
 class TestScenarios:
     def test_every_family_has_the_requested_variants_on_distinct_users(self, export: Export) -> None:
-        """15 families x --variants scenarios, each bound to its own user, each with its incident file."""
+        """17 families x --variants scenarios, each bound to its own user, each with its incident file."""
         by_family = defaultdict(list)
         for scenario in export.scenarios:
             by_family[scenario["family"]].append(scenario)
@@ -319,7 +323,7 @@ class TestScenarios:
             assert END - timedelta(hours=48) <= _time(scenario["at"]) <= END, scenario["id"]
 
     def test_kind_and_expected_explanation_follow_the_family(self, export: Export) -> None:
-        """Attacks and ordinary users expect no explanation; each look-alike expects its own."""
+        """Attacks, grey stories and ordinary users expect no explanation; each look-alike its own; every kind its verdict."""
         expected = {
             "vpn_split_tunnel": "corporate_vpn",
             "travel_with_record": "travel",
@@ -338,11 +342,14 @@ class TestScenarios:
             "aitm_residential_replay",
             "relay_replay",
         }
+        grey = {"new_isp_new_device", "travel_without_record"}
+        verdicts = {"attack": "replay_likely", "benign": "benign", "grey": "suspicious", "ordinary": "benign"}
         for scenario in export.scenarios:
             family = scenario["family"]
-            kind = "attack" if family in attacks else "benign" if family in expected else "ordinary"
+            kind = "attack" if family in attacks else "benign" if family in expected else "grey" if family in grey else "ordinary"
             assert scenario["kind"] == kind, scenario["id"]
             assert scenario["expected_explanation"] == expected.get(family)
+            assert scenario["expected_verdict"] == verdicts[kind], scenario["id"]
             assert bool(scenario["attacker_ips"]) == (kind == "attack"), scenario["id"]
             assert bool(scenario["explained_ips"]) == (kind == "benign"), scenario["id"]
 
@@ -466,6 +473,39 @@ class TestAttackTruth:
             devices = {json.loads(r["DeviceDetail"])["deviceId"] for r in prt}
             assert len(devices) == 1
             assert devices != {""}
+
+
+class TestGreyTruth:
+    def test_a_new_home_line_on_a_new_unmanaged_laptop(self, export: Export) -> None:
+        """The grey line is an ISP the user never used, reached only by one new, registered, non-compliant laptop, fresh MFA first."""
+        for scenario in export.family(Family.NEW_ISP_NEW_DEVICE):
+            line = scenario["incident_ip"]
+            assert line in scenario["victim_ips"]
+            rows = sorted((r for r in export.in_window(scenario) if r["IPAddress"] == line), key=lambda r: r["TimeGenerated"])
+            before = {r["AutonomousSystemNumber"] for r in export.rows_of(scenario["user_id"]) if r["IPAddress"] != line}
+            assert rows[0]["AutonomousSystemNumber"] not in before, scenario["id"]
+            devices = {(d["deviceId"], d["isCompliant"], d["trustType"]) for d in (_object(r, "DeviceDetail") for r in rows)}
+            assert len(devices) == 1
+            ((device_id, compliant, trust),) = devices
+            assert device_id
+            assert (compliant, trust) == (False, "Azure AD registered")
+            assert _object(rows[0], "MfaDetail")["authMethod"], scenario["id"]
+            assert not any(line in json.dumps(r) for r in export.tables[AUDIT]), scenario["id"]
+
+    def test_a_trip_with_no_record_on_the_users_own_phone(self, export: Export) -> None:
+        """Abroad only the user's registered, unmanaged phone signs in, in the session it had at home, and no record names the trip."""
+        for scenario in export.family(Family.TRAVEL_WITHOUT_RECORD):
+            hotel = scenario["incident_ip"]
+            rows = export.in_window(scenario)
+            abroad = [r for r in rows if r["IPAddress"] == hotel]
+            assert abroad
+            assert {r["Location"] for r in abroad} == {scenario["traits"]["destination"]}
+            sessions = {r["SessionId"] for r in abroad}
+            assert sessions <= {r["SessionId"] for r in rows if r["IPAddress"] != hotel}, scenario["id"]
+            details = [_object(r, "DeviceDetail") for r in abroad]
+            assert {(d["isCompliant"], d["trustType"]) for d in details} == {(False, "Azure AD registered")}
+            trips = [t for t in export.travel if t["UserPrincipalName"] == scenario["user"]]
+            assert scenario["traits"]["destination"] not in {t["Country"] for t in trips}
 
 
 class TestLookalikeTruth:
@@ -674,13 +714,13 @@ class TestCli:
         assert len(lines) == 1
         assert INTERACTIVE in lines[0]
         assert NON_INTERACTIVE in lines[0]
-        assert "15 scenarios" in lines[0]
+        assert "17 scenarios" in lines[0]
         assert (tmp_path / f"{NON_INTERACTIVE}.jsonl.gz").is_file()
 
     @pytest.mark.parametrize(
         ("argv", "message"),
         [
-            (["--users", "10", "--variants", "2"], "needs at least 30 users"),
+            (["--users", "10", "--variants", "2"], "needs at least 34 users"),
             (["--days", "2"], "--days must be at least 3"),
             (["--end", "yesterday"], "not an ISO 8601 time"),
         ],
@@ -700,6 +740,69 @@ class TestCli:
         """Switching --compress on a folder removes the other format, so a loader never reads the rows twice."""
         generate(Options(out=tmp_path, **SMALL))
         generate(Options(out=tmp_path, compress=True, **SMALL))
-        assert sorted(p.name for p in tmp_path.glob("*.jsonl*")) == [
-            f"{t}.jsonl.gz" for t in sorted((INTERACTIVE, NON_INTERACTIVE, AUDIT))
+        assert sorted(p.name for p in tmp_path.glob("*.jsonl*")) == [f"{t}.jsonl.gz" for t in sorted(ALL_TABLES)]
+
+
+class TestWorkloads:
+    def _attacker_tokens(self, export: Export, scenario: dict[str, Any]) -> set[str]:
+        return {r["UniqueTokenIdentifier"] for r in export.in_window(scenario) if r["IPAddress"] in scenario["attacker_ips"]}
+
+    def _office(self, export: Export, scenario: dict[str, Any], operation: str) -> list[dict[str, Any]]:
+        return [r for r in export.tables[OFFICE] if r["UserId"] == scenario["user"] and r["Operation"] == operation]
+
+    @pytest.mark.parametrize("family", [Family.AITM_COOKIE_REPLAY, Family.REFRESH_TOKEN_REPLAY, Family.DEVICE_CODE_PHISHING])
+    def test_the_stolen_session_hides_mail_forwards_it_and_reads_it_through_graph(self, export: Export, family: Family) -> None:
+        """The attacker's rule and forwarding come from the attacker's address with a port, in the replayed session, with its token."""
+        for scenario in export.family(family):
+            made = scenario["traits"]["workloads"]
+            tokens = self._attacker_tokens(export, scenario)
+            (rule,) = [
+                r
+                for r in self._office(export, scenario, "New-InboxRule")
+                if r["ClientIP"].rsplit(":", 1)[0].strip("[]") in scenario["attacker_ips"]
+            ]
+            parameters = {p["Name"]: p["Value"] for p in json.loads(rule["Parameters"])}
+            assert (parameters["Name"], parameters["MoveToFolder"]) == (made["inbox_rule"], made["inbox_rule_folder"])
+            assert rule["AppAccessContext"]["AADSessionId"] == made["session"]
+            assert rule["AppAccessContext"]["UniqueTokenId"] in tokens
+            if made["forwarding_by"] == "Set-Mailbox":
+                (forwarding,) = self._office(export, scenario, "Set-Mailbox")
+                assert f"smtp:{made['forwarding_to']}" in forwarding["Parameters"]
+            else:
+                assert parameters["ForwardTo"] == made["forwarding_to"]
+            reads = [r for r in export.tables[GRAPH] if r["UserId"] == scenario["user_id"] and r["SignInActivityId"] in tokens]
+            assert len([r for r in reads if r["RequestMethod"] == "GET"]) == made["graph_mail_reads"]
+            assert {r["IPAddress"] for r in reads} <= set(scenario["attacker_ips"])
+
+    def test_device_code_phishing_consents_to_an_application_from_the_attackers_address(self, export: Export) -> None:
+        """The consent is an AuditLogs row by the victim, from the attacker's address, naming the app."""
+        for scenario in export.family(Family.DEVICE_CODE_PHISHING):
+            consents = [
+                r
+                for r in export.tables[AUDIT]
+                if r["OperationName"] == "Consent to application" and r["InitiatedBy"]["user"]["id"] == scenario["user_id"]
+            ]
+            assert [c["InitiatedBy"]["user"]["ipAddress"] in scenario["attacker_ips"] for c in consents] == [True]
+            assert consents[0]["TargetResources"][0]["displayName"] == scenario["traits"]["workloads"]["consented_app"]
+
+    def test_peoples_own_rules_and_graph_use_come_from_their_own_addresses(self, export: Export) -> None:
+        """No rule, forwarding or Graph request of anyone's own carries an attacker's address or token."""
+        attacker_ips = {ip for s in export.scenarios for ip in s["attacker_ips"]}
+        tokens = {t for s in export.scenarios if s["kind"] == "attack" for t in self._attacker_tokens(export, s)}
+        own_rules = [
+            r
+            for r in export.tables[OFFICE]
+            if r["Operation"] == "New-InboxRule" and r["ClientIP"].rsplit(":", 1)[0].strip("[]") not in attacker_ips
         ]
+        assert own_rules, "the look-alike: people make their own rules"
+        assert all(r["AppAccessContext"]["UniqueTokenId"] not in tokens for r in own_rules)
+        own_graph = [r for r in export.tables[GRAPH] if r["IPAddress"] not in attacker_ips]
+        assert own_graph, "the look-alike: people's own Graph-using apps"
+        assert all(r["SignInActivityId"] not in tokens for r in own_graph)
+
+    def test_every_person_has_an_identity_snapshot(self, export: Export) -> None:
+        """IdentityInfo names every account with a department and a title; administrators carry their roles."""
+        users = {r["UserId"] for r in export.tables[INTERACTIVE]}
+        snapshots = {r["AccountObjectId"]: r for r in export.tables["IdentityInfo"]}
+        assert users <= set(snapshots)
+        assert all(r["Department"] and r["JobTitle"] for r in snapshots.values())

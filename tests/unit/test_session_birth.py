@@ -100,6 +100,14 @@ class TestBornAtAProxy:
 
         assert "session_born_on_rented_network" not in {s.id for s in result.signals}
 
+    def test_a_birth_tied_with_the_users_own_device_is_the_devices_whatever_the_row_order(self) -> None:
+        """Two first sign-ins of a session at one moment and address, one on the user's compliant laptop: the same verdict either way."""
+        on_laptop = interactive(ATTACKER, -60, session_id="s-tie", device_id=LAPTOP, is_compliant=True)
+        bare = interactive(ATTACKER, -60, session_id="s-tie")
+        first, second = assess(evidence(on_laptop, bare), settings()), assess(evidence(bare, on_laptop), settings())
+        assert first == second
+        assert "session_born_on_rented_network" not in {s.id for s in first.signals}
+
 
 class TestNewDevice:
     def test_a_new_phone_set_up_at_home_then_on_the_usual_carrier_is_the_user(self) -> None:

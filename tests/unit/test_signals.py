@@ -70,6 +70,10 @@ class TestCatalogue:
             "risk_unfamiliar_sign_in",
             "security_info_from_suspect_ip",
             "security_info_changed",
+            "inbox_rule_hides_mail",
+            "mail_forwarded_outside",
+            "mass_mail_access_scripted",
+            "consent_to_unknown_app",
         ]
 
     def test_a_rule_imported_into_another_family_is_counted_once(self) -> None:
@@ -315,6 +319,19 @@ class TestTokenOnlyNewContext:
         history = baseline(device_ids=frozenset({LAPTOP}))
         ev = evidence(*ordinary_day(), interactive(ATTACKER, 30, token_only=True, device_id=LAPTOP), history=history)
         assert "token_only_new_context" not in fired(ev)
+
+    def test_claim_on_a_new_compliant_laptop_tethered_to_the_usual_carrier(self) -> None:
+        """A managed laptop the baseline never saw, on a new address of the user's carrier: its own session's claim, not a copied one."""
+        history = baseline(asns=frozenset({HOME[1], PHONE[1]}))
+        row = interactive(PHONE, 30, token_only=True, session_id="s-mac", device_id="mac-new", is_compliant=True)
+        assert "token_only_new_context" not in fired(evidence(*ordinary_day(), row, history=history))
+
+    def test_claim_without_a_device_on_a_new_address_of_the_usual_carrier_still_counts(self) -> None:
+        """A copied cookie replayed through a mobile proxy of the user's own carrier carries no device: still somewhere new."""
+        history = baseline(asns=frozenset({HOME[1], PHONE[1]}))
+        registered_only = interactive(PHONE, 30, token_only=True, session_id="s-x", device_id="planted", is_compliant=False)
+        for row in (interactive(PHONE, 30, token_only=True, session_id="stolen"), registered_only):
+            assert fired(evidence(*ordinary_day(), row, history=history))["token_only_new_context"].ips == (PHONE[0],)
 
 
 class TestDeviceCodeFlow:

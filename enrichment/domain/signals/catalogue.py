@@ -14,11 +14,11 @@ from types import ModuleType
 
 from enrichment.domain.model import Signal
 from enrichment.domain.picture import Picture
-from enrichment.domain.signals import clients, corroboration, habits, network, sessions
+from enrichment.domain.signals import activity, clients, corroboration, habits, network, sessions
 from enrichment.domain.signals.rule import Cover, Rule
 
 #: The family modules, in report order.
-FAMILIES: tuple[ModuleType, ...] = (sessions, network, clients, habits, corroboration)
+FAMILIES: tuple[ModuleType, ...] = (sessions, network, clients, habits, corroboration, activity)
 
 
 def collect(families: Iterable[ModuleType]) -> tuple[Rule, ...]:

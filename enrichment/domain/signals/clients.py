@@ -36,14 +36,16 @@ def token_only_new_context(p: Picture, check: Check) -> Signal | None:
     the AiTM cookie replay only when the claim arrives somewhere the user has never been, on a device
     the user never had. Somewhere new is a network the user is not known on, or any address outside
     the sites (/24, /48) of the user's history: a residential proxy inside the user's own ISP or
-    carrier is still somewhere the user has never been.
+    carrier is still somewhere the user has never been. A device the user never had is one neither
+    in the reference nor reported compliant by Entra: a managed laptop tethered to the user's phone
+    carries the claim of its own session, and a copied cookie carries no compliant device.
     """
     if not p.reference.known:
         return None
     rows = [
         s
         for s in p.interactive
-        if s.token_only and (s.ip in p.unfamiliar or not p.known_site(s.ip)) and p.new_device(s) and not check.covers(s.ip)
+        if s.token_only and (s.ip in p.unfamiliar or not p.known_site(s.ip)) and not p.own_device(s) and not check.covers(s.ip)
     ]
     if not rows:
         return None
