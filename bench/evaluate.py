@@ -38,7 +38,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_detectors import DETECTORS
 
 from common.settings import Settings
+from common.times import parse_utc
 from enrichment.adapters.embedded import EmbeddedEngine
 from enrichment.domain.model import Account, Assessment, UserEvidence, Verdict
 from enrichment.domain.scoring import assess
@@ -215,7 +215,7 @@ def evaluate(data: Path, seed: int | str, tuned_values: Mapping[str, str] | None
     result = SeedResult(seed)
     with EmbeddedEngine.open(data) as engine:
         for scenario in scenarios:
-            at = datetime.fromisoformat(scenario["at"].replace("Z", "+00:00"))
+            at = parse_utc(scenario["at"])
             account = [Account(upn=scenario["user"])]
             began = time.perf_counter()
             (evidence,) = gather_evidence(engine, account, at, gathering or base)

@@ -159,6 +159,12 @@ SELECT 'travel' AS Kind, lower(coalesce(UserPrincipalName, '')) AS User, upper(c
     TRY_CAST(StartTime AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS StartTime, TRY_CAST(EndTime AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS EndTime
 FROM Watchlists
 WHERE WatchlistAlias = $watchlist AND list_contains($upns, lower(coalesce(UserPrincipalName, '')))
+UNION ALL BY NAME
+(SELECT 'presence' AS Kind, 'SigninLogs' AS SourceTable FROM SigninLogs WHERE TimeGenerated BETWEEN $start AND $end LIMIT 1)
+UNION ALL BY NAME
+(SELECT 'presence' AS Kind, 'AADNonInteractiveUserSignInLogs' AS SourceTable FROM AADNonInteractiveUserSignInLogs WHERE TimeGenerated BETWEEN $start AND $end LIMIT 1)
+UNION ALL BY NAME
+(SELECT 'presence' AS Kind, 'AuditLogs' AS SourceTable FROM AuditLogs WHERE TimeGenerated BETWEEN $start AND $end LIMIT 1)
 """
 
 #: `enrichment.queries.kql.IDENTITY_LOOKBACK`, `RISK_LOOKBACK` and `RISK_DETECTIONS_CAP`, restated.

@@ -3,9 +3,13 @@ How long `assess` takes on one user with 5k / 50k / 500k evidence rows, and how 
 
 Run: `.venv/bin/python bench/score_perf.py` (add `--sizes 5000 50000` to choose sizes). The rows are
 synthetic `SignIn` values built here: a user refreshing tokens from home, office and a phone that
-churns through thousands of carrier addresses, across many apps and sessions, with a replay from two foreign networks mixed in, so every signal and every
-explanation has work to do. The target: under 0.5 s at 50,000 rows on a 2-core machine, and time per
-row growing no faster than log n.
+churns through thousands of carrier addresses, across many apps and sessions, with a replay from two
+foreign networks mixed in, so every signal and every explanation has work to do. The target: at most
+0.3 s at 50,000 rows on a 2-core machine, and time per row growing no faster than log n.
+
+Each size is timed several times and the fastest run is kept (the least disturbed by other
+processes), as wall time and as this process's CPU time: on a shared machine the CPU time is the
+closer figure to what an idle machine measures. The target is judged on the wall time.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ from __future__ import annotations
 import argparse
 import gc
 import math
+import os
 import random
-import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -37,6 +41,7 @@ from enrichment.domain.model import (
 )
 from enrichment.domain.scoring import assess
 
+TARGET_SECONDS = 0.3
 AT = datetime(2026, 5, 4, 15, 0, tzinfo=UTC)
 USER = "perf.user@contoso.example"
 APPS = [f"{i:08x}-0000-4000-8000-000000000000" for i in range(40)]
@@ -139,9 +144,9 @@ def build(n: int, seed: int = 1) -> UserEvidence:
     )
 
 
-def measure(evidence: UserEvidence, repeats: int, *, frozen: bool = False) -> float:
+def measure(evidence: UserEvidence, repeats: int, *, frozen: bool = False) -> tuple[float, float]:
     """
-    The median of `repeats` timed runs, in seconds.
+    The fastest of `repeats` timed runs, in seconds: (wall, CPU).
 
     `frozen` moves the input out of the garbage collector's reach first (`gc.freeze`): CPython's
     full collections walk every live object, so with hundreds of thousands of input rows alive they
@@ -151,44 +156,47 @@ def measure(evidence: UserEvidence, repeats: int, *, frozen: bool = False) -> fl
         gc.collect()
         gc.freeze()
     try:
-        timings = []
+        walls, cpus = [], []
         for _ in range(repeats):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             assess(evidence, Settings())
-            timings.append(time.perf_counter() - start)
+            walls.append(time.perf_counter() - start)
+            cpus.append(time.process_time() - cpu)
     finally:
         if frozen:
             gc.unfreeze()
-    return statistics.median(timings)
+    return min(walls), min(cpus)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--sizes", type=int, nargs="+", default=[5_000, 50_000, 500_000])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    print(f"{'rows':>9} {'seconds':>9} {'us/row':>8} {'us/(row*log2 n)':>16} {'s, input frozen':>16}  verdict")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    header = f"{'rows':>9} {'seconds':>9} {'cpu s':>8} {'us/row':>8} {'us/(row*log2 n)':>16} {'s, input frozen':>16}  verdict"
+    print(header)
     results = []
     for n in args.sizes:
         evidence = build(n)
-        repeats = args.repeats if n <= 100_000 else 1
-        seconds = measure(evidence, repeats)
-        frozen = measure(evidence, repeats, frozen=True)
+        repeats = args.repeats if n <= 100_000 else 2
+        seconds, cpu = measure(evidence, repeats)
+        frozen, _ = measure(evidence, repeats, frozen=True)
         verdict = assess(evidence, Settings()).verdict.value
         per_row = seconds / n * 1e6
-        print(f"{n:>9,} {seconds:>9.3f} {per_row:>8.2f} {per_row / math.log2(n):>16.3f} {frozen:>16.3f}  {verdict}")
-        results.append((n, seconds, frozen))
+        print(f"{n:>9,} {seconds:>9.3f} {cpu:>8.3f} {per_row:>8.2f} {per_row / math.log2(n):>16.3f} {frozen:>16.3f}  {verdict}")
+        results.append((n, seconds, cpu, frozen))
         del evidence
-    ok = all(seconds < 0.5 for n, seconds, _ in results if n == 50_000)
+    ok = all(seconds <= TARGET_SECONDS for n, seconds, _, _ in results if n == 50_000)
     if len(results) >= 2:
-        (n1, t1, f1), (n2, t2, f2) = results[0], results[-1]
+        (n1, t1, c1, f1), (n2, t2, c2, f2) = results[0], results[-1]
         nlogn = (n2 * math.log2(n2)) / (n1 * math.log2(n1))
         print(
-            f"growth from {n1:,} to {n2:,} rows relative to n log n: {t2 / t1 / nlogn:.2f}, input frozen {f2 / f1 / nlogn:.2f}"
-            " (about 1 or below: no faster than n log n)"
+            f"growth from {n1:,} to {n2:,} rows relative to n log n: {t2 / t1 / nlogn:.2f}, cpu {c2 / c1 / nlogn:.2f},"
+            f" input frozen {f2 / f1 / nlogn:.2f} (about 1 or below: no faster than n log n)"
         )
-    print("50k target (< 0.5 s): " + ("met" if ok else "NOT met"))
+    print(f"50k target (<= {TARGET_SECONDS} s): " + ("met" if ok else "NOT met"))
     return 0 if ok else 1
 
 

@@ -49,3 +49,15 @@ class UpstreamError(ReplayError):
 
 class TransientUpstreamError(UpstreamError):
     """A failure worth retrying as a whole operation (throttling, 5xx, timeouts)."""
+
+
+def first_line(error: BaseException, limit: int | None = None) -> str:
+    """
+    The first line of an error's message (at most `limit` characters), or its type's name when it has none.
+
+    SDK and database errors carry pages of context (stack frames, candidate tokens, request bodies); a
+    comment, a log field or a one-line CLI error keeps the line that says what went wrong.
+    """
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    return line if limit is None else line[:limit]

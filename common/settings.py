@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from common.errors import SettingsError
+from common.identifiers import is_guid
 
 T = TypeVar("T")
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 #: Optional containment actions; each is off unless named in REPLAY_OPTIONAL_ACTIONS.
 OPTIONAL_ACTIONS = (
@@ -86,7 +86,7 @@ def _asns(raw: str) -> frozenset[int]:
 
 def _guid(raw: str) -> str:
     value = raw.strip()
-    if value and not _GUID.match(value):
+    if value and not is_guid(value):
         msg = "must be a GUID"
         raise ValueError(msg)
     return value.lower()

@@ -11,34 +11,26 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
-
-
-class _UsageError(Exception):
-    """A bad command line; the message is the one line printed."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(message)
+from common.command import EXIT_BAD_INPUT, EXIT_OK, ArgumentParser
+from common.errors import InputError
+from common.times import parse_utc
 
 
 def _end(text: str) -> datetime:
     """ISO 8601; a time without an offset is UTC, like every sign-in log."""
     try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return parse_utc(text)
     except ValueError as error:
         msg = f"not an ISO 8601 time: {text!r}"
         raise argparse.ArgumentTypeError(msg) from error
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = ArgumentParser(
         prog="python -m sample_tenant", description="Generate a deterministic sample Entra ID tenant's sign-in exports."
     )
     parser.add_argument("--out", type=Path, required=True, help="folder to write (created; earlier exports in it are replaced)")
@@ -70,8 +62,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         )
         problems = options.problems()
         if problems:
-            raise _UsageError("; ".join(problems))
-    except _UsageError as error:
+            raise InputError("; ".join(problems))
+    except InputError as error:
         print(f"python -m sample_tenant: {error}", file=err)
         return EXIT_BAD_INPUT
     began = time.perf_counter()

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from common.errors import InputError, UpstreamError
+from common.errors import InputError, UpstreamError, first_line
 from enrichment.adapters.exports import (
     INTERNAL_PREFIX,
     STORE,
@@ -112,6 +112,7 @@ class EmbeddedEngine:
         self.source = source
         self.notes = notes
         self.report = report
+        self.missing_columns = _missing_columns(report)
 
     @property
     def name(self) -> str:
@@ -176,14 +177,14 @@ class EmbeddedEngine:
         except (duckdb.BinderException, duckdb.CatalogException) as error:
             raise InputError(self._schema_problem(query, error)) from error
         except (duckdb.ConversionException, duckdb.InvalidInputException) as error:
-            msg = f"query {query.name}: {self._subject()} holds a value DuckDB cannot use: {_first_line(error)}"
+            msg = f"query {query.name}: {self._subject()} holds a value DuckDB cannot use: {first_line(error)}"
             raise InputError(msg) from error
         except duckdb.Error as error:
-            raise UpstreamError(_SERVICE, f"query {query.name} failed: {_first_line(error)}") from error
+            raise UpstreamError(_SERVICE, f"query {query.name} failed: {first_line(error)}") from error
         finally:
             cursor.close()
         rows = tuple({name: _value(value) for name, value in zip(columns, record, strict=True)} for record in records)
-        return QueryOutcome(rows=rows, warnings=self.notes)
+        return QueryOutcome(rows=rows, warnings=self.notes, missing_columns=self.missing_columns)
 
     def close(self) -> None:
         with self._lock:
@@ -228,7 +229,7 @@ class EmbeddedEngine:
         table = _MISSING_TABLE.search(text)
         if table:
             return f"query {query.name}: {self._subject()} has no table {table['name']!r}"
-        return f"query {query.name}: {_first_line(error)}"
+        return f"query {query.name}: {first_line(error)}"
 
 
 def translate(name: str, declared: str, schema: Mapping[str, list[str]]) -> Translation:
@@ -376,6 +377,14 @@ def _load_notes(report: LoadReport | None) -> tuple[str, ...]:
     return (*empty, *problems)
 
 
+def _missing_columns(report: LoadReport | None) -> dict[str, tuple[str, ...]]:
+    """Table -> the schema columns some loaded file of it did not have (they are NULL, not empty, in its rows)."""
+    missing: dict[str, set[str]] = {}
+    for f in report.files if report is not None else ():
+        missing.setdefault(f.table, set()).update(f.missing_columns)
+    return {table: tuple(sorted(columns)) for table, columns in missing.items() if columns}
+
+
 def _value(value: Any) -> Any:
     """Naive datetimes stay naive UTC (the connection's zone); aware ones are converted to it."""
     if isinstance(value, datetime) and value.tzinfo is not None:
@@ -385,10 +394,5 @@ def _value(value: Any) -> Any:
 
 def _short(error: Exception) -> str:
     """The parser lists every token it expected; the position and the first words say enough."""
-    text = _first_line(error)
+    text = first_line(error)
     return text if len(text) <= _MESSAGE_LIMIT else text[:_MESSAGE_LIMIT] + "..."
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

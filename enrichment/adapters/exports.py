@@ -46,8 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common.errors import InputError
-from enrichment.domain import coverage
+from common.errors import InputError, first_line
+from enrichment.domain import optional_tables
 from enrichment.queries.kql import InvalidQueryInput, validate_watchlist_alias
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ LOADER_VERSION = "3"
 TABLES = ("SigninLogs", "AADNonInteractiveUserSignInLogs", "AuditLogs")
 #: Tables a folder may hold besides (activity and identity context): loaded when a file feeds them, and
 #: otherwise absent, as in a workspace that does not collect them, so the queries can tell.
-OPTIONAL_TABLES = tuple(name for name in coverage.TABLES if name not in TABLES)
+OPTIONAL_TABLES = tuple(name for name in optional_tables.TABLES if name not in TABLES)
 #: Every table a folder may hold.
 KNOWN_TABLES = (*TABLES, *OPTIONAL_TABLES)
 
@@ -234,7 +234,6 @@ class LoadedExports:
 class _Column:
     name: str
     kusto_type: str
-    json_text: bool = False
 
     @property
     def duckdb_type(self) -> str:
@@ -271,7 +270,7 @@ class _Readable:
 def schema_columns(table: str) -> tuple[_Column, ...]:
     """The project's columns for `table`, in fixture order."""
     document = json.loads((_SCHEMAS / f"{table}.json").read_text(encoding="utf-8"))
-    return tuple(_Column(c["name"], c["type"], bool(c.get("json_text", False))) for c in document["columns"])
+    return tuple(_Column(c["name"], c["type"]) for c in document["columns"])
 
 
 def load_exports(folder: Path, *, cache: Path | None = None, tables: Mapping[str, str] | None = None) -> LoadedExports:
@@ -326,7 +325,7 @@ def open_database(path: Path, *, writable: bool = False) -> tuple[DuckDBPyConnec
         con.execute(f"ATTACH {_sql_string(str(path))} AS {STORE}{mode}")
     except duckdb.Error as error:
         con.close()
-        msg = f"{path}: not a DuckDB database this version can open: {_first_line(error)}"
+        msg = f"{path}: not a DuckDB database this version can open: {first_line(error)}"
         raise InputError(msg) from error
     stored: dict[str, list[str]] = {}
     for name, column in con.execute(
@@ -585,7 +584,7 @@ def _read_cache(path: Path, fingerprint: str) -> LoadReport | None:
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as error:
-        msg = f"{path}: exists and is not a triage cache ({_first_line(error)}); refusing to overwrite it"
+        msg = f"{path}: exists and is not a triage cache ({first_line(error)}); refusing to overwrite it"
         raise InputError(msg) from error
     try:
         meta = dict(con.execute(f"SELECT key, value FROM {_META_TABLE}").fetchall())  # noqa: S608 - constant name
@@ -1280,8 +1279,3 @@ def _ident(name: str) -> str:
 
 def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -273,7 +273,7 @@ class LogAnalyticsEngine:
             last: Any = answers[-1] if answers else None
             status = last.status_code if last is not None else None
             if status == 204:
-                return QueryOutcome(rows=(), warnings=(f"{query.name} query: workspace returned no data (204)",))
+                return QueryOutcome(rows=(), warnings=(f"{query.name} query: workspace returned no data (204)",), complete=False)
             if status is not None and status >= 400:
                 raise _status_failure(query, status, last.headers, last.reason or "") from error
             raise UpstreamError(SERVICE, f"the {query.name} query got a response that is not JSON", status=status) from error
@@ -287,6 +287,7 @@ class LogAnalyticsEngine:
             return QueryOutcome(
                 rows=_rows(result.partial_data),
                 warnings=(f"{query.name} query: partial result from Log Analytics: {_describe_error(partial)}",),
+                complete=False,
             )
         return QueryOutcome(rows=_rows(result.tables))
 

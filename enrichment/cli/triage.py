@@ -21,13 +21,14 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from common.command import run_command
+from common.command import ArgumentParser, run_command
 from common.errors import InputError
 from common.settings import Settings
+from common.times import parse_utc
 from enrichment.domain.model import Account, Assessment, UserEvidence
 from enrichment.ports import QueryEngine
 
@@ -36,21 +37,13 @@ if TYPE_CHECKING:
     from enrichment.adapters.exports import LoadReport
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as bad input (exit 2, one line) instead of its own format."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise InputError(message)
-
-
 def parse_time(text: str) -> datetime:
     """ISO 8601; a time without an offset is taken as UTC, the unit every sign-in log uses."""
     try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return parse_utc(text)
     except ValueError as error:
         msg = f"--at: not an ISO 8601 time: {text!r}"
         raise InputError(msg) from error
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def account_from(text: str) -> Account:
@@ -62,8 +55,8 @@ def account_from(text: str) -> Account:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m enrichment", description="Token-replay triage of Entra ID sign-ins.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = ArgumentParser(prog="python -m enrichment", description="Token-replay triage of Entra ID sign-ins.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     triage = commands.add_parser("triage", help="evidence, score and verdict for users around a time")
     source = triage.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", type=Path, help="folder of exports (SigninLogs.*, ...) or a DuckDB file made from one")

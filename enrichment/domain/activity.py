@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from enrichment.domain.coverage import TableCoverage
+from enrichment.domain.optional_tables import TableAnswer
 
 
 class ActKind(StrEnum):
@@ -140,6 +140,6 @@ class Scope:
     """
 
     asked: bool
-    coverage: tuple[TableCoverage, ...] = ()
+    coverage: tuple[TableAnswer, ...] = ()
     records: tuple[ActivityRecord, ...] = ()
     problems: tuple[str, ...] = ()

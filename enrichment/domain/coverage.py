@@ -1,134 +1,145 @@
 """
-Which optional workspace tables the product reads, what each lets it see, and how to switch it on.
+Evidence coverage: which tables and columns the evidence could give, and what that leaves unevaluated.
 
-Beyond the sign-in tables, the scope of a compromise and the identity context come from tables a
-workspace may or may not hold: they exist only once someone turns on a diagnostic setting or a data
-connector. A table that is not there is not "nothing happened": every answer built on it says which
-table was missing and what therefore could not be seen, and the README lists the switch for each.
+Missing evidence is not innocence. The engines say what they could not give: a table with no rows
+at all for the window, a 204 or a partial answer (`QueryOutcome.complete`), columns an export does
+not have (`QueryOutcome.missing_columns`). `Sources` holds that for one incident; `Sources.coverage`
+turns it into one user's `Coverage` (per table: read whole or not, the user's rows, absent columns).
 
-Pure values, no I/O: the queries report which tables answered (a count per table, or no row at all
-for a table the workspace does not have), and this module turns that into sentences.
+From a coverage, `absent_columns` says which columns must not be read at all for this user (a rule
+that reads "no DeviceDetail" as "no device" would accuse every user of an export without the
+column), and `gaps` says, per table, what was missing and which signals and explanations it left
+unevaluated, so the score can say whether the missing evidence could have changed the verdict.
+
+Pure: no clock, no I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from common.times import utc_text
+from enrichment.domain import explanations
+from enrichment.domain.model import (
+    AUDIT_LOGS,
+    KEY_COLUMNS,
+    SOURCES,
+    Column,
+    Coverage,
+    ExplanationKind,
+    Gap,
+    QueryOutcome,
+    SecurityEvent,
+    SignIn,
+    Table,
+    TableCoverage,
+    TimeWindow,
+    UserEvidence,
+)
+from enrichment.domain.signals import RULES, Rule
+
+SIGNIN_TABLES: tuple[str, ...] = (Table.INTERACTIVE.value, Table.NON_INTERACTIVE.value)
+
+
+def columns_of(table: str) -> frozenset[Column]:
+    """The columns the product reads from `table`."""
+    return frozenset(c for c in Column if table in c.tables)
 
 
 @dataclass(frozen=True, slots=True)
-class LogTable:
+class Sources:
+    """What the engines said about the tables for one incident, before the evidence is split per user."""
+
+    #: Tables holding at least one row (anyone's) in the evidence window.
+    present: frozenset[str]
+    #: Table -> why what came back from it may not be all of it (a 204, a partial result).
+    incomplete: Mapping[str, str] = field(default_factory=dict)
+    #: Table -> the columns the product reads that the data does not have.
+    missing_columns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, answers: Iterable[tuple[QueryOutcome, Sequence[str]]], present: Iterable[str]) -> Sources:
+        """From each query's outcome and the tables it reads, and the tables seen holding rows in the window."""
+        incomplete: dict[str, str] = {}
+        missing: dict[str, set[str]] = {}
+        for outcome, tables in answers:
+            for table in tables:
+                if not outcome.complete:
+                    incomplete.setdefault(table, outcome.warnings[0] if outcome.warnings else "a query came back incomplete")
+                read = {c.value for c in columns_of(table)}
+                missing.setdefault(table, set()).update(c for c in outcome.missing_columns.get(table, ()) if c in read)
+        return cls(
+            present=frozenset(present),
+            incomplete=incomplete,
+            missing_columns={table: tuple(sorted(columns)) for table, columns in missing.items() if columns},
+        )
+
+    def cut(self, tables: Iterable[str], why: str) -> Sources:
+        """The same sources with `tables` also incomplete for `why` (one user's evidence cut at the row cap)."""
+        return replace(self, incomplete={**dict.fromkeys(tables, why), **self.incomplete})
+
+    def coverage(self, window: TimeWindow, signins: Sequence[SignIn], security_events: Sequence[SecurityEvent]) -> Coverage:
+        """One user's coverage: every table, whether it was read whole, the user's rows from it, absent columns."""
+        rows = dict.fromkeys(SOURCES, 0)
+        for s in signins:
+            rows[s.table.value] += s.count
+        rows[AUDIT_LOGS] = len(security_events)
+        tables = []
+        for table in SOURCES:
+            missing = self.missing_columns.get(table, ())
+            key_missing = sorted(c for c in missing if c in KEY_COLUMNS)
+            if table in self.incomplete:
+                read, problem = False, self.incomplete[table]
+            elif key_missing:
+                read, problem = False, f"key column(s) {', '.join(key_missing)} absent"
+            elif table not in self.present:
+                read, problem = False, f"no rows between {utc_text(window.start)} and {utc_text(window.end)}"
+            else:
+                read, problem = True, ""
+            tables.append(TableCoverage(table, read, rows[table], missing, problem))
+        return Coverage(tuple(tables))
+
+
+def _holds_users_rows(evidence: UserEvidence, table: str) -> bool:
+    """Whether the user's evidence or baseline has rows from `table` (the audit table always counts)."""
+    if table == AUDIT_LOGS:
+        return True
+    base = evidence.baseline
+    part = base.interactive if table == Table.INTERACTIVE.value else base.non_interactive
+    return (part is not None and part.events > 0) or any(s.table.value == table for s in evidence.signins)
+
+
+def absent_columns(evidence: UserEvidence) -> frozenset[Column]:
     """
-    One optional table: `hides` says what cannot be seen without it (finishing "X is not collected: ..."),
-    `switch_on` names the diagnostic setting or connector that fills it.
+    Columns absent from a table this user's evidence or baseline comes from: nothing may read them,
+    because their emptiness on the user's rows is not a fact about the user.
     """
-
-    name: str
-    hides: str
-    switch_on: str
-
-
-GRAPH_ACTIVITY = "MicrosoftGraphActivityLogs"
-OFFICE_ACTIVITY = "OfficeActivity"
-CLOUD_APP_EVENTS = "CloudAppEvents"
-AUDIT_LOGS = "AuditLogs"
-IDENTITY_INFO = "IdentityInfo"
-RISKY_USERS = "AADRiskyUsers"
-RISK_EVENTS = "AADUserRiskEvents"
-
-#: Every optional table, by name.
-TABLES: Mapping[str, LogTable] = {
-    table.name: table
-    for table in (
-        LogTable(
-            GRAPH_ACTIVITY,
-            "Graph use by the stolen token cannot be seen",
-            "Entra ID diagnostic setting, category MicrosoftGraphActivityLogs (needs Entra ID P1 or P2)",
-        ),
-        LogTable(
-            OFFICE_ACTIVITY,
-            "inbox rules, forwarding, mail access, sent mail and file downloads cannot be seen",
-            "Microsoft Sentinel data connector Microsoft 365 (formerly Office 365): Exchange, SharePoint and Teams",
-        ),
-        LogTable(
-            CLOUD_APP_EVENTS,
-            "inbox rules, forwarding, mail access, sent mail and file downloads cannot be seen",
-            "Microsoft Defender XDR data connector, CloudAppEvents (Defender for Cloud Apps with its Microsoft 365 app connector)",
-        ),
-        LogTable(
-            AUDIT_LOGS,
-            "consents, new application credentials and role assignments cannot be seen",
-            "Entra ID diagnostic setting, category AuditLogs",
-        ),
-        LogTable(
-            IDENTITY_INFO,
-            "the account's profile and directory roles cannot be read from the workspace",
-            "Microsoft Sentinel UEBA (Entity behavior analytics, with Entra ID as a source)",
-        ),
-        LogTable(
-            RISKY_USERS,
-            "the account's Entra ID Protection risk level and state cannot be read from the workspace",
-            "Entra ID diagnostic setting, category RiskyUsers (needs Entra ID P2)",
-        ),
-        LogTable(
-            RISK_EVENTS,
-            "the account's recent risk detections cannot be read from the workspace",
-            "Entra ID diagnostic setting, category UserRiskEvents (needs Entra ID P2)",
-        ),
-    )
-}
-
-#: Microsoft 365 audit comes from either table; one of them is enough.
-MAILBOX_AUDIT = (OFFICE_ACTIVITY, CLOUD_APP_EVENTS)
+    absent: set[Column] = set()
+    for t in evidence.coverage.tables:
+        if t.missing_columns and _holds_users_rows(evidence, t.table):
+            absent.update(c for c in columns_of(t.table) if c.value in t.missing_columns)
+    return frozenset(absent)
 
 
-@dataclass(frozen=True, slots=True)
-class TableCoverage:
-    """
-    Whether a table answered: `collected` when the workspace (or export folder) has it, `rows` its
-    rows in the window for the whole tenant (None when unknown), `problem` when it could not be asked.
-    """
-
-    table: str
-    collected: bool
-    rows: int | None = None
-    problem: str = ""
-
-    @property
-    def usable(self) -> bool:
-        """The table is there and holds rows in the window: silence in it means nothing happened."""
-        return self.collected and not self.problem and bool(self.rows)
-
-
-def gap(coverage: TableCoverage, start: str, end: str) -> str:
-    """Why a table cannot vouch for the window, as a sentence; empty when it can."""
-    hides = TABLES[coverage.table].hides if coverage.table in TABLES else "its events cannot be seen"
-    if coverage.problem:
-        return f"{coverage.table} could not be read ({coverage.problem}): {hides}"
-    if not coverage.collected:
-        return f"{coverage.table} is not collected: {hides}"
-    if not coverage.rows:
-        return f"{coverage.table} holds no rows between {start} and {end}: {hides}"
-    return ""
-
-
-def gaps(coverage: Iterable[TableCoverage], start: str, end: str) -> tuple[str, ...]:
-    """
-    What could not be seen, one sentence per missing source.
-
-    The two Microsoft 365 audit tables stand in for each other: when one is usable the other's
-    absence hides nothing, and when neither is, one sentence names both.
-    """
-    by_table = {c.table: c for c in coverage}
-    out: list[str] = []
-    audit = [by_table[t] for t in MAILBOX_AUDIT if t in by_table]
-    if audit and not any(c.usable for c in audit):
-        reasons = "; ".join(gap(c, start, end).split(":", 1)[0] for c in audit)
-        out.append(f"Microsoft 365 audit is missing ({reasons}): {TABLES[OFFICE_ACTIVITY].hides}")
-    for c in by_table.values():
-        if c.table in MAILBOX_AUDIT:
+def gaps(evidence: UserEvidence, rules: Sequence[Rule] = RULES) -> tuple[Gap, ...]:
+    """Per table with something missing: what was missing, and the signals and explanations it left unevaluated."""
+    found = []
+    for t in evidence.coverage.tables:
+        if not t.read:
+            unknown, what = columns_of(t.table), f"not read: {t.problem}"
+        elif t.missing_columns and _holds_users_rows(evidence, t.table):
+            unknown = frozenset(c for c in columns_of(t.table) if c.value in t.missing_columns)
+            what = f"column(s) {', '.join(t.missing_columns)} absent"
+        else:
             continue
-        sentence = gap(c, start, end)
-        if sentence:
-            out.append(sentence)
-    return tuple(out)
+        signals = tuple(r.id for r in rules if r.needs & unknown)
+        kinds = tuple(k for k in ExplanationKind if explanations.READS[k] & unknown)
+        found.append(Gap(t.table, what, signals, kinds))
+    return tuple(found)
+
+
+def unknown_weight(found: Iterable[Gap], rules: Sequence[Rule] = RULES) -> int:
+    """The most the signals the gaps left unevaluated could have added to the score (with the rules' weights)."""
+    unevaluated = {signal for gap in found for signal in gap.signals}
+    return sum(r.weight for r in rules if r.id in unevaluated)

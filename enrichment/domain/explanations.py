@@ -13,14 +13,39 @@ from __future__ import annotations
 import bisect
 import ipaddress
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from common.settings import Settings
+from common.times import utc_text
 from enrichment.domain import networks
-from enrichment.domain.model import Explanation, ExplanationKind, SignIn, Table, TravelRecord
-from enrichment.domain.picture import IpFacts, Picture, fresh, site, utc_text
+from enrichment.domain.model import Column, Explanation, ExplanationKind, SignIn, Table, TravelRecord
+from enrichment.domain.picture import Address, IpFacts, Picture, fresh
+
+if TYPE_CHECKING:
+    # Only annotations: the signal registry imports this module for READS, and settings import the registry.
+    from common.settings import Settings
+
+#: The columns each explanation reads. An explanation that reads an absent column is not checked
+#: (`explain(skip=...)`): the Microsoft-network check, for one, reads "no device, no user agent" as a
+#: service acting for the user, which an export without DeviceDetail would make of every attacker.
+READS: Mapping[ExplanationKind, frozenset[Column]] = {
+    ExplanationKind.CORPORATE_NETWORK: frozenset({Column.IP_ADDRESS}),
+    ExplanationKind.CORPORATE_VPN: frozenset({Column.IP_ADDRESS}),
+    ExplanationKind.TRUSTED_ASN: frozenset({Column.ASN}),
+    ExplanationKind.NAMED_LOCATION: frozenset({Column.NETWORK_LOCATIONS}),
+    ExplanationKind.MICROSOFT_NETWORK: frozenset({Column.ASN, Column.USER_AGENT, Column.DEVICE}),
+    ExplanationKind.MOBILE_CARRIER: frozenset({Column.ASN, Column.LOCATION}),
+    ExplanationKind.DUAL_STACK: frozenset({Column.IP_ADDRESS, Column.ASN, Column.LOCATION}),
+    ExplanationKind.TRAVEL: frozenset({Column.LOCATION, Column.ASN, Column.DEVICE}),
+    ExplanationKind.PRIVACY_RELAY: frozenset({Column.IP_ADDRESS, Column.ASN, Column.DEVICE}),
+    ExplanationKind.SECURITY_SERVICE_EDGE: frozenset({Column.IP_ADDRESS, Column.ASN, Column.DEVICE}),
+    ExplanationKind.NEW_DEVICE: frozenset(
+        {Column.SESSION_ID, Column.DEVICE, Column.AUTH_DETAILS, Column.ASN, Column.LOCATION, Column.NETWORK_LOCATIONS}
+    ),
+    ExplanationKind.DEVICE_CONTINUITY: frozenset({Column.DEVICE}),
+}
 
 #: Travel is refuted when the user is seen at home this close in time to a sign-in at the destination.
 HOME_PRESENCE_TOLERANCE = timedelta(hours=1)
@@ -174,31 +199,31 @@ def _dual_stack_presence(p: Picture) -> dict[tuple[int, int, str], _Presence]:
     """(AS, IP version, country) -> when familiar addresses of that network were in use."""
     spans: dict[tuple[int, int, str], list[tuple[datetime, datetime, str]]] = defaultdict(list)
     for facts in p.ips.values():
-        version = networks.ip_version(facts.ip)
-        if not facts.familiar or version is None:
+        address = p.address(facts.ip) if facts.familiar else None
+        if address is None:
             continue
+        version = address.version
         for asn in facts.asns:
             for country in facts.countries or {""}:
                 spans[(asn, version, country)].append((facts.first, facts.last, facts.ip))
     return {key: _Presence.of(found, DUAL_STACK_GAP) for key, found in spans.items()}
 
 
-def _prefix64(ip: str) -> ipaddress.IPv6Network | None:
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
+def _prefix64(address: Address | None) -> ipaddress.IPv6Network | None:
+    """The /64 an IPv6 address is in (None for IPv4 or no address)."""
+    if address is None or address.version != 6:
         return None
-    return ipaddress.ip_network(f"{address}/64", strict=False) if address.version == 6 else None  # type: ignore[return-value]
+    return ipaddress.IPv6Network((int(address) >> 64 << 64, 64))
 
 
-def _paired(facts: IpFacts, presence: dict[tuple[int, int, str], _Presence]) -> tuple[int, str] | None:
+def _paired(p: Picture, facts: IpFacts, presence: dict[tuple[int, int, str], _Presence]) -> tuple[int, str] | None:
     """(AS, the other family's address) when the other address family of the same AS was in use at the same time."""
-    version = networks.ip_version(facts.ip)
-    if version is None:
+    address = p.address(facts.ip)
+    if address is None:
         return None
     for asn in sorted(facts.asns):
         for country in sorted(facts.countries or {""}):
-            known = presence.get((asn, 10 - version, country))  # 4 <-> 6
+            known = presence.get((asn, 10 - address.version, country))  # 4 <-> 6
             peer = known.during(facts.first, facts.last) if known is not None else None
             if peer is not None:
                 return asn, peer
@@ -209,7 +234,7 @@ def _paired(facts: IpFacts, presence: dict[tuple[int, int, str], _Presence]) -> 
 Lans = dict[ipaddress.IPv6Network, dict[int, str]]
 
 
-def _dual_stack(facts: IpFacts, presence: dict[tuple[int, int, str], _Presence], lans: Lans) -> Explanation | None:
+def _dual_stack(p: Picture, facts: IpFacts, presence: dict[tuple[int, int, str], _Presence], lans: Lans) -> Explanation | None:
     """
     The other address family of a network the user is known on.
 
@@ -217,17 +242,20 @@ def _dual_stack(facts: IpFacts, presence: dict[tuple[int, int, str], _Presence],
     new privacy address inside a home /64 (`_home_lans`) of an AS where the user also uses IPv4:
     one household router handing out rotating IPv6 addresses next to its IPv4 one.
     """
-    paired = _paired(facts, presence)
+    address = p.address(facts.ip)
+    if address is None:
+        return None
+    paired = _paired(p, facts, presence)
     if paired is not None:
         asn, peer = paired
-        version = networks.ip_version(facts.ip)
+        version = address.version
         return Explanation(
             facts.ip,
             ExplanationKind.DUAL_STACK,
-            f"{facts.ip} and {peer} are the IPv{version} and IPv{10 - (version or 0)} addresses of AS{asn} in use at the "
+            f"{facts.ip} and {peer} are the IPv{version} and IPv{10 - version} addresses of AS{asn} in use at the "
             "same time, and the user is known on that network.",
         )
-    lan = _prefix64(facts.ip)
+    lan = _prefix64(address)
     if lan is not None:
         known = lans.get(lan, {})
         for asn in sorted(facts.asns & known.keys()):
@@ -249,17 +277,17 @@ def _home_lans(p: Picture, presence: dict[tuple[int, int, str], _Presence]) -> L
     seen in the window that are nobody's shared infrastructure, and never an address a session was
     taken to.
     """
-    reference = {lan for lan in map(_prefix64, p.reference.ips) if lan is not None}
+    reference = {lan for lan in (_prefix64(p.address(ip)) for ip in p.reference.ips) if lan is not None}
     lans: Lans = defaultdict(dict)
     for _, facts in sorted(p.ips.items()):  # the first paired address in address order names the LAN, whatever the row order
-        lan = _prefix64(facts.ip)
+        lan = _prefix64(p.address(facts.ip))
         if lan is None or facts.ip in p.taken:
             continue
         asns = sorted(a for a in facts.asns if not networks.shared_infrastructure(a))
         if lan in reference:
             for asn in asns:
                 lans[lan][asn] = "an IPv6 network the user is known on"
-        paired = _paired(facts, presence)
+        paired = _paired(p, facts, presence)
         if paired is not None and paired[0] in asns:
             lans[lan].setdefault(paired[0], f"the IPv6 network of {facts.ip}, in use at the same time as {paired[1]}")
     return dict(lans)
@@ -381,7 +409,7 @@ def _new_devices(p: Picture, settings: Settings) -> dict[str, Explanation]:
                 continue
             went_on = elsewhere
         else:
-            went_on = [s for s in born if _established(p, s, settings) and site(s.ip) != site(start.ip)]
+            went_on = [s for s in born if _established(p, s, settings) and p.site(s.ip) != p.site(start.ip)]
             if not went_on:
                 continue
         for s in born:
@@ -468,8 +496,8 @@ def _travel(
     return None
 
 
-def explain(p: Picture, settings: Settings) -> tuple[Explanation, ...]:
-    """Every benign explanation found, per IP (sorted), in `ExplanationKind` order."""
+def explain(p: Picture, settings: Settings, skip: frozenset[ExplanationKind] = frozenset()) -> tuple[Explanation, ...]:
+    """Every benign explanation found, per IP (sorted), in `ExplanationKind` order; `skip` ones are not checked."""
     user = p.evidence.account.upn.lower()
     records = [t for t in p.evidence.travel if not user or not t.user or t.user.lower() == user]
     every = {**p.failed_only, **p.ips}
@@ -521,7 +549,7 @@ def explain(p: Picture, settings: Settings) -> tuple[Explanation, ...]:
             _named_location(facts),
             _microsoft(p, facts, rows_by_ip.get(ip, [])) if ip in microsoft_ips else None,
             _mobile_carrier(p, facts, rows_by_ip.get(ip, []), carried) if churn else None,
-            _dual_stack(facts, presence, lans) if churn else None,
+            _dual_stack(p, facts, presence, lans) if churn else None,
             _travel(facts, rows_by_ip.get(ip, []), records, home) if ip in travel_ips else None,
             _privacy_relay(p, facts, rows_by_ip.get(ip, [])) if churn and ip in relay_ips else None,
             _security_service_edge(p, facts, rows_by_ip.get(ip, []), settings) if churn and ip in sse_ips else None,
@@ -530,4 +558,4 @@ def explain(p: Picture, settings: Settings) -> tuple[Explanation, ...]:
         ):
             if candidate is not None:
                 found.append(candidate)
-    return tuple(found)
+    return tuple(e for e in found if e.kind not in skip) if skip else tuple(found)

@@ -9,6 +9,7 @@ job of whoever renders it (HTML comment, card markdown, KQL literal).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -22,6 +23,84 @@ class Table(StrEnum):
 
     INTERACTIVE = "SigninLogs"
     NON_INTERACTIVE = "AADNonInteractiveUserSignInLogs"
+
+
+#: The directory's audit table: security-info and device registrations.
+AUDIT_LOGS = "AuditLogs"
+#: Every table the evidence comes from, in the order coverage is reported.
+SOURCES: tuple[str, ...] = (Table.INTERACTIVE.value, Table.NON_INTERACTIVE.value, AUDIT_LOGS)
+
+
+class Column(StrEnum):
+    """
+    A source column the rules and explanations read; the value is its Log Analytics name.
+
+    Rules declare the columns they read, so a column that is absent (an export without it) makes
+    the rules that read it "not evaluated" instead of letting them read its absence as a fact: "no
+    device" is not "the DeviceDetail column is absent".
+    """
+
+    TIME_GENERATED = "TimeGenerated"
+    USER_PRINCIPAL_NAME = "UserPrincipalName"
+    IP_ADDRESS = "IPAddress"
+    RESULT_TYPE = "ResultType"
+    ASN = "AutonomousSystemNumber"
+    LOCATION = "LocationDetails"
+    NETWORK_LOCATIONS = "NetworkLocationDetails"
+    SESSION_ID = "SessionId"
+    APP_ID = "AppId"
+    RESOURCE = "ResourceDisplayName"
+    USER_AGENT = "UserAgent"
+    AUTH_PROTOCOL = "AuthenticationProtocol"
+    INCOMING_TOKEN_TYPE = "IncomingTokenType"  # noqa: S105 - a column name
+    DEVICE = "DeviceDetail"
+    AUTH_DETAILS = "AuthenticationDetails"
+    TOKEN_PROTECTION = "TokenProtectionStatusDetails"  # noqa: S105 - a column name
+    RISK_EVENTS = "RiskEventTypes_V2"
+    AUDIT_OPERATION = "OperationName"
+    AUDIT_INITIATED_BY = "InitiatedBy"
+    AUDIT_TARGETS = "TargetResources"
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """The tables that hold this column."""
+        return (AUDIT_LOGS,) if self in _AUDIT_COLUMNS else (Table.INTERACTIVE.value, Table.NON_INTERACTIVE.value)
+
+
+_AUDIT_COLUMNS = frozenset({Column.AUDIT_OPERATION, Column.AUDIT_INITIATED_BY, Column.AUDIT_TARGETS})
+#: Without these a sign-in table cannot be read at all: no row can be placed in time, matched to
+#: the user, located on a network or told apart from a failure.
+KEY_COLUMNS = frozenset({Column.TIME_GENERATED, Column.USER_PRINCIPAL_NAME, Column.IP_ADDRESS, Column.RESULT_TYPE})
+
+
+@dataclass(frozen=True, slots=True)
+class TableCoverage:
+    """
+    What one table gave for one user: whether it could be read whole, how many of the user's rows
+    came from it, and which columns the rules read that it does not have.
+
+    `read` is False when the table holds no rows at all for the window, the workspace answered 204,
+    a query over it came back partial, or a key column is absent; `problem` says which, for people.
+    """
+
+    table: str
+    read: bool
+    rows: int = 0
+    missing_columns: tuple[str, ...] = ()
+    problem: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """
+    Which evidence the engines could give, per table. An empty coverage means nothing is known to be
+    missing (evidence built by hand); `gather_evidence` always reports every table.
+    """
+
+    tables: tuple[TableCoverage, ...] = ()
+
+    def table(self, name: str) -> TableCoverage | None:
+        return next((t for t in self.tables if t.table == name), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,14 +182,9 @@ class SignIn:
     operating_system: str = ""
     browser: str = ""
     is_compliant: bool | None = None
-    is_managed: bool | None = None
-    trust_type: str = ""
     result_type: str = "0"
-    auth_requirement: str = ""
-    auth_method: str = ""
     token_only: bool = False  # "MFA requirement satisfied by claim in the token" / "Previously satisfied"
     token_protection: str = ""  # TokenProtectionStatusDetails.signInSessionStatus: bound / unbound / ...
-    risk_level: str = ""
     risk_events: tuple[str, ...] = ()
     trusted_networks: tuple[str, ...] = ()  # names of trusted named locations the IP matched
 
@@ -215,6 +289,7 @@ class UserEvidence:
     travel: tuple[TravelRecord, ...] = ()
     truncated: bool = False
     warnings: tuple[str, ...] = ()
+    coverage: Coverage = field(default_factory=Coverage)
     identity: IdentityContext = field(default_factory=IdentityContext)  # who the account is (workspace tables, then Graph)
     scope: Scope | None = None  # what the suspect sessions did; None until the scope question was asked
 
@@ -225,19 +300,55 @@ class QueryOutcome:
     Rows from one query run, with what the engine said about their completeness.
 
     A Log Analytics partial result or a 204 is data, not an exception: the rows that did come back
-    are kept and `warnings` says what is missing, so the incident comment can say it too.
+    are kept, `warnings` says what is missing, so the incident comment can say it too, and
+    `complete` is False, so no verdict rests on the absence of what did not come back.
+    `missing_columns` names, per table, source columns the data does not have at all (an export
+    without them): their absence is not a fact about the user.
     """
 
     rows: tuple[dict[str, object], ...]
     warnings: tuple[str, ...] = field(default=())
+    complete: bool = True
+    missing_columns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class Verdict(StrEnum):
-    """How the product reads the evidence; thresholds come from settings."""
+    """
+    How the product reads the evidence; thresholds come from settings.
+
+    `INSUFFICIENT_EVIDENCE` is what would otherwise be `BENIGN` when evidence the verdict needs is
+    missing (a table with no rows for the window, a 204, a partial query, absent columns): missing
+    evidence is not innocence. The other three keep their meaning.
+    """
 
     REPLAY_LIKELY = "replay_likely"
     SUSPICIOUS = "suspicious"
+    INSUFFICIENT_EVIDENCE = "insufficient_evidence"
     BENIGN = "benign"
+
+    @property
+    def words(self) -> str:
+        """The verdict for a person ('token replay likely'); headlines and comments case it as they need."""
+        return _VERDICT_NAMES[self][0]
+
+    @property
+    def slug(self) -> str:
+        """The short stable name in incident labels ('likely' in `token-replay:likely`)."""
+        return _VERDICT_NAMES[self][1]
+
+    @property
+    def concern(self) -> int:
+        """How much the verdict asks of an analyst: the higher, the sooner it is read (benign is 0)."""
+        return _VERDICT_NAMES[self][2]
+
+
+#: Verdict -> (words, label slug, concern): the one table every rendering and label reads.
+_VERDICT_NAMES: dict[str, tuple[str, str, int]] = {
+    Verdict.REPLAY_LIKELY: ("token replay likely", "likely", 3),
+    Verdict.SUSPICIOUS: ("suspicious", "suspicious", 2),
+    Verdict.INSUFFICIENT_EVIDENCE: ("insufficient evidence", "insufficient-evidence", 1),
+    Verdict.BENIGN: ("benign", "benign", 0),
+}
 
 
 class ExplanationKind(StrEnum):
@@ -283,14 +394,44 @@ class Explanation:
 
 
 @dataclass(frozen=True, slots=True)
+class Gap:
+    """
+    Evidence one table could not give, and what could not be evaluated without it.
+
+    `what` says it for a person ("no rows between ... and ...", "columns DeviceDetail, SessionId
+    absent"); `signals` and `explanations` name the rules and explanations it left unevaluated.
+    """
+
+    table: str
+    what: str
+    signals: tuple[str, ...] = ()
+    explanations: tuple[ExplanationKind, ...] = ()
+
+    def sentence(self) -> str:
+        """'AADNonInteractiveUserSignInLogs: column(s) DeviceDetail absent; not evaluated: ...', for people."""
+        return gap_sentence(self.table, self.what, [*self.signals, *self.explanations])
+
+
+def gap_sentence(table: str, what: str, unevaluated: Sequence[str]) -> str:
+    """One gap for people: the table, what it could not give, and the signals and explanations left unevaluated."""
+    return f"{table}: {what}" + (f"; not evaluated: {', '.join(unevaluated)}" if unevaluated else "")
+
+
+@dataclass(frozen=True, slots=True)
 class Assessment:
-    """The decision for one user: score 0-100, verdict, and the itemised reasons behind it."""
+    """
+    The decision for one user: score 0-100, verdict, and the itemised reasons behind it.
+
+    `gaps` lists the evidence that was missing; with any gap that could have changed the verdict the
+    verdict is `INSUFFICIENT_EVIDENCE` rather than `BENIGN`.
+    """
 
     score: int
     verdict: Verdict
     signals: tuple[Signal, ...]
     explanations: tuple[Explanation, ...]
     suspect_ips: tuple[str, ...]
+    gaps: tuple[Gap, ...] = ()
 
     def strongest(self, n: int = 3) -> tuple[Signal, ...]:
         """The `n` heaviest signals, heaviest first (ties keep their stable order)."""

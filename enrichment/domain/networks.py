@@ -319,14 +319,6 @@ def scripted_client(user_agent: str) -> str | None:
     return None
 
 
-def ip_version(ip: str) -> int | None:
-    """4 or 6 for a parseable address, None for anything else (anonymised or malformed)."""
-    try:
-        return ipaddress.ip_address(ip).version
-    except ValueError:
-        return None
-
-
 def in_networks(ip: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
     """Whether `ip` lies in one of `networks`; an unparseable address lies in none."""
     if not networks:

@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from common.times import utc_text
 from enrichment.domain import networks
-from enrichment.domain.model import SignIn, Table, UserEvidence
+from enrichment.domain.model import Column, SignIn, Table, UserEvidence
 
-
-def utc_text(moment: datetime) -> str:
-    """A time as the detail sentences show it."""
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+_SESSION_TABLES = frozenset(t.value for t in Table)
+#: A session's device is known from these two columns.
+_SESSION_COLUMNS = frozenset({Column.DEVICE.value, Column.SESSION_ID.value})
 
 
 class ReferenceSource(StrEnum):
@@ -123,6 +123,21 @@ class Picture:
     starts: Mapping[str, SignIn] = field(default_factory=dict)  # session -> its first successful sign-in in the window
     hijacked: Mapping[str, frozenset[str]] = field(default_factory=dict)  # session born on rented infrastructure -> its new IPs
     known_sites: frozenset[str] = frozenset()  # the /24 and /48 sites of the reference's addresses
+    interactive: tuple[SignIn, ...] = ()  # the successful rows of the interactive table
+    non_interactive: tuple[SignIn, ...] = ()  # the successful rows of the non-interactive table
+    risky: tuple[SignIn, ...] = ()  # successful, then failed, rows carrying Identity Protection risk events
+    _rows_by_ip: Mapping[str, Sequence[SignIn]] = field(default_factory=dict, repr=False, compare=False)
+    #: Each address parsed once per picture (`address`): a user has thousands of rows but few addresses.
+    _addresses: dict[str, Address | None] = field(default_factory=dict, repr=False, compare=False)
+
+    def rows_from(self, ips: Iterable[str]) -> Iterator[SignIn]:
+        """The successful rows of the given IPs: a rule about a few addresses need not walk every row."""
+        for ip in ips:
+            yield from self._rows_by_ip.get(ip, ())
+
+    def address(self, ip: str) -> Address | None:
+        """`ip` parsed (None when it is not an address: anonymised or malformed), once per picture."""
+        return parsed(ip, self._addresses)
 
     def familiar(self, ip: str) -> bool:
         """Whether a successful sign-in came from `ip` on a network the user is known on."""
@@ -150,7 +165,11 @@ class Picture:
 
     def known_site(self, ip: str) -> bool:
         """Whether `ip` is, or sits in the same /24 (/48) as, an address of the user's reference."""
-        return ip in self.reference.ips or site(ip) in self.known_sites
+        return ip in self.reference.ips or self.site(ip) in self.known_sites
+
+    def site(self, ip: str) -> str:
+        """`site(ip)`, each address parsed once per picture."""
+        return site(ip, self._addresses)
 
     @property
     def taken(self) -> frozenset[str]:
@@ -162,10 +181,6 @@ class Picture:
         """The IP with what is known about its network (`IpFacts.label`), or the bare IP."""
         facts = self.ips.get(ip)
         return facts.label() if facts is not None else ip
-
-    def labels(self, ips: Iterable[str]) -> list[str]:
-        """`label` of each IP, sorted by address."""
-        return [self.label(ip) for ip in sorted(ips)]
 
 
 def _network_known(reference: Reference, ip: str, asns: Iterable[int], countries: Iterable[str]) -> bool:
@@ -258,7 +273,18 @@ def reference_for(evidence: UserEvidence, rows: Sequence[SignIn]) -> Reference:
 class _Tally:
     """A mutable per-IP accumulator, used only while `picture` makes its one pass over the rows."""
 
-    __slots__ = ("asns", "cities", "countries", "devices", "first", "interactive", "last", "non_interactive", "trusted")
+    __slots__ = (
+        "asns",
+        "cities",
+        "countries",
+        "devices",
+        "first",
+        "interactive",
+        "last",
+        "non_interactive",
+        "rows",
+        "trusted",
+    )
 
     def __init__(self, first: SignIn) -> None:
         self.first = first.first
@@ -270,35 +296,68 @@ class _Tally:
         self.cities: set[str] = set()
         self.devices: set[str] = set()
         self.trusted: set[str] = set()
+        self.rows: list[SignIn] = []
 
 
-def _tally(rows: Iterable[SignIn]) -> dict[str, _Tally]:
-    """One pass over the rows: per-IP first/last, counts per table and the sets of facts."""
-    tallies: dict[str, _Tally] = {}
-    for s in rows:
-        tally = tallies.get(s.ip)
-        if tally is None:
-            tally = tallies[s.ip] = _Tally(s)
-        else:
-            if s.first < tally.first:  # noqa: PLR1730 - a comparison is cheaper than min() in this hot loop
-                tally.first = s.first
-            if s.last > tally.last:  # noqa: PLR1730
-                tally.last = s.last
-        if s.table is Table.INTERACTIVE:
-            tally.interactive += s.count
-        else:
-            tally.non_interactive += s.count
-        if s.asn is not None:
-            tally.asns.add(s.asn)
-        if s.country:
-            tally.countries.add(s.country)
-        if s.city:
-            tally.cities.add(s.city)
-        if s.device_id:
-            tally.devices.add(s.device_id)
-        if s.trusted_networks:
-            tally.trusted.update(s.trusted_networks)
-    return tallies
+class _Grouped:
+    """
+    The one pass over the evidence rows: successful and failed rows, per-IP tallies, the rows of each
+    table and the rows Identity Protection flagged. Every row is visited once here; rules then read
+    these groups instead of walking all rows again (a user's rows are scattered in memory, so each
+    walk costs more than its arithmetic).
+    """
+
+    __slots__ = ("failed", "failed_risky", "failed_tallies", "interactive", "non_interactive", "risky", "rows", "tallies")
+
+    def __init__(self, signins: Iterable[SignIn]) -> None:
+        self.rows: list[SignIn] = []
+        self.failed: list[SignIn] = []
+        self.interactive: list[SignIn] = []
+        self.non_interactive: list[SignIn] = []
+        self.risky: list[SignIn] = []
+        self.failed_risky: list[SignIn] = []
+        self.tallies: dict[str, _Tally] = {}
+        self.failed_tallies: dict[str, _Tally] = {}
+        for s in signins:
+            if s.result_type in ("0", ""):
+                self.rows.append(s)
+                tallies = self.tallies
+                (self.interactive if s.table is Table.INTERACTIVE else self.non_interactive).append(s)
+                if s.risk_events:
+                    self.risky.append(s)
+            else:
+                self.failed.append(s)
+                tallies = self.failed_tallies
+                if s.risk_events:
+                    self.failed_risky.append(s)
+            _add(tallies, s)
+
+
+def _add(tallies: dict[str, _Tally], s: SignIn) -> None:
+    """Count one row into its IP's tally."""
+    tally = tallies.get(s.ip)
+    if tally is None:
+        tally = tallies[s.ip] = _Tally(s)
+    else:
+        if s.first < tally.first:  # noqa: PLR1730 - a comparison is cheaper than min() in this hot loop
+            tally.first = s.first
+        if s.last > tally.last:  # noqa: PLR1730
+            tally.last = s.last
+    tally.rows.append(s)
+    if s.table is Table.INTERACTIVE:
+        tally.interactive += s.count
+    else:
+        tally.non_interactive += s.count
+    if s.asn is not None:
+        tally.asns.add(s.asn)
+    if s.country:
+        tally.countries.add(s.country)
+    if s.city:
+        tally.cities.add(s.city)
+    if s.device_id:
+        tally.devices.add(s.device_id)
+    if s.trusted_networks:
+        tally.trusted.update(s.trusted_networks)
 
 
 def _facts(ip: str, tally: _Tally, reference: Reference, *, failures: int, succeeded: bool) -> IpFacts:
@@ -319,7 +378,24 @@ def _facts(ip: str, tally: _Tally, reference: Reference, *, failures: int, succe
     )
 
 
-def _lifted_sessions(rows: Sequence[SignIn], reference: Reference) -> dict[str, frozenset[str]]:
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def parsed(ip: str, known: dict[str, Address | None]) -> Address | None:
+    """`ip` as an address (None if it is not one), remembered in `known`."""
+    if ip in known:
+        return known[ip]
+    try:
+        address: Address | None = ipaddress.ip_address(ip)
+    except ValueError:
+        address = None
+    known[ip] = address
+    return address
+
+
+def _lifted_sessions(
+    rows: Sequence[SignIn], reference: Reference, known: dict[str, Address | None], blind: frozenset[Table] = frozenset()
+) -> dict[str, frozenset[str]]:
     """
     Sessions seen on one of the user's own devices (known or compliant) and, from other addresses,
     with no device at all: session -> those other addresses.
@@ -328,8 +404,9 @@ def _lifted_sessions(rows: Sequence[SignIn], reference: Reference) -> dict[str, 
     id; the same SessionId arriving without any device from an address that device never used is the
     cookie or refresh token replayed elsewhere. Not elsewhere: the session's own sites, and any
     address one of the user's own devices signed in from (a laptop's command-line tool tethered to
-    the user's phone leaves through the phone's carrier address, in no site the laptop used). One
-    pass, grouped by session.
+    the user's phone leaves through the phone's carrier address, in no site the laptop used). Rows of
+    `blind` tables (whose data has no DeviceDetail or no SessionId column) never count as "no device":
+    there it is an absent column. One pass, grouped by session.
     """
     on_device: dict[str, set[str]] = defaultdict(set)
     bare: dict[str, set[str]] = defaultdict(set)
@@ -340,12 +417,16 @@ def _lifted_sessions(rows: Sequence[SignIn], reference: Reference) -> dict[str, 
                 devices_at.add(s.ip)
                 if s.session_id:
                     on_device[s.session_id].add(s.ip)
-        elif s.session_id:
+        elif s.session_id and s.table not in blind:
             bare[s.session_id].add(s.ip)
     lifted: dict[str, frozenset[str]] = {}
+    memo: dict[str, str] = {}
     for sid, device_ips in on_device.items():
-        sites = {site(ip) for ip in device_ips}
-        elsewhere = frozenset(ip for ip in bare.get(sid, ()) if site(ip) not in sites and ip not in devices_at)
+        bare_ips = bare.get(sid)
+        if not bare_ips:
+            continue
+        sites = {site(ip, known, memo) for ip in device_ips}
+        elsewhere = frozenset(ip for ip in bare_ips if site(ip, known, memo) not in sites and ip not in devices_at)
         if elsewhere:
             lifted[sid] = elsewhere
     return lifted
@@ -395,14 +476,17 @@ def _starts(rows: Sequence[SignIn]) -> dict[str, SignIn]:
 _RENTED = frozenset({networks.NetworkKind.HOSTING, networks.NetworkKind.CONSUMER_VPN, networks.NetworkKind.MICROSOFT})
 
 
-def _hijacked_sessions(rows: Sequence[SignIn], reference: Reference, starts: Mapping[str, SignIn]) -> dict[str, frozenset[str]]:
+def _hijacked_sessions(
+    rows: Sequence[SignIn], reference: Reference, starts: Mapping[str, SignIn], blind: frozenset[Table] = frozenset()
+) -> dict[str, frozenset[str]]:
     """
     Sessions born on rented infrastructure: the first sign-in asked for fresh credentials from a
     hosting provider, commercial VPN or cloud address the user never used, with none of the user's
     devices. That is where an AiTM proxy logs the victim's password and MFA; the victim's own
     address never appears in such a session, so every address new to the user that uses it is the
     attacker's, whatever network it is on (a residential proxy in the victim's own ISP included).
-    Session -> those addresses, the birthplace first among them.
+    Session -> those addresses, the birthplace first among them. Rows of `blind` tables (no DeviceDetail
+    or SessionId column) cannot say whether they carried the user's device and are left out.
     """
 
     def own(s: SignIn) -> bool:
@@ -417,35 +501,40 @@ def _hijacked_sessions(rows: Sequence[SignIn], reference: Reference, starts: Map
         return {}
     used: dict[str, set[str]] = defaultdict(set)
     for s in rows:
-        if s.session_id in born and s.ip not in reference.ips and not own(s):
+        if s.session_id in born and s.table not in blind and s.ip not in reference.ips and not own(s):
             used[s.session_id].add(s.ip)
     return {sid: frozenset(ips) for sid, ips in used.items()}
 
 
-def site(ip: str) -> str:
+def site(ip: str, known: dict[str, Address | None] | None = None, memo: dict[str, str] | None = None) -> str:
     """
-    The network an address sits in at one site: its /24 (IPv4) or /48 (IPv6). A device's own tools
-    (a CLI beside the browser) send no device id and leave through a sibling address of the same
-    NAT pool or prefix; an attacker's address is not in it.
+    The network an address sits in at one site: its /24 (IPv4) or /48 (IPv6), e.g. "198.51.100.0/24".
+    A device's own tools (a CLI beside the browser) send no device id and leave through a sibling
+    address of the same NAT pool or prefix; an attacker's address is not in it. `known` (parsed
+    addresses) and `memo` (sites) spare a user's thousands of rows from parsing the same address again.
     """
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip
-    prefix = 24 if address.version == 4 else 48
-    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+    if memo is not None and ip in memo:
+        return memo[ip]
+    address = parsed(ip, known if known is not None else {})
+    if address is None:
+        found = ip
+    elif address.version == 4:
+        a, b, c, _ = address.packed
+        found = f"{a}.{b}.{c}.0/24"
+    else:
+        found = str(ipaddress.IPv6Network((int(address) >> 80 << 80, 48)))
+    if memo is not None:
+        memo[ip] = found
+    return found
 
 
 def picture(evidence: UserEvidence) -> Picture:
     """Group the evidence once: successful rows, per-IP facts (one pass), the reference."""
-    rows: list[SignIn] = []
-    failed: list[SignIn] = []
-    for signin in evidence.signins:
-        (rows if signin.result_type in ("0", "") else failed).append(signin)
+    grouped = _Grouped(evidence.signins)
+    rows, failed, tallies, failed_tallies = grouped.rows, grouped.failed, grouped.tallies, grouped.failed_tallies
+    interactive = grouped.interactive
     reference = reference_for(evidence, rows)
 
-    tallies = _tally(rows)
-    failed_tallies = _tally(failed)
     failures = {ip: t.interactive + t.non_interactive for ip, t in failed_tallies.items()}
     facts = {ip: _facts(ip, t, reference, failures=failures.get(ip, 0), succeeded=True) for ip, t in tallies.items()}
     failed_only = {
@@ -453,10 +542,15 @@ def picture(evidence: UserEvidence) -> Picture:
         for ip, t in failed_tallies.items()
         if ip not in tallies
     }
-    interactive = [s for s in rows if s.table is Table.INTERACTIVE]
-    lifted = _lifted_sessions(rows, reference)
+    blind = frozenset(
+        Table(t.table)
+        for t in evidence.coverage.tables
+        if t.table in _SESSION_TABLES and _SESSION_COLUMNS.intersection(t.missing_columns)
+    )
+    addresses: dict[str, Address | None] = {}
+    lifted = _lifted_sessions(rows, reference, addresses, blind)
     starts = _starts(rows)
-    hijacked = _hijacked_sessions(rows, reference, starts)
+    hijacked = _hijacked_sessions(rows, reference, starts, blind)
     taken = frozenset().union(*lifted.values(), *hijacked.values())
     return Picture(
         evidence=evidence,
@@ -473,5 +567,10 @@ def picture(evidence: UserEvidence) -> Picture:
         lifted=lifted,
         starts=starts,
         hijacked=hijacked,
-        known_sites=frozenset(site(ip) for ip in reference.ips),
+        known_sites=frozenset(site(ip, addresses) for ip in reference.ips),
+        interactive=tuple(interactive),
+        non_interactive=tuple(grouped.non_interactive),
+        risky=(*grouped.risky, *grouped.failed_risky),
+        _rows_by_ip={ip: t.rows for ip, t in tallies.items()},
+        _addresses=addresses,
     )

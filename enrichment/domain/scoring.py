@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from common.settings import Settings
-from enrichment.domain.explanations import explain
+from enrichment.domain import coverage
+from enrichment.domain.explanations import READS, explain
 from enrichment.domain.model import Assessment, Signal, UserEvidence, Verdict
 from enrichment.domain.picture import picture
 from enrichment.domain.signals import CATALOGUE, RULES, WEIGHTS, Cover, detect, tuned
@@ -28,12 +29,19 @@ def score_of(signals: tuple[Signal, ...]) -> int:
     return min(MAX_SCORE, sum(s.weight for s in signals))
 
 
-def verdict_for(score: int, settings: Settings) -> Verdict:
-    """The verdict the thresholds in settings give a score."""
+def verdict_for(score: int, settings: Settings, *, unknown: int = 0) -> Verdict:
+    """
+    The verdict the thresholds in settings give a score.
+
+    `unknown` is the most the signals that could not be evaluated might have added: a score that is
+    benign only because evidence is missing is `INSUFFICIENT_EVIDENCE`, never `BENIGN`.
+    """
     if score >= settings.threshold_likely:
         return Verdict.REPLAY_LIKELY
     if score >= settings.threshold_suspicious:
         return Verdict.SUSPICIOUS
+    if min(MAX_SCORE, score + unknown) >= settings.threshold_suspicious:
+        return Verdict.INSUFFICIENT_EVIDENCE
     return Verdict.BENIGN
 
 
@@ -52,15 +60,24 @@ def _suspects(signals: tuple[Signal, ...]) -> tuple[str, ...]:
 
 
 def assess(evidence: UserEvidence, settings: Settings) -> Assessment:
-    """Score how likely a token replay is for one user, with every reason for and against."""
+    """
+    Score how likely a token replay is for one user, with every reason for and against.
+
+    Rules and explanations that read a column absent from the user's tables are not run, and what
+    the evidence could not give is listed (`Assessment.gaps`, see `enrichment.domain.coverage`).
+    """
     view = picture(evidence)
-    explanations = explain(view, settings)
-    signals = detect(view, Cover.of(explanations), tuned(settings.signal_weights) if settings.signal_weights else RULES)
+    rules = tuned(settings.signal_weights) if settings.signal_weights else RULES
+    absent = coverage.absent_columns(evidence)
+    found_gaps = coverage.gaps(evidence, rules)
+    explanations = explain(view, settings, frozenset(k for k, reads in READS.items() if reads & absent))
+    signals = detect(view, Cover.of(explanations), rules, frozenset(r.id for r in rules if r.needs & absent))
     score = score_of(signals)
     return Assessment(
         score=score,
-        verdict=verdict_for(score, settings),
+        verdict=verdict_for(score, settings, unknown=coverage.unknown_weight(found_gaps, rules)),
         signals=signals,
         explanations=explanations,
         suspect_ips=_suspects(signals),
+        gaps=found_gaps,
     )

@@ -27,7 +27,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from enrichment.domain.coverage import (
+from common.identifiers import is_guid
+from enrichment.domain.model import Account, Table, TimeWindow
+from enrichment.domain.optional_tables import (
     AUDIT_LOGS,
     CLOUD_APP_EVENTS,
     GRAPH_ACTIVITY,
@@ -36,7 +38,6 @@ from enrichment.domain.coverage import (
     RISK_EVENTS,
     RISKY_USERS,
 )
-from enrichment.domain.model import Account, Table, TimeWindow
 
 #: Groups of identical sign-ins are binned this finely: fine enough for concurrency and
 #: odd-hour signals, coarse enough that token-refresh floods collapse.
@@ -72,7 +73,6 @@ SECURITY_OPERATIONS = (
 # A UPN as Entra issues it (guests included: `name_domain#EXT#@tenant`), and nothing that could
 # leave a string literal or start a new statement.
 _UPN = re.compile(r"^[A-Za-z0-9._%+#'!&*=^`{}|~$/?-]{1,113}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?$")
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _WATCHLIST_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
@@ -126,7 +126,7 @@ def validate_upn(upn: str) -> str:
 
 
 def validate_object_id(object_id: str) -> str:
-    if not _GUID.fullmatch(object_id):
+    if not is_guid(object_id):
         msg = f"not an Entra object id (GUID): {object_id!r}"
         raise InvalidQueryInput(msg)
     return object_id.lower()
@@ -498,6 +498,9 @@ BASELINE_BODY = _lines(
     )
 )
 
+#: The tables whose presence in the window the context query reports (`Kind` "presence").
+PRESENCE_TABLES = (Table.INTERACTIVE.value, Table.NON_INTERACTIVE.value, "AuditLogs")
+
 #: How many raw objects (rules, subjects, paths, targets) each summarised scope row keeps.
 SCOPE_SAMPLE_CAP = 20
 #: Longest text kept from one audit field (rule parameters, modified properties); rule definitions are short.
@@ -548,15 +551,22 @@ def _coverage(table: str, since: str) -> str:
     )
 
 
-#: Security-info changes from AuditLogs, the users' travel records and who they are (IdentityInfo,
-#: AADRiskyUsers, AADUserRiskEvents), in one round trip. Rows carry `Kind` ("audit", "travel",
-#: "identity", "risky_user", "risk_events", "coverage"); the shapes share little else. An empty list
-#: matches nothing, so an account known only by UPN never matches the audit rows that have no user id.
-#: The identity tables exist only where a connector fills them: the union is fuzzy, and a coverage row
-#: per table says which ones the workspace has.
+#: Security-info changes from AuditLogs, the users' travel records, who they are (IdentityInfo,
+#: AADRiskyUsers, AADUserRiskEvents) and which tables hold any row (anyone's) in the window, in one
+#: round trip: "the user has no sign-ins" is a result only when the table does hold data for the
+#: window (evidence coverage); `take 1` stops at the first row. Rows carry `Kind` ("presence", "audit",
+#: "travel", "identity", "risky_user", "risk_events", "coverage"); the shapes share little else. An
+#: empty list matches nothing, so an account known only by UPN never matches the audit rows that have
+#: no user id. The identity tables exist only where a connector fills them: the union is fuzzy, and a
+#: coverage row per table says which ones the workspace has.
 CONTEXT_BODY = _lines(
     (
         "union isfuzzy=true",
+        *(
+            f"    ({table} | where TimeGenerated between (window_start .. window_end) | take 1"
+            f' | project Kind = "presence", SourceTable = {string_literal(table)}),'
+            for table in PRESENCE_TABLES
+        ),
         "    (AuditLogs",
         "    | where TimeGenerated between (window_start .. window_end)",
         f"    | where OperationName in~ ({', '.join(map(string_literal, SECURITY_OPERATIONS))})",
@@ -839,8 +849,9 @@ def baseline_query(accounts: Sequence[Account], window: TimeWindow) -> Query:
 
 def context_query(accounts: Sequence[Account], window: TimeWindow, *, travel_watchlist: str) -> Query:
     """
-    Security-info changes, travel records and identity context of the accounts (`CONTEXT_BODY`); reads
-    no sign-ins. The identity tables are read further back than the window: IdentityInfo is refreshed
+    Security-info changes, travel records and identity context of the accounts, and which tables
+    hold rows in the window (`CONTEXT_BODY`); reads sign-ins of no account, so no engine narrows it to
+    the accounts. The identity tables are read further back than the window: IdentityInfo is refreshed
     every 14 days at least, and a user's risk stands until it changes.
     """
     alias = validate_watchlist_alias(travel_watchlist)

@@ -12,10 +12,10 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
+from common.times import as_utc, parse_utc
 from enrichment.domain.activity import ActivityRecord, ActKind, DirectoryChange, Forwarding, InboxRule
-from enrichment.domain.coverage import IDENTITY_INFO, RISK_EVENTS, RISKY_USERS, TableCoverage, gap
 from enrichment.domain.directory_roles import privileged
 from enrichment.domain.identity import Answer, Facet, IdentityContext, RiskDetection
 from enrichment.domain.model import (
@@ -29,6 +29,7 @@ from enrichment.domain.model import (
     TimeWindow,
     TravelRecord,
 )
+from enrichment.domain.optional_tables import IDENTITY_INFO, RISK_EVENTS, RISKY_USERS, TableAnswer, gap
 
 Row = Mapping[str, object]
 
@@ -51,10 +52,9 @@ def _text(value: object) -> str:
 
 def _time(value: object, column: str) -> datetime:
     if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
     if isinstance(value, str) and value:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        return parse_utc(value)
     msg = f"column {column} has no time: {value!r}"
     raise RowError(msg)
 
@@ -156,14 +156,9 @@ def signin(row: Row) -> SignIn:
         operating_system=_text(row.get("OperatingSystem")),
         browser=_text(row.get("Browser")),
         is_compliant=_flag(row.get("IsCompliant")),
-        is_managed=_flag(row.get("IsManaged")),
-        trust_type=_text(row.get("TrustType")),
         result_type=_text(row.get("ResultType")) or "0",
-        auth_requirement=_text(row.get("AuthenticationRequirement")),
-        auth_method=_text(row.get("AuthMethod")),
         token_only=_flag(row.get("TokenOnly")) is True,
         token_protection=_text(row.get("TokenProtection")),
-        risk_level=_text(row.get("RiskLevel")),
         risk_events=tuple(sorted(_strings(row.get("RiskEvents")))),
         trusted_networks=_trusted_networks(row.get("NetworkLocations")),
     )
@@ -259,6 +254,11 @@ def belongs_to(account: Account, user: str, user_id: str = "") -> bool:
     )
 
 
+def present_tables(found: Iterable[Row]) -> frozenset[str]:
+    """The tables the context query's "presence" rows say hold rows in the window."""
+    return frozenset(_text(r.get("SourceTable")) for r in found if r.get("Kind") == "presence")
+
+
 # --------------------------------------------------------------------------------------------
 # Coverage, identity context and the scope question
 # --------------------------------------------------------------------------------------------
@@ -269,9 +269,9 @@ def coverage_counts(rows: Iterable[Row]) -> dict[str, int]:
     return {_text(r.get("Source")): _int(r.get("Rows")) or 0 for r in rows if _text(r.get("Kind")) == "coverage"}
 
 
-def table_coverage(tables: Iterable[str], counts: Mapping[str, int]) -> tuple[TableCoverage, ...]:
+def table_coverage(tables: Iterable[str], counts: Mapping[str, int]) -> tuple[TableAnswer, ...]:
     """Each table's coverage: collected when the question counted it, with its count."""
-    return tuple(TableCoverage(t, t in counts, counts.get(t)) for t in tables)
+    return tuple(TableAnswer(t, t in counts, counts.get(t)) for t in tables)
 
 
 def _objects(value: object) -> list[dict[str, object]]:
@@ -466,7 +466,7 @@ def identity_context(rows: Iterable[Row], counts: Mapping[str, int], *, identity
 
     def missing(table: str) -> str:
         """Why `table` cannot answer: not collected (empty when it is)."""
-        return "" if table in counts else gap(TableCoverage(table, collected=False), "", "")
+        return "" if table in counts else gap(TableAnswer(table, collected=False), "", "")
 
     answers: list[Answer] = []
     if profile is None:

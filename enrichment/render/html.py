@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from common.text import safe_text
 from enrichment.domain.evidence import IpActivity, ip_timeline
-from enrichment.domain.model import Assessment, Baseline, Explanation, TableBaseline, UserEvidence
+from enrichment.domain.model import Assessment, Baseline, Explanation, TableBaseline, UserEvidence, Verdict
 from enrichment.queries.pivots import Pivot
 from enrichment.render.asn_names import ATTRIBUTION, ATTRIBUTION_URL, asn_label
 from enrichment.render.story import Brief, clock, explanation_phrases, explanation_text, name_asns, utc
@@ -200,12 +200,17 @@ def account_fragments(evidence: UserEvidence, assessment: Assessment, brief: Bri
     if warnings:
         items = tuple(f"<li>{esc(w, 300)}</li>" for w in warnings)
         fragments.append(Fragment(1, "<p><b>Data warnings</b>:</p><ul>", items, "</ul>", "warnings"))
+    if assessment.gaps:
+        items = tuple(f"<li>{esc(gap.sentence(), 600)}</li>" for gap in assessment.gaps)
+        fragments.append(Fragment(1, "<p><b>Missing evidence</b>:</p><ul>", items, "</ul>", "gaps"))
     signals = sorted(assessment.signals, key=lambda s: -s.weight)
     if signals:
         items = tuple(f"<li>{esc(name_asns(s.detail), 500)} <i>(+{s.weight})</i></li>" for s in signals)
         fragments.append(
             Fragment(2, f"<p><b>Evidence</b> ({len(signals)} signal(s), strongest first):</p><ul>", items, "</ul>", "signals")
         )
+    elif assessment.verdict is Verdict.INSUFFICIENT_EVIDENCE:
+        fragments.append(Fragment(2, "<p>No replay signal in the evidence that could be read.</p>"))
     else:
         fragments.append(Fragment(2, "<p>No replay signal in the window.</p>"))
     timeline = ip_timeline(evidence.signins)

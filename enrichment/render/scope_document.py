@@ -13,16 +13,17 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from common.times import iso_z
 from enrichment.domain.attribution import Act, SuspectSession, attribute
-from enrichment.domain.coverage import gaps
 from enrichment.domain.identity import IdentityContext
 from enrichment.domain.model import UserEvidence
+from enrichment.domain.optional_tables import gaps
 
 Document = dict[str, Any]
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+    return None if moment is None else iso_z(moment)
 
 
 def identity_document(identity: IdentityContext) -> Document:

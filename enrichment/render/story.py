@@ -31,12 +31,6 @@ BENIGN_POSITIVE = ("BenignPositive", "SuspiciousButExpected")
 FALSE_POSITIVE = ("FalsePositive", "IncorrectAlertLogic")
 UNDETERMINED = ("Undetermined", "")
 
-VERDICT_TEXT = {
-    Verdict.REPLAY_LIKELY.value: "Token replay likely",
-    Verdict.SUSPICIOUS.value: "Suspicious",
-    Verdict.BENIGN.value: "Benign",
-}
-
 EXPLANATION_TEXT = {
     "corporate_network": "corporate network",
     "corporate_vpn": "corporate VPN",
@@ -58,7 +52,8 @@ STORY_APPS = 2
 
 def verdict_text(verdict: str) -> str:
     """The verdict as people say it; a verdict this module does not know is shown as its value."""
-    return VERDICT_TEXT.get(verdict, verdict.replace("_", " ").capitalize())
+    known = verdict in Verdict.__members__.values()
+    return Verdict(verdict).words.capitalize() if known else verdict.replace("_", " ").capitalize()
 
 
 def explanation_text(kind: str) -> str:
@@ -394,7 +389,8 @@ def _next_steps(
     if brief_verdict == Verdict.BENIGN.value:
         verdict = _classification(brief_verdict, assessment)
         return (f"Close the incident as {verdict.label}: {verdict.why}.",)
-    return ("Find out why the evidence is incomplete (see the warnings), then run the playbook again.",)
+    missing = "; ".join(gap.sentence() for gap in assessment.gaps[:3]) or "see the warnings"
+    return (f"Find out why the evidence is incomplete ({missing}), then run the playbook again.",)
 
 
 def brief(evidence: UserEvidence, assessment: Assessment, context: Context | None = None) -> Brief:
@@ -415,6 +411,9 @@ def brief(evidence: UserEvidence, assessment: Assessment, context: Context | Non
     elif assessment.suspect_ips:
         ip = assessment.suspect_ips[0]
         why = f"{name}: sign-ins from {place(ip, evidence.signins)} that no benign explanation covers."
+    elif assessment.verdict is Verdict.INSUFFICIENT_EVIDENCE:
+        missing = ", ".join(gap.table for gap in assessment.gaps) or "the evidence"
+        why = f"{name}: nothing points to a token replay in what could be read, but {missing} could not be read whole."
     else:
         why = f"{name}: nothing points to a token replay."
     return Brief(

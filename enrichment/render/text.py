@@ -55,6 +55,7 @@ def text_report(evidence: UserEvidence, assessment: Assessment, brief: Brief) ->
     if evidence.truncated:
         lines.append("WARNING: the evidence was truncated at the row cap")
     lines.extend(f"WARNING: {w}" for w in evidence.warnings)
+    lines.extend(f"MISSING EVIDENCE: {clean(gap.sentence())}" for gap in assessment.gaps)
     signals = sorted(assessment.signals, key=lambda s: -s.weight)
     lines.append("")
     lines.append(f"Signals ({len(signals)}):" if signals else "Signals: none in the window")

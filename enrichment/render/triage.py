@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from common.times import iso_z
+from enrichment.domain import coverage
 from enrichment.domain.evidence import IpActivity, SessionActivity, ip_timeline, sessions
 from enrichment.domain.model import Assessment, Baseline, Table, TableBaseline, UserEvidence
 from enrichment.render.scope_document import activity_document, identity_document
@@ -20,7 +22,7 @@ Document = dict[str, Any]
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+    return None if moment is None else iso_z(moment)
 
 
 def _timeline_entry(activity: IpActivity) -> Document:
@@ -101,6 +103,29 @@ def _baseline(baseline: Baseline) -> Document:
     }
 
 
+def coverage_fields(evidence: UserEvidence, assessment: Assessment | None) -> list[Document]:
+    """
+    Per table: read whole or not (and why not), the user's rows from it, the columns it lacks, and
+    the signals and explanations its gap left unevaluated.
+    """
+    gaps = {g.table: g for g in (assessment.gaps if assessment is not None else coverage.gaps(evidence))}
+    entries = []
+    for table in evidence.coverage.tables:
+        gap = gaps.get(table.table)
+        entries.append(
+            {
+                "table": table.table,
+                "read": table.read,
+                "rows": table.rows,
+                "missing_columns": list(table.missing_columns),
+                "gap": gap.what if gap is not None else None,
+                "signals_not_evaluated": list(gap.signals) if gap is not None else [],
+                "explanations_not_evaluated": [k.value for k in gap.explanations] if gap is not None else [],
+            }
+        )
+    return entries
+
+
 def assessment_fields(assessment: Assessment) -> Document:
     return {
         "score": assessment.score,
@@ -120,6 +145,7 @@ def triage_document(evidence: UserEvidence, assessment: Assessment | None) -> Do
         "window": {"start": _iso(evidence.window.start), "end": _iso(evidence.window.end)},
         "truncated": evidence.truncated,
         "warnings": list(evidence.warnings),
+        "coverage": coverage_fields(evidence, assessment),
     }
     if assessment is not None:
         document.update(assessment_fields(assessment))

@@ -20,11 +20,12 @@ from typing import TypeVar
 from common.errors import InputError, UpstreamError
 from common.logs import get_logger
 from common.settings import Settings
-from enrichment.domain import coverage
+from enrichment.domain import optional_tables
 from enrichment.domain.activity import ActivityRecord, Scope
 from enrichment.domain.attribution import tied_identifiers
+from enrichment.domain.coverage import SIGNIN_TABLES, Sources
 from enrichment.domain.identity import Answer, Facet, IdentityContext
-from enrichment.domain.model import Account, QueryOutcome, SignIn, TimeWindow, UserEvidence
+from enrichment.domain.model import AUDIT_LOGS, Account, QueryOutcome, SignIn, TimeWindow, UserEvidence
 from enrichment.ports import QueryEngine
 from enrichment.queries import kql, rows
 
@@ -33,8 +34,13 @@ T = TypeVar("T")
 _log = get_logger("gather")
 
 #: The identity tables the context question reads, and the activity tables the scope question reads.
-IDENTITY_TABLES = (coverage.IDENTITY_INFO, coverage.RISKY_USERS, coverage.RISK_EVENTS)
-ACTIVITY_TABLES = (coverage.GRAPH_ACTIVITY, coverage.OFFICE_ACTIVITY, coverage.CLOUD_APP_EVENTS, coverage.AUDIT_LOGS)
+IDENTITY_TABLES = (optional_tables.IDENTITY_INFO, optional_tables.RISKY_USERS, optional_tables.RISK_EVENTS)
+ACTIVITY_TABLES = (
+    optional_tables.GRAPH_ACTIVITY,
+    optional_tables.OFFICE_ACTIVITY,
+    optional_tables.CLOUD_APP_EVENTS,
+    optional_tables.AUDIT_LOGS,
+)
 _IDENTITY_KINDS = ("identity", "risky_user", "risk_events")
 
 
@@ -142,6 +148,9 @@ def gather_evidence(
 
     signins, signin_problems = _parse_each(evidence.rows, rows.signin)
     shared_warnings = [*evidence.warnings, *history.warnings, *context.warnings, *signin_problems]
+    # Evidence coverage: which tables held rows in the window, which answers were incomplete, which columns absent.
+    answers = [(evidence, SIGNIN_TABLES), (history, SIGNIN_TABLES), (context, (AUDIT_LOGS,))]
+    sources = Sources.of(answers, present=rows.present_tables(context.rows) | {s.table.value for s in signins})
     identity_counts = {t: n for t, n in rows.coverage_counts(context.rows).items() if t in IDENTITY_TABLES}
 
     results = []
@@ -178,6 +187,7 @@ def gather_evidence(
                 security_events=tuple(sorted(security, key=lambda e: (e.time, e.operation))),
                 travel=tuple(sorted(travel, key=lambda t: (t.start, t.country))),
                 truncated=truncated,
+                coverage=(sources.cut(SIGNIN_TABLES, cut[0]) if cut else sources).coverage(window, mine, security),
                 warnings=tuple(dict.fromkeys([*shared_warnings, *cut, *security_problems, *travel_problems, *identity_problems])),
                 identity=identity,
             )

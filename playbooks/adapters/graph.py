@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlparse
 
 from common.errors import TransientUpstreamError, UpstreamError
+from common.identifiers import is_guid
 from common.settings import Settings
 from enrichment.domain.identity import Answer, Facet, IdentityContext, RiskDetection
 from playbooks.domain.directory import DELETABLE_METHOD_KINDS, AuthMethod, MessageRule, RegisteredDevice
@@ -62,7 +62,6 @@ SERVICE = "Microsoft Graph"
 #: The only scope ever requested: without it the SDK derives the scope from the request host.
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 
 #: The request-ids of the responses seen by the call running in this task (see `_capture`).
@@ -245,7 +244,7 @@ def _checked_id(user_id: str, *, guid: bool = False) -> str:
     anything pasted into a $filter must be a GUID (`guid=True`).
     """
     value = user_id.strip()
-    if guid and not _GUID.match(value):
+    if guid and not is_guid(value):
         msg = f"not an Entra object id: {user_id!r}"
         raise ValueError(msg)
     if not value or any(c in value for c in "/?#%\\ \t\r\n"):
@@ -613,7 +612,7 @@ class GraphDirectory:
         """
         context = IdentityContext()
         answers: list[Answer] = []
-        object_id = user_id if _GUID.match(user_id.strip()) else ""
+        object_id = user_id if is_guid(user_id.strip()) else ""
         try:
             context, object_id = await self._profile(user_id)
             answers.append(Answer(Facet.PROFILE, SERVICE))

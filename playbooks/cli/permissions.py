@@ -30,7 +30,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TextIO
 
+from common.command import EXIT_BAD_INPUT, EXIT_OK, ArgumentParser
 from common.errors import InputError, SettingsError
+from common.identifiers import is_guid
 from common.settings import OPTIONAL_ACTIONS, Settings
 from playbooks.domain.permissions import (
     AZURE_ROLES,
@@ -44,12 +46,9 @@ from playbooks.domain.permissions import (
     required_graph_permissions,
 )
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-
 #: appId of the Microsoft Graph service principal, the same in every tenant.
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 
-_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 #: An app-role assignment id as Graph returns it: base64url, e.g. `41W1zT6z1U-kJxf62svfp1HFE8pMZhxDun-ThPczmJE`
 #: (not a GUID). Only these characters can reach the DELETE URL the script builds.
 _ASSIGNMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -167,7 +166,7 @@ class GrantPlan:
 
 def _guid(value: object, what: str) -> str:
     """Ids go into URLs and request bodies the script builds, so anything but a GUID is refused."""
-    if not isinstance(value, str) or not _GUID.fullmatch(value):
+    if not isinstance(value, str) or not is_guid(value):
         msg = f"{what} is not a GUID: {value!r}"
         raise InputError(msg)
     return value.lower()
@@ -464,15 +463,8 @@ def update_readme(text: str) -> str:
 # ---- command line ------------------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    """Usage errors are bad input: exit 2 with one line, like every other error here."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise InputError(message)
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = ArgumentParser(
         prog="python -m playbooks.permissions", description="What playbooks.domain.permissions derives, for scripts and docs."
     )
     parser.add_argument("--settings", type=Path, help="a local.settings.json; default: the feature switches from the environment")

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from common.command import run_command
+from common.command import ArgumentParser, run_command
 from common.errors import InputError
 from common.settings import Settings
 
@@ -34,16 +34,11 @@ NO_ENTITIES_WARNING = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are bad input (exit 2, one line), not its own exit."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise InputError(message)
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m playbooks", description="Run the incident enrichment locally over exported sign-in logs.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = ArgumentParser(
+        prog="python -m playbooks", description="Run the incident enrichment locally over exported sign-in logs."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     run = commands.add_parser("run", help="enrich one incident as the Function would, writing files instead of Sentinel")
     run.add_argument(
         "--incident", type=Path, required=True, help="JSON file: a Logic App incident trigger body or an incident resource"

@@ -24,9 +24,10 @@ Rules, in the order they are checked (the first that applies wins):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from common.settings import Settings
+from common.times import utc_text
 from enrichment.domain.model import Account
 from playbooks.domain.plan import ContainmentPlan, Decision
 
@@ -165,7 +166,7 @@ def authorise(
 
 
 def _when(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return utc_text(moment, seconds=True)
 
 
 def _person(upn: str, object_id: str) -> str:

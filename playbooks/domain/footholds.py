@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from common.times import utc_text
 from enrichment.domain.identity import IdentityContext
 from enrichment.domain.model import SecurityEvent, TimeWindow, UserEvidence
 from playbooks.domain.directory import AuthMethod, MessageRule, RegisteredDevice
@@ -29,10 +30,6 @@ REGISTRATION_OPERATIONS = frozenset(
 DEVICE_OPERATIONS = frozenset({"register device", "add registered owner to device", "add registered users to device"})
 #: How far a method's or device's creation time and its AuditLogs event may be apart and still be the same event.
 MATCH_TOLERANCE = timedelta(minutes=10)
-
-
-def when(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def describe_method(method: AuthMethod) -> str:
@@ -95,12 +92,14 @@ class MfaAudit:
                 + "; ".join(f"{describe_method(f.method)} ({', '.join(f.reasons)})" for f in self.flagged)
             )
         else:
-            parts.append(f"none registered between {when(self.window.start)} and {when(self.window.end)} or from a suspect IP")
+            parts.append(
+                f"none registered between {utc_text(self.window.start)} and {utc_text(self.window.end)} or from a suspect IP"
+            )
         parts.extend(
-            f"review: {e.operation} from suspect IP {e.actor_ip} at {when(e.time)} matches no listed method"
+            f"review: {e.operation} from suspect IP {e.actor_ip} at {utc_text(e.time)} matches no listed method"
             for e in self.unmatched
         )
-        parts.extend(f"review: {e.operation} from suspect IP {e.actor_ip} at {when(e.time)}" for e in self.suspect_changes)
+        parts.extend(f"review: {e.operation} from suspect IP {e.actor_ip} at {utc_text(e.time)}" for e in self.suspect_changes)
         return "; ".join(parts)
 
 
@@ -130,11 +129,11 @@ def audit_methods(
             continue
         reasons: list[str] = []
         if window.contains(created):
-            reasons.append(f"registered {when(created)}, inside the suspicious window")
+            reasons.append(f"registered {utc_text(created)}, inside the suspicious window")
         for event in registrations:
             if abs(created - event.time) <= tolerance:
                 matched.add(event)
-                reasons.append(f"registered from suspect IP {event.actor_ip} at {when(event.time)}")
+                reasons.append(f"registered from suspect IP {event.actor_ip} at {utc_text(event.time)}")
         if reasons:
             flagged.append(MethodFinding(method, tuple(dict.fromkeys(reasons))))
     unmatched = tuple(e for e in registrations if e not in matched)
@@ -183,7 +182,7 @@ class DeviceAudit:
             parts.append("none registered from a suspect address")
         parts.extend(f"review: {describe_device(f.device)} ({f.reason})" for f in self.review)
         parts.extend(
-            f"review: {e.operation} {e.detail!r} from suspect IP {e.actor_ip} at {when(e.time)} matches no listed device"
+            f"review: {e.operation} {e.detail!r} from suspect IP {e.actor_ip} at {utc_text(e.time)} matches no listed device"
             for e in self.unmatched
         )
         return "; ".join(parts)
@@ -222,10 +221,14 @@ def audit_devices(
         if ties:
             first = min(ties, key=lambda e: e.time)
             flagged.append(
-                DeviceFinding(device, f"{first.operation.lower()} from suspect IP {first.actor_ip} at {when(first.time)}", True)
+                DeviceFinding(
+                    device, f"{first.operation.lower()} from suspect IP {first.actor_ip} at {utc_text(first.time)}", True
+                )
             )
         elif device.registered_at is not None and window.contains(device.registered_at):
-            review.append(DeviceFinding(device, f"registered {when(device.registered_at)}, inside the suspicious window", False))
+            review.append(
+                DeviceFinding(device, f"registered {utc_text(device.registered_at)}, inside the suspicious window", False)
+            )
     unmatched = tuple(e for e in registrations if e not in matched)
     return DeviceAudit(window, listed, tuple(flagged), tuple(review), unmatched)
 
@@ -265,7 +268,7 @@ class RuleFinding:
     @property
     def reason(self) -> str:
         e = self.evidence
-        return f"{e.operation} from suspect IP {e.ip} at {when(e.at)}"
+        return f"{e.operation} from suspect IP {e.ip} at {utc_text(e.at)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +294,9 @@ class RuleAudit:
             )
         else:
             parts.append("none made from a suspect session")
-        parts.extend(f"rule {g.name!r} ({g.operation} from {g.ip} at {when(g.at)}) is no longer in the inbox" for g in self.gone)
+        parts.extend(
+            f"rule {g.name!r} ({g.operation} from {g.ip} at {utc_text(g.at)}) is no longer in the inbox" for g in self.gone
+        )
         return "; ".join(parts)
 
 
@@ -337,7 +342,7 @@ def forwarding_removal(forwarding: AttackerForwarding) -> str:
 def forwarding_step(forwarding: AttackerForwarding) -> str:
     """The step by hand for forwarding the attacker set, with its exact command."""
     return (
-        f"remove the forwarding to {forwarding.address} set from {forwarding.ip} at {when(forwarding.at)} "
+        f"remove the forwarding to {forwarding.address} set from {forwarding.ip} at {utc_text(forwarding.at)} "
         f"(Graph cannot): {forwarding_removal(forwarding)}"
     )
 

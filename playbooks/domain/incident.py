@@ -35,12 +35,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from common.errors import InputError
+from common.identifiers import GUID, is_guid
 from common.settings import MAX_ACCOUNTS_DEFAULT
 from common.text import capped_text
+from common.times import parse_utc
+from common.urls import https_url
 from enrichment.domain.model import Account, Verdict
 from enrichment.queries import kql
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 # ARM naming rules: resource groups 1-90 of letters, digits, `_ - . ( )` not ending in `.`;
 # Log Analytics workspaces 4-63 of letters, digits and `-`.
 _RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
@@ -71,14 +73,9 @@ LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 #: Our labels, one per verdict; the stale sibling is removed when the verdict changes.
 LABEL_PREFIX = "token-replay:"
-VERDICT_LABELS: dict[Verdict, str] = {
-    Verdict.REPLAY_LIKELY: "token-replay:likely",
-    Verdict.SUSPICIOUS: "token-replay:suspicious",
-    Verdict.BENIGN: "token-replay:benign",
-}
+VERDICT_LABELS: dict[Verdict, str] = {verdict: LABEL_PREFIX + verdict.slug for verdict in Verdict}
 
 _SEVERITY_ORDER = {"informational": 0, "low": 1, "medium": 2, "high": 3}
-_VERDICT_ORDER = {Verdict.BENIGN: 0, Verdict.SUSPICIOUS: 1, Verdict.REPLAY_LIKELY: 2}
 
 #: Incident properties the service computes; they are dropped from the PUT body (read-only in the spec).
 READ_ONLY_PROPERTIES = frozenset(
@@ -228,10 +225,10 @@ class SentinelIncident:
             not_assessed = tuple(account_from_json(a) for a in (data.get("not_assessed") or ())[:LISTED])
             ips = tuple(ip for ip in (_ip(v) for v in (data.get("ips") or ())[:LISTED]) if ip)
             ref = cls(
-                subscription_id=_checked(data["subscription_id"], _GUID, "subscription id").lower(),
+                subscription_id=_checked(data["subscription_id"], GUID, "subscription id").lower(),
                 resource_group=_checked(data["resource_group"], _RESOURCE_GROUP, "resource group"),
                 workspace_name=_checked(data["workspace_name"], _WORKSPACE, "workspace name"),
-                name=_checked(data["name"], _GUID, "incident id").lower(),
+                name=_checked(data["name"], GUID, "incident id").lower(),
                 number=number,
                 title=capped_text(data.get("title") or "", TITLE_CHARS),
                 severity=capped_text(data.get("severity") or "", SEVERITY_CHARS),
@@ -240,8 +237,8 @@ class SentinelIncident:
                 unresolved=unresolved,
                 entity_kinds=tuple((capped_text(k, KIND_CHARS), int(c)) for k, c in (data.get("entity_kinds") or ())[:KINDS]),
                 workspace_id=str(data.get("workspace_id") or ""),
-                url=_https_url(data.get("url")),
-                provider_url=_https_url(data.get("provider_url")),
+                url=https_url(data.get("url")),
+                provider_url=https_url(data.get("provider_url")),
                 not_assessed=not_assessed,
                 not_assessed_total=max(int(data.get("not_assessed_total") or 0), len(not_assessed)),
                 unresolved_total=max(int(data.get("unresolved_total") or 0), len(unresolved)),
@@ -351,7 +348,7 @@ def parse_incident(
         resource = body["object"]
         raw_workspace = body.get("workspaceId")
         if raw_workspace:
-            workspace_id = _checked(raw_workspace, _GUID, "workspaceId").lower()
+            workspace_id = _checked(raw_workspace, GUID, "workspaceId").lower()
     else:
         resource = body
     if not isinstance(resource, Mapping):
@@ -386,8 +383,8 @@ def parse_incident(
         at=at,
         accounts=None,
         workspace_id=workspace_id,
-        url=_https_url(properties.get("incidentUrl")),
-        provider_url=_https_url(properties.get("providerIncidentUrl")),
+        url=https_url(properties.get("incidentUrl")),
+        provider_url=https_url(properties.get("providerIncidentUrl")),
     )
     # An empty or missing list is "not told", not "none": the function asks Sentinel then.
     return ref.with_accounts(resolve_accounts(entities, max_accounts=max_accounts)) if entities else ref
@@ -411,26 +408,19 @@ def parse_resource_id(raw_id: str) -> tuple[str, str, str, str]:
         msg = f"not a Sentinel incident resource id: {raw_id[:200]!r}"
         raise InputError(msg)
     return (
-        _checked(match["sub"], _GUID, "subscription id").lower(),
+        _checked(match["sub"], GUID, "subscription id").lower(),
         _checked(match["rg"], _RESOURCE_GROUP, "resource group"),
         _checked(match["ws"], _WORKSPACE, "workspace name"),
-        _checked(match["name"], _GUID, "incident id").lower(),
+        _checked(match["name"], GUID, "incident id").lower(),
     )
 
 
 def _checked(value: object, pattern: re.Pattern[str], role: str) -> str:
     text = str(value).strip() if value is not None else ""
-    if not pattern.match(text):
+    if not pattern.fullmatch(text):
         msg = f"not a valid {role}: {text[:100]!r}"
         raise InputError(msg)
     return text
-
-
-def _https_url(value: object) -> str:
-    """The value when it is a plain https URL of sensible length, else '' (no link beats a bad one)."""
-    if isinstance(value, str) and len(value) <= 1000 and re.match(r"^https://[^\s/?#]+(?:[/?#]\S*)?$", value.strip()):
-        return value.strip()
-    return ""
 
 
 def _time(value: object, role: str) -> datetime:
@@ -439,13 +429,10 @@ def _time(value: object, role: str) -> datetime:
         msg = f"{role}: not a time: {str(value)[:60]!r}"
         raise InputError(msg)
     try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        utc: datetime | None = parse_utc(value)
     except ValueError:
         msg = f"{role}: not an ISO 8601 time: {value[:60]!r}"
         raise InputError(msg) from None
-    utc: datetime | None
-    try:
-        utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00+01:00 falls in year 0 once in UTC
         utc = None
     if utc is None or not EARLIEST <= utc < LATEST:
@@ -535,7 +522,7 @@ def _upn(value: object) -> str:
 
 
 def _guid(value: object) -> str:
-    return value.strip().lower() if isinstance(value, str) and _GUID.match(value.strip()) else ""
+    return value.strip().lower() if isinstance(value, str) and is_guid(value.strip()) else ""
 
 
 @dataclass(slots=True)
@@ -677,7 +664,7 @@ def resolve_accounts(entities: Iterable[object], *, max_accounts: int = MAX_ACCO
 def overall_verdict(verdicts: Iterable[Verdict]) -> Verdict | None:
     """The most severe verdict among the accounts (None when nothing was assessed)."""
     chosen = list(verdicts)
-    return max(chosen, key=lambda v: _VERDICT_ORDER[v]) if chosen else None
+    return max(chosen, key=lambda v: v.concern) if chosen else None
 
 
 def incident_update(properties: Mapping[str, Any], verdict: Verdict, *, raise_severity: bool) -> dict[str, Any] | None:

@@ -353,7 +353,6 @@ AZURE_ROLES: tuple[AzureRole, ...] = (
 
 # Entra built-in role template ids (learn.microsoft.com/entra/identity/role-based-access-control/permissions-reference).
 GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
-PRIVILEGED_ROLE_ADMINISTRATOR = "e8611ab8-c189-46e8-94e1-60213ab1f814"
 PRIVILEGED_AUTHENTICATION_ADMINISTRATOR = "7be44c8a-adaf-4e2a-84d6-ab2649e08a13"
 
 #: The role that may perform sensitive actions (disable, revoke, change methods) on holders of every other role.

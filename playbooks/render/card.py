@@ -21,7 +21,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from common.errors import InputError
+from common.identifiers import is_guid
 from common.text import safe_text
+from common.times import iso_z, utc_text
+from common.urls import https_url
 from enrichment.domain.evidence import IpActivity, ip_timeline
 from enrichment.domain.model import Assessment, Explanation, Signal, UserEvidence
 from enrichment.render.asn_names import ATTRIBUTION, asn_label
@@ -118,25 +121,11 @@ class CardIncident:
     url: str = ""
 
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _DIGEST = re.compile(r"^[0-9a-f]{32}$")
 # Durable Functions instance ids may not contain / \ # ? or control characters; ours are shorter still.
 _INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._@-]{0,99}$")
 _INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._/-]{0,199}$")
-_URL_LIMIT = 1000
 _UPN_LIMIT = 256
-
-
-def _https_url(url: str) -> str:
-    """The URL when it is a plain https URL short enough to carry, else empty (no link is better than a bad one)."""
-    url = url.strip()
-    if len(url) <= _URL_LIMIT and re.match(r"^https://[^\s/?#]+(?:[/?#][^\s]*)?$", url):
-        return url
-    return ""
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +158,7 @@ class ActionData:
             "user_upn": self.user_upn,
             "plan_digest": self.plan_digest,
             "instance_id": self.instance_id,
-            "expires_at": _iso(self.expires_at),
+            "expires_at": iso_z(self.expires_at),
         }
 
     @classmethod
@@ -183,7 +172,7 @@ class ActionData:
             user_upn=plan.account.upn,
             expires_at=expires_at,
             incident_number=incident.number,
-            incident_url=_https_url(incident.url),
+            incident_url=https_url(incident.url),
         )
         parse_action_data(data.to_data(APPROVE))
         return data
@@ -225,7 +214,7 @@ def parse_action_data(data: Mapping[str, Any]) -> tuple[str, ActionData]:
     if isinstance(data.get("instance_id"), str) and not _INSTANCE_ID.match(instance_id):
         problems.append("instance_id: not an orchestration instance id")
     object_id = _string(data, "user_object_id", problems)
-    if object_id and not _GUID.match(object_id):
+    if object_id and not is_guid(object_id):
         problems.append("user_object_id: not a GUID")
     upn = _string(data, "user_upn", problems)
     if len(upn) > _UPN_LIMIT:
@@ -233,7 +222,7 @@ def parse_action_data(data: Mapping[str, Any]) -> tuple[str, ActionData]:
     if "user_object_id" in data and "user_upn" in data and not object_id and not upn:
         problems.append("user_object_id/user_upn: one is required")
     url = data.get("incident_url", "")
-    if not isinstance(url, str) or (url and _https_url(url) != url):
+    if not isinstance(url, str) or (url and https_url(url) != url):
         problems.append("incident_url: not an https URL")
     number = data.get("incident_number")
     if number is not None and (not isinstance(number, int) or isinstance(number, bool) or number < 0):
@@ -306,14 +295,10 @@ def _container(items: list[dict[str, Any]], style: str = "default") -> dict[str,
     return {"type": "Container", "style": style, "items": items}
 
 
-def _time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment.utcoffset() is not None else moment.isoformat()
-
-
 def _local_time(moment: datetime) -> str:
     """The moment in the VIEWER's time zone (Adaptive Cards' DATE()/TIME() functions), with UTC beside it."""
     stamp = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f"{{{{DATE({stamp}, SHORT)}}}} {{{{TIME({stamp})}}}} your time ({_time(moment)})"
+    return f"{{{{DATE({stamp}, SHORT)}}}} {{{{TIME({stamp})}}}} your time ({utc_text(moment)})"
 
 
 def _incident_line(number: int | None, title: str, limit: int) -> dict[str, Any]:
@@ -372,7 +357,7 @@ def _buttons(data: ActionData) -> list[dict[str, Any]]:
 
 
 def _open_incident(url: str) -> list[dict[str, Any]]:
-    safe = _https_url(url)
+    safe = https_url(url)
     return [{"type": "Action.OpenUrl", "title": "Open incident", "url": safe}] if safe else []
 
 
@@ -508,7 +493,7 @@ def _state_section(
         items = [_text("Expired: nobody decided in time. Nothing was changed.", weight="Bolder")]
         return {**_container(items, "warning"), "id": _STATE}
     verb = "Approved" if decision.approved else "Rejected"
-    items = [_rich(_run(f"{verb} by {_who(decision, decided_by_name)} at {_time(decision.decided_at)}", weight="Bolder"))]
+    items = [_rich(_run(f"{verb} by {_who(decision, decided_by_name)} at {utc_text(decision.decided_at)}", weight="Bolder"))]
     if not decision.approved:
         items.append(_text("Nothing was changed."))
         style = "warning"
@@ -565,7 +550,7 @@ def _pending_card(
                     _fact("User", who),
                     _fact("Verdict", _plain(summary.headline, 120)),
                     _fact("Sign-ins", f"{total} in the window, {suspect_signins} of them from suspect addresses"),
-                    _fact("Window", f"{_time(evidence.window.start)} to {_time(evidence.window.end)}"),
+                    _fact("Window", f"{utc_text(evidence.window.start)} to {utc_text(evidence.window.end)}"),
                     _text(f"**Decide by**: {_local_time(data.expires_at)}", id=_DEADLINE, spacing="Small"),
                 ]
             ),
@@ -588,6 +573,9 @@ def _pending_card(
         body.append(
             _text("The evidence is incomplete (row cap or partial query result): see the incident comment.", color="Warning")
         )
+    if assessment.gaps:
+        missing = "; ".join(f"{gap.table}: {gap.what}" for gap in assessment.gaps)
+        body.append(_text(f"Missing evidence: {escape_markdown(missing, 400)}. See the incident comment.", color="Warning"))
     if limits.evidence:
         sections = [_heading("Why"), *_signal_lines(assessment.signals, limits)]
         sections += [_heading("Suspect addresses"), *_ip_lines(evidence, assessment, limits)]
@@ -711,7 +699,7 @@ def handed_over_card(data: ActionData, decision: Decision) -> Card:
     """
     verb = "approval" if decision.approved else "rejection"
     lines = [
-        _text(f"Your {verb} was handed to the request at {_time(decision.decided_at)}", weight="Bolder"),
+        _text(f"Your {verb} was handed to the request at {utc_text(decision.decided_at)}", weight="Bolder"),
         _text("The request takes the first decision it receives; this card will show the decision that stands."),
     ]
     return _short_card(data, "accent", lines, f"Your {verb} was handed over")
@@ -723,7 +711,7 @@ def recorded_card(data: ActionData, decision: Decision, *, name: str = "") -> Ca
     follow = (
         "Containment is running; the card will show each action's outcome." if decision.approved else "Nothing will be changed."
     )
-    lines = [_rich(_run(f"{verb} by {_who(decision, name)} at {_time(decision.decided_at)}", weight="Bolder")), _text(follow)]
+    lines = [_rich(_run(f"{verb} by {_who(decision, name)} at {utc_text(decision.decided_at)}", weight="Bolder")), _text(follow)]
     return _short_card(data, "good" if decision.approved else "warning", lines, f"{verb}: decision recorded")
 
 
@@ -731,7 +719,7 @@ def already_decided_card(data: ActionData, decision: Decision, *, name: str = ""
     """The answer to a click on a request someone already decided: who, what and when; the click changed nothing."""
     verb = "approved" if decision.approved else "rejected"
     lines = [
-        _rich(_run(f"Already {verb} by {_who(decision, name)} at {_time(decision.decided_at)}", weight="Bolder")),
+        _rich(_run(f"Already {verb} by {_who(decision, name)} at {utc_text(decision.decided_at)}", weight="Bolder")),
         _text("Your click changed nothing."),
     ]
     return _short_card(data, "warning", lines, f"Already {verb}")
@@ -749,7 +737,7 @@ def refused_card(data: ActionData, clicker: str, reason: str) -> Card:
 def expired_card(data: ActionData, *, expired_at: datetime | None = None) -> Card:
     """The answer to a click after the request's deadline (the orchestration's, when known, else the card's)."""
     lines = [
-        _text(f"This request expired at {_time(expired_at or data.expires_at)}", weight="Bolder"),
+        _text(f"This request expired at {utc_text(expired_at or data.expires_at)}", weight="Bolder"),
         _text("Nothing was changed. Contain the account by hand if it is still needed."),
     ]
     return _short_card(data, "warning", lines, "Request expired")

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from common.times import utc_text
 from enrichment.domain.model import Assessment, UserEvidence, Verdict
 from enrichment.queries.kql import InvalidQueryInput
 from enrichment.queries.pivots import Pivot, pivot
@@ -48,11 +49,9 @@ __all__ = [
     "no_account_comment",
 ]
 
-_ORDER = {Verdict.REPLAY_LIKELY: 0, Verdict.SUSPICIOUS: 1, Verdict.BENIGN: 2}
-
 
 def _time(moment: datetime | None) -> str:
-    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
+    return "" if moment is None else utc_text(moment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,11 +219,13 @@ def enrichment_comment(
     `tuning` names the scoring settings this deployment changed from the defaults (thresholds,
     signal weights), so whoever reads a score knows it was not the stock one.
     """
-    ordered = sorted(reports, key=lambda r: (_ORDER[r.assessment.verdict], -r.assessment.score, r.evidence.account.key))
+    ordered = sorted(reports, key=lambda r: (-r.assessment.verdict.concern, -r.assessment.score, r.evidence.account.key))
     counts = {v: sum(1 for r in reports if r.assessment.verdict is v) for v in Verdict}
     subtitle = esc(
         f"{len(reports)} account(s): {counts[Verdict.REPLAY_LIKELY]} replay likely, "
-        f"{counts[Verdict.SUSPICIOUS]} suspicious, {counts[Verdict.BENIGN]} benign."
+        f"{counts[Verdict.SUSPICIOUS]} suspicious, "
+        + (f"{counts[Verdict.INSUFFICIENT_EVIDENCE]} insufficient evidence, " if counts[Verdict.INSUFFICIENT_EVIDENCE] else "")
+        + f"{counts[Verdict.BENIGN]} benign."
     )
     parts = [_Part(0, _header(incident, generated_at, subtitle))]
     if tuning:

@@ -8,9 +8,10 @@ renderer escapes it its own way. A facet nobody could answer is said with its re
 
 from __future__ import annotations
 
+from common.times import utc_text
 from enrichment.domain.identity import Answer, Facet, IdentityContext
 from enrichment.render.story import Identity
-from playbooks.domain.footholds import AccountFacts, when
+from playbooks.domain.footholds import AccountFacts
 
 _FACET_LABELS = {Facet.PROFILE: "Profile", Facet.ROLES: "Directory roles", Facet.RISK: "Entra ID risk"}
 
@@ -25,7 +26,7 @@ def _risk(context: IdentityContext) -> str:
     if not context.risk_detections:
         return f"{level}{state}; no recent detection"
     shown = "; ".join(
-        f"{d.kind} {d.level or 'hidden'} at {when(d.detected_at)}" + (f" from {d.ip}" if d.ip else "")
+        f"{d.kind} {d.level or 'hidden'} at {utc_text(d.detected_at)}" + (f" from {d.ip}" if d.ip else "")
         for d in context.risk_detections[:3]
     )
     more = f"; and {len(context.risk_detections) - 3} more" if len(context.risk_detections) > 3 else ""

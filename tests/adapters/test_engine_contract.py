@@ -20,7 +20,7 @@ from enrichment.adapters.embedded import WATCHLIST_FUNCTION, EmbeddedEngine
 from enrichment.adapters.exports import TABLES, WATCHLIST_TABLE
 from enrichment.adapters.loganalytics import LogAnalyticsEngine, Retries
 from enrichment.domain.attribution import attribute
-from enrichment.domain.model import Account, QueryOutcome, Table, UserEvidence
+from enrichment.domain.model import Account, Coverage, QueryOutcome, Table, UserEvidence
 from enrichment.queries import kql, rows
 from enrichment.render.scope_document import activity_document
 from enrichment.services.gather import baseline_window, evidence_window, gather_evidence
@@ -445,8 +445,9 @@ def _remote(la: LogAnalyticsServer) -> LogAnalyticsEngine:
     return LogAnalyticsEngine.create(_settings(la.url), FakeCredential(), connection_verify=la.ca_path, retries=FAST)
 
 
-def _without_warnings(evidence: tuple[UserEvidence, ...]) -> tuple[UserEvidence, ...]:
-    return tuple(replace(item, warnings=()) for item in evidence)
+def _rows_only(evidence: tuple[UserEvidence, ...]) -> tuple[UserEvidence, ...]:
+    """The evidence without its warnings and without what it says about the tables: the rows and what they became."""
+    return tuple(replace(item, warnings=(), coverage=Coverage()) for item in evidence)
 
 
 class TestSameRows:
@@ -523,14 +524,32 @@ class TestSameEvidence:
         assert guest.account.object_id == GUEST.object_id
         assert not alice.baseline.empty
 
+    def test_evidence_cut_at_the_row_cap_is_not_read_whole(self, embedded: EmbeddedEngine) -> None:
+        """A truncated answer keeps the nearest rows and marks both sign-in tables as not read whole, saying why."""
+        settings = replace(_settings(), row_cap=2)  # below the setting's floor of 100: the fixture holds a few rows
+        alice = gather_evidence(embedded, ACCOUNTS, AT, settings)[0]
+        assert alice.truncated
+        assert [(t.table, t.read) for t in alice.coverage.tables] == [
+            (Table.INTERACTIVE.value, False),
+            (Table.NON_INTERACTIVE.value, False),
+            ("AuditLogs", True),
+        ]
+        assert all(t.problem.startswith("evidence truncated at 2 rows") for t in alice.coverage.tables[:2])
+
     def test_gathered_evidence_survives_faults(self, expected_evidence: tuple[UserEvidence, ...], la: LogAnalyticsServer) -> None:
-        """Retried faults leave the evidence unchanged; a partial answer only adds its warning."""
+        """Retried faults leave the evidence unchanged; a partial answer adds its warning and marks its table not read whole."""
         la.fail(throttled(0.05), query="evidence")
         la.fail(server_error(503), query="baseline")
         la.fail(partial(), query="context")
         remote = gather_evidence(_remote(la), ACCOUNTS, AT, _settings())
-        assert _without_warnings(remote) == _without_warnings(expected_evidence)
+        assert _rows_only(remote) == _rows_only(expected_evidence)
         assert all(any("PartialError" in w for w in item.warnings) for item in remote)
+        for item in remote:
+            audit = item.coverage.table("AuditLogs")
+            assert audit is not None
+            assert not audit.read
+            assert "PartialError" in audit.problem
+            assert [t.read for t in item.coverage.tables if t.table != "AuditLogs"] == [True, True]
         assert la.count() == 5
 
 
@@ -636,7 +655,7 @@ class TestContextBytesFlat:
                 (request,) = endpoint.requests[before:]
                 sizes.append(request.response_bytes)
         tenant.close()
-        assert [row["Actor"] for row in answers[0]] == ["alice@contoso.com"]
+        assert [row["Actor"] for row in answers[0] if row["Kind"] == "audit"] == ["alice@contoso.com"]
         assert answers[0] == answers[1]
         assert abs(sizes[1] / sizes[0] - 1) <= 0.05, sizes
 

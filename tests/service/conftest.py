@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from sample_tenant.generate import Options, generate
 from tests.fakes.sentinel_server import SentinelServer
 from tests.service import replay_data as data
+
+
+@pytest.fixture(scope="module")
+def tenant(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small generated sample tenant (34 users, 4 days, 2 variants of each scenario), gzip exports, per module."""
+    folder = tmp_path_factory.mktemp("tenant")
+    generate(Options(out=folder, users=34, days=4, variants=2, compress=True))
+    return folder
 
 
 @pytest.fixture(scope="module")

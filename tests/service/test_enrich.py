@@ -411,6 +411,27 @@ class TestFailures:
         assert comments[_record_id("failure", FIRST)]["message"] == failure_message  # the failed run's record stays
         assert "The enrichment failed" not in comments[_record_id("enrichment", SECOND)]["message"]
 
+    @pytest.mark.parametrize("queries", [("evidence",), ("evidence", "baseline", "context")], ids=["evidence", "all"])
+    def test_workspace_204_is_insufficient_evidence_never_benign(
+        self, workspace: la.LogAnalyticsServer, sentinel: SentinelServer, queries: tuple[str, ...]
+    ) -> None:
+        """A 204 (no data) from Log Analytics: verdict and label insufficient evidence, the comment says what was missing."""
+        for query in queries:
+            workspace.fail(la.no_content(), query=query)
+        incident = parse_incident(data.trigger_body(data.ENTITIES))
+
+        output, _ = drive(codec.encode(incident), execute)
+
+        result = _result(output)
+        assert (result.outcome, result.verdict) == (RunEnd.ENRICHED, Verdict.INSUFFICIENT_EVIDENCE)
+        assert {a.verdict for a in result.accounts} == {Verdict.INSUFFICIENT_EVIDENCE}
+        labels = [label["labelName"] for label in sentinel.incident(data.INCIDENT_NAME).properties["labels"]]
+        assert labels == ["vip", "token-replay:insufficient-evidence"]
+        message = _stored_comment(sentinel)["message"]
+        assert "Missing evidence" in message
+        assert "SigninLogs: not read: evidence query: workspace returned no data (204)" in message
+        assert "Benign" not in message
+
     def test_sentinel_refusing_every_write_ends_failed_with_the_enrichment(self, wired: Wired, sentinel: SentinelServer) -> None:
         """Comment PUTs forbidden: no failure notice is tried in its place; the run ends Failed with the enrichment in its output."""
         sentinel.fail("put_comment", forbidden(), forbidden())

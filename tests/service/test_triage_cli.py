@@ -17,16 +17,8 @@ import pytest
 from common.command import EXIT_BAD_INPUT, EXIT_OK
 from enrichment.adapters.exports import CACHE_NAME, load_exports
 from enrichment.cli.triage import main
-from sample_tenant.generate import Options, generate
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def tenant(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("tenant")
-    generate(Options(out=folder, users=34, days=4, variants=2, compress=True))
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -70,11 +70,9 @@ def signin(network: tuple[str, int, str, str, float, float] = HOME, minutes: flo
         "app": "One Outlook Web",
         "resource": "Office 365 Exchange Online",
         "user_agent": FIREFOX,
-        "client_app": "Browser",
         "auth_protocol": "none",
         "incoming_token_type": "refreshToken",
         "device_id": "",
-        "auth_requirement": "multiFactorAuthentication",
     }
     values.update(fields)
     if "last" not in fields:
@@ -188,7 +186,7 @@ def settings(**values: str) -> Settings:
 
 def ordinary_day() -> tuple[SignIn, ...]:
     """A normal day for the test user: interactive MFA in the morning, refreshes from home all day."""
-    rows = [interactive(HOME, -300, session_id="session-home", auth_method="Password")]
+    rows = [interactive(HOME, -300, session_id="session-home")]
     rows += [signin(HOME, -300 + 30 * i) for i in range(12)]
     return tuple(rows)
 

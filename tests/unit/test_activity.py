@@ -11,9 +11,9 @@ import pytest
 
 from enrichment.domain.activity import ActivityRecord, ActKind, DirectoryChange, Forwarding, InboxRule, Scope, Tie
 from enrichment.domain.attribution import attacker_forwarding, attacker_rules, attribute, tied_identifiers
-from enrichment.domain.coverage import TableCoverage, gaps
 from enrichment.domain.directory_roles import privileged
 from enrichment.domain.model import UserEvidence
+from enrichment.domain.optional_tables import TableAnswer, gaps
 from enrichment.domain.picture import picture
 from enrichment.domain.scoring import assess
 from enrichment.domain.signals import activity
@@ -60,7 +60,7 @@ def replayed(*records: ActivityRecord) -> UserEvidence:
         signin(ATTACKER, 5 + i, session_id=LIFTED, user_agent="python-requests/2.32", token_ids=(f"tok-{i}",)) for i in range(3)
     ]
     found = evidence(*ordinary_day(), *stolen)
-    coverage = (TableCoverage("OfficeActivity", True, 100), TableCoverage("MicrosoftGraphActivityLogs", True, 100))
+    coverage = (TableAnswer("OfficeActivity", True, 100), TableAnswer("MicrosoftGraphActivityLogs", True, 100))
     return replace(found, scope=Scope(asked=True, coverage=coverage, records=records))
 
 
@@ -260,10 +260,10 @@ class TestCoverage:
         """Not collected, collected but empty in the window, and failed each read as a sentence; a usable table says nothing."""
         found = gaps(
             (
-                TableCoverage("MicrosoftGraphActivityLogs", False),
-                TableCoverage("AuditLogs", True, 0),
-                TableCoverage("OfficeActivity", True, 12),
-                TableCoverage("CloudAppEvents", False),
+                TableAnswer("MicrosoftGraphActivityLogs", False),
+                TableAnswer("AuditLogs", True, 0),
+                TableAnswer("OfficeActivity", True, 12),
+                TableAnswer("CloudAppEvents", False),
             ),
             "2026-03-09T14:00:00Z",
             "2026-03-10T20:00:00Z",
@@ -276,12 +276,12 @@ class TestCoverage:
 
     def test_microsoft_365_audit_is_missing_only_when_neither_table_can_answer(self) -> None:
         """OfficeActivity or CloudAppEvents is enough; without both, one sentence names both."""
-        found = gaps((TableCoverage("OfficeActivity", False), TableCoverage("CloudAppEvents", True, 0)), "a", "b")
+        found = gaps((TableAnswer("OfficeActivity", False), TableAnswer("CloudAppEvents", True, 0)), "a", "b")
         assert found == (
             "Microsoft 365 audit is missing (OfficeActivity is not collected; CloudAppEvents holds no rows between a and b): "
             "inbox rules, forwarding, mail access, sent mail and file downloads cannot be seen",
         )
-        assert gaps((TableCoverage("OfficeActivity", False), TableCoverage("CloudAppEvents", True, 3)), "a", "b") == ()
+        assert gaps((TableAnswer("OfficeActivity", False), TableAnswer("CloudAppEvents", True, 3)), "a", "b") == ()
 
 
 class TestMailboxFootholds:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.errors import InputError
-from enrichment.domain.model import Assessment, Explanation, ExplanationKind, Signal, Verdict
+from enrichment.domain.model import Assessment, Explanation, ExplanationKind, Gap, Signal, Verdict
 from playbooks.domain.plan import ActionKind, ActionResult, ActionStatus, Decision
 from playbooks.render.card import (
     APPROVE,
@@ -196,6 +197,15 @@ def test_pending_card_shows_incident_user_verdict_signals_ips_and_actions() -> N
     assert "• Changes the tenant: Disable the user's account" in text
     urls = [a["url"] for a in card["actions"] if a["type"] == "Action.OpenUrl"]
     assert urls == [s.INCIDENT.url]
+
+
+def test_pending_card_says_what_evidence_was_missing() -> None:
+    """A replay found in incomplete evidence: the card names the missing table and why, next to the verdict."""
+    evidence, assessment = s.typical()
+    gap = Gap("AuditLogs", "not read: context query: partial result", ("security_info_changed",))
+    text = _unescape(_all_text(_pending(evidence, replace(assessment, gaps=(gap,)))))
+    assert "Missing evidence: AuditLogs: not read: context query: partial result. See the incident comment." in text
+    assert "Missing evidence" not in _unescape(_all_text(_pending()))
 
 
 def test_hostile_values_never_reach_the_card_unescaped() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
@@ -16,6 +17,7 @@ from enrichment.domain.model import (
     Baseline,
     Explanation,
     ExplanationKind,
+    Gap,
     Signal,
     SignIn,
     Table,
@@ -176,6 +178,22 @@ class TestContent:
 
         assert text.index("truncated at the row cap") < text.index("<b>Addresses</b>")
         assert "partial result: E_QUERY_RESULT_SET_TOO_LARGE" in text
+
+    def test_missing_evidence_is_said_with_what_it_left_unevaluated(self) -> None:
+        """An insufficient-evidence account shows the verdict, each gap and the signals it left unevaluated."""
+        report = _report(verdict=Verdict.INSUFFICIENT_EVIDENCE, score=0)
+        gap = Gap("AADNonInteractiveUserSignInLogs", "not read: evidence query: workspace returned no data (204)", ("new_app",))
+        assessment = replace(report.assessment, signals=(), suspect_ips=(), gaps=(gap,))
+
+        text = enrichment_comment(_incident(), [AccountReport(report.evidence, assessment)], max_chars=30_000, generated_at=NOW)
+
+        assert "<b>Insufficient evidence: score 0/100</b>" in text
+        assert "1 account(s): 0 replay likely, 0 suspicious, 1 insufficient evidence, 0 benign." in text
+        assert (
+            "<li>AADNonInteractiveUserSignInLogs: not read: evidence query: workspace returned no data (204); "
+            "not evaluated: new_app</li>"
+        ) in text
+        assert "No replay signal in the evidence that could be read." in text
 
     def test_tuned_scoring_is_named_and_the_stock_one_is_not(self) -> None:
         """Thresholds or weights changed from the defaults are named near the top; a stock deployment shows no such line."""

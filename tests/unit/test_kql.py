@@ -729,8 +729,19 @@ class TestOnTheEmbeddedEngine:
     def test_context_query_reads_only_the_named_watchlist_for_the_named_user(self, workspace: Any) -> None:
         """Travel rows come from the configured watchlist alias and the suspect's UPN only."""
         found = _run(workspace, kql.context_query([Account(HOSTILE_UPN)], WINDOW, travel_watchlist="TravelRecords"))
-        rows = [row for row in found if row["Kind"] != "coverage"]
+        rows = [row for row in found if row["Kind"] not in ("coverage", "presence")]
         assert [(row["Kind"], row["User"], row["Country"]) for row in rows] == [("travel", HOSTILE_UPN.lower(), "FR")]
+
+    def test_context_query_names_the_tables_holding_rows_in_the_window(self, workspace: Any) -> None:
+        """One presence row per sign-in table with any row in the window; AuditLogs holds none, so it has none."""
+        found = _run(workspace, kql.context_query([Account(HOSTILE_UPN)], WINDOW, travel_watchlist="TravelRecords"))
+        assert sorted(row["SourceTable"] for row in found if row["Kind"] == "presence") == [
+            Table.NON_INTERACTIVE.value,
+            Table.INTERACTIVE.value,
+        ]
+        earlier = TimeWindow(WINDOW.start - timedelta(days=30), WINDOW.start - timedelta(days=29))
+        found = _run(workspace, kql.context_query([Account(HOSTILE_UPN)], earlier, travel_watchlist="TravelRecords"))
+        assert [row for row in found if row["Kind"] == "presence"] == []
 
 
 @pytest.mark.slow

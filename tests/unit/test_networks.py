@@ -13,6 +13,7 @@ import pytest
 from common import settings
 from enrichment.domain import networks
 from enrichment.domain.networks import NetworkKind
+from enrichment.domain.picture import Address, parsed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,9 +107,12 @@ class TestAddresses:
         assert not networks.in_networks("not-an-ip", nets)
         assert not networks.in_networks("10.1.2.3", ())
 
-    def test_ip_version(self) -> None:
-        """4, 6, or None for what is not an address."""
-        assert (networks.ip_version("192.0.2.1"), networks.ip_version("2001:db8::1"), networks.ip_version("x")) == (4, 6, None)
+    def test_addresses_are_parsed_once_and_garbage_is_no_address(self) -> None:
+        """IPv4 and IPv6 parse to their version; what is not an address (anonymised, malformed) is None, remembered."""
+        known: dict[str, Address | None] = {}
+        assert [a.version if a else None for a in (parsed(ip, known) for ip in ("192.0.2.1", "2001:db8::1", "x"))] == [4, 6, None]
+        assert set(known) == {"192.0.2.1", "2001:db8::1", "x"}
+        assert parsed("192.0.2.1", known) is known["192.0.2.1"]
 
 
 class TestSecurityServiceEdges:

@@ -19,7 +19,7 @@ KNOWN_LAPTOP = baseline(device_ids=frozenset({LAPTOP}), compliant_device_ids=fro
 def behind(network: tuple[str, int, str, str, float, float], **device: object) -> tuple:
     """The laptop's browser session going on through `network` while its apps stay at home."""
     return (
-        interactive(HOME, -200, session_id="s-mac", auth_method="Password", **SAFARI),
+        interactive(HOME, -200, session_id="s-mac", **SAFARI),
         signin(HOME, -190, session_id="s-mac", **SAFARI),
         interactive(network, -60, session_id="s-mac", token_only=True, **device),
         signin(network, -55, session_id="s-mac", count=20, **device),
@@ -52,7 +52,7 @@ class TestPrivacyRelay:
         """A relay address carrying no device of the user's is not explained, and counts as an anonymising network."""
         rows = (
             *ordinary_day(),
-            interactive(RELAY, -60, session_id="s-other", auth_method="Password"),
+            interactive(RELAY, -60, session_id="s-other"),
             signin(RELAY, -50, session_id="s-other"),
         )
         result = assess(evidence(*rows, history=KNOWN_LAPTOP), settings())

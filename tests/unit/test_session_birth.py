@@ -34,7 +34,7 @@ WITH_PHONE = baseline(ips=frozenset({HOME[0], PHONE[0]}), asns=frozenset({HOME[1
 def aitm(replay: tuple[str, int, str, str, float, float] = NEIGHBOUR, proxy: tuple[str, int, str, str, float, float] = ATTACKER):
     """The victim's password and MFA typed through a proxy, then the session used from `replay` with a claim in the token."""
     return (
-        interactive(proxy, -60, session_id="s-aitm", auth_method="Password"),
+        interactive(proxy, -60, session_id="s-aitm"),
         signin(proxy, -59, session_id="s-aitm"),
         interactive(replay, -40, session_id="s-aitm", token_only=True),
         signin(replay, -35, session_id="s-aitm", count=40),
@@ -48,7 +48,6 @@ def new_phone(*, then: tuple[str, int, str, str, float, float] = PHONE, device: 
             NEW_HOME_V6,
             -120,
             session_id="s-phone",
-            auth_method="Password",
             client_app="Mobile Apps and Desktop clients",
             **IPHONE,
         ),
@@ -88,7 +87,7 @@ class TestBornAtAProxy:
     def test_a_session_born_on_the_users_own_device_behind_a_vpn_is_not_a_proxy(self) -> None:
         """Fresh credentials from a commercial VPN on the user's own compliant laptop are not an AiTM birth."""
         rows = (
-            interactive(NORDVPN, -60, session_id="s-vpn", auth_method="Password", device_id=LAPTOP, is_compliant=True),
+            interactive(NORDVPN, -60, session_id="s-vpn", device_id=LAPTOP, is_compliant=True),
             signin(NORDVPN, -50, session_id="s-vpn", device_id=LAPTOP, is_compliant=True),
         )
         result = assess(evidence(*ordinary_day(), *rows, history=baseline(device_ids=frozenset({LAPTOP}))), settings())

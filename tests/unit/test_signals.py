@@ -8,7 +8,7 @@ import pytest
 
 from common.settings import Settings
 from enrichment.domain.explanations import explain
-from enrichment.domain.model import Signal, SignIn, UserEvidence
+from enrichment.domain.model import Column, Signal, SignIn, UserEvidence
 from enrichment.domain.picture import ReferenceSource, picture
 from enrichment.domain.signals import CATALOGUE, FAMILIES, RULES, Cover, browser_family, detect, haversine_km, rule
 from enrichment.domain.signals.catalogue import collect
@@ -90,9 +90,11 @@ class TestCatalogue:
             collect((FAMILIES[0], FAMILIES[0]))
 
     def test_a_rule_needs_a_weight_and_a_reason(self) -> None:
-        """A declaration without points or a reason is refused when its module is imported."""
-        with pytest.raises(ValueError, match="positive weight and a reason"):
-            rule(weight=0, covered_by=frozenset(), reason="none")(lambda p, check: None)
+        """A declaration without points, columns or a reason is refused when its module is imported."""
+        with pytest.raises(ValueError, match="positive weight, the columns it reads and a reason"):
+            rule(weight=0, covered_by=frozenset(), reads={Column.ASN}, reason="none")(lambda p, check: None)
+        with pytest.raises(ValueError, match="positive weight, the columns it reads and a reason"):
+            rule(weight=5, covered_by=frozenset(), reads=(), reason="none")(lambda p, check: None)
 
     def test_signals_carry_the_catalogue_weight(self) -> None:
         """A fired signal's weight is its rule's, so the declaration is the only place weights live."""

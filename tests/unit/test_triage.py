@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from enrichment.domain.model import (
     Account,
     Assessment,
     Baseline,
+    Coverage,
     Explanation,
     ExplanationKind,
+    Gap,
     Signal,
     SignIn,
     Table,
     TableBaseline,
+    TableCoverage,
     TimeWindow,
     UserEvidence,
     Verdict,
 )
+from enrichment.render.story import brief
+from enrichment.render.text import text_report
 from enrichment.render.triage import triage_document
 
 AT = datetime(2026, 6, 15, 12, tzinfo=UTC)
@@ -129,3 +135,50 @@ class TestDocument:
 
         assert "verdict" not in document
         assert document["signins"] == 43
+
+
+GAP = Gap(
+    "AADNonInteractiveUserSignInLogs",
+    "column(s) DeviceDetail absent",
+    ("session_left_device", "prt_unknown_device"),
+    (ExplanationKind.MICROSOFT_NETWORK,),
+)
+COVERED = replace(
+    EVIDENCE,
+    coverage=Coverage(
+        (
+            TableCoverage("SigninLogs", read=True, rows=1),
+            TableCoverage("AADNonInteractiveUserSignInLogs", read=True, rows=42, missing_columns=("DeviceDetail",)),
+            TableCoverage("AuditLogs", read=False, problem="no rows between two times"),
+        )
+    ),
+)
+
+
+class TestCoverage:
+    def test_each_table_says_what_it_gave_and_what_it_left_unevaluated(self) -> None:
+        """`coverage`: per table read or not, the user's rows, absent columns, and the signals and explanations not evaluated."""
+        assessment = replace(ASSESSMENT, verdict=Verdict.INSUFFICIENT_EVIDENCE, score=0, signals=(), gaps=(GAP,))
+        document = json.loads(json.dumps(triage_document(COVERED, assessment)))
+        assert document["verdict"] == "insufficient_evidence"
+        assert document["coverage"][1] == {
+            "table": "AADNonInteractiveUserSignInLogs",
+            "read": True,
+            "rows": 42,
+            "missing_columns": ["DeviceDetail"],
+            "gap": "column(s) DeviceDetail absent",
+            "signals_not_evaluated": ["session_left_device", "prt_unknown_device"],
+            "explanations_not_evaluated": ["microsoft_network"],
+        }
+        assert document["coverage"][0]["gap"] is None
+
+    def test_the_text_says_what_was_missing(self) -> None:
+        """`--format text` leads with Insufficient evidence and lists each gap and what it left unevaluated."""
+        assessment = replace(ASSESSMENT, verdict=Verdict.INSUFFICIENT_EVIDENCE, score=0, signals=(), suspect_ips=(), gaps=(GAP,))
+        lines = text_report(COVERED, assessment, brief(COVERED, assessment)).splitlines()
+        assert lines[0] == "INSUFFICIENT EVIDENCE: SCORE 0/100 for a@contoso.com"
+        assert (
+            "MISSING EVIDENCE: AADNonInteractiveUserSignInLogs: column(s) DeviceDetail absent; "
+            "not evaluated: session_left_device, prt_unknown_device, microsoft_network"
+        ) in lines
+        assert any("could not be read whole" in line or "evidence is incomplete" in line for line in lines)

@@ -176,6 +176,17 @@ def test_every_payload_round_trips_as_an_activity_result(sample: Any) -> None:
     assert read_activity_result(type(sample), json.loads(json.dumps(activity_result(sample)))) == sample
 
 
+@pytest.mark.parametrize("verdict", list(Verdict), ids=lambda verdict: verdict.value)
+def test_every_verdict_round_trips_through_the_run_contracts(verdict: Verdict) -> None:
+    """insufficient_evidence (and every other verdict) survives the enrichment summary, the label input and the run result."""
+    summary = EnrichmentSummary(verdict, (dataclasses.replace(SUMMARY.accounts[0], verdict=verdict),), 1)
+    samples = (summary, LabelInput(INCIDENT, verdict), IncidentRunResult(84, INCIDENT.name, RunEnd.ENRICHED, verdict))
+
+    for sample in samples:
+        assert codec.decode(type(sample), json.dumps(codec.encode(sample))) == sample
+    assert codec.encode(summary)["verdict"] == verdict.value
+
+
 class TestStrictness:
     def test_unknown_field_is_refused_by_name(self) -> None:
         """A key the contract does not have (a renamed field, a crafted event) is an error, not ignored."""

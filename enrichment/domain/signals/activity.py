@@ -13,14 +13,15 @@ networks: no explanation of an address waives them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
+from common.identifiers import GUID
+from common.times import utc_text
 from enrichment.domain import networks
 from enrichment.domain.activity import ActKind, GraphFamily
 from enrichment.domain.attribution import SuspectSession, attacker_forwarding, attacker_rules, attribute
-from enrichment.domain.model import Signal
-from enrichment.domain.picture import Picture, utc_text
+from enrichment.domain.model import Column, Signal
+from enrichment.domain.picture import Picture
 from enrichment.domain.signals.rule import NOTHING, Check, rule
 from enrichment.domain.signals.wording import listing
 
@@ -30,7 +31,6 @@ MASS_MAIL_ITEMS = 50
 #: Rule operations that leave a rule in place (a removal hides nothing).
 _RULE_KEEPING = ("new-inboxrule", "set-inboxrule", "enable-inboxrule", "updateinboxrules")
 _CONSENT = ("consent to application", "add delegated permission grant", "add app role assignment to service principal")
-_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
 def _sessions(p: Picture, check: Check) -> tuple[SuspectSession, ...]:
@@ -51,6 +51,7 @@ def _where(ip: str, session_id: str) -> str:
 @rule(
     weight=30,
     covered_by=NOTHING,
+    reads={Column.IP_ADDRESS},
     reason="an inbox rule that moves or deletes mail, made from a stolen session, hides the attacker's conversation",
     after_others=True,
 )
@@ -80,6 +81,7 @@ def _outside(address: str, home: str) -> bool:
 @rule(
     weight=35,
     covered_by=NOTHING,
+    reads={Column.IP_ADDRESS},
     reason="forwarding to another domain from a stolen session exfiltrates every new message",
     after_others=True,
 )
@@ -106,6 +108,7 @@ def mail_forwarded_outside(p: Picture, check: Check) -> Signal | None:
 @rule(
     weight=25,
     covered_by=NOTHING,
+    reads={Column.IP_ADDRESS},
     reason="people read mail in a client; a script reading the mailbox in bulk is collection",
     after_others=True,
 )
@@ -133,6 +136,7 @@ def mass_mail_access_scripted(p: Picture, check: Check) -> Signal | None:
 @rule(
     weight=30,
     covered_by=NOTHING,
+    reads={Column.IP_ADDRESS},
     reason="consent to an application from a stolen session gives the attacker access that outlives it",
     after_others=True,
 )
@@ -146,7 +150,7 @@ def consent_to_unknown_app(p: Picture, check: Check) -> Signal | None:
         for change, act in session.changes():
             if change.operation.lower() not in _CONSENT:
                 continue
-            app_ids = {g.lower() for g in _GUID.findall(f"{change.target_id} {change.detail}")}
+            app_ids = {g.lower() for g in GUID.findall(f"{change.target_id} {change.detail}")}
             if app_ids & known:
                 continue
             name = change.target or change.target_id or "an application"

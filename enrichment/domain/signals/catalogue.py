@@ -58,8 +58,13 @@ def tuned(weights: Iterable[tuple[str, int]] = ()) -> tuple[Rule, ...]:
     return tuple(replace(r, weight=chosen[r.id]) if r.id in chosen else r for r in RULES if chosen.get(r.id, r.weight) > 0)
 
 
-def detect(p: Picture, cover: Cover, rules: tuple[Rule, ...] = RULES) -> tuple[Signal, ...]:
-    """Every signal that fires, in catalogue order; the `after_others` rules see what the others implicate."""
+def detect(p: Picture, cover: Cover, rules: tuple[Rule, ...] = RULES, skip: frozenset[str] = frozenset()) -> tuple[Signal, ...]:
+    """
+    Every signal that fires, in catalogue order; the `after_others` rules see what the others implicate.
+
+    Rules named in `skip` are not run (their columns are absent: see `enrichment.domain.coverage`).
+    """
+    rules = tuple(r for r in rules if r.id not in skip) if skip else rules
     found = [signal for r in rules if not r.after_others and (signal := r.evaluate(p, cover)) is not None]
     suspects = frozenset(ip for signal in found for ip in signal.ips)
     found += [signal for r in rules if r.after_others and (signal := r.evaluate(p, cover, suspects)) is not None]

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from common.times import utc_text
 from enrichment.domain import networks
-from enrichment.domain.model import Signal, Table
-from enrichment.domain.picture import Picture, utc_text
-from enrichment.domain.signals.rule import MICROSOFT_SERVICE, NEW_DEVICE, NOTHING, ORGANISATION, Check, rule
-from enrichment.domain.signals.wording import app_name, count, listing
+from enrichment.domain.model import Column, Signal, Table
+from enrichment.domain.picture import Picture
+from enrichment.domain.signals.rule import MICROSOFT_SERVICE, NETWORK, NEW_DEVICE, NOTHING, ORGANISATION, Check, rule
+from enrichment.domain.signals.wording import addresses, app_name, count, ip_listing, listing
 
 _DEVICE_CODE = "devicecode"
 _PRT = "primaryrefreshtoken"
@@ -24,6 +25,7 @@ _PRT = "primaryrefreshtoken"
 @rule(
     weight=30,
     covered_by=ORGANISATION | NEW_DEVICE,
+    reads=NETWORK | {Column.AUTH_DETAILS, Column.DEVICE},
     reason="an MFA claim carried in from elsewhere, on a new network and device, is the AiTM cookie replay",
 )
 def token_only_new_context(p: Picture, check: Check) -> Signal | None:
@@ -42,12 +44,8 @@ def token_only_new_context(p: Picture, check: Check) -> Signal | None:
         return None
     rows = [
         s
-        for s in p.rows
-        if s.table is Table.INTERACTIVE
-        and s.token_only
-        and (s.ip in p.unfamiliar or not p.known_site(s.ip))
-        and not p.own_device(s)
-        and not check.covers(s.ip)
+        for s in p.interactive
+        if s.token_only and (s.ip in p.unfamiliar or not p.known_site(s.ip)) and not p.own_device(s) and not check.covers(s.ip)
     ]
     if not rows:
         return None
@@ -55,7 +53,7 @@ def token_only_new_context(p: Picture, check: Check) -> Signal | None:
     apps = sorted({app_name(s) for s in rows})
     detail = (
         f"{count(sum(s.count for s in rows), 'interactive sign-in')} to {listing(apps)} passed MFA only by a claim "
-        f"carried in an existing token, from {listing(p.labels(ips))}: a network and device not in "
+        f"carried in an existing token, from {ip_listing(p, ips)}: a network and device not in "
         f"{p.reference.describe()}."
     )
     return check.hit(detail, ips)
@@ -64,6 +62,7 @@ def token_only_new_context(p: Picture, check: Check) -> Signal | None:
 @rule(
     weight=25,
     covered_by=NOTHING,
+    reads={Column.AUTH_PROTOCOL},
     reason="device-code phishing hands the attacker tokens; few users ever use the flow",
 )
 def device_code_flow(p: Picture, check: Check) -> Signal | None:
@@ -76,7 +75,7 @@ def device_code_flow(p: Picture, check: Check) -> Signal | None:
     ips = sorted({s.ip for s in rows})
     first = min(s.first for s in rows)
     detail = (
-        f"device-code authentication to {listing(sorted({app_name(s) for s in rows}))} from {listing(p.labels(ips))} "
+        f"device-code authentication to {listing(sorted({app_name(s) for s in rows}))} from {ip_listing(p, ips)} "
         f"(first at {utc_text(first)}); the flow does not appear in {p.reference.describe()}."
     )
     return check.hit(detail, ips)
@@ -85,6 +84,7 @@ def device_code_flow(p: Picture, check: Check) -> Signal | None:
 @rule(
     weight=20,
     covered_by=NOTHING,
+    reads={Column.INCOMING_TOKEN_TYPE, Column.DEVICE},
     reason="a primary refresh token from a device the user never had is a planted device",
 )
 def prt_unknown_device(p: Picture, check: Check) -> Signal | None:
@@ -103,7 +103,7 @@ def prt_unknown_device(p: Picture, check: Check) -> Signal | None:
     devices = sorted({s.device_name or s.device_id or "no device id" for s in rows})
     unbound = any(s.token_protection.lower() == "unbound" for s in rows)
     detail = (
-        f"primary refresh token used from device {listing(devices)} at {listing(p.labels(ips))}; "
+        f"primary refresh token used from device {listing(devices)} at {ip_listing(p, ips)}; "
         f"the device is not in {p.reference.describe()}" + (" and the session is not bound to it." if unbound else ".")
     )
     return check.hit(detail, ips)
@@ -112,6 +112,7 @@ def prt_unknown_device(p: Picture, check: Check) -> Signal | None:
 @rule(
     weight=20,
     covered_by=NOTHING,
+    reads={Column.USER_AGENT},
     reason="people use browsers and Office apps; token replay tools are scripts",
 )
 def scripted_client(p: Picture, check: Check) -> Signal | None:
@@ -134,8 +135,8 @@ def scripted_client(p: Picture, check: Check) -> Signal | None:
             found[family].add(s.ip)
     if not found:
         return None
-    ips = sorted({ip for group in found.values() for ip in group})
-    parts = [f"{family} from {listing(p.labels(found[family]))}" for family in sorted(found)]
+    ips = addresses(found.values())
+    parts = [f"{family} from {ip_listing(p, found[family])}" for family in sorted(found)]
     detail = f"scripted client(s) not in {p.reference.describe()}: {listing(parts)}."
     return check.hit(detail, ips)
 
@@ -143,6 +144,7 @@ def scripted_client(p: Picture, check: Check) -> Signal | None:
 @rule(
     weight=15,
     covered_by=NOTHING,
+    reads=NETWORK | {Column.APP_ID, Column.DEVICE},
     reason="first-party public clients (CLI, PowerShell, Graph Explorer) accept stolen family refresh tokens",
 )
 def public_client_new_network(p: Picture, check: Check) -> Signal | None:
@@ -156,15 +158,15 @@ def public_client_new_network(p: Picture, check: Check) -> Signal | None:
     if not p.reference.known:
         return None
     found: dict[str, set[str]] = defaultdict(set)
-    for s in p.rows:
+    for s in p.rows_from(p.unfamiliar):
         name = networks.FIRST_PARTY_PUBLIC_CLIENTS.get(s.app_id)
-        if name and s.app_id not in p.reference.app_ids and s.ip in p.unfamiliar and not p.own_device(s):
+        if name and s.app_id not in p.reference.app_ids and not p.own_device(s):
             found[name].add(s.ip)
     if not found:
         return None
-    ips = sorted({ip for group in found.values() for ip in group})
+    ips = addresses(found.values())
     detail = (
-        f"first-party public client(s) {listing(sorted(found))} used from {listing(p.labels(ips))}; "
+        f"first-party public client(s) {listing(sorted(found))} used from {ip_listing(p, ips)}; "
         f"neither the client nor the network is in {p.reference.describe()}."
     )
     return check.hit(detail, ips)
@@ -173,6 +175,7 @@ def public_client_new_network(p: Picture, check: Check) -> Signal | None:
 @rule(
     weight=12,
     covered_by=MICROSOFT_SERVICE | NEW_DEVICE,
+    reads=NETWORK | {Column.DEVICE},
     reason="a user who always works on compliant devices suddenly appears without one",
 )
 def unmanaged_device(p: Picture, check: Check) -> Signal | None:
@@ -183,16 +186,16 @@ def unmanaged_device(p: Picture, check: Check) -> Signal | None:
     candidates = check.uncovered(p.unfamiliar)
     with_known: set[str] = set()
     without: dict[str, int] = defaultdict(int)
-    for s in p.rows:
+    for s in p.rows_from(candidates):
         if s.device_id and s.device_id in ref.device_ids and s.is_compliant is not False:
             with_known.add(s.ip)
-        elif s.ip in candidates:
+        else:
             without[s.ip] += s.count
     ips = sorted(set(without) - with_known)
     if not ips:
         return None
     detail = (
-        f"{count(sum(without[ip] for ip in ips), 'sign-in')} from {listing(p.labels(ips))} came from no compliant "
+        f"{count(sum(without[ip] for ip in ips), 'sign-in')} from {ip_listing(p, ips)} came from no compliant "
         f"device of the user's; every device in {ref.describe()} is compliant."
     )
     return check.hit(detail, ips)
@@ -201,6 +204,7 @@ def unmanaged_device(p: Picture, check: Check) -> Signal | None:
 @rule(
     weight=5,
     covered_by=MICROSOFT_SERVICE | ORGANISATION | NEW_DEVICE,
+    reads=NETWORK | {Column.TOKEN_PROTECTION, Column.DEVICE},
     reason="an unbound session can be lifted and replayed; weak on its own",
 )
 def unbound_session_new_network(p: Picture, check: Check) -> Signal | None:
@@ -208,16 +212,17 @@ def unbound_session_new_network(p: Picture, check: Check) -> Signal | None:
     if not p.reference.known:
         return None
     candidates = check.uncovered(p.unfamiliar)
-    ips = sorted({s.ip for s in p.rows if s.ip in candidates and s.token_protection.lower() == "unbound" and p.new_device(s)})
+    ips = sorted({s.ip for s in p.rows_from(candidates) if s.token_protection.lower() == "unbound" and p.new_device(s)})
     if not ips:
         return None
-    detail = f"sign-ins from {listing(p.labels(ips))} used a session not bound to any device (token protection unbound)."
+    detail = f"sign-ins from {ip_listing(p, ips)} used a session not bound to any device (token protection unbound)."
     return check.hit(detail, ips)
 
 
 @rule(
     weight=8,
     covered_by=MICROSOFT_SERVICE | ORGANISATION | NEW_DEVICE,
+    reads=NETWORK | {Column.APP_ID, Column.RESOURCE},
     reason="attackers browse what the user never opens; weak, users try new apps too",
 )
 def new_app(p: Picture, check: Check) -> Signal | None:
@@ -227,15 +232,13 @@ def new_app(p: Picture, check: Check) -> Signal | None:
     ref = p.reference
     candidates = check.uncovered(p.unfamiliar)
     found: dict[str, set[str]] = defaultdict(set)
-    for s in p.rows:
-        if s.ip not in candidates:
-            continue
+    for s in p.rows_from(candidates):
         if s.app_id and s.app_id not in ref.app_ids:
             found[app_name(s)].add(s.ip)
         elif s.resource and ref.resources and s.resource not in ref.resources:
             found[s.resource].add(s.ip)
     if not found:
         return None
-    ips = sorted({ip for group in found.values() for ip in group})
-    detail = f"apps or resources not in {ref.describe()}: {listing(sorted(found), 5)}, from {listing(p.labels(ips))}."
+    ips = addresses(found.values())
+    detail = f"apps or resources not in {ref.describe()}: {listing(sorted(found), 5)}, from {ip_listing(p, ips)}."
     return check.hit(detail, ips)

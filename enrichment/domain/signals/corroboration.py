@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from enrichment.domain.model import SecurityEvent, Signal
-from enrichment.domain.picture import Picture, utc_text
-from enrichment.domain.signals.rule import NOTHING, Check, rule
-from enrichment.domain.signals.wording import listing
+from common.times import utc_text
+from enrichment.domain.model import Column, SecurityEvent, Signal
+from enrichment.domain.picture import Picture
+from enrichment.domain.signals.rule import AUDIT, NOTHING, Check, rule
+from enrichment.domain.signals.wording import addresses, ip_listing, listing
 
 _RISK_AITM = frozenset({"attackerinthemiddle"})
 _RISK_TOKEN = frozenset({"anomaloustoken", "tokenissueranomaly", "attemptedprtaccess"})
@@ -37,30 +38,45 @@ _REGISTRATIONS = ("registered", "register device", "changed default security inf
 
 def _risk(p: Picture, check: Check, events: frozenset[str], what: str) -> Signal | None:
     found: dict[str, set[str]] = defaultdict(set)
-    for s in (*p.rows, *p.failed):
+    for s in p.risky:
         for event in s.risk_events:
             if event.lower() in events:
                 found[event].add(s.ip)
     if not found:
         return None
-    ips = sorted({ip for group in found.values() for ip in group})
-    detail = f"Identity Protection flagged {what}: {listing(sorted(found))} on sign-ins from {listing(p.labels(ips))}."
+    ips = addresses(found.values())
+    detail = f"Identity Protection flagged {what}: {listing(sorted(found))} on sign-ins from {ip_listing(p, ips)}."
     return check.hit(detail, ips)
 
 
-@rule(weight=30, covered_by=NOTHING, reason="Identity Protection linked the session to a reverse proxy (high precision)")
+@rule(
+    weight=30,
+    covered_by=NOTHING,
+    reads={Column.RISK_EVENTS},
+    reason="Identity Protection linked the session to a reverse proxy (high precision)",
+)
 def risk_attacker_in_the_middle(p: Picture, check: Check) -> Signal | None:
     """Identity Protection's attackerinTheMiddle detection on the user's sign-ins."""
     return _risk(p, check, _RISK_AITM, "an attacker-in-the-middle session")
 
 
-@rule(weight=20, covered_by=NOTHING, reason="Identity Protection found the token itself anomalous")
+@rule(
+    weight=20,
+    covered_by=NOTHING,
+    reads={Column.RISK_EVENTS},
+    reason="Identity Protection found the token itself anomalous",
+)
 def risk_anomalous_token(p: Picture, check: Check) -> Signal | None:
     """Identity Protection's token detections (anomalousToken, tokenIssuerAnomaly, attemptedPrtAccess)."""
     return _risk(p, check, _RISK_TOKEN, "an anomalous token")
 
 
-@rule(weight=10, covered_by=NOTHING, reason="Identity Protection found the sign-in unfamiliar or anonymous; noisy alone")
+@rule(
+    weight=10,
+    covered_by=NOTHING,
+    reads={Column.RISK_EVENTS},
+    reason="Identity Protection found the sign-in unfamiliar or anonymous; noisy alone",
+)
 def risk_unfamiliar_sign_in(p: Picture, check: Check) -> Signal | None:
     """Identity Protection's sign-in detections (unfamiliar features, anonymous or malicious IP, travel)."""
     return _risk(p, check, _RISK_UNFAMILIAR, "unfamiliar or anonymous sign-ins")
@@ -78,6 +94,7 @@ def _registrations(p: Picture) -> list[SecurityEvent]:
 @rule(
     weight=25,
     covered_by=NOTHING,
+    reads=AUDIT,
     reason="persistence: methods or devices registered from an IP already implicated",
     after_others=True,
 )
@@ -88,13 +105,14 @@ def security_info_from_suspect_ip(p: Picture, check: Check) -> Signal | None:
         return None
     ips = sorted({e.actor_ip for e in from_suspects})
     parts = [f"{e.operation} at {utc_text(e.time)}" + (f" ({e.detail})" if e.detail else "") for e in from_suspects]
-    detail = f"{listing(parts)} from {listing(p.labels(ips))}, an IP other signals implicate."
+    detail = f"{listing(parts)} from {ip_listing(p, ips)}, an IP other signals implicate."
     return check.hit(detail, ips)
 
 
 @rule(
     weight=10,
     covered_by=NOTHING,
+    reads=AUDIT,
     reason="methods or devices registered in the window; users do this too",
     after_others=True,
 )

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from enrichment.domain.model import Signal, Table
+from enrichment.domain.model import Column, Signal, Table
 from enrichment.domain.picture import Picture, ReferenceSource
-from enrichment.domain.signals.rule import NOTHING, TRAVEL, Check, rule
-from enrichment.domain.signals.wording import listing
+from enrichment.domain.signals.rule import NETWORK, NOTHING, TRAVEL, Check, rule
+from enrichment.domain.signals.wording import addresses, ip_listing
 
 HOURS_MIN_DAYS = 5  # days of history before "never active at this hour" means anything
 VOLUME_MIN_DAYS = 5  # days of history before a daily volume is "usual"
@@ -25,6 +25,7 @@ APPS_MIN_EXTRA = 5
 @rule(
     weight=8,
     covered_by=TRAVEL,
+    reads=NETWORK,
     reason="activity at hours the user is never active; travel shifts hours",
 )
 def unusual_hours(p: Picture, check: Check) -> Signal | None:
@@ -39,22 +40,21 @@ def unusual_hours(p: Picture, check: Check) -> Signal | None:
         return None
     candidates = check.uncovered(p.unfamiliar)
     found: dict[int, set[str]] = defaultdict(set)
-    for s in p.rows:
-        if s.ip in candidates and s.first.hour not in ref.hours:
+    for s in p.rows_from(candidates):
+        if s.first.hour not in ref.hours:
             found[s.first.hour].add(s.ip)
     if not found:
         return None
-    ips = sorted({ip for group in found.values() for ip in group})
+    ips = addresses(found.values())
     hours = ", ".join(f"{h:02d}:00" for h in sorted(found))
-    detail = (
-        f"activity at {hours} UTC from {listing(p.labels(ips))}; the user was never active at these hours in {ref.describe()}."
-    )
+    detail = f"activity at {hours} UTC from {ip_listing(p, ips)}; the user was never active at these hours in {ref.describe()}."
     return check.hit(detail, ips)
 
 
 @rule(
     weight=10,
     covered_by=NOTHING,
+    reads={Column.APP_ID},
     reason="token harvesting multiplies refreshes and apps against the user's usual day",
 )
 def volume_jump(p: Picture, check: Check) -> Signal | None:
@@ -64,7 +64,7 @@ def volume_jump(p: Picture, check: Check) -> Signal | None:
         return None
     window = p.evidence.window
     days = max((window.end - window.start).total_seconds() / 86400, 1 / 24)
-    rows = [s for s in p.rows if s.table is Table.NON_INTERACTIVE]
+    rows = p.non_interactive
     rate = sum(s.count for s in rows) / days
     apps = len({s.app_id or s.app for s in rows})
     busiest = max(d.events for d in daily)

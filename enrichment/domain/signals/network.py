@@ -12,12 +12,13 @@ import math
 from datetime import timedelta
 from operator import attrgetter
 
+from common.times import utc_text
 from enrichment.domain import networks
-from enrichment.domain.model import Signal, Table
-from enrichment.domain.picture import Picture, utc_text
-from enrichment.domain.signals.rule import EVERY_EXPLANATION, ORGANISATION, RELAY_OR_SSE, Check, rule
+from enrichment.domain.model import Column, Signal
+from enrichment.domain.picture import Picture
+from enrichment.domain.signals.rule import EVERY_EXPLANATION, NETWORK, ORGANISATION, RELAY_OR_SSE, Check, rule
 from enrichment.domain.signals.sweeps import concurrent_pairs, travel_jumps
-from enrichment.domain.signals.wording import count, listing
+from enrichment.domain.signals.wording import count, ip_listing, listing
 
 CONCURRENCY_GAP = timedelta(minutes=10)  # two streams closer than this are "at the same time"
 TRAVEL_SPEED_KMH = 900.0  # a commercial flight, gate to gate, is slower than this
@@ -28,6 +29,7 @@ TRAVEL_HORIZON = timedelta(hours=24)  # no two places on earth are further apart
 @rule(
     weight=25,
     covered_by=EVERY_EXPLANATION,
+    reads=NETWORK,
     reason="refreshing tokens where the user never signed in is what a stolen refresh token looks like",
 )
 def non_interactive_unknown_network(p: Picture, check: Check) -> Signal | None:
@@ -56,7 +58,9 @@ def non_interactive_unknown_network(p: Picture, check: Check) -> Signal | None:
     return check.hit(detail, (f.ip for f in found))
 
 
-@rule(weight=25, covered_by=EVERY_EXPLANATION, reason="one person does not refresh tokens from two networks at once")
+@rule(
+    weight=25, covered_by=EVERY_EXPLANATION, reads=NETWORK, reason="one person does not refresh tokens from two networks at once"
+)
 def concurrent_streams(p: Picture, check: Check) -> Signal | None:
     """
     Non-interactive sign-ins from two ASes or countries at the same time (within `CONCURRENCY_GAP`).
@@ -64,7 +68,7 @@ def concurrent_streams(p: Picture, check: Check) -> Signal | None:
     The unfamiliar, unexplained side of each pair (`sweeps.concurrent_pairs`) is implicated; two
     networks the user is known on (laptop at home, phone on the carrier) are ordinary.
     """
-    pairs = concurrent_pairs((s for s in p.rows if s.table is Table.NON_INTERACTIVE), p.unfamiliar, CONCURRENCY_GAP)
+    pairs = concurrent_pairs(p.non_interactive, p.unfamiliar, CONCURRENCY_GAP)
     implicated: set[str] = set()
     partners: set[str] = set()
     for a, b in pairs:
@@ -75,14 +79,14 @@ def concurrent_streams(p: Picture, check: Check) -> Signal | None:
     if not implicated:
         return None
     detail = (
-        f"token refreshes from {listing(p.labels(implicated))} ran at the same time as refreshes from "
-        f"{listing(p.labels(partners - implicated) or p.labels(partners))} (another AS or country, "
+        f"token refreshes from {ip_listing(p, implicated)} ran at the same time as refreshes from "
+        f"{ip_listing(p, (partners - implicated) or partners)} (another AS or country, "
         f"within {int(CONCURRENCY_GAP.total_seconds() // 60)} minutes)."
     )
     return check.hit(detail, implicated)
 
 
-@rule(weight=30, covered_by=EVERY_EXPLANATION, reason="a person cannot cover that distance in that time")
+@rule(weight=30, covered_by=EVERY_EXPLANATION, reads=NETWORK, reason="a person cannot cover that distance in that time")
 def impossible_travel(p: Picture, check: Check) -> Signal | None:
     """Successful sign-ins from places too far apart for the time between them (`sweeps.travel_jumps`), explained IPs removed first."""
     explained = {ip for ip in p.ips if check.covers(ip)}
@@ -111,6 +115,7 @@ _ANONYMISING = frozenset({networks.NetworkKind.CONSUMER_VPN, networks.NetworkKin
 @rule(
     weight=15,
     covered_by=ORGANISATION | RELAY_OR_SSE,
+    reads={Column.ASN},
     reason="replayed tokens are used from rented servers, commercial VPNs and relays; only the organisation, or the user's "
     "own device behind a relay, vouches for one",
 )

@@ -3,14 +3,21 @@ What a signal rule is: one declaration that carries its id, weight, coverage and
 
 A rule is declared once, with the `rule` decorator on the function that looks for it:
 
-    @rule(weight=35, covered_by=EVERY_EXPLANATION, reason="one Entra session used from another AS is ...")
+    @rule(
+        weight=35,
+        covered_by=EVERY_EXPLANATION,
+        reads=NETWORK | {Column.SESSION_ID},
+        reason="one Entra session used from another AS is ...",
+    )
     def session_ip_switch(p: Picture, check: Check) -> Signal | None: ...
 
 The function's name is the signal's stable id; the decorator turns the function into a `Rule`
-value holding it, the points, the explanations that can waive it for an IP and why it weighs what
-it does. Nothing else names those facts: the detector asks its `Check` whether an IP is covered and
-builds its hit with `check.hit(...)`, and the catalogue (`signals.CATALOGUE`) is collected from the
-declarations, as detection-rule libraries collect their rules.
+value holding it, the points, the explanations that can waive it for an IP, the source columns it
+reads and why it weighs what it does. Nothing else names those facts: the detector asks its
+`Check` whether an IP is covered and builds its hit with `check.hit(...)`, and the catalogue
+(`signals.CATALOGUE`) is collected from the declarations, as detection-rule libraries collect their
+rules. A rule whose columns are absent from the evidence is not run (it would read the absence as
+a fact) and is reported as not evaluated.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from enrichment.domain.model import Explanation, ExplanationKind, Signal
+from enrichment.domain import explanations
+from enrichment.domain.model import KEY_COLUMNS, Column, Explanation, ExplanationKind, Signal, Table
 from enrichment.domain.picture import Picture
 
 #: Every benign explanation: for network novelty, any of them says who is behind the IP.
@@ -48,6 +56,12 @@ TRAVEL = frozenset({ExplanationKind.TRAVEL})
 #: No explanation of the network accounts for the evidence.
 NOTHING: frozenset[ExplanationKind] = frozenset()
 
+#: What tells a network the user is known on from a new one (`Picture.unfamiliar`, the reference's
+#: networks): rules about "new for the user" read these.
+NETWORK = frozenset({Column.IP_ADDRESS, Column.ASN, Column.LOCATION})
+#: The directory's record of security-info and device registrations (AuditLogs).
+AUDIT = frozenset({Column.AUDIT_OPERATION, Column.AUDIT_INITIATED_BY, Column.AUDIT_TARGETS})
+
 Detector = Callable[[Picture, "Check"], Signal | None]
 
 
@@ -63,14 +77,28 @@ class Rule:
     id: str
     weight: int
     covered_by: frozenset[ExplanationKind]
+    reads: frozenset[Column]
     reason: str
     detector: Detector = field(repr=False, compare=False)
     after_others: bool = False
 
     def __post_init__(self) -> None:
-        if self.weight <= 0 or not self.reason:
-            msg = f"signal rule {self.id}: a rule needs a positive weight and a reason"
+        if self.weight <= 0 or not self.reason or not self.reads:
+            msg = f"signal rule {self.id}: a rule needs a positive weight, the columns it reads and a reason"
             raise ValueError(msg)
+
+    @property
+    def needs(self) -> frozenset[Column]:
+        """
+        Every column the rule's verdict rests on: its own, the key columns of a sign-in table it reads,
+        and those of the explanations that can waive it (an IP it would accuse might be explained).
+        """
+        needed = set(self.reads)
+        if any(Table.INTERACTIVE.value in column.tables for column in self.reads):
+            needed |= KEY_COLUMNS
+        for kind in self.covered_by:
+            needed |= explanations.READS[kind]
+        return frozenset(needed)
 
     def evaluate(self, p: Picture, cover: Cover, suspects: frozenset[str] = frozenset()) -> Signal | None:
         """Run the rule on one user's picture."""
@@ -78,12 +106,17 @@ class Rule:
 
 
 def rule(
-    *, weight: int, covered_by: frozenset[ExplanationKind], reason: str, after_others: bool = False
+    *,
+    weight: int,
+    covered_by: frozenset[ExplanationKind],
+    reads: Iterable[Column],
+    reason: str,
+    after_others: bool = False,
 ) -> Callable[[Detector], Rule]:
     """Declare the decorated function as the rule of the signal named after it."""
 
     def declare(detector: Detector) -> Rule:
-        return Rule(detector.__name__, weight, frozenset(covered_by), reason, detector, after_others)
+        return Rule(detector.__name__, weight, frozenset(covered_by), frozenset(reads), reason, detector, after_others)
 
     return declare
 

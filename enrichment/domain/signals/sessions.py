@@ -11,15 +11,16 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from enrichment.domain.model import Signal, SignIn
+from enrichment.domain.model import Column, Signal, SignIn
 from enrichment.domain.picture import Picture
-from enrichment.domain.signals.rule import EVERY_EXPLANATION, MICROSOFT_SERVICE, ORGANISATION, Check, rule
-from enrichment.domain.signals.wording import count, listing
+from enrichment.domain.signals.rule import EVERY_EXPLANATION, MICROSOFT_SERVICE, NETWORK, ORGANISATION, Check, rule
+from enrichment.domain.signals.wording import count, ip_listing, listing
 
 
 @rule(
     weight=35,
     covered_by=EVERY_EXPLANATION,
+    reads=NETWORK | {Column.SESSION_ID},
     reason="one Entra session used from another AS is the token itself moving to a new network",
 )
 def session_ip_switch(p: Picture, check: Check) -> Signal | None:
@@ -53,9 +54,7 @@ def session_ip_switch(p: Picture, check: Check) -> Signal | None:
     owners = sorted({ip for sid, ips in ips_by_session.items() if len(asns_by_session[sid]) > 1 for ip in ips} - implicated)
     detail = (
         f"{count(sessions, 'Entra session')} used from more than one AS; new network(s) "
-        f"{listing(p.labels(implicated))}"
-        + (f" joined a session also used from {listing(p.labels(owners))}" if owners else "")
-        + "."
+        f"{ip_listing(p, implicated)}" + (f" joined a session also used from {ip_listing(p, owners)}" if owners else "") + "."
     )
     return check.hit(detail, implicated)
 
@@ -63,6 +62,7 @@ def session_ip_switch(p: Picture, check: Check) -> Signal | None:
 @rule(
     weight=30,
     covered_by=ORGANISATION | MICROSOFT_SERVICE,
+    reads={Column.SESSION_ID, Column.DEVICE, Column.IP_ADDRESS},
     reason="a session issued to the user's own device, used with no device from another address, is the token lifted off it",
 )
 def session_left_device(p: Picture, check: Check) -> Signal | None:
@@ -71,10 +71,10 @@ def session_left_device(p: Picture, check: Check) -> Signal | None:
     if not implicated:
         return None
     sessions = sum(1 for ips in p.lifted.values() if ips & implicated)
-    agents = sorted({s.user_agent for s in p.rows if s.ip in implicated and not s.device_id and s.user_agent})
+    agents = sorted({s.user_agent for s in p.rows_from(implicated) if not s.device_id and s.user_agent})
     detail = (
         f"{count(sessions, 'Entra session')} of the user's own device used with no device from "
-        f"{listing(p.labels(implicated))}" + (f" (client {listing(agents, 2)})" if agents else "") + "."
+        f"{ip_listing(p, implicated)}" + (f" (client {listing(agents, 2)})" if agents else "") + "."
     )
     return check.hit(detail, implicated)
 
@@ -82,6 +82,7 @@ def session_left_device(p: Picture, check: Check) -> Signal | None:
 @rule(
     weight=35,
     covered_by=ORGANISATION,
+    reads=NETWORK | {Column.SESSION_ID, Column.DEVICE, Column.AUTH_DETAILS},
     reason="a session born with fresh credentials on a rented server or commercial VPN, with none of the user's devices, "
     "was born at a phishing proxy: every address new to the user that uses it is the attacker's",
 )
@@ -94,9 +95,9 @@ def session_born_on_rented_network(p: Picture, check: Check) -> Signal | None:
     later = sorted(implicated - set(births))
     detail = (
         f"{count(len(births), 'Entra session')} began with a fresh password and MFA sign-in from "
-        f"{listing(p.labels(births))}, a hosting provider, commercial VPN or cloud the user never used, with none of "
+        f"{ip_listing(p, births)}, a hosting provider, commercial VPN or cloud the user never used, with none of "
         "the user's devices: where an AiTM proxy logs the victim"
-        + (f"; the session was then used from {listing(p.labels(later))}" if later else "")
+        + (f"; the session was then used from {ip_listing(p, later)}" if later else "")
         + "."
     )
     return check.hit(detail, implicated)
@@ -142,6 +143,7 @@ def _family(operating_system: str, browser: str) -> tuple[str, str] | None:
 @rule(
     weight=30,
     covered_by=ORGANISATION,
+    reads={Column.SESSION_ID, Column.DEVICE, Column.IP_ADDRESS},
     reason="a browser session cookie moves to another browser only when it is copied: the AiTM or stolen-cookie replay",
 )
 def session_browser_switch(p: Picture, check: Check) -> Signal | None:
@@ -190,6 +192,6 @@ def session_browser_switch(p: Picture, check: Check) -> Signal | None:
     ]
     detail = (
         f"an Entra session moved from {listing(moves, 2)}: the second browser, with none of the user's devices, used it "
-        f"from {listing(p.labels(implicated))}."
+        f"from {ip_listing(p, implicated)}."
     )
     return check.hit(detail, implicated)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from enrichment.domain.model import SignIn
+from enrichment.domain.picture import Picture
 
 
 def count(n: int, noun: str) -> str:
@@ -20,6 +21,19 @@ def listing(items: Sequence[str], limit: int = 3) -> str:
     return text + (f" and {more} more" if more > 0 else "")
 
 
+def ip_listing(p: Picture, ips: Iterable[str], limit: int = 3) -> str:
+    """The first `limit` IPs (by address), each with what is known about its network, and how many more."""
+    ordered = sorted(ips)
+    return listing([p.label(ip) for ip in ordered[:limit]], limit) + (
+        f" and {len(ordered) - limit} more" if len(ordered) > limit else ""
+    )
+
+
 def app_name(signin: SignIn) -> str:
     """The app as a person reads it: its name, else its id."""
     return signin.app or signin.app_id or "an unnamed app"
+
+
+def addresses(groups: Iterable[Iterable[str]]) -> list[str]:
+    """Every IP in groups of IPs (per app, per hour, ...), sorted, once each."""
+    return sorted({ip for group in groups for ip in group})
