@@ -54,40 +54,70 @@ def _trigger_with(**properties: Any) -> dict[str, Any]:
     return _trigger(object={**incident, "properties": {**incident["properties"], **properties}})
 
 
-def _status(runtime: str, minutes_ago: float = 1, output: Any = None) -> DurableOrchestrationStatus:
+def _status(
+    runtime: str,
+    minutes_ago: float = 1,
+    output: Any = None,
+    *,
+    instance_id: str | None = None,
+    run_input: Any = None,
+    custom: Any = None,
+) -> DurableOrchestrationStatus:
+    """A status as the extension answers it (input only when given, as for `show_input=True`)."""
     updated = (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat()
     return DurableOrchestrationStatus.from_json(
         {
             "name": ORCHESTRATOR,
-            "instanceId": INSTANCE,
+            "instanceId": instance_id or INSTANCE,
             "createdTime": updated,
             "lastUpdatedTime": updated,
             "runtimeStatus": runtime,
             **({"output": output} if output is not None else {}),
+            **({"input": run_input} if run_input is not None else {}),
+            **({"customStatus": custom} if custom is not None else {}),
         }
     )
 
 
 class FakeDurableClient:
-    """Our port of the Durable client: records starts, answers statuses like the extension does."""
+    """
+    Our port of the Durable client: records starts, answers statuses like the extension does.
 
-    def __init__(self, statuses: list[DurableOrchestrationStatus] | None = None, start_error: Exception | None = None) -> None:
+    `statuses` answer for the incident's first run in turn (the last one stays); `instances` are
+    further instances by id (follow-ups), listed by `get_status_by` on their id prefix. A started
+    instance is Pending with its input from then on.
+    """
+
+    def __init__(
+        self,
+        statuses: list[DurableOrchestrationStatus] | None = None,
+        start_error: Exception | None = None,
+        instances: dict[str, DurableOrchestrationStatus] | None = None,
+    ) -> None:
         self.statuses = list(statuses or [])
         self.start_error = start_error
+        self.instances = dict(instances or {})
         self.started: list[tuple[str, str | None, Any]] = []
         self.status_reads: list[str] = []
+        self.listed: list[str] = []
 
-    async def get_status(self, instance_id: str) -> DurableOrchestrationStatus:
+    async def get_status(self, instance_id: str, *, show_input: bool = False) -> DurableOrchestrationStatus:
         self.status_reads.append(instance_id)
-        if self.statuses:
+        if instance_id in self.instances:
+            return self.instances[instance_id]
+        if self.statuses and ":" not in instance_id:
             return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
         return DurableOrchestrationStatus.from_json("")  # what get_status gives for an unknown id (404)
+
+    async def get_status_by(self, *, instance_id_prefix: str | None = None) -> list[DurableOrchestrationStatus]:
+        self.listed.append(instance_id_prefix or "")
+        return [status for iid, status in self.instances.items() if iid.startswith(instance_id_prefix or "")]
 
     async def start_new(self, orchestration_function_name: str, instance_id: str | None = None, client_input: Any = None) -> str:
         self.started.append((orchestration_function_name, instance_id, client_input))
         if self.start_error is not None:
             raise self.start_error
-        self.statuses = [_status("Pending", 0)]
+        self.instances[instance_id or "generated"] = _status("Pending", 0, instance_id=instance_id, run_input=client_input)
         return instance_id or "generated"
 
     def create_check_status_response(self, request: func.HttpRequest, instance_id: str) -> func.HttpResponse:
@@ -133,7 +163,7 @@ class TestStart:
 
         assert response.status_code == 202
         assert [(name, iid) for name, iid, _ in client.started] == [(ORCHESTRATOR, INSTANCE)]
-        assert client.started[0][2]["accounts"] == [{"upn": "alice@contoso.com", "object_id": ""}]
+        assert client.started[0][2]["incident"]["accounts"] == [{"upn": "alice@contoso.com", "object_id": ""}]
         assert (body["id"], body["duplicate"], body["incident"]) == (INSTANCE, False, 84)
         assert response.headers["Location"] == body["statusQueryGetUri"]
 
@@ -285,7 +315,7 @@ class TestHostileIntake:
         response, _answer = await _post(_trigger_with(title="T" * 2_000_000), client)
 
         assert response.status_code == 202
-        stored = client.started[0][2]
+        stored = client.started[0][2]["incident"]
         assert len(stored["title"]) == TITLE_CHARS
         assert len(json.dumps(stored)) < 2_000
 
@@ -297,7 +327,7 @@ class TestHostileIntake:
         response, _answer = await _post(raw.encode(), client)
 
         assert response.status_code == 202
-        stored = client.started[0][2]
+        stored = client.started[0][2]["incident"]
         assert stored["title"] == "Token[2J re\ufffd"
         json.dumps(stored, ensure_ascii=False).encode("utf-8")
 
@@ -312,7 +342,7 @@ class TestHostileIntake:
         response, _answer = await _post(_trigger_with(relatedEntities=people), client)
 
         assert response.status_code == 202
-        stored = client.started[0][2]
+        stored = client.started[0][2]["incident"]
         assert [a["upn"] for a in stored["accounts"]] == ["a@contoso.com", "b@contoso.com"]
         assert (stored["not_assessed"], stored["not_assessed_total"]) == ([{"upn": "c@contoso.com", "object_id": ""}], 1)
 
