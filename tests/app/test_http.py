@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,8 +16,18 @@ from structlog.testing import capture_logs
 from enrichment.domain.model import Verdict
 from playbooks import wiring
 from playbooks.domain import codec
-from playbooks.domain.incident import MAX_BODY_BYTES, TITLE_CHARS
-from playbooks.domain.workflow import Failure, IncidentRunResult, RunEnd, RunFailed
+from playbooks.domain.incident import MAX_BODY_BYTES, TITLE_CHARS, parse_incident
+from playbooks.domain.workflow import (
+    ApprovalEnd,
+    ApprovalOutcome,
+    EarlierRequest,
+    Failure,
+    IncidentRunInput,
+    IncidentRunResult,
+    IncidentRunStatus,
+    RunEnd,
+    RunFailed,
+)
 from playbooks.functions.http_api import duplicate_reason
 from playbooks.functions.orchestrator import ORCHESTRATOR
 from tests.app.indexed import functions
@@ -246,6 +257,165 @@ class TestStart:
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "30"
         assert "task hub unavailable" in body["error"]
+
+
+ALERT_A, ALERT_B, ALERT_C = (f"{n}a1e0000-0000-4000-8000-00000000000{n}" for n in (1, 2, 3))
+DIGEST, OTHER_DIGEST = "d" * 32, "e" * 32
+
+
+def _with_alerts(*ids: str, event: str = "Update") -> dict[str, Any]:
+    """The trigger body with these alerts, in the shape of Sentinel's alert entities (`properties.systemAlertId`)."""
+    alerts = [{"kind": "SecurityAlert", "name": i, "properties": {"systemAlertId": i.upper()}} for i in ids]
+    body = _trigger_with(alerts=alerts)
+    return {**body, "objectEventType": event}
+
+
+def _run_input(*ids: str) -> dict[str, Any]:
+    """What the first run was started with, had it been delivered with alerts `ids` (as `show_input=True` answers it)."""
+    return codec.encode(IncidentRunInput(parse_incident(_trigger()), tuple(sorted(ids))))  # type: ignore[no-any-return]
+
+
+def _follow_up_id(*ids: str) -> str:
+    """The follow-up's id, computed here from its definition: the sorted alert set's sha256, 16 hex digits."""
+    return f"{INSTANCE}:alerts-" + hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:16]
+
+
+def _enriched_run(
+    *ids: str, requests: tuple[EarlierRequest, ...] = (), runtime: str = "Completed", **result: Any
+) -> DurableOrchestrationStatus:
+    """The first run, done with its enrichment: its input, its custom status and (Completed) its output (`result`)."""
+    done = IncidentRunResult(84, NAME, RunEnd.ENRICHED, Verdict.REPLAY_LIKELY, **result)
+    custom = codec.encode(IncidentRunStatus(tuple(sorted(ids)), True, requests))
+    return _status(runtime, 5, codec.encode(done) if runtime == "Completed" else None, run_input=_run_input(*ids), custom=custom)
+
+
+class TestAlertsAdded:
+    """Alerts added to an incident a run already covers start one follow-up run; the same alerts again start nothing."""
+
+    async def test_new_alerts_within_the_window_start_exactly_one_follow_up(self) -> None:
+        """The first run succeeded 5 minutes ago with alert A; A and B arrive: one follow-up, id from the sorted set {A, B}."""
+        client = FakeDurableClient([_enriched_run(ALERT_A)])
+
+        response, body = await _post(_with_alerts(ALERT_A, ALERT_B), client)
+
+        assert response.status_code == 202
+        assert [(name, iid) for name, iid, _ in client.started] == [(ORCHESTRATOR, _follow_up_id(ALERT_A, ALERT_B))]
+        assert (body["id"], body["duplicate"], body["new_alerts"]) == (_follow_up_id(ALERT_A, ALERT_B), False, 1)
+        started = codec.decode(IncidentRunInput, client.started[0][2])
+        assert started.alert_ids == (ALERT_A, ALERT_B)
+        assert started.follow_up is not None
+        assert (started.follow_up.new_alert_ids, started.follow_up.earlier_runs) == ((ALERT_B,), (INSTANCE,))
+        assert client.status_reads[0] == INSTANCE
+        assert client.listed == [f"{INSTANCE}:alerts-"]
+
+    async def test_the_same_redelivery_again_is_a_duplicate_of_the_follow_up(self) -> None:
+        """A and B delivered twice: the second finds the follow-up it started and starts nothing."""
+        client = FakeDurableClient([_enriched_run(ALERT_A)])
+
+        await _post(_with_alerts(ALERT_A, ALERT_B), client)
+        response, body = await _post(_with_alerts(ALERT_B, ALERT_A), client)
+
+        assert len(client.started) == 1
+        assert (response.status_code, body["duplicate"], body["id"]) == (202, True, _follow_up_id(ALERT_A, ALERT_B))
+        assert "pending" in body["reason"]
+
+    async def test_the_same_alert_set_is_a_duplicate_of_the_first_run(self) -> None:
+        """The alerts the first run saw, delivered again (an update that added none): a duplicate, no follow-up, no listing."""
+        client = FakeDurableClient([_enriched_run(ALERT_A, ALERT_B)])
+
+        response, body = await _post(_with_alerts(ALERT_B, ALERT_A), client)
+
+        assert (response.status_code, body["duplicate"], body["id"]) == (202, True, INSTANCE)
+        assert "enriched 5 minute(s) ago" in body["reason"]
+        assert client.started == []
+        assert client.listed == []
+
+    async def test_a_delivery_without_alert_ids_is_decided_as_before(self) -> None:
+        """The Defender portal's incidents often carry `alerts: []`: nothing to compare, a duplicate within the window."""
+        client = FakeDurableClient([_enriched_run(ALERT_A)])
+
+        _response, body = await _post(_with_alerts(), client)
+
+        assert (body["duplicate"], client.started) == (True, [])
+
+    async def test_a_failed_first_run_runs_again_with_every_alert(self) -> None:
+        """The first run failed: the delivery re-runs it under its own id (as before), not as a follow-up."""
+        failed = f"Orchestrator function 'incident_orchestrator' failed: {RunFailed(FAILED_RUN)}"
+        client = FakeDurableClient([_status("Failed", 5, failed, run_input=_run_input(ALERT_A))])
+
+        _response, body = await _post(_with_alerts(ALERT_A, ALERT_B), client)
+
+        assert [iid for _, iid, _ in client.started] == [INSTANCE]
+        started = codec.decode(IncidentRunInput, client.started[0][2])
+        assert (started.alert_ids, started.follow_up, body["duplicate"]) == ((ALERT_A, ALERT_B), None, False)
+
+    async def test_a_failed_follow_up_runs_again_under_its_own_id(self) -> None:
+        """A follow-up that failed blocks nothing: the same alert set delivered again runs it again, under the same id."""
+        target = _follow_up_id(ALERT_A, ALERT_B)
+        failed = _status("Failed", 3, f"failed: {RunFailed(FAILED_RUN)}", instance_id=target)
+        client = FakeDurableClient([_enriched_run(ALERT_A)], instances={target: failed})
+
+        _response, body = await _post(_with_alerts(ALERT_A, ALERT_B), client)
+
+        assert ([iid for _, iid, _ in client.started], body["duplicate"]) == ([target], False)
+
+    async def test_new_alerts_while_the_first_run_still_enriches_are_asked_again_later(self) -> None:
+        """First run running, enrichment not done (its approvals unknown): new alerts get 503 + Retry-After; the same alerts a duplicate."""
+        running = _status("Running", 0, run_input=_run_input(ALERT_A), custom=codec.encode(IncidentRunStatus((ALERT_A,))))
+        client = FakeDurableClient([running])
+
+        response, body = await _post(_with_alerts(ALERT_A, ALERT_B), client)
+        again, same = await _post(_with_alerts(ALERT_A), client)
+
+        assert (response.status_code, response.headers["Retry-After"], body["id"]) == (503, "30", INSTANCE)
+        assert "still enriching" in body["error"]
+        assert (again.status_code, same["duplicate"]) == (202, True)
+        assert client.started == []
+
+    async def test_a_follow_up_while_the_first_run_waits_for_approval_asks_no_second_card(self) -> None:
+        """First run running, its card pending: the follow-up starts, carrying that request so the same plan is not asked again."""
+        pending = EarlierRequest(f"{INSTANCE}:approval:0:20260301T090000", DIGEST)
+        client = FakeDurableClient([_enriched_run(ALERT_A, requests=(pending,), runtime="Running")])
+
+        _response, body = await _post(_with_alerts(ALERT_A, ALERT_B), client)
+
+        assert body["duplicate"] is False
+        assert codec.decode(IncidentRunInput, client.started[0][2]).earlier_requests == (pending,)
+
+    async def test_an_expired_request_may_be_asked_again_a_decided_one_not(self) -> None:
+        """A completed first run: its approved request is passed on (no second card), its expired one is not."""
+        approved = EarlierRequest(f"{INSTANCE}:approval:0:20260301T090000", DIGEST)
+        expired = EarlierRequest(f"{INSTANCE}:approval:1:20260301T090000", OTHER_DIGEST)
+        outcomes = (
+            ApprovalOutcome(approved.instance_id, ApprovalEnd.APPROVED),
+            ApprovalOutcome(expired.instance_id, ApprovalEnd.EXPIRED),
+        )
+        client = FakeDurableClient([_enriched_run(ALERT_A, requests=(approved, expired), approvals=outcomes)])
+
+        await _post(_with_alerts(ALERT_A, ALERT_B), client)
+
+        assert codec.decode(IncidentRunInput, client.started[0][2]).earlier_requests == (approved,)
+
+    async def test_a_third_alert_set_follows_every_run_that_counts(self) -> None:
+        """A follow-up covered {A, B} and asked for a card; C arrives: a second follow-up for C alone, carrying both runs' requests."""
+        first_card = EarlierRequest(f"{INSTANCE}:approval:0:20260301T090000", DIGEST)
+        second = _follow_up_id(ALERT_A, ALERT_B)
+        second_card = EarlierRequest(f"{second}:approval:1:20260301T091000", OTHER_DIGEST)
+        follow_up = _status(
+            "Running", 1, instance_id=second, custom=codec.encode(IncidentRunStatus((ALERT_A, ALERT_B), True, (second_card,)))
+        )
+        approval = _status("Running", 1, instance_id=second_card.instance_id)  # its sub-orchestration shares the prefix
+        client = FakeDurableClient(
+            [_enriched_run(ALERT_A, requests=(first_card,))], instances={second: follow_up, second_card.instance_id: approval}
+        )
+
+        _response, body = await _post(_with_alerts(ALERT_A, ALERT_B, ALERT_C), client)
+
+        assert body["id"] == _follow_up_id(ALERT_A, ALERT_B, ALERT_C)
+        started = codec.decode(IncidentRunInput, client.started[0][2])
+        assert started.follow_up is not None
+        assert (started.follow_up.new_alert_ids, started.follow_up.earlier_runs) == ((ALERT_C,), (INSTANCE, second))
+        assert started.earlier_requests == (first_card, second_card)
 
 
 class TestRefusals:
