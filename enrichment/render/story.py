@@ -372,7 +372,8 @@ def _next_steps(
         elif approval is not None and approval.earlier:
             first = (
                 f"Containment of {name} was already requested by an earlier run of this playbook (request "
-                f"{approval.earlier}): decide it on that Teams card; no second card was posted for the same actions."
+                f"{approval.earlier}): that Teams card and its records on this incident hold the decision, or wait for it; "
+                "no second card was posted for the same actions."
             )
         elif approval is not None and approval.problem:
             first = f"No approval card was posted ({approval.problem}): revoke {name}'s sessions by hand (Entra admin center > Users > Revoke sessions)."

@@ -65,7 +65,7 @@ def _trigger_with(**properties: Any) -> dict[str, Any]:
     return _trigger(object={**incident, "properties": {**incident["properties"], **properties}})
 
 
-def _status(
+def durable_status(
     runtime: str,
     minutes_ago: float = 1,
     output: Any = None,
@@ -128,7 +128,7 @@ class FakeDurableClient:
         self.started.append((orchestration_function_name, instance_id, client_input))
         if self.start_error is not None:
             raise self.start_error
-        self.instances[instance_id or "generated"] = _status("Pending", 0, instance_id=instance_id, run_input=client_input)
+        self.instances[instance_id or "generated"] = durable_status("Pending", 0, instance_id=instance_id, run_input=client_input)
         return instance_id or "generated"
 
     def create_check_status_response(self, request: func.HttpRequest, instance_id: str) -> func.HttpResponse:
@@ -213,7 +213,7 @@ class TestStart:
     )
     async def test_existing_instance_decides(self, runtime: str, minutes_ago: float, starts: bool) -> None:
         """Running or recently completed: duplicate. Failed, terminated or older: started again."""
-        client = FakeDurableClient([_status(runtime, minutes_ago)])
+        client = FakeDurableClient([durable_status(runtime, minutes_ago)])
 
         response, body = await _post(_trigger(), client)
 
@@ -232,7 +232,7 @@ class TestStart:
     )
     async def test_only_a_successful_recent_run_suppresses_a_delivery(self, output: Any, starts: bool) -> None:
         """A run that failed never blocks the re-run its failure notice asks for; a successful one does."""
-        client = FakeDurableClient([_status("Completed", 5, output)])
+        client = FakeDurableClient([durable_status("Completed", 5, output)])
 
         _response, body = await _post(_trigger(), client)
 
@@ -241,7 +241,7 @@ class TestStart:
     async def test_lost_start_race_is_a_duplicate(self) -> None:
         """start_new refused because another delivery just started it: answered as a duplicate, not an error."""
         client = FakeDurableClient(
-            [DurableOrchestrationStatus.from_json(""), _status("Running", 0)], start_error=Exception("instance exists")
+            [DurableOrchestrationStatus.from_json(""), durable_status("Running", 0)], start_error=Exception("instance exists")
         )
 
         response, body = await _post(_trigger(), client)
@@ -286,7 +286,9 @@ def _enriched_run(
     """The first run, done with its enrichment: its input, its custom status and (Completed) its output (`result`)."""
     done = IncidentRunResult(84, NAME, RunEnd.ENRICHED, Verdict.REPLAY_LIKELY, **result)
     custom = codec.encode(IncidentRunStatus(tuple(sorted(ids)), True, requests))
-    return _status(runtime, 5, codec.encode(done) if runtime == "Completed" else None, run_input=_run_input(*ids), custom=custom)
+    return durable_status(
+        runtime, 5, codec.encode(done) if runtime == "Completed" else None, run_input=_run_input(*ids), custom=custom
+    )
 
 
 class TestAlertsAdded:
@@ -341,7 +343,7 @@ class TestAlertsAdded:
     async def test_a_failed_first_run_runs_again_with_every_alert(self) -> None:
         """The first run failed: the delivery re-runs it under its own id (as before), not as a follow-up."""
         failed = f"Orchestrator function 'incident_orchestrator' failed: {RunFailed(FAILED_RUN)}"
-        client = FakeDurableClient([_status("Failed", 5, failed, run_input=_run_input(ALERT_A))])
+        client = FakeDurableClient([durable_status("Failed", 5, failed, run_input=_run_input(ALERT_A))])
 
         _response, body = await _post(_with_alerts(ALERT_A, ALERT_B), client)
 
@@ -352,7 +354,7 @@ class TestAlertsAdded:
     async def test_a_failed_follow_up_runs_again_under_its_own_id(self) -> None:
         """A follow-up that failed blocks nothing: the same alert set delivered again runs it again, under the same id."""
         target = _follow_up_id(ALERT_A, ALERT_B)
-        failed = _status("Failed", 3, f"failed: {RunFailed(FAILED_RUN)}", instance_id=target)
+        failed = durable_status("Failed", 3, f"failed: {RunFailed(FAILED_RUN)}", instance_id=target)
         client = FakeDurableClient([_enriched_run(ALERT_A)], instances={target: failed})
 
         _response, body = await _post(_with_alerts(ALERT_A, ALERT_B), client)
@@ -361,7 +363,7 @@ class TestAlertsAdded:
 
     async def test_new_alerts_while_the_first_run_still_enriches_are_asked_again_later(self) -> None:
         """First run running, enrichment not done (its approvals unknown): new alerts get 503 + Retry-After; the same alerts a duplicate."""
-        running = _status("Running", 0, run_input=_run_input(ALERT_A), custom=codec.encode(IncidentRunStatus((ALERT_A,))))
+        running = durable_status("Running", 0, run_input=_run_input(ALERT_A), custom=codec.encode(IncidentRunStatus((ALERT_A,))))
         client = FakeDurableClient([running])
 
         response, body = await _post(_with_alerts(ALERT_A, ALERT_B), client)
@@ -401,10 +403,10 @@ class TestAlertsAdded:
         first_card = EarlierRequest(f"{INSTANCE}:approval:0:20260301T090000", DIGEST)
         second = _follow_up_id(ALERT_A, ALERT_B)
         second_card = EarlierRequest(f"{second}:approval:1:20260301T091000", OTHER_DIGEST)
-        follow_up = _status(
+        follow_up = durable_status(
             "Running", 1, instance_id=second, custom=codec.encode(IncidentRunStatus((ALERT_A, ALERT_B), True, (second_card,)))
         )
-        approval = _status("Running", 1, instance_id=second_card.instance_id)  # its sub-orchestration shares the prefix
+        approval = durable_status("Running", 1, instance_id=second_card.instance_id)  # its sub-orchestration shares the prefix
         client = FakeDurableClient(
             [_enriched_run(ALERT_A, requests=(first_card,))], instances={second: follow_up, second_card.instance_id: approval}
         )
