@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,24 +18,13 @@ from playbooks.domain.deliveries import (
     follow_up_id,
     is_follow_up,
 )
-from playbooks.domain.incident import SentinelIncident
 from playbooks.domain.workflow import EarlierRequest
 from tests.reference import REFERENCE
+from tests.unit.test_workflow_contract import INCIDENT
 
 PAYLOADS = REFERENCE / "payloads"
 needs_payloads = pytest.mark.skipif(not PAYLOADS.is_dir(), reason="reference payloads not available")
 FIRST = "incident-73e01a99-5cd7-4139-a149-9f2736ff2ab5"
-INCIDENT = SentinelIncident(
-    "d0cfe6b2-9ac0-4464-9919-dccaee2e48c0",
-    "soc-rg",
-    "soc-ws",
-    "73e01a99-5cd7-4139-a149-9f2736ff2ab5",
-    84,
-    "Token replay",
-    "Medium",
-    datetime(2026, 3, 1, 9, tzinfo=UTC),
-    (),
-)
 CARD = EarlierRequest(f"{FIRST}:approval:0:20260301T090000", "d" * 32)
 
 
