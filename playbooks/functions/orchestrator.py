@@ -28,6 +28,12 @@ timed from this orchestration's clock when it asked for the enrichment. After th
 approval sub-orchestration per request (`playbooks.functions.approval_flow`) posts the card, waits for the
 decision or the deadline, contains and records; this orchestration waits for all of them, so a
 duplicate delivery of the incident finds it running and starts nothing.
+
+Follow-ups: the input (`IncidentRunInput`) carries the alert ids the delivery had and, for a run
+started because alerts were added (`follow_up`), the new ones, which its comment names; the
+approvals earlier runs asked for (`earlier_requests`) get no second request. The run publishes the
+alerts it covers as its custom status (`IncidentRunStatus`) and, once enriched, the approvals it
+asked for, which is what the HTTP starter compares the next delivery with.
 """
 
 from __future__ import annotations
@@ -124,7 +130,8 @@ def orchestrate(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
     enriched = yield from call(context, ENRICH, asked)
     if isinstance(enriched, Failure):
         return (yield from _failed(context, run, incident, enriched))
-    requests = tuple(EarlierRequest(r.instance_id, r.plan.digest) for r in enriched.approvals)
+    # What a later delivery must not ask again: the requests whose card goes out (one without a card decides nothing).
+    requests = tuple(EarlierRequest(r.instance_id, r.plan.digest) for r in enriched.approvals if r.card is not None)
     context.set_custom_status(codec.encode(IncidentRunStatus(given.alert_ids, enriched=True, approvals=requests)))
     summary = enriched.summary
     base = IncidentRunResult(
