@@ -66,18 +66,24 @@ def _throttled(client: LogsQueryClient) -> HttpResponseError:
     return raised.value
 
 
+def _five_running(server: LogAnalyticsServer, client: LogsQueryClient) -> list[threading.Thread]:
+    """Five slow queries of the client's identity started, and all five being answered by the fake."""
+    server.fail(*(slow(1.0) for _ in range(5)))
+    threads = [
+        threading.Thread(target=client.query_workspace, args=(WORKSPACE, QUERY), kwargs={"timespan": None}) for _ in range(5)
+    ]
+    for thread in threads:
+        thread.start()
+    while server.max_in_flight < 5:
+        time.sleep(0.01)
+    return threads
+
+
 def test_limits_are_off_by_default(con: duckdb.DuckDBPyConnection) -> None:
     """Without `limits`, a sixth concurrent query is answered like any other (the other tests are unchanged)."""
     with LogAnalyticsServer(con) as server:
-        server.fail(*(slow(0.5) for _ in range(5)))
         client = _client(server)
-        threads = [
-            threading.Thread(target=client.query_workspace, args=(WORKSPACE, QUERY), kwargs={"timespan": None}) for _ in range(5)
-        ]
-        for thread in threads:
-            thread.start()
-        while server.max_in_flight < 5:
-            time.sleep(0.01)
+        threads = _five_running(server, client)
         assert client.query_workspace(WORKSPACE, QUERY, timespan=None).tables[0].rows[0][0] == 1
         for thread in threads:
             thread.join()
@@ -87,15 +93,8 @@ def test_limits_are_off_by_default(con: duckdb.DuckDBPyConnection) -> None:
 def test_a_sixth_concurrent_query_of_one_identity_gets_429_with_retry_after(con: duckdb.DuckDBPyConnection) -> None:
     """Five queries of one identity running: the sixth is refused with 429 and Retry-After; another identity is not."""
     with LogAnalyticsServer(con, limits=IdentityLimits()) as server:
-        server.fail(*(slow(1.0) for _ in range(5)))
         client = _client(server)
-        threads = [
-            threading.Thread(target=client.query_workspace, args=(WORKSPACE, QUERY), kwargs={"timespan": None}) for _ in range(5)
-        ]
-        for thread in threads:
-            thread.start()
-        while server.limit_stats.max_concurrent < 5:
-            time.sleep(0.01)
+        threads = _five_running(server, client)
 
         refused = _throttled(client)
         assert refused.response is not None
