@@ -111,10 +111,14 @@ class Identity:
 
 @dataclass(frozen=True, slots=True)
 class Approval:
-    """Where the containment approval waits: the Teams card until `deadline`, or why no card was posted."""
+    """
+    Where the containment approval waits: the Teams card until `deadline`, or why no card was posted,
+    or the request of an earlier run for the same plan (`earlier`, its id), still waiting or decided.
+    """
 
     deadline: datetime | None = None
     problem: str = ""
+    earlier: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +368,12 @@ def _next_steps(
             first = (
                 f"Approve or reject containment on the Teams card by {utc(approval.deadline)}: approving revokes "
                 f"{name}'s sessions (refresh tokens and session cookies)."
+            )
+        elif approval is not None and approval.earlier:
+            first = (
+                f"Containment of {name} was already requested by an earlier run of this playbook (request "
+                f"{approval.earlier}): that Teams card and its records on this incident hold the decision, or wait for it; "
+                "no second card was posted for the same actions."
             )
         elif approval is not None and approval.problem:
             first = f"No approval card was posted ({approval.problem}): revoke {name}'s sessions by hand (Entra admin center > Users > Revoke sessions)."

@@ -21,8 +21,9 @@
 // orchestration ends (hours, while an approval waits) and re-sending the incident when polling fails; and its
 // outputs are secured too, because those status URLs carry the Durable system key, which would let anyone
 // who reads run history raise events on or terminate any orchestration. Retries (exponential, 4 times) cover
-// 408/429/5xx and timeouts; the Function App is idempotent by incident, so a retried delivery is answered as
-// a duplicate, never a second run.
+// 408/429/5xx and timeouts; the Function App is idempotent by incident and alert set, so a retried delivery is
+// answered as a duplicate, never a second run. The function also answers 503 with Retry-After when alerts were
+// added while the incident's first run is still enriching: this policy is what sends that delivery again.
 targetScope = 'resourceGroup'
 
 @description('Name of the Logic App.')

@@ -2,7 +2,8 @@
 // App identity's two workspace roles, the Logic App identity's read role, and the automation rules that run
 // the playbook: one when an incident is created, one when alerts are added to an existing incident (the
 // Defender portal's correlation merges new alerts into open incidents, so a token replay often arrives as an
-// update). Both are scoped to identity alerts by default. Schema checked against bicep-types-az
+// update; the function enriches alerts its earlier runs of the incident did not see in one follow-up run).
+// Both are scoped to identity alerts by default. Schema checked against bicep-types-az
 // (Microsoft.SecurityInsights 2024-09-01: triggersWhen Created|Updated, PropertyArrayChanged Alerts/Added,
 // Boolean And|Or with 2 to 10 inner conditions, property names AlertProductNames, IncidentRelatedAnalyticRuleIds,
 // IncidentTitle).

@@ -78,6 +78,7 @@ def approval_requests(
     settings: Settings,
     problems: Mapping[int, str] | None = None,
     identities: Mapping[int, Identity] | None = None,
+    earlier: Mapping[str, str] | None = None,
 ) -> dict[int, ApprovalInput]:
     """
     Per account index, the request its approval sub-orchestration starts from: the pending card
@@ -89,11 +90,13 @@ def approval_requests(
     gives the reason the directory could not resolve it), and neither does an account in `problems`.
     `identities` (by account index) are who each person is, as the card's Who shows them. Each
     request carries the account's mailbox footholds (`outcome.inbox_rules`, `outcome.forwarding`).
+    A plan an earlier run of the incident already asked for (`earlier`: plan digest -> that
+    request's instance id, still waiting or decided) gets no request: one plan, one card, one decision.
     """
     expires_at = requested_at + timedelta(hours=settings.approval_timeout_hours)
     requests: dict[int, ApprovalInput] = {}
     for index, outcome in enumerate(outcomes):
-        if not outcome.plan.needs_approval or len(requests) >= MAX_APPROVALS:
+        if not outcome.plan.needs_approval or outcome.plan.digest in (earlier or {}) or len(requests) >= MAX_APPROVALS:
             continue
         instance_id = approval_instance_id(parent_instance_id, index, requested_at)
         problem = (problems or {}).get(index) or (

@@ -133,17 +133,80 @@ class RunRef:
 
 
 @dataclass(frozen=True, slots=True)
+class EarlierRequest:
+    """
+    An approval an earlier run of the incident asked for (its sub-orchestration and the plan it
+    waits on): a later run asks no second time for the same plan while it waits or once decided.
+    """
+
+    instance_id: str
+    plan_digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """
+    Why a run is a follow-up: alerts were added to an incident an earlier run (`earlier_runs`)
+    already enriched. `new_alert_ids` are the alerts none of those runs saw.
+    """
+
+    new_alert_ids: tuple[str, ...]
+    earlier_runs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRunInput:
+    """
+    The input of one run of the incident orchestration: the incident, the ids of the alerts it
+    carried when delivered (`alert_ids`, sorted), and for a follow-up why it runs. `earlier_requests`
+    are approvals earlier runs asked for that still wait or were decided: no second card for them.
+    """
+
+    incident: SentinelIncident
+    alert_ids: tuple[str, ...] = ()
+    follow_up: FollowUp | None = None
+    earlier_requests: tuple[EarlierRequest, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRunStatus:
+    """
+    The incident orchestration's custom status, read by the HTTP starter when the incident is
+    delivered again: the alerts this run covers, and, once its enrichment is done (`enriched`), the
+    approvals it asked for. Until then a delivery bringing new alerts is asked to come back later.
+    """
+
+    alert_ids: tuple[str, ...]
+    enriched: bool = False
+    approvals: tuple[EarlierRequest, ...] = ()
+
+
+def run_input_of(raw: object) -> IncidentRunInput:
+    """
+    The orchestration's input: an `IncidentRunInput`, or a bare incident (what runs started before
+    alert ids were kept carry), read as a run without alert ids. `InputError` for anything else.
+    """
+    data = codec.decode(dict[str, Any], raw) if not isinstance(raw, dict) else raw
+    if "incident" in data:
+        return codec.decode(IncidentRunInput, data)
+    return IncidentRunInput(codec.decode(SentinelIncident, data))
+
+
+@dataclass(frozen=True, slots=True)
 class EnrichInput:
     """
     `enrich_incident`: gather, score, write the comment as this run's record, prepare the approval requests.
 
     `requested_at` is when the orchestration asked, by its own clock: the approval requests'
-    deadlines and sub-orchestration ids are fixed from it.
+    deadlines and sub-orchestration ids are fixed from it. A follow-up (`follow_up`) says so in its
+    comment; plans in `earlier_requests` get no second approval request.
     """
 
     incident: SentinelIncident
     run: RunRef
     requested_at: datetime
+    follow_up: FollowUp | None = None
+    earlier_requests: tuple[EarlierRequest, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -499,6 +562,8 @@ class ApprovalCommentInput:
 #: Every type that crosses the orchestration boundary (the round-trip test covers each).
 PAYLOAD_TYPES: tuple[type[Any], ...] = (
     Failure,
+    IncidentRunInput,
+    IncidentRunStatus,
     EntitiesInput,
     EntitiesFound,
     EnrichInput,

@@ -13,10 +13,17 @@ it starts: an instance that is still pending or running, or that completed succe
 Only successful runs suppress a delivery: a run that failed (runtime status Failed, or an output
 whose outcome is `failed`), a terminated one or an older one is started again under the same id, as
 a new run whose records are new comments (the earlier run's stay as they were).
+
+Alerts added to an incident a run already covers are not a duplicate: the delivery's alert ids are
+compared with those of the incident's runs (their input and custom status), and alerts none of them
+saw start one follow-up run named after the alert set (`playbooks.domain.deliveries`). While a run
+that counts has not finished its enrichment, such a delivery is answered 503 with Retry-After, which
+the Logic App's retry policy sends again (its approvals must be known, so no plan gets two cards).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -27,9 +34,16 @@ import azure.functions as func
 from common.errors import InputError, SettingsError
 from common.logs import get_logger
 from playbooks import wiring
-from playbooks.domain import codec
+from playbooks.domain import codec, deliveries
 from playbooks.domain.incident import BodyTooLarge, SentinelIncident, incident_body, instance_id, parse_incident
-from playbooks.domain.workflow import RunEnd, run_result_of
+from playbooks.domain.workflow import (
+    ApprovalEnd,
+    EarlierRequest,
+    IncidentRunStatus,
+    RunEnd,
+    run_input_of,
+    run_result_of,
+)
 from playbooks.functions.orchestrator import ORCHESTRATOR
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
@@ -49,7 +63,9 @@ class DurableClient(Protocol):
         self, orchestration_function_name: str, instance_id: str | None = None, client_input: Any = None
     ) -> str: ...
 
-    async def get_status(self, instance_id: str) -> Any: ...
+    async def get_status(self, instance_id: str, *, show_input: bool = False) -> Any: ...
+
+    async def get_status_by(self, *, instance_id_prefix: str | None = None) -> list[Any]: ...
 
     def create_check_status_response(self, request: func.HttpRequest, instance_id: str) -> func.HttpResponse: ...
 
@@ -96,6 +112,65 @@ def _succeeded(output: object) -> bool:
     return not (isinstance(earlier, dict) and earlier.get("outcome") == RunEnd.FAILED.value)
 
 
+#: Approval outcomes after which the same plan may be asked for again (nobody decided it).
+_UNDECIDED = frozenset({ApprovalEnd.EXPIRED, ApprovalEnd.CARD_NOT_POSTED, ApprovalEnd.FAILED})
+
+
+def run_seen(status: Any, now: datetime) -> deliveries.RunSeen:
+    """
+    One run of the incident as `deliveries.decide` reads it: whether it counts, the alerts it covers
+    (its input; else its custom status), whether its enrichment is done and the approvals it asked
+    for that still wait or were decided (a completed run's expired or unposted requests do not count).
+    """
+    name = runtime_status(status)
+    published: IncidentRunStatus | None = None
+    custom = getattr(status, "custom_status", None) if status else None
+    if custom not in (None, ""):
+        try:
+            published = codec.decode(IncidentRunStatus, custom)
+        except InputError:
+            published = None
+    alerts: frozenset[str] | None = None
+    given = getattr(status, "input_", None) if status else None
+    if given not in (None, ""):
+        try:
+            alerts = frozenset(run_input_of(given).alert_ids)
+        except InputError:
+            alerts = None
+    if alerts is None and published is not None:
+        alerts = frozenset(published.alert_ids)
+    requests: tuple[EarlierRequest, ...] = published.approvals if published is not None else ()
+    result = run_result_of(getattr(status, "output", None)) if name == "Completed" else None
+    if result is not None:
+        ended = {outcome.instance_id for outcome in result.approvals if outcome.outcome in _UNDECIDED}
+        if published is None:  # a run of an earlier version: every plan it asked for, to be safe
+            requests = tuple(EarlierRequest("", a.plan.digest) for a in result.accounts if a.plan.needs_approval)
+        requests = tuple(r for r in requests if r.instance_id not in ended)
+    enriched = name not in IN_PROGRESS or (published is not None and published.enriched)
+    return deliveries.RunSeen(
+        str(getattr(status, "instance_id", "") or ""), duplicate_reason(status, now), alerts, enriched, requests
+    )
+
+
+async def _delivery(
+    client: DurableClient, incident: SentinelIncident, delivered: tuple[str, ...], now: datetime
+) -> deliveries.Delivery:
+    """Read the incident's runs (the first, then its follow-ups when it counts) and decide what this delivery asks for."""
+    iid = instance_id(incident)
+    first_status = await client.get_status(iid, show_input=True)
+    first = dataclasses.replace(run_seen(first_status, now), instance_id=iid)
+    follow_ups: list[deliveries.RunSeen] = []
+    covered = first.duplicate is not None and first.alert_ids is not None and set(delivered) <= first.alert_ids
+    if runtime_status(first_status) is not None and not covered:
+        listed = await client.get_status_by(instance_id_prefix=f"{iid}:alerts-")
+        follow_ups = [
+            run_seen(status, now)
+            for status in listed
+            if deliveries.is_follow_up(iid, str(getattr(status, "instance_id", "") or ""))
+        ]
+    return deliveries.decide(incident, delivered, first, follow_ups)
+
+
 def _refused(error: Exception) -> bool:
     """
     Whether an exception is the Durable client reporting a refusal or an unreachable host.
@@ -106,6 +181,13 @@ def _refused(error: Exception) -> bool:
     import aiohttp
 
     return type(error) is Exception or isinstance(error, OSError | TimeoutError | aiohttp.ClientError)
+
+
+def _retry_later(body: dict[str, Any]) -> func.HttpResponse:
+    """503 with Retry-After: the Logic App's retry policy sends the delivery again."""
+    response = _json(503, body)
+    response.headers["Retry-After"] = "30"
+    return response
 
 
 def _accepted(client: DurableClient, req: func.HttpRequest, iid: str, **extra: Any) -> func.HttpResponse:
@@ -147,19 +229,23 @@ async def receive_incident(
                 },
             )
             return response
-        iid = instance_id(incident)
+        delivered = deliveries.alert_ids(body)
         try:
-            reason = duplicate_reason(await client.get_status(iid), now)
+            delivery = await _delivery(client, incident, delivered, now)
         except Exception as error:
             if not _refused(error):
                 raise
             outcome = "status_failed"
-            response = _json(503, {"error": f"the orchestration status could not be read: {str(error)[:300]}"})
-            response.headers["Retry-After"] = "30"
+            response = _retry_later({"error": f"the orchestration status could not be read: {str(error)[:300]}"})
             return response
-        if reason is None:
+        if isinstance(delivery, deliveries.Later):
+            outcome = "in_progress"
+            response = _retry_later({"error": delivery.reason, "id": delivery.instance_id, "incident": incident.number})
+            return response
+        iid, reason = delivery.instance_id, delivery.reason if isinstance(delivery, deliveries.Duplicate) else None
+        if isinstance(delivery, deliveries.Start):
             try:
-                await client.start_new(ORCHESTRATOR, iid, codec.encode(incident))
+                await client.start_new(ORCHESTRATOR, iid, codec.encode(delivery.run_input))
             except Exception as error:
                 if not _refused(error):
                     raise
@@ -167,15 +253,16 @@ async def receive_incident(
                 reason = duplicate_reason(await client.get_status(iid), now)
                 if reason is None:
                     outcome = "start_failed"
-                    response = _json(503, {"error": f"the orchestration could not be started: {str(error)[:300]}"})
-                    response.headers["Retry-After"] = "30"
+                    response = _retry_later({"error": f"the orchestration could not be started: {str(error)[:300]}"})
                     return response
+        follow_up = delivery.run_input.follow_up if isinstance(delivery, deliveries.Start) else None
+        extra: dict[str, Any] = {"new_alerts": len(follow_up.new_alert_ids)} if follow_up is not None else {}
         if reason is not None:
             outcome = "duplicate"
             response = _accepted(client, req, iid, duplicate=True, reason=reason, incident=incident.number)
         else:
-            outcome = "started"
-            response = _accepted(client, req, iid, duplicate=False, incident=incident.number)
+            outcome = "follow_up" if follow_up is not None else "started"
+            response = _accepted(client, req, iid, duplicate=False, incident=incident.number, **extra)
         return response
     finally:
         _log.info(

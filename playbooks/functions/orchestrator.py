@@ -28,6 +28,12 @@ timed from this orchestration's clock when it asked for the enrichment. After th
 approval sub-orchestration per request (`playbooks.functions.approval_flow`) posts the card, waits for the
 decision or the deadline, contains and records; this orchestration waits for all of them, so a
 duplicate delivery of the incident finds it running and starts nothing.
+
+Follow-ups: the input (`IncidentRunInput`) carries the alert ids the delivery had and, for a run
+started because alerts were added (`follow_up`), the new ones, which its comment names; the
+approvals earlier runs asked for (`earlier_requests`) get no second request. The run publishes the
+alerts it covers as its custom status (`IncidentRunStatus`) and, once enriched, the approvals it
+asked for, which is what the HTTP starter compares the next delivery with.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from playbooks.domain.workflow import (
     ApprovalInput,
     ApprovalOutcome,
     CommentWritten,
+    EarlierRequest,
     Enriched,
     EnrichInput,
     EntitiesFound,
@@ -60,6 +67,7 @@ from playbooks.domain.workflow import (
     Failure,
     IncidentCommentInput,
     IncidentRunResult,
+    IncidentRunStatus,
     LabelInput,
     Labelled,
     LabelState,
@@ -67,6 +75,7 @@ from playbooks.domain.workflow import (
     RunEnd,
     RunFailed,
     RunRef,
+    run_input_of,
 )
 from playbooks.functions.steps import HINT_BUG, Payload, Step, call
 from playbooks.services import enrich
@@ -99,8 +108,10 @@ def incident_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
 
 def orchestrate(context: df.DurableOrchestrationContext) -> Generator[Any, Any, IncidentRunResult]:
     """Entities if needed, enrichment and its comment, labels, approvals; a run that fails ends Failed."""
-    incident = codec.decode(SentinelIncident, context.get_input())
+    given = run_input_of(context.get_input())
+    incident = given.incident
     run = RunRef(context.instance_id, context.current_utc_datetime)
+    context.set_custom_status(codec.encode(IncidentRunStatus(given.alert_ids)))
     if incident.accounts is None:
         found = yield from call(context, ENTITIES, EntitiesInput(incident))
         if isinstance(found, Failure):
@@ -115,9 +126,13 @@ def orchestrate(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
             IncidentRunResult(incident.number, incident.name, outcome, failure=failure, comment_written=not failure, run=run.key),
         )
 
-    enriched = yield from call(context, ENRICH, EnrichInput(incident, run, context.current_utc_datetime))
+    asked = EnrichInput(incident, run, context.current_utc_datetime, given.follow_up, given.earlier_requests)
+    enriched = yield from call(context, ENRICH, asked)
     if isinstance(enriched, Failure):
         return (yield from _failed(context, run, incident, enriched))
+    # What a later delivery must not ask again: the requests whose card goes out (one without a card decides nothing).
+    requests = tuple(EarlierRequest(r.instance_id, r.plan.digest) for r in enriched.approvals if r.card is not None)
+    context.set_custom_status(codec.encode(IncidentRunStatus(given.alert_ids, enriched=True, approvals=requests)))
     summary = enriched.summary
     base = IncidentRunResult(
         incident.number, incident.name, RunEnd.ENRICHED, summary.verdict, accounts=summary.accounts, run=run.key
@@ -266,6 +281,7 @@ async def _enrich(value: EnrichInput) -> Enriched | Failure:
     if enrich.unresolved_suspects(result):
         result, problems = await enrich.resolve_suspects(result, services.bot_graph())
     result = await _facts_before_approval(result, services, value.requested_at)
+    earlier = {request.plan_digest: request.instance_id for request in value.earlier_requests}
     requests = approval.approval_requests(
         incident,
         result.accounts,
@@ -274,8 +290,11 @@ async def _enrich(value: EnrichInput) -> Enriched | Failure:
         settings=settings,
         problems=problems,
         identities={i: who for i in range(len(result.accounts)) if (who := enrich.account_identity(result, i)) is not None},
+        earlier=earlier,
     )
-    html = enrich.comment_html(result, settings, generated_at=value.requested_at, approvals=requests)
+    html = enrich.comment_html(
+        result, settings, generated_at=value.requested_at, approvals=requests, earlier=earlier, follow_up=value.follow_up
+    )
     summary, approvals = enrich.summary(result), tuple(requests[index] for index in sorted(requests))
     cid = comment_id(incident, value.run.key, Record.ENRICHMENT.value)
     try:

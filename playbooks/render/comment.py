@@ -212,12 +212,14 @@ def enrichment_comment(
     generated_at: datetime,
     warnings: Sequence[str] = (),
     tuning: Sequence[str] = (),
+    lead: str = "",
 ) -> str:
     """
     The comment for an enriched incident, every account in one comment, within `max_chars`.
 
     `tuning` names the scoring settings this deployment changed from the defaults (thresholds,
-    signal weights), so whoever reads a score knows it was not the stock one.
+    signal weights), so whoever reads a score knows it was not the stock one. `lead` is said first,
+    under the header (a follow-up run says why it wrote a second comment).
     """
     ordered = sorted(reports, key=lambda r: (-r.assessment.verdict.concern, -r.assessment.score, r.evidence.account.key))
     counts = {v: sum(1 for r in reports if r.assessment.verdict is v) for v in Verdict}
@@ -228,6 +230,8 @@ def enrichment_comment(
         + f"{counts[Verdict.BENIGN]} benign."
     )
     parts = [_Part(0, _header(incident, generated_at, subtitle))]
+    if lead:
+        parts.append(_Part(0, f"<p><b>{esc(lead, 600)}</b></p>"))
     if tuning:
         parts.append(_Part(0, "<p><b>Scoring tuned for this tenant</b>: " + esc("; ".join(tuning), 600) + ".</p>"))
     unresolved = [f"account entity without an Entra identity, not assessed: {u}" for u in incident.unresolved]

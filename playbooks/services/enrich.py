@@ -28,7 +28,7 @@ from playbooks.domain import codec
 from playbooks.domain.footholds import AccountFacts, AttackerForwarding, AttackerInboxRule
 from playbooks.domain.incident import SentinelIncident, account_json, overall_verdict
 from playbooks.domain.plan import ContainmentPlan, attack_disruption, plan_containment
-from playbooks.domain.workflow import AccountSummary, ApprovalInput, EnrichmentSummary, Failure
+from playbooks.domain.workflow import AccountSummary, ApprovalInput, EnrichmentSummary, Failure, FollowUp
 from playbooks.render import comment
 from playbooks.render.identity import identity_of
 
@@ -166,18 +166,38 @@ async def resolve_suspects(enrichment: Enrichment, directory: SuspectDirectory) 
 # -- render ---------------------------------------------------------------------------------------------
 
 
-def account_context(enrichment: Enrichment, index: int, approvals: Mapping[int, ApprovalInput] | None = None) -> Context:
+def account_context(
+    enrichment: Enrichment,
+    index: int,
+    approvals: Mapping[int, ApprovalInput] | None = None,
+    earlier: Mapping[str, str] | None = None,
+) -> Context:
     """
     What the brief of account `index` is told beyond its evidence: the incident's addresses, the
     person's display name, and where its approval waits (`approvals`: the requests
-    `approval.approval_requests` made, by account index) or why no card could be made.
+    `approval.approval_requests` made, by account index), why no card could be made, or the earlier
+    run's request for the same plan (`earlier`: plan digest -> request id).
     """
     incident = enrichment.incident
     request = (approvals or {}).get(index)
     waiting: Approval | None = None
     if request is not None:
         waiting = Approval(deadline=request.expires_at if request.card is not None else None, problem=request.problem)
+    elif (asked := (earlier or {}).get(enrichment.accounts[index].plan.digest)) is not None:
+        waiting = Approval(earlier=asked or "of an earlier run")
     return Context(incident_ips=incident.ips, approval=waiting, identity=account_identity(enrichment, index))
+
+
+def follow_up_note(follow_up: FollowUp | None) -> str:
+    """What a follow-up run's comment says first: why it was written, and that the earlier records stand."""
+    if follow_up is None:
+        return ""
+    count = len(follow_up.new_alert_ids)
+    shown = ", ".join(follow_up.new_alert_ids[:5]) + (f" and {count - 5} more" if count > 5 else "")
+    return (
+        f"Follow-up for {count} newly added alert(s) ({shown}): the incident was enriched again as it is now, "
+        "every account included; the earlier enrichment comment stays as it was written."
+    )
 
 
 def comment_html(
@@ -186,15 +206,20 @@ def comment_html(
     *,
     generated_at: datetime,
     approvals: Mapping[int, ApprovalInput] | None = None,
+    earlier: Mapping[str, str] | None = None,
+    follow_up: FollowUp | None = None,
 ) -> str:
-    """The incident comment: the enrichment, or the "no account" notice when there was nobody to assess."""
+    """
+    The incident comment: the enrichment, or the "no account" notice when there was nobody to assess.
+    A follow-up's (`follow_up`) says first that it is one; `earlier` as in `account_context`.
+    """
     warnings = _warnings(enrichment)
     if not enrichment.accounts:
         return comment.no_account_comment(
             enrichment.incident, max_chars=settings.comment_max_chars, generated_at=generated_at, warnings=warnings
         )
     reports = [
-        comment.AccountReport(a.evidence, a.assessment, account_context(enrichment, i, approvals), settings.tenant_id)
+        comment.AccountReport(a.evidence, a.assessment, account_context(enrichment, i, approvals, earlier), settings.tenant_id)
         for i, a in enumerate(enrichment.accounts)
     ]
     return comment.enrichment_comment(
@@ -204,6 +229,7 @@ def comment_html(
         generated_at=generated_at,
         warnings=warnings,
         tuning=settings.scoring_changes(),
+        lead=follow_up_note(follow_up),
     )
 
 

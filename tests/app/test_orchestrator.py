@@ -16,12 +16,17 @@ from playbooks.domain.incident import SentinelIncident
 from playbooks.domain.plan import ContainmentPlan
 from playbooks.domain.workflow import (
     AccountSummary,
+    ApprovalInput,
     CommentWritten,
+    EarlierRequest,
     Enriched,
     EnrichmentSummary,
     EntitiesFound,
     Failure,
+    FollowUp,
+    IncidentRunInput,
     IncidentRunResult,
+    IncidentRunStatus,
     Labelled,
     LabelState,
     Record,
@@ -99,6 +104,28 @@ def _failed_run(history: History) -> IncidentRunResult:
     assert result is not None
     assert result.outcome is RunEnd.FAILED
     return result
+
+
+class TestFollowUp:
+    def test_a_follow_up_passes_its_alerts_and_earlier_requests_to_the_enrichment_and_publishes_what_it_covers(self) -> None:
+        """The run input's follow-up reaches enrich_incident; the custom status says the alerts, then, enriched, the requests."""
+        earlier = EarlierRequest("incident-x:approval:0:20260301T090000", "d" * 32)
+        given = IncidentRunInput(INCIDENT_REF, ("a", "b"), FollowUp(("b",), ("incident-x",)), (earlier,))
+        start = run(History(codec.encode(given)))
+
+        name, payload = _last_action(start)
+        assert (name, payload.follow_up, payload.earlier_requests) == (ACTIVITY_ENRICH, given.follow_up, (earlier,))
+        assert codec.decode(IncidentRunStatus, start["customStatus"]) == IncidentRunStatus(("a", "b"))
+
+        plan = ContainmentPlan(INCIDENT_REF.name, ALICE, (), True, "r")
+        at = INCIDENT_REF.at
+        card = ApprovalInput(INCIDENT_REF, plan, "incident-test:approval:0:x", at, at, {"type": "AdaptiveCard"})
+        unposted = dataclasses.replace(card, instance_id="incident-test:approval:1:x", card=None, problem="no object id")
+        enriched = activity_result(Enriched(_summary("replay_likely", 92, True), COMMENT_WRITTEN, (card, unposted)))
+        state = run(History(codec.encode(given)).completed(ACTIVITY_ENRICH, enriched))
+
+        published = codec.decode(IncidentRunStatus, state["customStatus"])
+        assert published == IncidentRunStatus(("a", "b"), True, (EarlierRequest(card.instance_id, plan.digest),))
 
 
 class TestPaths:

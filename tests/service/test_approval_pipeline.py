@@ -50,13 +50,14 @@ from playbooks.domain.workflow import (
 )
 from playbooks.render.card import APPROVE, REJECT, parse_action_data
 from tests.adapters.test_bot_connector import FAST, FakeTokens
-from tests.app.durable_history import Happening, Instance, play
+from tests.app.durable_history import Happening, Instance, Played, play
 from tests.app.indexed import functions
+from tests.app.test_http import FakeDurableClient, durable_status
 from tests.fakes import graph_server
 from tests.fakes.botframework_server import BOT_APP_ID, CHANNEL_ID, TENANT_ID, BotFrameworkFake
 from tests.fakes.sentinel_server import FakeCredential, SentinelServer
 from tests.service import replay_data as data
-from tests.service.test_enrich import ENVIRON, SENTINEL_RETRIES, FakeContext
+from tests.service.test_enrich import ENVIRON, SENTINEL_RETRIES, FakeContext, start_delivery, trigger_with_alerts
 
 pytestmark = pytest.mark.slow
 
@@ -165,6 +166,7 @@ class Pipeline:
             bot_graph=graph_adapter,
         )
         self.approvals: list[Instance] = []
+        self.played = Played(None)
 
     def close(self) -> None:
         for adapter in self.graph_adapters:
@@ -184,11 +186,13 @@ class Pipeline:
         entities: list[dict[str, Any]] | None = None,
         started: str = RUN_START,
         title: str | None = None,
+        given: tuple[str, dict[str, Any]] | None = None,
     ) -> Any:
         """
         The incident orchestration to its end (its output, or a Failed run's error text). Each
         approval sub-orchestration is a live `Instance` handed to `approve` with its input, which
         plays it (clicks, events, the deadline); it is then finished by firing its deadline.
+        `given` is (instance id, input) as the HTTP starter started it; `self.played` keeps the run.
         """
 
         def execute(name: str, payload: dict[str, Any]) -> Any:
@@ -207,10 +211,13 @@ class Pipeline:
                 instance.advance()
             return instance.played.output
 
-        incident = parse_incident(data.trigger_body(data.ENTITIES if entities is None else entities))
-        if title is not None:
-            incident = dataclasses.replace(incident, title=title)
-        return play(codec.encode(incident), execute, [], instance_id=f"incident-{incident.name}", started=started).output
+        if given is None:
+            incident = parse_incident(data.trigger_body(data.ENTITIES if entities is None else entities))
+            if title is not None:
+                incident = dataclasses.replace(incident, title=title)
+            given = (f"incident-{incident.name}", codec.encode(incident))
+        self.played = play(given[1], execute, [], instance_id=given[0], started=started)
+        return self.played.output
 
     def outcomes(self) -> list[ApprovalOutcome]:
         return [codec.decode(ApprovalOutcome, a.played.output) for a in self.approvals]
@@ -345,6 +352,31 @@ class TestDecisions:
         assert len(after) == 2 * len(before) - 2  # a new enrichment, pending and expired record of the second run
         assert "Approved</b>" in first["decided"]
         assert "the request expired" in approval_comments(sentinel, _request(pipeline))["expired"]
+
+
+class TestAlertsAdded:
+    def test_a_follow_up_asks_no_second_card_for_a_plan_already_decided(
+        self, pipeline: Pipeline, sentinel: SentinelServer, graph: graph_server.FakeGraph, teams: BotFrameworkFake
+    ) -> None:
+        """Alice's containment approved in the first run; an alert added later: the follow-up comments, posts no card, acts nothing."""
+        first_id, first_input = start_delivery(trigger_with_alerts("alert-a"), FakeDurableClient())
+        output = pipeline.run(scripted(decided(True)), given=(first_id, first_input), started="2026-04-14T09:30:00.000000Z")
+        custom = pipeline.played.statuses[-1]
+        before = sentinel.comments(data.INCIDENT_NAME)
+        pipeline.approvals.clear()
+        status = durable_status("Completed", 5, output, instance_id=first_id, run_input=first_input, custom=custom)
+
+        follow_up = start_delivery(trigger_with_alerts("alert-a", "alert-b"), FakeDurableClient([status]))
+        pipeline.run(scripted(decided(True)), given=follow_up, started="2026-04-14T10:00:00.000000Z")
+
+        assert pipeline.approvals == []  # no approval sub-orchestration, so no card and no decision to take
+        assert len([r for r in teams.connector_requests() if r.method == "POST"]) == 1
+        assert len(graph.calls("POST", "revokeSignInSessions")) == 1
+        after = sentinel.comments(data.INCIDENT_NAME)
+        assert {cid: after[cid] for cid in before} == before
+        [added] = [after[cid]["message"] for cid in after if cid not in before]
+        assert "Follow-up for 1 newly added alert(s)" in added
+        assert f"already requested by an earlier run of this playbook (request {first_id}:approval:0:" in added
 
 
 class TestContainmentRetries:

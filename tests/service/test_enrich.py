@@ -41,9 +41,9 @@ from playbooks.functions.http_api import receive_incident
 from playbooks.functions.orchestrator import ACTIVITY_COMMENT, ACTIVITY_ENTITIES
 from playbooks.functions.steps import ACTIVITY_RETRY
 from playbooks.services import enrich
-from tests.app.durable_history import T0, drive
+from tests.app.durable_history import T0, drive, play
 from tests.app.indexed import functions
-from tests.app.test_http import FakeDurableClient
+from tests.app.test_http import FakeDurableClient, durable_status
 from tests.fakes import loganalytics_server as la
 from tests.fakes.sentinel_server import FakeCredential, SentinelServer, conflict, forbidden, throttled
 from tests.service import replay_data as data
@@ -308,6 +308,56 @@ def _deliver(output: Any, runtime: str) -> dict[str, Any]:
     )
     response = asyncio.run(receive_incident(request, client, services=wiring.current(), now=datetime.now(UTC)))
     return {**json.loads(response.get_body()), "started": len(client.started)}
+
+
+def trigger_with_alerts(*ids: str) -> dict[str, Any]:
+    """The trigger body of the incident carrying alerts `ids` (Sentinel's alert entity shape)."""
+    body = data.trigger_body(data.ENTITIES)
+    body["object"]["properties"]["alerts"] = [
+        {"kind": "SecurityAlert", "name": i, "properties": {"systemAlertId": i}} for i in ids
+    ]
+    return body
+
+
+def start_delivery(body: dict[str, Any], client: FakeDurableClient) -> tuple[str, Any]:
+    """POST /api/incidents with `body`: the instance id the starter started and its input."""
+    request = func.HttpRequest("POST", "https://app.example/api/incidents", body=json.dumps(body).encode())
+    response = asyncio.run(receive_incident(request, client, services=wiring.current(), now=datetime.now(UTC)))
+    assert response.status_code == 202, response.get_body()
+    [(_name, iid, run_input)] = client.started
+    return str(iid), run_input
+
+
+class TestAlertsAdded:
+    ALERT_A, ALERT_B = "7a1e0000-0000-4000-8000-00000000000a", "7a1e0000-0000-4000-8000-00000000000b"
+
+    def test_a_follow_up_writes_a_new_comment_and_the_first_stays_as_written(
+        self, wired: Wired, sentinel: SentinelServer
+    ) -> None:
+        """Alert B added within the hour: the starter's follow-up writes its own comment saying why; the first run's is untouched."""
+        first_id, first_input = start_delivery(trigger_with_alerts(self.ALERT_A), FakeDurableClient())
+        first = play(first_input, execute, [], instance_id=first_id, started=FIRST)
+        before = sentinel.comments(data.INCIDENT_NAME)
+        status = durable_status(
+            "Completed", 5, first.output, instance_id=first_id, run_input=first_input, custom=first.statuses[-1]
+        )
+
+        follow_id, follow_input = start_delivery(trigger_with_alerts(self.ALERT_A, self.ALERT_B), FakeDurableClient([status]))
+        follow = play(follow_input, execute, [], instance_id=follow_id, started=SECOND)
+
+        assert follow_id.startswith(f"{first_id}:alerts-")
+        assert (_result(first.output).outcome, _result(follow.output).outcome) == (RunEnd.ENRICHED, RunEnd.ENRICHED)
+        comments = sentinel.comments(data.INCIDENT_NAME)
+        incident = parse_incident(data.incident_resource())
+        first_comment = comment_id(incident, RunRef(first_id, datetime.fromisoformat(FIRST)).key, "enrichment")
+        second_comment = comment_id(incident, RunRef(follow_id, datetime.fromisoformat(SECOND)).key, "enrichment")
+        assert list(comments) == [first_comment, second_comment]
+        assert comments[first_comment] == before[first_comment]
+        assert [c["writes"] for c in comments.values()] == [1, 1]
+        assert "Follow-up for 1 newly added alert(s)" in comments[second_comment]["message"]
+        assert self.ALERT_B in comments[second_comment]["message"]
+        assert "Follow-up" not in comments[first_comment]["message"]
+        assert data.BOB_UPN in comments[second_comment]["message"]  # the incident as it is now: every account
 
 
 class TestWritesThatSurvive:

@@ -42,14 +42,18 @@ from playbooks.domain.workflow import (
     CommentWritten,
     Contained,
     ContainInput,
+    EarlierRequest,
     Enriched,
     EnrichInput,
     EnrichmentSummary,
     EntitiesFound,
     EntitiesInput,
     Failure,
+    FollowUp,
     IncidentCommentInput,
+    IncidentRunInput,
     IncidentRunResult,
+    IncidentRunStatus,
     LabelInput,
     Labelled,
     LabelState,
@@ -62,6 +66,7 @@ from playbooks.domain.workflow import (
     UpdateCardInput,
     activity_result,
     read_activity_result,
+    run_input_of,
 )
 
 AT = datetime(2026, 11, 5, 14, 0, tzinfo=UTC)
@@ -116,6 +121,9 @@ REQUEST = ApprovalInput(
 SUMMARY = EnrichmentSummary(
     Verdict.REPLAY_LIKELY, (AccountSummary(TARGET, Verdict.REPLAY_LIKELY, 92, ("203.0.113.9",), ("a signal",), PLAN),), 2
 )
+ALERT_IDS = ("7a1e0000-0000-4000-8000-000000000001", "da638123456789_-1234")
+EARLIER = EarlierRequest("incident-x:approval:0:20261105T140000", PLAN.digest)
+FOLLOW_UP = FollowUp(ALERT_IDS[1:], ("incident-x",))
 COMMENT = CommentWritten("c0ffee00-0000-4000-8000-000000000001", False, 1234)
 
 #: One sample of every payload type, with optional fields filled in so the round trip sees them.
@@ -124,6 +132,9 @@ SAMPLES: tuple[Any, ...] = (
     EntitiesInput(dataclasses.replace(INCIDENT, accounts=None)),
     EntitiesFound(INCIDENT),
     EnrichInput(INCIDENT, RUN, AT),
+    EnrichInput(INCIDENT, RUN, AT, FOLLOW_UP, (EARLIER,)),
+    IncidentRunInput(INCIDENT, ALERT_IDS, FOLLOW_UP, (EARLIER,)),
+    IncidentRunStatus(ALERT_IDS, True, (EARLIER,)),
     Enriched(SUMMARY, COMMENT, (REQUEST, dataclasses.replace(REQUEST, card=None, problem="no card"))),
     Enriched(SUMMARY, None, (), FAILURE, "<p>enrichment</p>"),
     LabelInput(INCIDENT, Verdict.SUSPICIOUS),
@@ -283,3 +294,16 @@ class TestApprovalStatus:
     def test_a_status_that_is_not_the_contract_is_closed(self) -> None:
         """A custom status that does not decode (another orchestration's, a crafted one) never opens a request."""
         assert approval_state("Running", {"phase": "pending", "incident_id": "x"}).phase is BotView.CLOSED
+
+
+class TestRunInput:
+    def test_a_bare_incident_of_an_earlier_release_reads_as_a_run_without_alerts(self) -> None:
+        """An orchestration started before alert ids were kept (its input a bare incident) still runs: no alerts, no follow-up."""
+        assert run_input_of(codec.encode(INCIDENT)) == IncidentRunInput(INCIDENT)
+        assert run_input_of(json.dumps(codec.encode(INCIDENT))) == IncidentRunInput(INCIDENT)
+
+    def test_a_run_input_with_an_unknown_field_is_refused_by_name(self) -> None:
+        """The run input is as strict as every other payload: an extra key is named, never ignored."""
+        data = {**codec.encode(IncidentRunInput(INCIDENT, ALERT_IDS)), "skip_approvals": True}
+        with pytest.raises(InputError, match=r"IncidentRunInput: unknown field\(s\) skip_approvals"):
+            run_input_of(data)
