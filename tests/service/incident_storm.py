@@ -44,7 +44,7 @@ from enrichment.adapters.loganalytics import LogAnalyticsEngine, Retries
 from enrichment.ports import QueryEngine
 from playbooks import wiring
 from playbooks.adapters.sentinel import SentinelIncidents
-from playbooks.domain.workflow import RunEnd, run_result_of
+from playbooks.domain.workflow import RunEnd, run_input_of, run_result_of
 from playbooks.functions.http_api import receive_incident
 from playbooks.functions.orchestrator import ACTIVITY_COMMENT, ACTIVITY_ENRICH, ORCHESTRATOR
 from tests.app.durable_history import Instance
@@ -143,6 +143,7 @@ class Run:
     name: str
     arrived: float
     instance: Instance
+    input: Any
     state: str = "Pending"
     updated: float = 0.0
 
@@ -160,31 +161,41 @@ class StormHub(FakeDurableClient):
         self.commented: dict[str, float] = {}  # incident name -> when its first comment landed (simulated)
         self._lock = threading.Lock()
 
-    async def get_status(self, instance_id: str) -> DurableOrchestrationStatus:
+    async def get_status(self, instance_id: str, *, show_input: bool = False) -> DurableOrchestrationStatus:
         with self._lock:
             run = self.runs.get(instance_id)
-            if run is None:
-                return DurableOrchestrationStatus.from_json("")
-            done = run.instance.done
-            status: dict[str, Any] = {
-                "name": ORCHESTRATOR,
-                "instanceId": instance_id,
-                "createdTime": SimClock.moment(run.arrived).isoformat(),
-                "lastUpdatedTime": SimClock.moment(run.updated).isoformat(),
-                "runtimeStatus": run.state,
-            }
-            if done:
-                status["output"] = run.instance.played.output
+            return self._status(instance_id, run, show_input) if run is not None else DurableOrchestrationStatus.from_json("")
+
+    async def get_status_by(self, *, instance_id_prefix: str | None = None) -> list[DurableOrchestrationStatus]:
+        with self._lock:
+            return [self._status(iid, run, True) for iid, run in self.runs.items() if iid.startswith(instance_id_prefix or "")]
+
+    @staticmethod
+    def _status(instance_id: str, run: Run, show_input: bool) -> DurableOrchestrationStatus:
+        """What the extension answers for a run: runtime status, times, custom status, output when done, input when asked."""
+        status: dict[str, Any] = {
+            "name": ORCHESTRATOR,
+            "instanceId": instance_id,
+            "createdTime": SimClock.moment(run.arrived).isoformat(),
+            "lastUpdatedTime": SimClock.moment(run.updated).isoformat(),
+            "runtimeStatus": run.state,
+        }
+        if run.instance.custom_status is not None:
+            status["customStatus"] = run.instance.custom_status
+        if run.instance.done:
+            status["output"] = run.instance.played.output
+        if show_input:
+            status["input"] = run.input
         return DurableOrchestrationStatus.from_json(status)
 
     async def start_new(self, orchestration_function_name: str, instance_id: str | None = None, client_input: Any = None) -> str:
         assert instance_id is not None
         assert orchestration_function_name == ORCHESTRATOR
         now = self.clock()
-        name = str(client_input["name"])
+        name = run_input_of(client_input).incident.name
         started = SimClock.moment(now).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         instance = Instance(client_input, self._executor(name), instance_id=instance_id, started=started, pause=self.clock.sleep)
-        run = Run(name, now, instance, updated=now)
+        run = Run(name, now, instance, client_input, updated=now)
         with self._lock:
             self.runs[instance_id] = run
             self.all_runs.append(run)
