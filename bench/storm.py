@@ -20,7 +20,7 @@ and the reported times are on it. A query's wall time on this machine counts `--
 
 On a 2-core machine the fake workspace answers one query at a time (its DuckDB connection is shared)
 in about 0.2 s wall, 0.8 s simulated at x4, so the pipeline cannot reach 200 queries per 30 s simulated:
-`--per-window 25` lowers the fake's window limit to make the storm meet it, and shows the 429s retried.
+`--per-window 25` lowers the fake's window limit below the storm's peak, to show the 429s retried under load.
 
 Exits 1 when a target is missed: every incident enriched exactly once (one enrichment comment at the
 Sentinel fake) and none lost; no query refused for the concurrency limit (the app held it) and no more than

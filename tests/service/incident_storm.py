@@ -15,7 +15,9 @@ Time: `SimClock` is simulated time running `scale` times faster than the wall cl
 schedule, the fake's 30 s window and its Retry-After, the retry waits of azure-core and tenacity
 (every bound of `Retries` divided by `scale`, so a "1 s" backoff sleeps 1/scale wall seconds), the
 Durable retry interval of a failed activity (`pause`) and every time reported are on that clock. A
-query's own wall time counts `scale` times in simulated time.
+query's own wall time counts `scale` times in simulated time. Two simplifications, both on the slow
+side: a run's orchestrator replays and activities share one worker thread, and a Durable retry interval
+passes in that thread (the extension would free the worker while the timer waits).
 """
 
 from __future__ import annotations
