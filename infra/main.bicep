@@ -94,9 +94,9 @@ param resourceGroupName string = ''
 param pythonVersion string = '3.11'
 
 @minValue(1)
-@maxValue(1000)
-@description('Most Flex Consumption instances. Log Analytics allows 5 concurrent queries per identity, so more instances mostly buy 429s.')
-param maximumInstanceCount int = 4
+@maxValue(1)
+@description('Most Flex Consumption instances: 1. Log Analytics allows one identity 5 concurrent queries; every instance runs as the same managed identity and holds the 5 query slots of its process, so a second instance would let the app send 10 (tests/infra/test_query_budget.py).')
+param maximumInstanceCount int = 1
 
 @minLength(1)
 @description('Resource id of the existing Sentinel Log Analytics workspace (/subscriptions/.../resourceGroups/.../providers/Microsoft.OperationalInsights/workspaces/...).')

@@ -12,17 +12,34 @@ if [ "${1:-}" = "--fast" ]; then
   shift
 fi
 
-if $fast; then bash scripts/setup.sh --fast; else bash scripts/setup.sh --dev; fi
-.venv/bin/ruff check .
-.venv/bin/ruff format --check .
-.venv/bin/mypy
-.venv/bin/python scripts/import_cycles.py
+static_checks() {
+  .venv/bin/ruff check .
+  .venv/bin/ruff format --check .
+  .venv/bin/mypy
+  .venv/bin/python scripts/import_cycles.py
+}
 
 if $fast; then
-  echo "== pytest on Python 3.11, fast tier (-m 'not slow')"
-  .venv/bin/python -m pytest -m "not slow" "$@"
-  exit 0
+  bash scripts/setup.sh --fast
+  # The static checks run beside the tests (one core each); their output is printed after the tests', so the
+  # two never interleave, and either failing fails the run.
+  checks_log="$(mktemp)"
+  trap 'rm -f "$checks_log"' EXIT
+  static_checks >"$checks_log" 2>&1 &
+  checks=$!
+  echo "== pytest on Python 3.11, fast tier (-m 'not slow'); ruff, mypy and the import-cycle check beside it"
+  tests_status=0
+  .venv/bin/python -m pytest -m "not slow" "$@" || tests_status=$?
+  checks_status=0
+  wait "$checks" || checks_status=$?
+  echo "== ruff, mypy, import cycles"
+  cat "$checks_log"
+  if [ "$checks_status" -ne 0 ]; then echo "static checks failed (exit $checks_status)" >&2; exit "$checks_status"; fi
+  exit "$tests_status"
 fi
+
+bash scripts/setup.sh --dev
+static_checks
 echo "== pytest on Python 3.11"
 .venv/bin/python -m pytest "$@"
 echo "== pytest on Python 3.13"

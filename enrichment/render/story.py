@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from enrichment.domain.evidence import ip_timeline
-from enrichment.domain.model import Assessment, Explanation, SignIn, UserEvidence, Verdict
+from enrichment.domain.model import Assessment, Explanation, Gap, SignIn, UserEvidence, Verdict
 from enrichment.render.asn_names import asn_label, asn_name
 
 #: Sentinel's incident classifications and reasons (Microsoft.SecurityInsights incidents API).
@@ -399,8 +399,24 @@ def _next_steps(
     if brief_verdict == Verdict.BENIGN.value:
         verdict = _classification(brief_verdict, assessment)
         return (f"Close the incident as {verdict.label}: {verdict.why}.",)
-    missing = "; ".join(gap.sentence() for gap in assessment.gaps[:3]) or "see the warnings"
-    return (f"Find out why the evidence is incomplete ({missing}), then run the playbook again.",)
+    return (_incomplete_step(assessment.gaps),)
+
+
+def _incomplete_step(gaps: Sequence[Gap]) -> str:
+    """
+    The one next step of an incomplete assessment, short enough to read in a card: which tables could
+    not give what (tables with the same problem named together), and how many checks that left out.
+    The checks themselves are listed where the coverage is shown, not here.
+    """
+    if not gaps:
+        return "Find out why the evidence is incomplete (see the warnings), then run the playbook again."
+    tables_by_problem: dict[str, list[str]] = {}
+    for gap in gaps:
+        tables_by_problem.setdefault(gap.what, []).append(gap.table)
+    problems = "; ".join(f"{', '.join(tables)}: {what}" for what, tables in tables_by_problem.items())
+    unevaluated = len({name for gap in gaps for name in (*gap.signals, *gap.explanations)})
+    left_out = f" {unevaluated} checks could not run (listed under missing evidence)." if unevaluated else ""
+    return f"Find out why the evidence is incomplete ({problems}), then run the playbook again.{left_out}"
 
 
 def brief(evidence: UserEvidence, assessment: Assessment, context: Context | None = None) -> Brief:

@@ -66,6 +66,9 @@ LISTED = 50
 #: Distinct entity kinds counted by name (Sentinel has about 30); further kinds count as "other".
 KINDS = 40
 OTHER_KINDS = "other kinds"
+#: Incident labels kept (Sentinel shows a handful; Defender adds its tags) and the length of each.
+LABELS = 20
+LABEL_CHARS = 100
 #: Incident times accepted: sign-in logs exist inside this range, and the query windows around a
 #: time inside it can never leave the calendar (year 9999 + 6 hours overflows).
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -124,6 +127,7 @@ class SentinelIncident:
     ips: tuple[str, ...] = ()  # addresses of the incident's Ip entities: the comment answers each
     display_names: tuple[tuple[str, str], ...] = ()  # (account key, display name) from Account entities
     ips_total: int = 0
+    labels: tuple[str, ...] = ()  # the incident's label names (Defender tags sync as labels), at most LABELS
 
     @property
     def link(self) -> str:
@@ -210,6 +214,7 @@ class SentinelIncident:
             "ips": list(self.ips),
             "display_names": [[key, name] for key, name in self.display_names],
             "ips_total": self.ips_total,
+            "labels": list(self.labels),
         }
 
     @classmethod
@@ -245,6 +250,7 @@ class SentinelIncident:
                 ips=ips,
                 display_names=tuple((str(k), _display_name(n)) for k, n in data.get("display_names") or ()),
                 ips_total=max(int(data.get("ips_total") or 0), len(ips)),
+                labels=tuple(capped_text(label, LABEL_CHARS) for label in (data.get("labels") or ())[:LABELS]),
             )
         except (KeyError, TypeError, ValueError) as error:
             msg = f"not a stored incident reference: {error}"
@@ -385,9 +391,24 @@ def parse_incident(
         workspace_id=workspace_id,
         url=https_url(properties.get("incidentUrl")),
         provider_url=https_url(properties.get("providerIncidentUrl")),
+        labels=label_names(properties.get("labels")),
     )
     # An empty or missing list is "not told", not "none": the function asks Sentinel then.
     return ref.with_accounts(resolve_accounts(entities, max_accounts=max_accounts)) if entities else ref
+
+
+def label_names(labels: object) -> tuple[str, ...]:
+    """
+    The names of an incident's labels (`properties.labels[].labelName`), cleaned and capped.
+
+    Labels are free text anyone with Sentinel Contributor can set, so they are capped like the title
+    and read only for what they can tell (e.g. Defender's "Attack Disruption" tag); anything that is
+    not a label object is skipped rather than refused, since labels are not what the playbook is for.
+    """
+    if not isinstance(labels, list):
+        return ()
+    names = (label.get("labelName") for label in labels if isinstance(label, Mapping))
+    return tuple(capped_text(name, LABEL_CHARS) for name in names if isinstance(name, str) and name.strip())[:LABELS]
 
 
 def _incident_number(value: object) -> int:

@@ -98,7 +98,7 @@ def enrich(incident: SentinelIncident, engine: QueryEngine, settings: Settings) 
 
     if not incident.accounts:
         return Enrichment(incident, ())
-    disruption = attack_disruption(incident.title)
+    disruption = attack_disruption(incident.title, incident.labels)
     outcomes = []
     for evidence, assessment in investigate(engine, incident.accounts, incident.at, settings):
         plan = plan_containment(incident.name, evidence.account, assessment, settings, disruption=disruption)

@@ -442,6 +442,7 @@ class TestFullerContainmentCalls:
             await directory.list_inbox_rules(USER)
         assert caught.value.missing_permissions == ("MailboxSettings.ReadWrite",)
 
+    @pytest.mark.slow
     async def test_throttled_rule_listing_is_retried_by_the_sdk_after_retry_after(
         self, graph: FakeGraph, directory: GraphDirectory
     ) -> None:

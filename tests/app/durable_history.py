@@ -9,8 +9,10 @@ orchestrator is then called with the context JSON and answers its state (`isDone
 newly scheduled activity and sub-orchestration with a caller-given function (the real activity code,
 in the service tests) and feeds the result back; an activity scheduled with retry options that
 raises is retried as the extension does (TaskFailed, a retry timer, TaskScheduled again) up to its
-`maxNumberOfAttempts`; a timer the orchestration waits on alone (a back-off) fires at once, while a
-timer it races against external events (a deadline) fires only when told. `advance` runs until the
+`maxNumberOfAttempts` (the retry interval passes at once, or through a caller-given `pause`, which
+a benchmark uses to let it pass on its own clock); a timer the orchestration waits on alone (a
+back-off) fires at once, while a timer it races against external events (a deadline) fires only
+when told. `advance` runs until the
 orchestration is done or waits on nothing but events and deadlines; `raise_event` and `fire_timers`
 deliver the next happening, and `status` answers what the Durable client would (runtime status and
 custom status), so the approval bot can be pointed at a live orchestration.
@@ -213,9 +215,11 @@ class Instance:
         orchestrator: str = ORCHESTRATOR,
         instance_id: str = "incident-test",
         started: str = T0,
+        pause: Callable[[float], None] | None = None,
     ) -> None:
         self.history = History(orchestration_input, instance_id, orchestrator, started=started)
         self.execute = execute
+        self.pause = pause
         self.played = Played(None)
         self.custom_status: Any = None
         self.done = False
@@ -319,8 +323,17 @@ class Instance:
                 {"EventType": 11, "TimerId": timer, "FireAt": self.history.started},
             ]
             if attempt < attempts:
+                if self.pause is not None:
+                    self.pause(_retry_interval(action["retryOptions"], attempt))
                 task_id = self._take_id()
                 received.append({"EventType": 4, "EventId": task_id, "Name": name})
+
+
+def _retry_interval(options: dict[str, Any], failed_attempts: int) -> float:
+    """Seconds the extension waits after the `failed_attempts`-th failure: the first interval grown by the coefficient, capped."""
+    seconds = options["firstRetryIntervalInMilliseconds"] / 1000 * options.get("backoffCoefficient", 1) ** (failed_attempts - 1)
+    cap = options.get("maxRetryIntervalInMilliseconds")
+    return float(min(seconds, cap / 1000) if cap else seconds)
 
 
 def play(

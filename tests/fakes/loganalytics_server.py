@@ -11,6 +11,13 @@ not a mock of them. The data is a DuckDB connection the test fills, the same one
 Every request is recorded (path, query name, sizes, status) for counting, and faults are scripted
 per test: each scripted `Fault` answers one request (optionally only a request for one query),
 in order, then the endpoint goes back to executing queries.
+
+`limits=IdentityLimits()` (off by default) enforces Log Analytics' documented per-identity limits:
+at most 5 queries at once and 200 per 30 s for each caller identity (the bearer token), answering
+429 with a `Retry-After` header past them. The service itself queues a sixth concurrent query for up
+to 3 minutes before its 429; the fake answers at once, which is stricter: a client that stays within
+the fake's limits stays within the service's. The limits run on the clock the caller gives, so a
+benchmark can compress time (see `IdentityLimits`).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import re
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -135,6 +143,74 @@ def forbidden(code: str = "InsufficientAccessError") -> Fault:
 
 
 @dataclass(frozen=True, slots=True)
+class IdentityLimits:
+    """
+    Log Analytics' per-identity query limits (Microsoft's "Azure Monitor service limits", log queries:
+    5 concurrent queries per user, 200 queries per 30 s per user; a managed identity is one user).
+
+    `clock` gives seconds on the run's clock (a benchmark's compressed simulated time, or real
+    monotonic time); `time_scale` is how many of those seconds pass per wall-clock second, so the
+    `Retry-After` sent (wall seconds, which is what the client sleeps) is the clock's wait divided by
+    it: whole seconds at scale 1, as the service sends them, fractions under compression.
+    `busy_retry_after` is the wait asked of a query refused for the concurrency limit.
+    """
+
+    concurrent: int = 5
+    per_window: int = 200
+    window: float = 30.0
+    busy_retry_after: float = 1.0
+    clock: Callable[[], float] = time.monotonic
+    time_scale: float = 1.0
+
+    def retry_after(self, clock_seconds: float) -> str:
+        """The `Retry-After` header for a wait of `clock_seconds` on the run's clock."""
+        wall = max(clock_seconds, 0.0) / self.time_scale
+        return str(max(1, math.ceil(wall))) if self.time_scale == 1 else f"{max(wall, 0.001):.3f}"
+
+
+@dataclass
+class LimitStats:
+    """What the limiter saw: refusals by limit, and the most each identity had at once and in one window."""
+
+    refused_busy: int = 0
+    refused_rate: int = 0
+    max_concurrent: int = 0
+    max_in_window: int = 0
+
+
+class _Limiter:
+    """Per-identity admission: a slot count and the admitted queries' times within the window."""
+
+    def __init__(self, limits: IdentityLimits) -> None:
+        self.limits = limits
+        self.stats = LimitStats()
+        self._in_flight: dict[str, int] = {}
+        self._admitted: dict[str, deque[float]] = {}
+
+    def admit(self, identity: str) -> str | None:
+        """None when the query may run (its slot taken), else the Retry-After of its 429. Called under the server's lock."""
+        now = self.limits.clock()
+        times = self._admitted.setdefault(identity, deque())
+        while times and times[0] <= now - self.limits.window:
+            times.popleft()
+        if len(times) >= self.limits.per_window:
+            self.stats.refused_rate += 1
+            return self.limits.retry_after(times[0] + self.limits.window - now)
+        running = self._in_flight.get(identity, 0)
+        if running >= self.limits.concurrent:
+            self.stats.refused_busy += 1
+            return self.limits.retry_after(self.limits.busy_retry_after)
+        self._in_flight[identity] = running + 1
+        times.append(now)
+        self.stats.max_concurrent = max(self.stats.max_concurrent, running + 1)
+        self.stats.max_in_window = max(self.stats.max_in_window, len(times))
+        return None
+
+    def release(self, identity: str) -> None:
+        self._in_flight[identity] -= 1
+
+
+@dataclass(frozen=True, slots=True)
 class RecordedRequest:
     """What one request asked and what it got."""
 
@@ -181,7 +257,7 @@ class LogAnalyticsServer:
     sends them and azure-monitor-query passes them on) or "text" (the same JSON as a string, the
     shape exports and older clients show), so tests can prove the product reads both.
     `functions` are duckdb-kql stored-function definitions (e.g. `_GetWatchlist`).
-    `workspace_id` None accepts any workspace.
+    `workspace_id` None accepts any workspace. `limits` enforces the per-identity limits (off by default).
     """
 
     def __init__(
@@ -192,6 +268,7 @@ class LogAnalyticsServer:
         functions: Sequence[str] = (),
         dynamic: str = "json",
         name_hint: Callable[[str], str] = query_name_hint,
+        limits: IdentityLimits | None = None,
     ) -> None:
         if dynamic not in ("text", "json"):
             msg = "dynamic must be 'text' or 'json'"
@@ -201,6 +278,7 @@ class LogAnalyticsServer:
         self._functions = list(functions)
         self._dynamic = dynamic
         self._name_hint = name_hint
+        self._limiter = _Limiter(limits) if limits is not None else None
         self._lock = threading.Lock()
         self._db_lock = threading.Lock()
         self._script = _Script()
@@ -272,6 +350,27 @@ class LogAnalyticsServer:
             self._script.faults.clear()
             self._generation += 1
             self._in_flight = self.max_in_flight = 0
+            if self._limiter is not None:
+                self._limiter.stats = LimitStats()
+
+    @property
+    def limit_stats(self) -> LimitStats:
+        """What the per-identity limiter refused and the most it admitted (zeros when limits are off)."""
+        with self._lock:
+            stats = self._limiter.stats if self._limiter is not None else LimitStats()
+            return LimitStats(stats.refused_busy, stats.refused_rate, stats.max_concurrent, stats.max_in_window)
+
+    def _admit(self, identity: str) -> str | None:
+        """None when the identity may run one more query now, else the Retry-After of its 429."""
+        if self._limiter is None:
+            return None
+        with self._lock:
+            return self._limiter.admit(identity)
+
+    def _release(self, identity: str) -> None:
+        if self._limiter is not None:
+            with self._lock:
+                self._limiter.release(identity)
 
     def _started(self, generation: int) -> bool:
         """One query of this test is being answered (until its answer starts to leave), for `max_in_flight`."""
@@ -381,6 +480,7 @@ def _handler_for(server: LogAnalyticsServer) -> type[BaseHTTPRequestHandler]:
         request_bytes = 0
         generation = 0
         counted = False
+        admitted = ""  # the identity holding one of its concurrent-query slots for this request
 
         def log_message(self, *_args: object) -> None:  # keep test output clean
             return
@@ -418,6 +518,12 @@ def _handler_for(server: LogAnalyticsServer) -> type[BaseHTTPRequestHandler]:
             if server._workspace_id is not None and match.group(1).lower() != server._workspace_id.lower():
                 self._error(404, "WorkspaceNotFoundError", f"The workspace could not be found: {match.group(1)}")
                 return
+            retry_after = server._admit(authorization)
+            if retry_after is not None:
+                throttled_answer = _oneapi("TooManyRequests", "Too many requests: the identity's query limits were reached")
+                self._answer_json(429, throttled_answer, {"Retry-After": retry_after})
+                return
+            self.admitted = authorization
             self.counted = server._started(self.generation)
             try:
                 self._respond(server._take_fault(self.query_name))
@@ -426,6 +532,9 @@ def _handler_for(server: LogAnalyticsServer) -> type[BaseHTTPRequestHandler]:
 
         def _uncount(self) -> None:
             # Before the answer leaves: a client that reads it may send its next query at once.
+            if self.admitted:
+                server._release(self.admitted)
+                self.admitted = ""
             if self.counted:
                 self.counted = False
                 server._finished(self.generation)

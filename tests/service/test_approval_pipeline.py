@@ -449,6 +449,25 @@ class TestBeforeTheClick:
         assert graph.calls("PATCH", f"users/{data.ALICE_ID}") == []
         assert "Not repeated: disable account, already done by Defender" in approval_comments(sentinel, request)["pending"]
 
+    def test_defenders_attack_disruption_tag_is_read_from_the_incident_labels(
+        self, pipeline: Pipeline, sentinel: SentinelServer, graph: graph_server.FakeGraph
+    ) -> None:
+        """The 'Attack Disruption' tag Defender syncs as a label (title unmarked): disabling is not proposed again."""
+        pipeline.environ["REPLAY_OPTIONAL_ACTIONS"] = "disable_account"
+        body = data.trigger_body(data.ENTITIES)
+        body["object"]["properties"]["labels"] = [{"labelName": "Attack Disruption", "labelType": "System"}]
+        incident = parse_incident(body)
+        assert "attack disruption" not in incident.title.lower()
+
+        pipeline.run(scripted(decided(True)), given=(f"incident-{incident.name}", codec.encode(incident)))
+
+        request = _request(pipeline)
+        assert ActionKind.DISABLE_ACCOUNT not in {a.kind for a in request.plan.actions}
+        [(kind, who)] = request.plan.already_done
+        assert (kind, "'Attack Disruption' tag" in who) == (ActionKind.DISABLE_ACCOUNT, True)
+        assert graph.calls("PATCH", f"users/{data.ALICE_ID}") == []
+        assert "Not repeated: disable account, already done by Defender" in approval_comments(sentinel, request)["pending"]
+
 
 class TestMailboxFootholds:
     def test_the_contain_activity_removes_the_attackers_inbox_rule_and_names_the_forwarding(

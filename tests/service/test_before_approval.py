@@ -106,6 +106,7 @@ async def test_missing_read_permissions_are_named_and_the_rest_still_shown(graph
     assert shown["Directory roles"] == "Global Administrator (Microsoft Graph)"
 
 
+@pytest.mark.slow
 async def test_throttled_reads_are_retried_by_the_sdk(graph: FakeGraph, directory: GraphDirectory) -> None:
     """A 429 with Retry-After on the method listing is retried once by kiota; the audit still answers."""
     graph.fail("GET", "authentication/methods", 429, retry_after=1)

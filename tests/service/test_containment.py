@@ -428,6 +428,7 @@ class TestFullerContainment:
             assert status is ActionStatus.FAILED
             assert f"grant the Microsoft Graph application permission {permission}" in detail
 
+    @pytest.mark.slow
     async def test_throttled_device_delete_is_retried_by_the_sdk(self, footholds: FakeGraph, directory: GraphDirectory) -> None:
         """A 429 with Retry-After on DELETE /devices is kiota's to retry; the device is deleted once."""
         footholds.fail("DELETE", "^/devices/", 429, retry_after=1)

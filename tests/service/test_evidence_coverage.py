@@ -87,6 +87,7 @@ def _triage(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+@pytest.mark.slow
 def test_an_empty_export_folder_is_insufficient_evidence(tmp_path: Path) -> None:
     """No exports at all: exit 0 with insufficient_evidence, every table not read, never benign."""
     folder = tmp_path / "empty"

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from enrichment.domain.model import Account, Assessment, Explanation, ExplanationKind, Signal, Verdict
+from enrichment.domain.model import Account, Assessment, Explanation, ExplanationKind, Gap, Signal, Verdict
 from enrichment.queries.kql import InvalidQueryInput
 from enrichment.queries.pivots import advanced_hunting_link, entra_signins_link, log_analytics_link, pivot, pivot_query
 from enrichment.render.asn_names import asn_label, source
@@ -96,6 +96,29 @@ def test_benign_suggests_a_sentinel_classification_and_reason() -> None:
     quiet = Assessment(0, Verdict.BENIGN, (), (), ())
     assert brief(evidence, quiet).classification.label == "FalsePositive (IncorrectAlertLogic)"
     assert brief(*s.typical()).classification.label == "TruePositive (SuspiciousActivity)"
+
+
+def test_insufficient_evidence_next_step_is_one_short_line_naming_tables_not_rules() -> None:
+    """Missing evidence: one step naming each table's problem (shared problems once) and a count of checks, no rule ids."""
+    evidence, _ = s.typical()
+    rules = tuple(f"rule_{i}" for i in range(30))
+    window = "not read: no rows between 2026-06-14 10:00 UTC and 2026-06-15 16:00 UTC"
+    gaps = (
+        Gap("SigninLogs", window, rules),
+        Gap("AADNonInteractiveUserSignInLogs", window, rules, (ExplanationKind.TRAVEL,)),
+        Gap("AuditLogs", "column(s) InitiatedBy absent", ("security_info_changed",)),
+    )
+    missing = Assessment(0, Verdict.INSUFFICIENT_EVIDENCE, (), (), (), gaps)
+
+    (step,) = brief(evidence, missing).next_steps
+
+    assert step == (
+        "Find out why the evidence is incomplete (SigninLogs, AADNonInteractiveUserSignInLogs: " + window + "; "
+        "AuditLogs: column(s) InitiatedBy absent), then run the playbook again. "
+        "32 checks could not run (listed under missing evidence)."
+    )
+    assert "rule_0" not in step
+    assert len(step) < 300
 
 
 def test_every_asn_is_named_from_the_shipped_database() -> None:

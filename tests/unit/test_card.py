@@ -269,6 +269,7 @@ def test_worst_case_drops_evidence_but_keeps_what_a_decision_needs() -> None:
     assert len([a for a in card["actions"] if a["type"] == "Action.Execute"]) == 2
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(
     title=st.text(max_size=3000),

@@ -18,6 +18,8 @@ from enrichment.domain.model import Account, Verdict
 from playbooks.domain.incident import (
     EARLIEST,
     KINDS,
+    LABEL_CHARS,
+    LABELS,
     LISTED,
     MAX_BODY_BYTES,
     NAME_CHARS,
@@ -742,3 +744,39 @@ class TestIncidentUpdate:
         """Several accounts: the incident carries the worst verdict; none assessed gives None."""
         assert overall_verdict([Verdict.BENIGN, Verdict.REPLAY_LIKELY, Verdict.SUSPICIOUS]) is Verdict.REPLAY_LIKELY
         assert overall_verdict([]) is None
+
+
+class TestLabels:
+    def test_label_names_are_read_from_the_sentinel_shape(self) -> None:
+        """`properties.labels[].labelName` is kept (Defender's tags arrive as labels); non-objects are skipped."""
+        body = _trigger(_people(1))
+        body["object"]["properties"]["labels"] = [
+            {"labelName": "Attack Disruption", "labelType": "System"},
+            {"labelName": "  "},
+            "not-a-label",
+            {"labelType": "User"},
+            {"labelName": "token-replay:suspicious", "labelType": "User"},
+        ]
+
+        incident = parse_incident(body)
+
+        assert incident.labels == ("Attack Disruption", "token-replay:suspicious")
+
+    def test_labels_are_capped_and_survive_the_stored_input(self) -> None:
+        """At most LABELS labels of LABEL_CHARS characters each, and `from_json(to_json())` keeps them."""
+        body = _trigger(_people(1))
+        body["object"]["properties"]["labels"] = [{"labelName": f"L{i}" + "x" * 500} for i in range(100)]
+
+        incident = parse_incident(body)
+
+        assert len(incident.labels) == LABELS
+        assert all(len(label) == LABEL_CHARS for label in incident.labels)
+        assert SentinelIncident.from_json(incident.to_json()).labels == incident.labels
+
+    def test_no_labels_is_an_empty_tuple(self) -> None:
+        """An incident without labels (or with a non-list) has none."""
+        body = _trigger(_people(1))
+        body["object"]["properties"]["labels"] = {"labelName": "Attack Disruption"}
+
+        assert parse_incident(body).labels == ()
+        assert parse_incident(_trigger(_people(1))).labels == ()

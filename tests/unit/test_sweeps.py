@@ -6,6 +6,7 @@ import math
 from datetime import timedelta
 from itertools import combinations
 
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -111,6 +112,7 @@ def all_pairs_travel(rows: list[SignIn], unfamiliar: frozenset[str]) -> dict[fro
     return found
 
 
+@pytest.mark.slow
 class TestConcurrentPairs:
     @_SWEEP_SETTINGS
     @given(evidence_rows(), unfamiliar_sets)
@@ -154,6 +156,7 @@ class TestConcurrentPairs:
         assert concurrent_pairs([first, again, away], frozenset({_IPS[3]}), CONCURRENCY_GAP) == {(_IPS[0], _IPS[3])}
 
 
+@pytest.mark.slow
 class TestTravelJumps:
     @_SWEEP_SETTINGS
     @given(evidence_rows(), unfamiliar_sets)
