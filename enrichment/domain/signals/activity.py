@@ -19,7 +19,7 @@ from common.identifiers import GUID
 from common.times import utc_text
 from enrichment.domain import networks
 from enrichment.domain.activity import ActKind, GraphFamily
-from enrichment.domain.attribution import SuspectSession, attacker_forwarding, attacker_rules, attribute
+from enrichment.domain.attribution import attacker_forwarding, attacker_rules
 from enrichment.domain.model import Column, Signal
 from enrichment.domain.picture import Picture
 from enrichment.domain.signals.rule import NOTHING, Check, rule
@@ -31,11 +31,6 @@ MASS_MAIL_ITEMS = 50
 #: Rule operations that leave a rule in place (a removal hides nothing).
 _RULE_KEEPING = ("new-inboxrule", "set-inboxrule", "enable-inboxrule", "updateinboxrules")
 _CONSENT = ("consent to application", "add delegated permission grant", "add app role assignment to service principal")
-
-
-def _sessions(p: Picture, check: Check) -> tuple[SuspectSession, ...]:
-    """The suspect sessions and the acts attributed to them (none when no address is implicated)."""
-    return tuple(attribute(p.evidence, check.suspects)) if check.suspects else ()
 
 
 def _found(check: Check, lead: str, found: Sequence[tuple[str, str]]) -> Signal | None:
@@ -58,7 +53,7 @@ def _where(ip: str, session_id: str) -> str:
 def inbox_rule_hides_mail(p: Picture, check: Check) -> Signal | None:
     """An inbox rule made or changed from a suspect session that moves mail out of sight or deletes it."""
     found = []
-    for session in _sessions(p, check):
+    for session in check.sessions:
         for found_rule, act in session.rules():
             if found_rule.hides_mail and found_rule.operation.lower() in _RULE_KEEPING:
                 what = f"moves mail to {found_rule.move_to!r}" if found_rule.move_to else "deletes mail"
@@ -87,7 +82,7 @@ def _outside(address: str, home: str) -> bool:
 )
 def mail_forwarded_outside(p: Picture, check: Check) -> Signal | None:
     """Forwarding, on the mailbox or by an inbox rule, to another domain, set from a suspect session."""
-    sessions = _sessions(p, check)
+    sessions = check.sessions
     home = _domain(p.evidence.account.upn) if "@" in p.evidence.account.upn else ""
     found = []
     for forward, act in attacker_forwarding(sessions):
@@ -115,7 +110,7 @@ def mail_forwarded_outside(p: Picture, check: Check) -> Signal | None:
 def mass_mail_access_scripted(p: Picture, check: Check) -> Signal | None:
     """The mailbox read in bulk by a scripting client (Graph mail requests, or MailItemsAccessed items) from a suspect session."""
     found = []
-    for session in _sessions(p, check):
+    for session in check.sessions:
         for act in session.acts:
             record = act.record
             family = networks.scripted_client(record.client)
@@ -142,7 +137,7 @@ def mass_mail_access_scripted(p: Picture, check: Check) -> Signal | None:
 )
 def consent_to_unknown_app(p: Picture, check: Check) -> Signal | None:
     """Consent to an application, from a suspect address, for an app the user is not known to use."""
-    sessions = _sessions(p, check)
+    sessions = check.sessions
     attacker_ips = {a.ip for x in sessions for a in x.acts}
     known = p.reference.app_ids | {s.app_id for s in p.rows if s.ip not in attacker_ips}
     found = []

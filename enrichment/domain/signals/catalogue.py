@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from types import ModuleType
 
+from enrichment.domain.attribution import attribute
 from enrichment.domain.model import Signal
 from enrichment.domain.picture import Picture
 from enrichment.domain.signals import activity, clients, corroboration, habits, network, sessions
@@ -67,5 +68,7 @@ def detect(p: Picture, cover: Cover, rules: tuple[Rule, ...] = RULES, skip: froz
     rules = tuple(r for r in rules if r.id not in skip) if skip else rules
     found = [signal for r in rules if not r.after_others and (signal := r.evaluate(p, cover)) is not None]
     suspects = frozenset(ip for signal in found for ip in signal.ips)
-    found += [signal for r in rules if r.after_others and (signal := r.evaluate(p, cover, suspects)) is not None]
+    after = [r for r in rules if r.after_others]
+    sessions = attribute(p.evidence, suspects) if after and suspects else ()
+    found += [signal for r in after if (signal := r.evaluate(p, cover, suspects, sessions)) is not None]
     return tuple(sorted(found, key=lambda s: _ORDER[s.id]))

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from enrichment.domain import explanations
+from enrichment.domain.attribution import SuspectSession, attribute
 from enrichment.domain.model import KEY_COLUMNS, Column, Explanation, ExplanationKind, Signal, Table
 from enrichment.domain.picture import Picture
 
@@ -100,9 +101,22 @@ class Rule:
             needed |= explanations.READS[kind]
         return frozenset(needed)
 
-    def evaluate(self, p: Picture, cover: Cover, suspects: frozenset[str] = frozenset()) -> Signal | None:
-        """Run the rule on one user's picture."""
-        return self.detector(p, Check(self, cover, suspects))
+    def evaluate(
+        self,
+        p: Picture,
+        cover: Cover,
+        suspects: frozenset[str] = frozenset(),
+        sessions: tuple[SuspectSession, ...] | None = None,
+    ) -> Signal | None:
+        """
+        Run the rule on one user's picture.
+
+        `sessions` is `attribute(p.evidence, suspects)` when the caller already has it (`detect`
+        computes it once for all `after_others` rules); otherwise an `after_others` rule computes it here.
+        """
+        if sessions is None:
+            sessions = attribute(p.evidence, suspects) if self.after_others and suspects else ()
+        return self.detector(p, Check(self, cover, suspects, sessions))
 
 
 def rule(
@@ -141,11 +155,15 @@ class Cover:
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """What a detector is handed besides the picture: its own rule, the cover and, after the others, the suspects."""
+    """
+    What a detector is handed besides the picture: its own rule, the cover and, after the others, the
+    suspects and the suspect sessions `attribution` ties to them.
+    """
 
     rule: Rule
     cover: Cover
     suspects: frozenset[str] = frozenset()
+    sessions: tuple[SuspectSession, ...] = ()
 
     def covers(self, ip: str) -> bool:
         """Whether an explanation of `ip` accounts for this rule's evidence there."""
