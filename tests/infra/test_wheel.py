@@ -32,7 +32,7 @@ SAMPLE = ("--users", "20", "--days", "3", "--variants", "1", "--seed", "11")
 # A dry run names its approval request after the wall clock (the Function App after the incident's arrival),
 # and its deadline (in result.json and in the card's text) follows from it: times near now are masked.
 REQUEST = re.compile(r"(approval:\d+:)\d{8}T\d{6}")
-MOMENT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
+MOMENT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z|\d{4}-\d\d-\d\d \d\d:\d\d UTC")
 
 
 def _without_clock(text: str) -> str:
@@ -40,7 +40,8 @@ def _without_clock(text: str) -> str:
     now = datetime.now(UTC)
 
     def mask(match: re.Match[str]) -> str:
-        moment = datetime.fromisoformat(match.group(0).replace("Z", "+00:00"))
+        # ISO instants, and the card's "decide by" time to the minute (two runs can straddle a minute).
+        moment = datetime.fromisoformat(match.group(0).replace("Z", "+00:00").replace(" UTC", "+00:00"))
         return "<now>" if abs(moment - now) < timedelta(days=1) else match.group(0)
 
     return MOMENT.sub(mask, REQUEST.sub(r"\1<now>", text))
