@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 from common.errors import InputError
@@ -408,7 +409,8 @@ def label_names(labels: object) -> tuple[str, ...]:
     if not isinstance(labels, list):
         return ()
     names = (label.get("labelName") for label in labels if isinstance(label, Mapping))
-    return tuple(capped_text(name, LABEL_CHARS) for name in names if isinstance(name, str) and name.strip())[:LABELS]
+    kept = (name for name in names if isinstance(name, str) and name.strip())
+    return tuple(capped_text(name, LABEL_CHARS) for name in islice(kept, LABELS))
 
 
 def _incident_number(value: object) -> int:
