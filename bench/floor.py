@@ -34,8 +34,21 @@ from typing import Any
 
 import duckdb
 
-#: The tables a folder of exports may hold, as Log Analytics names them.
-TABLES = ("SigninLogs", "AADNonInteractiveUserSignInLogs", "AuditLogs")
+#: The tables a folder of exports may hold, as Log Analytics names them (`exports.KNOWN_TABLES`,
+#: restated; tests/service/test_bench_floor.py fails if the two differ), and the folder of watchlists:
+#: `load` reads every file the product's loader reads.
+TABLES = (
+    "SigninLogs",
+    "AADNonInteractiveUserSignInLogs",
+    "AuditLogs",
+    "MicrosoftGraphActivityLogs",
+    "OfficeActivity",
+    "CloudAppEvents",
+    "IdentityInfo",
+    "AADRiskyUsers",
+    "AADUserRiskEvents",
+)
+WATCHLISTS = "watchlists"
 
 #: `enrichment.queries.kql.SECURITY_OPERATIONS`, restated: the floor imports nothing of ours, and
 #: tests/service/test_bench_floor.py fails if the two ever answer differently.
@@ -302,14 +315,18 @@ def answer(
 
 
 def load(folder: Path, database: Path) -> dict[str, int]:
-    """Every `<Table>.*` export of `folder` read by DuckDB into a table of `database`; rows per table."""
+    """
+    Every `<Table>.*` export of `folder`, and every watchlist in its `watchlists/` folder, read by
+    DuckDB with its defaults into a table of `database`; rows per table.
+    """
+    files = [(path.name.partition(".")[0], path) for path in sorted(folder.iterdir())]
+    files = [(table, path) for table, path in files if path.is_file() and table in TABLES and "." in path.name]
+    if (folder / WATCHLISTS).is_dir():
+        files += [(f"watchlist_{path.stem}", path) for path in sorted((folder / WATCHLISTS).iterdir()) if path.is_file()]
     rows: dict[str, int] = {}
     with duckdb.connect(str(database)) as con:
-        for path in sorted(folder.iterdir()):
-            table, _, rest = path.name.partition(".")
-            if not path.is_file() or table not in TABLES or not rest:
-                continue
-            reader = "read_csv" if ".csv" in rest else "read_json"
+        for table, path in files:
+            reader = "read_csv" if ".csv" in path.name else "read_json"
             con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM {reader}(?)', [str(path)])
             found = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()
             rows[table] = int(found[0]) if found else 0

@@ -13,9 +13,12 @@ a DuckDB file keyed by a fingerprint of the inputs, built beside it and renamed 
 second run opens it at once and a failed load never leaves a half-built cache behind.
 
 The cache is laid out for the questions the triage asks, which are always about a few users: each
-sign-in table is stored sorted by the normalised user (`_user_key`, the lower-case UPN) and time, and
+sign-in row carries the normalised user (`_user_key`, the lower-case UPN), indexed (an ART index), and
 `open_database` narrows the tables to the users a question names with an equality filter on that
-column, so DuckDB reads only those users' row groups however large the tenant is.
+column, so DuckDB fetches only those users' rows however large the tenant is. The rows stay in the
+order the parallel reader wrote them: an index costs a fraction of a second per million rows, where
+sorting a million wide rows by user cost a third of the load and spilled under the build's memory
+bound, for the same lookups (bench/near_floor.py).
 
 A cache decides verdicts, so nothing but our own cache is trusted or replaced: a file at the cache
 path that is not one is refused, and when the evidence folder is read-only the cache goes to a
@@ -54,7 +57,7 @@ if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
 
 #: Bump when the loader's output changes for the same input: every older cache is rebuilt.
-LOADER_VERSION = "3"
+LOADER_VERSION = "4"
 
 #: The tables every folder is read as holding, as Log Analytics names them: one with no file is an
 #: empty table (and said so with every answer).
@@ -78,7 +81,7 @@ COMPANION_FILES = frozenset({"scenarios.json", "settings.json", "local.settings.
 #: Where the cache goes unless the caller names a path.
 CACHE_NAME = ".triage-cache.duckdb"
 
-#: The sign-in tables, stored sorted by `USER_KEY` and time (`lower(UserPrincipalName)`, never NULL).
+#: The sign-in tables, stored with `USER_KEY` (`lower(UserPrincipalName)`, never NULL) and an index on it.
 SIGNIN_TABLES = ("SigninLogs", "AADNonInteractiveUserSignInLogs")
 USER_KEY = "_user_key"
 #: Every (user key, lower-case object id) pair of the sign-in tables: how a question naming an
@@ -133,10 +136,11 @@ _MAX_OBJECT = 16 * 1024 * 1024
 #: A JSON array larger than this is not re-parsed in Python to locate a syntax error.
 _LOCATE_ARRAY_LIMIT = 64 * 1024 * 1024
 #: DuckDB's buffer pool while building: bounded so a multi-million-row export spills to disk
-#: instead of exhausting a laptop. Sorting a sign-in file by user needs more than the bare insert
-#: (at 512MB DuckDB's sort cannot pin its blocks); 1GB peaks at about 1.1 GB RSS on 1M
-#: non-interactive rows (bench/embedded_load.py).
+#: instead of exhausting a laptop (about 1.1 GB RSS on 1M non-interactive rows, bench/embedded_load.py).
 _BUILD_MEMORY_LIMIT = "1GB"
+#: The most rows a narrowed question fetches through the user index before DuckDB scans instead
+#: (its default, 2,048, sends three busy users to a full scan); a service account with more is scanned.
+INDEX_SCAN_MAX_ROWS = 100_000
 #: Scratch columns of a table while one file is inserted (see `_load_table_file`); no schema column starts so.
 _UNTYPED_PREFIX = "__untyped_"
 
@@ -321,6 +325,7 @@ def open_database(path: Path, *, writable: bool = False) -> tuple[DuckDBPyConnec
     try:
         con.execute("SET TimeZone='UTC'")
         con.execute("SET enable_progress_bar=false")
+        con.execute(f"SET index_scan_max_count={INDEX_SCAN_MAX_ROWS}")
         mode = "" if writable else " (READ_ONLY)"
         con.execute(f"ATTACH {_sql_string(str(path))} AS {STORE}{mode}")
     except duckdb.Error as error:
@@ -619,6 +624,9 @@ def _build(target: Path, exports: Sequence[_Export], ignored: Sequence[str], fin
                 con.execute(f"SET memory_limit='{_BUILD_MEMORY_LIMIT}'")
                 con.execute(f"SET temp_directory={_sql_string(str(work / 'spill'))}")
                 con.execute("SET enable_progress_bar=false")
+                # No question depends on the order rows are stored in (engines promise none), and
+                # keeping the file's order makes DuckDB insert a large export on one thread.
+                con.execute("SET preserve_insertion_order=false")
                 report = _load_all(con, exports, ignored, work)
                 con.execute(f"CREATE TABLE {_META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
                 con.execute(
@@ -700,6 +708,8 @@ def _load_all(con: DuckDBPyConnection, exports: Sequence[_Export], ignored: Sequ
         columns = schema_columns(table)
         con.execute(f"CREATE TABLE {_ident(table)} ({_table_ddl(table, stored=True)})")
         loaded = [_load_table_file(con, table, columns, export, work / f"{index}-{table}") for index, export in enumerate(mine)]
+        if table in SIGNIN_TABLES:
+            con.execute(f"CREATE INDEX {_ident(INTERNAL_PREFIX + table + USER_KEY)} ON {_ident(table)} ({_ident(USER_KEY)})")
         reports.extend(loaded)
         table_rows.append((table, sum(r.rows for r in loaded)))
     watchlist_reports = _load_watchlists(con, [e for e in exports if e.table == WATCHLIST_TABLE], work)
@@ -835,16 +845,14 @@ def _load_table_file(
     if dated is not None:
         select.append(f"CASE WHEN {dated[0]} THEN 'dated' END")
     targets = [*(c.name for c in columns), *scratch_columns]
-    order = ""
     if table in SIGNIN_TABLES:
-        # Stored in the order the questions read: one user's rows together, by time (see the module docstring).
+        # The key the questions narrow by (see the module docstring).
         upn = select[[c.name for c in columns].index("UserPrincipalName")]
         select.append(f"coalesce(lower({upn}), '')")
         targets.append(USER_KEY)
-        order = f" ORDER BY {len(select)}, {[c.name for c in columns].index('TimeGenerated') + 1}"
     names = ", ".join(_ident(name) for name in targets)
     reader, params = _reader(export, readable, reads)
-    sql = f"INSERT INTO {_ident(table)} ({names}) SELECT {', '.join(select)} FROM {reader}{order}"  # noqa: S608 - quoted identifiers, bound values
+    sql = f"INSERT INTO {_ident(table)} ({names}) SELECT {', '.join(select)} FROM {reader}"  # noqa: S608 - quoted identifiers, bound values
     rows = _count(_run(con, export, sql, params, readable))
     if dated is not None:
         problems.extend(_dated_values(con, table, scratch_columns.pop()))

@@ -521,8 +521,8 @@ def test_links_that_lead_nowhere_are_listed_and_good_links_are_read(tmp_path: Pa
     assert any("a symlink loop" in line for line in report.lines())
 
 
-def test_sign_in_tables_are_stored_sorted_by_user_then_time_with_a_directory_of_ids(tmp_path: Path) -> None:
-    """The cache keeps each user's sign-ins together (lower-case UPN, then time) and every (user, object id) pair."""
+def test_sign_in_tables_carry_an_indexed_user_key_and_a_directory_of_ids(tmp_path: Path) -> None:
+    """Each sign-in row keeps its lower-case UPN as an indexed key, and every (user, object id) pair is kept."""
     rows = [
         {"TimeGenerated": f"2026-06-15T1{hour}:00:00Z", "UserPrincipalName": upn, "UserId": user_id}
         for hour, upn, user_id in [
@@ -536,19 +536,41 @@ def test_sign_in_tables_are_stored_sorted_by_user_then_time_with_a_directory_of_
     write(tmp_path / "in" / "AADNonInteractiveUserSignInLogs.jsonl", jsonl(rows))
     db, _ = load(tmp_path / "in")
     with stored(db) as con:
-        order = con.execute(
-            "SELECT _user_key, hour(TimeGenerated) FROM AADNonInteractiveUserSignInLogs ORDER BY rowid"
-        ).fetchall()
+        keys = con.execute("SELECT _user_key, hour(TimeGenerated) FROM AADNonInteractiveUserSignInLogs ORDER BY ALL").fetchall()
         pairs = con.execute("SELECT user_key, user_id FROM _triage_users ORDER BY ALL").fetchall()
-    assert order == [
+        indexed = con.execute("SELECT table_name, expressions FROM duckdb_indexes() ORDER BY ALL").fetchall()
+    assert keys == [
         ("", 12),
         ("amy@contoso.example", 10),
         ("amy@contoso.example", 11),
         ("zed@contoso.example", 13),
         ("zed@contoso.example", 15),
     ]
+    assert [(table, expressions.strip("[]'\"")) for table, expressions in indexed] == [
+        ("AADNonInteractiveUserSignInLogs", "_user_key"),
+        ("SigninLogs", "_user_key"),
+    ]
     assert ("", "00000000-0000-4000-8000-0000000000e0") in pairs
     assert ("zed@contoso.example", "00000000-0000-4000-8000-00000000000z") in pairs
+
+
+def test_a_narrowed_question_fetches_the_users_rows_through_the_index(tmp_path: Path) -> None:
+    """Narrowed to three busy users, the sign-in table is read by index scan, not row group by row group."""
+    rows = [
+        {"TimeGenerated": f"2026-06-15T10:{minute % 60:02d}:00Z", "UserPrincipalName": f"user{index % 40}@contoso.example"}
+        for index, minute in enumerate(range(120_000))
+    ]
+    write(tmp_path / "in" / "AADNonInteractiveUserSignInLogs.jsonl", jsonl(rows))
+    db, _ = load(tmp_path / "in")
+    con, _ = open_database(db)
+    try:
+        cursor = con.cursor()
+        narrow_to(cursor, ["user1@contoso.example", "user2@contoso.example", "user3@contoso.example"], [])
+        (plan,) = cursor.execute("EXPLAIN ANALYZE SELECT count(*) FROM AADNonInteractiveUserSignInLogs").fetchall()
+        assert cursor.execute("SELECT count(*) FROM AADNonInteractiveUserSignInLogs").fetchall() == [(9_000,)]
+    finally:
+        con.close()
+    assert "Type: Index Scan" in plan[1]
 
 
 def test_a_narrowed_cursor_sees_the_accounts_rows_and_its_neighbours_see_all(tmp_path: Path) -> None:

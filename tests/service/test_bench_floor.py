@@ -15,6 +15,7 @@ import pytest
 
 from common.settings import Settings
 from enrichment.adapters.embedded import EmbeddedEngine
+from enrichment.adapters.exports import KNOWN_TABLES, WATCHLIST_FOLDER, WATCHLIST_TABLE
 from enrichment.domain.model import Account
 from enrichment.queries import kql
 from enrichment.services.gather import baseline_window, evidence_window
@@ -66,9 +67,15 @@ def _floor(cache: Path, accounts: list[Account], at: datetime, settings: Setting
 
 
 @pytest.fixture(scope="module")
-def tenant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmbeddedEngine, Path, Settings, list[dict[str, Any]]]]:
+def exports(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tenant")
     generate(Options(out=folder, users=40, days=5, variants=1, compress=True))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tenant(exports: Path) -> Iterator[tuple[EmbeddedEngine, Path, Settings, list[dict[str, Any]]]]:
+    folder = exports
     cache = folder.parent / "cache.duckdb"
     settings = Settings.from_file(folder / "settings.json")
     scenarios = json.loads((folder / "scenarios.json").read_text(encoding="utf-8"))
@@ -135,3 +142,17 @@ def test_the_floor_imports_nothing_of_the_product(tenant: Any) -> None:
     counts, modules = done.stdout.strip().splitlines()
     assert counts.startswith("evidence=")
     assert modules == "[]"
+
+
+def test_the_floors_load_reads_every_file_the_product_loads(tenant: Any, exports: Path, tmp_path: Path) -> None:
+    """Cold load is compared on the same files: the floor reads every table and watchlist the loader read, row for row."""
+    engine, _, _, _ = tenant
+    assert floor.TABLES == KNOWN_TABLES
+    assert floor.WATCHLISTS == WATCHLIST_FOLDER
+    loaded = {table: rows for table, rows in engine.report.table_rows if rows}
+    read = floor.load(exports, tmp_path / "floor.duckdb")
+    watchlists = sum(rows for table, rows in read.items() if table.startswith("watchlist_"))
+    assert {table: rows for table, rows in read.items() if not table.startswith("watchlist_")} == {
+        table: rows for table, rows in loaded.items() if table != WATCHLIST_TABLE
+    }
+    assert watchlists == loaded[WATCHLIST_TABLE] > 0
