@@ -1,10 +1,11 @@
 """
 The floor: what the product is measured against, in DuckDB alone.
 
-* `answer`: the triage's three questions (the context one with the identity tables the cache holds) in
-  hand-written DuckDB SQL over the cache file, returning
-  the product's rows (`tests/unit/test_bench_floor.py` checks that they are the same), with nothing in
-  between: neither duckdb-kql nor our engine.
+* `answer`: the triage's four questions in hand-written DuckDB SQL over the cache file (evidence,
+  baseline, context with the identity tables the cache holds, and, given suspect addresses, tokens or
+  sessions, the scope over the activity tables it holds), returning the product's rows
+  (`tests/service/test_bench_floor.py` checks that they are the same), with nothing in between:
+  neither duckdb-kql nor our engine.
 * `load`: DuckDB's own `read_json` / `read_csv` of the export files into a DuckDB file, auto-detecting
   everything: the floor of the loader.
 
@@ -12,6 +13,7 @@ The module imports only DuckDB and the standard library, so as a script it is al
 process that answers the triage's questions, or loads the exports:
 
     .venv/bin/python bench/floor.py ask CACHE.duckdb USER AT [--before-hours 24] [--after-hours 6] [--baseline-days 14]
+        [--suspect-ip IP ...] [--token-id ID ...] [--session-id ID ...]
     .venv/bin/python bench/floor.py load EXPORTS_FOLDER OUT.duckdb
 
 `bench/near_floor.py` runs them beside the product.
@@ -20,7 +22,11 @@ The questions read the cache as the loader lays it out: the sign-in tables sorte
 (the lower-case UPN) and time, so the equality filter on `_user_key` reads only the users' row
 groups, and each row's JSON columns parsed once. The values follow the product's columns: strings
 never NULL, JSON fields as their text, 10-minute bins, the per-user cut at `row_cap` + 1 groups
-nearest the incident (ties kept).
+nearest the incident (ties kept). The scope question filters each activity table by the window, and
+by the accounts and operations where plain columns hold them, before it reads JSON (CloudAppEvents names
+its user only in RawEventData); it reads all the fields it needs from one JSON column in one
+`json_extract_string` call, and keeps a group's first `SCOPE_SAMPLE_CAP` samples in the product's order
+(that of their JSON-quoted text).
 """
 
 from __future__ import annotations
