@@ -1,10 +1,11 @@
 """
 The floor: what the product is measured against, in DuckDB alone.
 
-* `answer`: the triage's three questions (the context one with the identity tables the cache holds) in
-  hand-written DuckDB SQL over the cache file, returning
-  the product's rows (`tests/unit/test_bench_floor.py` checks that they are the same), with nothing in
-  between: neither duckdb-kql nor our engine.
+* `answer`: the triage's four questions in hand-written DuckDB SQL over the cache file (evidence,
+  baseline, context with the identity tables the cache holds, and, given suspect addresses, tokens or
+  sessions, the scope over the activity tables it holds), returning the product's rows
+  (`tests/service/test_bench_floor.py` checks that they are the same), with nothing in between:
+  neither duckdb-kql nor our engine.
 * `load`: DuckDB's own `read_json` / `read_csv` of the export files into a DuckDB file, auto-detecting
   everything: the floor of the loader.
 
@@ -12,6 +13,7 @@ The module imports only DuckDB and the standard library, so as a script it is al
 process that answers the triage's questions, or loads the exports:
 
     .venv/bin/python bench/floor.py ask CACHE.duckdb USER AT [--before-hours 24] [--after-hours 6] [--baseline-days 14]
+        [--suspect-ip IP ...] [--token-id ID ...] [--session-id ID ...]
     .venv/bin/python bench/floor.py load EXPORTS_FOLDER OUT.duckdb
 
 `bench/near_floor.py` runs them beside the product.
@@ -20,14 +22,20 @@ The questions read the cache as the loader lays it out: the sign-in tables sorte
 (the lower-case UPN) and time, so the equality filter on `_user_key` reads only the users' row
 groups, and each row's JSON columns parsed once. The values follow the product's columns: strings
 never NULL, JSON fields as their text, 10-minute bins, the per-user cut at `row_cap` + 1 groups
-nearest the incident (ties kept).
+nearest the incident (ties kept). The scope question filters each activity table by the window, and
+by the accounts and operations where plain columns hold them, before it reads JSON (CloudAppEvents names
+its user only in RawEventData); it reads all the fields it needs from one JSON column in one
+`json_extract_string` call, and keeps a group's first `SCOPE_SAMPLE_CAP` samples in the product's order
+(that of their JSON-quoted text).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -250,6 +258,242 @@ def context_sql(present: set[str]) -> str:
     return "\nUNION ALL BY NAME\n".join([CONTEXT, *(sql for table, sql in IDENTITY_BRANCHES.items() if table in present)])
 
 
+#: `enrichment.queries.kql.SCOPE_SAMPLE_CAP`, `SCOPE_TEXT_CAP`, the operations and the binding bounds, restated.
+SCOPE_SAMPLE_CAP = 20
+SCOPE_TEXT_CAP = 4000
+RULE_OPERATIONS = (
+    "New-InboxRule",
+    "Set-InboxRule",
+    "Enable-InboxRule",
+    "Disable-InboxRule",
+    "Remove-InboxRule",
+    "UpdateInboxRules",
+    "Set-Mailbox",
+)
+MAILBOX_OPERATIONS = (
+    *RULE_OPERATIONS,
+    "MailItemsAccessed",
+    "Send",
+    "SendAs",
+    "SendOnBehalf",
+    "SoftDelete",
+    "HardDelete",
+    "MoveToDeletedItems",
+    "FileDownloaded",
+    "FileSyncDownloadedFull",
+    "FileSyncDownloadedPartial",
+)
+DIRECTORY_OPERATIONS = (
+    "Consent to application",
+    "Add delegated permission grant",
+    "Add app role assignment to service principal",
+    "Add service principal credentials",
+    "Add member to role",
+    "Add eligible member to role",
+)
+APPLICATION_CREDENTIALS = "Update application – Certificates and secrets management"
+SCOPE_BINDING_CAP = 500
+_ADDRESS = re.compile(r"^[0-9A-Fa-f:.]{2,45}$")
+_TOKEN_ID = re.compile(r"^[A-Za-z0-9_\-=+/.]{1,128}$")
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_\-=+/.:{}]{1,128}$")
+
+
+def _bounded(values: Sequence[str], shape: re.Pattern[str]) -> list[str]:
+    """The distinct values of `shape`, sorted, at most `SCOPE_BINDING_CAP` (what the product binds)."""
+    return sorted({v for v in values if v and shape.fullmatch(v)})[:SCOPE_BINDING_CAP]
+
+
+def _lowered(values: Sequence[str]) -> str:
+    return ", ".join("'" + value.lower().replace("'", "''") + "'" for value in values)
+
+
+#: An event time as the product writes it in a sample: ISO 8601 with seven fractional digits.
+_AT = "strftime(TimeGenerated, '%Y-%m-%dT%H:%M:%S.%f') || '0Z'"
+
+#: The distinct samples of a group as the product returns them: a JSON array of the sample texts, the
+#: first `SCOPE_SAMPLE_CAP` in the order of their JSON-quoted text.
+_SAMPLES = f"to_json(list_sort(list(DISTINCT to_json(Sample)))[1:{SCOPE_SAMPLE_CAP}]) AS Samples"
+
+_TOKEN_KEY = "CASE WHEN list_contains($tokens, TokenId) THEN TokenId ELSE '' END AS TokenKey"
+
+_GRAPH = f"""
+SELECT 'graph' AS Kind, 'MicrosoftGraphActivityLogs' AS Source, User, Ip, TokenKey, Method, Operation, Client, AppId,
+    count(*) AS Count, coalesce(sum(ResponseSizeBytes), 0) AS Bytes, count(*) FILTER (WHERE ResponseStatusCode >= 400) AS Failures,
+    min(TimeGenerated) AS FirstSeen, max(TimeGenerated) AS LastSeen, {_SAMPLES}
+FROM (
+    SELECT TimeGenerated, ResponseSizeBytes, ResponseStatusCode, lower(coalesce(UserId, '')) AS User, Ip, {_TOKEN_KEY}, Method,
+        CASE WHEN contains(Path, '/messagerules') OR contains(Path, '/mailboxsettings') THEN 'mail_settings'
+            WHEN contains(Path, '/sendmail') OR (Method = 'POST' AND (suffix(Path, '/send') OR suffix(Path, '/reply')
+                OR suffix(Path, '/replyall') OR suffix(Path, '/forward'))) THEN 'mail_send'
+            WHEN contains(Path, '/messages') OR contains(Path, '/mailfolders') THEN 'mail_read'
+            WHEN contains(Path, '/drive') OR contains(Path, '/sites/') THEN 'files'
+            WHEN contains(Path, '/applications') OR contains(Path, '/serviceprincipals') OR contains(Path, '/oauth2permissiongrants')
+                OR contains(Path, '/approleassignments') THEN 'applications'
+            WHEN contains(Path, '/users') OR contains(Path, '/groups') OR contains(Path, '/directoryroles')
+                OR contains(Path, '/rolemanagement') OR contains(Path, '/organization') OR contains(Path, '/devices') THEN 'directory'
+            ELSE 'other' END AS Operation,
+        coalesce(UserAgent, '') AS Client, coalesce(AppId, '') AS AppId, json_object('path', substring(Path, 1, 300))::VARCHAR AS Sample
+    FROM (
+        SELECT *, lower(split_part(coalesce(RequestUri, ''), '?', 1)) AS Path, upper(coalesce(RequestMethod, '')) AS Method
+        FROM (
+            SELECT *, coalesce(IPAddress, '') AS Ip, coalesce(SignInActivityId, '') AS TokenId
+            FROM MicrosoftGraphActivityLogs
+            WHERE TimeGenerated BETWEEN $start AND $end AND list_contains($ids, lower(UserId))
+        )
+        WHERE list_contains($ips, Ip) OR list_contains($tokens, TokenId)
+    )
+)
+GROUP BY ALL
+"""
+
+
+def _mailbox(source: str, rows: str) -> str:
+    """
+    One audit table's mailbox branch; `rows` selects its rows of the window for the users and the
+    mailbox operations, with TimeGenerated, User, Operation, SessionId, TokenId, Cip (the client
+    field), Client, AppId, Folders, Object, Mailbox, Parameters, Properties and Subject.
+    """
+    return f"""
+SELECT 'mailbox' AS Kind, '{source}' AS Source, User, Ip, SessionId, TokenKey, Operation, Client, AppId, count(*) AS Count,
+    coalesce(sum(Items), 0) AS Items, min(TimeGenerated) AS FirstSeen, max(TimeGenerated) AS LastSeen, {_SAMPLES}
+FROM (
+    SELECT TimeGenerated, User, Ip, SessionId, {_TOKEN_KEY}, Operation, Client, AppId,
+        CASE WHEN lower(Operation) = 'mailitemsaccessed'
+            THEN (length(Folders) - length(replace(Folders, '"Id":', ''))) // 5
+                - (length(Folders) - length(replace(Folders, '"FolderItems":', ''))) // 14
+            ELSE 1 END AS Items,
+        CASE WHEN lower(Operation) IN ({_lowered(RULE_OPERATIONS)})
+                THEN json_object('at', {_AT}, 'mailbox', Mailbox, 'object', Object,
+                    'parameters', substring(Parameters, 1, {SCOPE_TEXT_CAP}), 'properties', substring(Properties, 1, {SCOPE_TEXT_CAP}))
+            WHEN Operation ILIKE 'File%' THEN json_object('file', substring(Object, 1, 300))
+            WHEN lower(Operation) = 'mailitemsaccessed' THEN json_object('access', substring(Properties, 1, 300))
+            ELSE json_object('subject', substring(Subject, 1, 200)) END::VARCHAR AS Sample
+    FROM (
+        SELECT *, CASE WHEN starts_with(Cip, '[') THEN split_part(substring(Cip, 2), ']', 1)
+                WHEN length(Cip) - length(replace(Cip, ':', '')) = 1 THEN split_part(Cip, ':', 1)
+                ELSE Cip END AS Ip
+        FROM ({rows})
+    )
+    WHERE list_contains($ips, Ip) OR list_contains($tokens, TokenId) OR (Ip = '' AND list_contains($sessions, SessionId))
+)
+GROUP BY ALL
+"""
+
+
+_OFFICE = _mailbox(
+    "OfficeActivity",
+    f"""
+        SELECT TimeGenerated, lower(coalesce(UserId, '')) AS User, coalesce(Operation, '') AS Operation,
+            coalesce(ctx[1], '') AS SessionId, coalesce(ctx[2], '') AS TokenId,
+            coalesce(nullif(ClientIP, ''), nullif(Client_IPAddress, ''), nullif(ActorIpAddress, ''), '') AS Cip,
+            coalesce(nullif(ClientInfoString, ''), nullif(UserAgent, ''), '') AS Client,
+            coalesce(nullif(AppId, ''), nullif(ClientAppId, ''), '') AS AppId, coalesce(Folders, '') AS Folders,
+            coalesce(nullif(OfficeObjectId, ''), nullif(SourceFileName, ''), '') AS Object,
+            lower(coalesce(nullif(MailboxOwnerUPN, ''), nullif(UserId, ''), '')) AS Mailbox,
+            coalesce(Parameters, '') AS Parameters, coalesce(OperationProperties ->> '$', '') AS Properties,
+            coalesce(json_extract_string(TRY_CAST(Item AS JSON), '$.Subject'), '') AS Subject
+        FROM (
+            SELECT *, json_extract_string(AppAccessContext, ['$.AADSessionId', '$.UniqueTokenId']) AS ctx
+            FROM OfficeActivity
+            WHERE TimeGenerated BETWEEN $start AND $end AND list_contains($upns, lower(coalesce(UserId, '')))
+                AND lower(Operation) IN ({_lowered(MAILBOX_OPERATIONS)})
+        )""",
+)
+
+#: The fields of CloudAppEvents' RawEventData the mailbox branch reads, parsed in one pass per row.
+_RAW = (
+    "UserId",
+    "AppAccessContext.AADSessionId",
+    "AppAccessContext.UniqueTokenId",
+    "ClientIP",
+    "ClientIPAddress",
+    "ClientInfoString",
+    "AppId",
+    "ClientAppId",
+    "Folders",
+    "ObjectId",
+    "MailboxOwnerUPN",
+    "Parameters",
+    "OperationProperties",
+    "Item.Subject",
+)
+
+
+def _raw(field: str) -> str:
+    return f"raw[{_RAW.index(field) + 1}]"
+
+
+_CLOUD_APP = _mailbox(
+    "CloudAppEvents",
+    f"""
+        SELECT TimeGenerated, User, coalesce(ActionType, '') AS Operation,
+            coalesce({_raw("AppAccessContext.AADSessionId")}, '') AS SessionId,
+            coalesce({_raw("AppAccessContext.UniqueTokenId")}, '') AS TokenId,
+            coalesce(nullif({_raw("ClientIP")}, ''), nullif({_raw("ClientIPAddress")}, ''), nullif(IPAddress, ''), '') AS Cip,
+            coalesce(nullif({_raw("ClientInfoString")}, ''), nullif(UserAgent, ''), '') AS Client,
+            coalesce(nullif({_raw("AppId")}, ''), nullif({_raw("ClientAppId")}, ''), '') AS AppId,
+            coalesce({_raw("Folders")}, '') AS Folders,
+            coalesce(nullif({_raw("ObjectId")}, ''), nullif(ObjectName, ''), '') AS Object,
+            lower(coalesce(nullif({_raw("MailboxOwnerUPN")}, ''), nullif({_raw("UserId")}, ''), '')) AS Mailbox,
+            coalesce({_raw("Parameters")}, '') AS Parameters, coalesce({_raw("OperationProperties")}, '') AS Properties,
+            coalesce({_raw("Item.Subject")}, '') AS Subject
+        FROM (
+            SELECT *, lower(coalesce({_raw("UserId")}, '')) AS User
+            FROM (
+                SELECT *, json_extract_string(RawEventData, [{", ".join(f"'$.{field}'" for field in _RAW)}]) AS raw
+                FROM CloudAppEvents
+                WHERE TimeGenerated BETWEEN $start AND $end AND lower(ActionType) IN ({_lowered(MAILBOX_OPERATIONS)})
+            )
+        )
+        WHERE list_contains($upns, User) OR list_contains($ids, lower(coalesce(AccountObjectId, '')))""",
+)
+
+_DIRECTORY = f"""
+SELECT 'directory' AS Kind, 'AuditLogs' AS Source, User, Ip, Operation, count(*) AS Count,
+    min(TimeGenerated) AS FirstSeen, max(TimeGenerated) AS LastSeen, {_SAMPLES}
+FROM (
+    SELECT TimeGenerated, User, Ip, Operation,
+        json_object('at', {_AT}, 'detail', substring(coalesce(tgt[1], ''), 1, {SCOPE_TEXT_CAP}),
+            'id', coalesce(tgt[2], ''), 'target', coalesce(tgt[3], ''))::VARCHAR AS Sample
+    FROM (
+        SELECT TimeGenerated, coalesce(OperationName, '') AS Operation, lower(coalesce(ini[1], '')) AS User,
+            lower(coalesce(ini[2], '')) AS ActorId, coalesce(ini[3], '') AS Ip,
+            json_extract_string(TargetResources, ['$[0].modifiedProperties', '$[0].id', '$[0].displayName']) AS tgt
+        FROM (
+            SELECT *, json_extract_string(InitiatedBy, ['$.user.userPrincipalName', '$.user.id', '$.user.ipAddress']) AS ini
+            FROM AuditLogs
+            WHERE TimeGenerated BETWEEN $start AND $end
+                AND (lower(OperationName) IN ({_lowered(DIRECTORY_OPERATIONS)}) OR OperationName ILIKE '{APPLICATION_CREDENTIALS}%')
+        )
+    )
+    WHERE (list_contains($upns, User) OR list_contains($ids, ActorId)) AND list_contains($ips, Ip)
+)
+GROUP BY ALL
+"""
+
+#: The scope question's branches, by the table each reads: like the product's fuzzy union, a cache
+#: without the table answers neither the branch nor its coverage row.
+SCOPE_BRANCHES = {
+    "MicrosoftGraphActivityLogs": _GRAPH,
+    "OfficeActivity": _OFFICE,
+    "CloudAppEvents": _CLOUD_APP,
+    "AuditLogs": _DIRECTORY,
+}
+
+
+def scope_sql(present: set[str]) -> str:
+    """What the suspect sessions did, over the activity tables the cache holds: each one's rows and its coverage row."""
+    return "\nUNION ALL BY NAME\n".join(
+        part
+        for table, sql in SCOPE_BRANCHES.items()
+        if table in present
+        for part in (
+            sql,
+            f"SELECT 'coverage' AS Kind, '{table}' AS Source, count(*) AS Rows FROM {table} WHERE TimeGenerated BETWEEN $start AND $end",
+        )
+    )
+
+
 def connect(cache: str) -> duckdb.DuckDBPyConnection:
     """The cache file, read-only, in UTC (its times are UTC)."""
     con = duckdb.connect(cache, read_only=True)
@@ -279,8 +523,15 @@ def answer(
     baseline_days: float = 14,
     row_cap: int = 20_000,
     watchlist: str = "TravelRecords",
+    suspect_ips: Sequence[str] = (),
+    token_ids: Sequence[str] = (),
+    session_ids: Sequence[str] = (),
 ) -> dict[str, list[dict[str, Any]]]:
-    """The three questions' rows for lower-case UPNs and object ids at `at` (aware), by question."""
+    """
+    The questions' rows for lower-case UPNs and object ids at `at` (aware), by question: evidence,
+    baseline and context, and the scope of the suspect addresses, tokens and sessions when any is given
+    (the product asks no scope question for an account without suspects).
+    """
     naive = at.astimezone(UTC).replace(tzinfo=None)
     start, end = naive - timedelta(hours=before_hours), naive + timedelta(hours=after_hours)
     keys = {
@@ -290,11 +541,12 @@ def answer(
         ).fetchall()
     }
     people = {"keys": sorted(keys | set(upns)), "upns": upns, "ids": object_ids}
+    present = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     asked = {
         "evidence": (EVIDENCE, {**people, "start": start, "end": end, "at": naive, "row_cap": row_cap}),
         "baseline": (BASELINE, {**people, "start": start - timedelta(days=baseline_days), "end": start}),
         "context": (
-            context_sql({row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}),
+            context_sql(present),
             {
                 "upns": upns,
                 "ids": object_ids,
@@ -306,6 +558,19 @@ def answer(
             },
         ),
     }
+    if suspect_ips or token_ids or session_ids:
+        asked["scope"] = (
+            scope_sql(present),
+            {
+                "upns": upns,
+                "ids": object_ids,
+                "start": start,
+                "end": end,
+                "ips": _bounded(suspect_ips, _ADDRESS),
+                "tokens": _bounded(token_ids, _TOKEN_ID),
+                "sessions": _bounded(session_ids, _SESSION_ID),
+            },
+        )
     out: dict[str, list[dict[str, Any]]] = {}
     for name, (sql, values) in asked.items():
         cursor = con.execute(sql, {key: value for key, value in values.items() if f"${key}" in sql})
@@ -337,13 +602,16 @@ def load(folder: Path, database: Path) -> dict[str, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    ask = commands.add_parser("ask", help="the three questions for one user at one time, over a cache file")
+    ask = commands.add_parser("ask", help="the questions for one user at one time, over a cache file")
     ask.add_argument("cache")
     ask.add_argument("user", help="a UPN (or an object id)")
     ask.add_argument("at", help="ISO 8601 time")
     ask.add_argument("--before-hours", type=float, default=24)
     ask.add_argument("--after-hours", type=float, default=6)
     ask.add_argument("--baseline-days", type=float, default=14)
+    ask.add_argument("--suspect-ip", action="append", default=[], help="a suspect address (repeatable): asks the scope question")
+    ask.add_argument("--token-id", action="append", default=[], help="a suspect sign-in's token id (repeatable)")
+    ask.add_argument("--session-id", action="append", default=[], help="a suspect sign-in's session id (repeatable)")
     loading = commands.add_parser("load", help="DuckDB's own read of the exports into a DuckDB file")
     loading.add_argument("folder", type=Path)
     loading.add_argument("database", type=Path)
@@ -358,7 +626,16 @@ def main() -> int:
     upns, ids = ([user], []) if "@" in user else ([], [user])
     with connect(args.cache) as con:
         found = answer(
-            con, upns, ids, at, before_hours=args.before_hours, after_hours=args.after_hours, baseline_days=args.baseline_days
+            con,
+            upns,
+            ids,
+            at,
+            before_hours=args.before_hours,
+            after_hours=args.after_hours,
+            baseline_days=args.baseline_days,
+            suspect_ips=args.suspect_ip,
+            token_ids=args.token_id,
+            session_ids=args.session_id,
         )
     print(" ".join(f"{name}={len(rows)}" for name, rows in found.items()), f"{time.perf_counter() - started:.3f}s")
     return 0

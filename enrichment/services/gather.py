@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -243,6 +243,46 @@ def _queryable(account: Account) -> Account:
     return Account(upn, object_id)
 
 
+@dataclass(frozen=True)
+class ScopeRequest:
+    """What the scope question is asked about: the followed accounts and what ties a record to their suspects."""
+
+    accounts: tuple[Account, ...]
+    window: TimeWindow
+    suspect_ips: frozenset[str]
+    token_ids: frozenset[str]
+    session_ids: frozenset[str]
+
+
+def scope_request(evidence: Sequence[UserEvidence], suspects: Sequence[Iterable[str]]) -> ScopeRequest | None:
+    """
+    The scope question's subjects for accounts of one incident time, `suspects[i]` being the addresses
+    the assessment of `evidence[i]` implicates; None when no account has any. The suspects' tokens and
+    lifted sessions are the ones their sign-ins carried (`tied_identifiers`).
+    """
+    asked = [(e, frozenset(s)) for e, s in zip(evidence, suspects, strict=True)]
+    asked = [(e, s) for e, s in asked if s]
+    if not asked:
+        return None
+    windows = {e.window for e, _ in asked}
+    if len(windows) != 1:
+        msg = "the scope question is asked for one incident time at a time"
+        raise InputError(msg)
+    tokens: set[str] = set()
+    sessions: set[str] = set()
+    for e, s in asked:
+        found_tokens, found_sessions = tied_identifiers(e, s)
+        tokens |= found_tokens
+        sessions |= found_sessions
+    return ScopeRequest(
+        accounts=tuple(a for a in (_queryable(e.account) for e, _ in asked) if a.upn or a.object_id),
+        window=windows.pop(),
+        suspect_ips=frozenset(ip for _, s in asked for ip in s),
+        token_ids=frozenset(tokens),
+        session_ids=frozenset(sessions),
+    )
+
+
 def gather_scope(
     engine: QueryEngine, evidence: Sequence[UserEvidence], suspects: Sequence[Iterable[str]]
 ) -> tuple[UserEvidence, ...]:
@@ -255,29 +295,18 @@ def gather_scope(
     enrichment: each account's scope says it could not be read, and why.
     """
     wanted = [frozenset(s) for s in suspects]
-    asked = [(e, s) for e, s in zip(evidence, wanted, strict=True) if s]
-    if not asked:
+    request = scope_request(evidence, wanted)
+    if request is None:
         return tuple(replace(e, scope=Scope(asked=False)) for e in evidence)
-    windows = {e.window for e, _ in asked}
-    if len(windows) != 1:
-        msg = "the scope question is asked for one incident time at a time"
-        raise InputError(msg)
-    tokens: set[str] = set()
-    sessions: set[str] = set()
-    for e, s in asked:
-        found_tokens, found_sessions = tied_identifiers(e, s)
-        tokens |= found_tokens
-        sessions |= found_sessions
-    accounts = [a for a in (_queryable(e.account) for e, _ in asked) if a.upn or a.object_id]
     problems: tuple[str, ...] = ()
     outcome = QueryOutcome(rows=())
     try:
         query = kql.scope_query(
-            accounts,
-            windows.pop(),
-            suspect_ips={ip for _, s in asked for ip in s},
-            token_ids=tokens,
-            session_ids=sessions,
+            request.accounts,
+            request.window,
+            suspect_ips=request.suspect_ips,
+            token_ids=request.token_ids,
+            session_ids=request.session_ids,
         )
         outcome = engine.run(query)
     except (UpstreamError, InputError, kql.InvalidQueryInput) as error:

@@ -58,9 +58,16 @@ def _followed(
     would otherwise turn the user's own inbox rule, made from that address, into the attacker's.
     """
     assessments = [assess(evidence, settings) for evidence in first]
-    followed = [() if a.verdict is Verdict.BENIGN else a.suspect_ips for a in assessments]
-    scoped = gather_scope(engine, first, followed)
+    scoped = gather_scope(engine, first, [followed_addresses(a) for a in assessments])
     return tuple(
         (evidence, assess(evidence, settings) if evidence.scope is not None and evidence.scope.records else assessment)
         for evidence, assessment in zip(scoped, assessments, strict=True)
     )
+
+
+def followed_addresses(assessment: Assessment) -> tuple[str, ...]:
+    """
+    The suspect addresses whose sessions the scope question follows: none for a benign account, since
+    what a session did corroborates a suspicion and never creates one (see `_followed`).
+    """
+    return () if assessment.verdict is Verdict.BENIGN else assessment.suspect_ips
