@@ -5,6 +5,10 @@ Azure Functions forwards what reaches stdlib `logging` (its worker owns the root
 structlog setup that prints on its own is lost there (hynek/structlog#575). So structlog renders each
 event to one JSON string and hands it to a stdlib logger; the Functions host forwards it, and the
 local CLI adds a stderr handler. Keys that could carry credentials are redacted before rendering.
+
+structlog is imported when a logger is first used or logging is configured, not when a module asks
+for its logger: the laptop triage logs nothing unless asked (`--workspace`), and the import is a
+tenth of its start-up.
 """
 
 from __future__ import annotations
@@ -13,8 +17,6 @@ import logging
 import re
 from collections.abc import MutableMapping
 from typing import Any, TextIO
-
-import structlog
 
 #: Every logger of the product lives under this name, so one handler serves the CLI.
 ROOT_LOGGER = "replay"
@@ -43,6 +45,8 @@ def configure_logging(*, stream: TextIO | None = None, level: int = logging.INFO
     passes stderr so stdout stays the JSON document.
     """
     global _configured  # noqa: PLW0603 - structlog's configuration is process-global by design
+    import structlog
+
     if not _configured:
         structlog.configure(
             processors=[
@@ -67,5 +71,22 @@ def configure_logging(*, stream: TextIO | None = None, level: int = logging.INFO
 
 
 def get_logger(name: str) -> Any:
-    """A structlog logger under the product's logger namespace."""
-    return structlog.get_logger(f"{ROOT_LOGGER}.{name}")
+    """A structlog logger under the product's logger namespace, made on its first use."""
+    return _LazyLogger(f"{ROOT_LOGGER}.{name}")
+
+
+class _LazyLogger:
+    """Stands for `structlog.get_logger(name)` until a method is first asked for (see the module docstring)."""
+
+    __slots__ = ("_logger", "_name")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._logger: Any = None
+
+    def __getattr__(self, attribute: str) -> Any:
+        if self._logger is None:
+            import structlog
+
+            self._logger = structlog.get_logger(self._name)
+        return getattr(self._logger, attribute)

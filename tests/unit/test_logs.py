@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 from common.logs import configure_logging, get_logger, redact_secrets
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_credential_keys_and_bearer_tokens_are_redacted() -> None:
@@ -32,3 +37,17 @@ def test_events_are_json_lines_on_the_given_stream() -> None:
         "[redacted]",
     )
     assert "timestamp" in line
+
+
+def test_asking_for_a_logger_does_not_import_structlog_until_it_logs() -> None:
+    """The laptop triage's modules take their loggers at import without loading structlog; the first use loads it."""
+    code = (
+        "import sys\n"
+        "import enrichment.cli.triage, enrichment.services.investigate, enrichment.render.triage\n"
+        "before = 'structlog' in sys.modules\n"
+        "from common.logs import get_logger\n"
+        "get_logger('probe').bind(incident_number=1)\n"
+        "print(before, 'structlog' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"], done.stderr
