@@ -18,9 +18,9 @@ process that answers the triage's questions, or loads the exports:
 
 `bench/near_floor.py` runs them beside the product.
 
-The questions read the cache as the loader lays it out: the sign-in tables sorted by `_user_key`
-(the lower-case UPN) and time, so the equality filter on `_user_key` reads only the users' row
-groups, and each row's JSON columns parsed once. The values follow the product's columns: strings
+The questions read the cache as the loader lays it out: each sign-in row keyed by `_user_key` (the
+lower-case UPN) under an ART index, so the equality filter on `_user_key` fetches only the users' rows
+(with the product's index-scan bound, `INDEX_SCAN_MAX_ROWS`), and each row's JSON columns parsed once. The values follow the product's columns: strings
 never NULL, JSON fields as their text, 10-minute bins, the per-user cut at `row_cap` + 1 groups
 nearest the incident (ties kept). The scope question filters each activity table by the window, and
 by the accounts and operations where plain columns hold them, before it reads JSON (CloudAppEvents names
@@ -57,6 +57,8 @@ TABLES = (
     "AADUserRiskEvents",
 )
 WATCHLISTS = "watchlists"
+#: `exports.INDEX_SCAN_MAX_ROWS`, restated: the product's bound on rows fetched through the user index.
+INDEX_SCAN_MAX_ROWS = 100_000
 
 #: `enrichment.queries.kql.SECURITY_OPERATIONS`, restated: the floor imports nothing of ours, and
 #: tests/service/test_bench_floor.py fails if the two ever answer differently.
@@ -498,6 +500,7 @@ def connect(cache: str) -> duckdb.DuckDBPyConnection:
     """The cache file, read-only, in UTC (its times are UTC)."""
     con = duckdb.connect(cache, read_only=True)
     con.execute("SET TimeZone='UTC'")
+    con.execute(f"SET index_scan_max_count={INDEX_SCAN_MAX_ROWS}")
     return con
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from common.settings import Settings
 from enrichment.adapters.embedded import EmbeddedEngine
-from enrichment.adapters.exports import KNOWN_TABLES, WATCHLIST_FOLDER, WATCHLIST_TABLE
+from enrichment.adapters.exports import INDEX_SCAN_MAX_ROWS, KNOWN_TABLES, WATCHLIST_FOLDER, WATCHLIST_TABLE
 from enrichment.domain.model import Account
 from enrichment.domain.scoring import assess
 from enrichment.queries import kql
@@ -325,6 +325,7 @@ def test_the_floors_load_reads_every_file_the_product_loads(tenant: Any, tenant_
     """Cold load is compared on the same files: the floor reads every table and watchlist the loader read, row for row."""
     engine, _, _, _ = tenant
     assert floor.TABLES == KNOWN_TABLES
+    assert floor.INDEX_SCAN_MAX_ROWS == INDEX_SCAN_MAX_ROWS
     assert floor.WATCHLISTS == WATCHLIST_FOLDER
     loaded = {table: rows for table, rows in engine.report.table_rows if rows}
     read = floor.load(tenant_folder, tmp_path / "floor.duckdb")
