@@ -248,7 +248,7 @@ def main() -> int:
             cli += ["--user", case["user"], "--at", case["at"]]
             smallest = [sys.executable, str(BENCH / "floor.py"), "ask", str(cache), case["user"], case["at"]]
             for option, key in (("--suspect-ip", "suspect_ips"), ("--token-id", "token_ids"), ("--session-id", "session_ids")):
-                smallest += [argument for value in case["suspects"].get(key, []) for argument in (option, value)]
+                smallest += [f"{option}={value}" for value in case["suspects"].get(key, [])]  # a token id may start with "-"
             timed(cli, env), timed(smallest, env)  # warm the file cache and write the bytecode, for both
             cli_times, floor_times = [], []
             for _ in range(args.cli_runs):
