@@ -671,26 +671,31 @@ def _tied(ip: str) -> str:
     return f"{ip} in (suspect_ips) or TokenId in (token_ids) or (isempty({ip}) and SessionId in (session_ids))"
 
 
-def _mailbox_branch(source: str, lines: Sequence[str]) -> str:
-    """One audit table's branch, after `lines` have given every row User, Operation, _cip, SessionId, TokenId, Client, AppId and the raw fields."""
+def _mailbox_branch(source: str, columns: Sequence[str], lines: Sequence[str]) -> str:
+    """
+    One audit table's branch, after `lines` have given every row User, Operation, _cip, SessionId,
+    TokenId, Client, AppId and the raw fields, from `columns` (the only ones the branch reads: on the
+    embedded engine every later step would otherwise carry the table's 180 columns).
+    """
     rules = ", ".join(map(string_literal, RULE_OPERATIONS))
     return _lines(
         (
             f"    ({source}",
             "    | where TimeGenerated between (window_start .. window_end)",
+            f"    | project {', '.join(columns)}",
             *lines,
             f"    | where Operation in~ ({', '.join(map(string_literal, MAILBOX_OPERATIONS))})",
             f"    | extend Ip = {_client_ip('_cip')}",
             f"    | where {_tied('Ip')}",
+            f"    | extend _parameters = substring(_parameters, 0, {SCOPE_TEXT_CAP}), _change = substring(_properties, 0, {SCOPE_TEXT_CAP}),",
+            "        _access = substring(_properties, 0, 300), _file = substring(_object, 0, 300), _subject = substring(_subject, 0, 200)",
             '    | extend Items = iff(Operation =~ "MailItemsAccessed",',
             "        countof(_folders, '\"Id\":') - countof(_folders, '\"FolderItems\":'), 1),",
             f"        Sample = case(Operation in~ ({rules}),",
-            '            pack("at", TimeGenerated, "mailbox", _mailbox, "object", _object,',
-            f'                "parameters", substring(_parameters, 0, {SCOPE_TEXT_CAP}),',
-            f'                "properties", substring(_properties, 0, {SCOPE_TEXT_CAP})),',
-            '            Operation startswith "File", pack("file", substring(_object, 0, 300)),',
-            '            Operation =~ "MailItemsAccessed", pack("access", substring(_properties, 0, 300)),',
-            '            pack("subject", substring(_subject, 0, 200)))',
+            '            pack("at", TimeGenerated, "mailbox", _mailbox, "object", _object, "parameters", _parameters, "properties", _change),',
+            '            Operation startswith "File", pack("file", _file),',
+            '            Operation =~ "MailItemsAccessed", pack("access", _access),',
+            '            pack("subject", _subject))',
             "    | extend Sample = tostring(Sample)",
             "    | summarize Count = count(), Items = sum(Items), FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated),",
             f"        Samples = {_text_set('Sample')}",
@@ -712,6 +717,8 @@ SCOPE_BODY = _lines(
         "union isfuzzy=true",
         f"    ({GRAPH_ACTIVITY}",
         "    | where TimeGenerated between (window_start .. window_end)",
+        "    | project TimeGenerated, UserId, SignInActivityId, IPAddress, RequestUri, RequestMethod, ResponseSizeBytes,",
+        "        ResponseStatusCode, UserAgent, AppId",
         "    | where UserId in~ (object_ids)",
         "    | extend TokenId = tostring(SignInActivityId), Ip = tostring(IPAddress)",
         "    | where Ip in (suspect_ips) or TokenId in (token_ids)",
@@ -726,7 +733,8 @@ SCOPE_BODY = _lines(
         '        Path contains "/users" or Path contains "/groups" or Path contains "/directoryroles"',
         '            or Path contains "/rolemanagement" or Path contains "/organization" or Path contains "/devices", "directory",',
         '        "other")',
-        *_packed_text("Sample", 'pack("path", substring(Path, 0, 300))'),
+        "    | extend _path = substring(Path, 0, 300)",
+        *_packed_text("Sample", 'pack("path", _path)'),
         "    | summarize Count = count(), Bytes = sum(ResponseSizeBytes), Failures = countif(ResponseStatusCode >= 400),",
         "        FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated),",
         f"        Samples = {_text_set('Sample')}",
@@ -735,6 +743,26 @@ SCOPE_BODY = _lines(
         f'    | extend Kind = "graph", Source = {string_literal(GRAPH_ACTIVITY)}, Samples = {_first("Samples", SCOPE_SAMPLE_CAP)}),',
         _mailbox_branch(
             OFFICE_ACTIVITY,
+            (
+                "TimeGenerated",
+                "UserId",
+                "Operation",
+                "AppAccessContext",
+                "ClientIP",
+                "Client_IPAddress",
+                "ActorIpAddress",
+                "ClientInfoString",
+                "UserAgent",
+                "AppId",
+                "ClientAppId",
+                "Folders",
+                "OfficeObjectId",
+                "SourceFileName",
+                "MailboxOwnerUPN",
+                "Parameters",
+                "OperationProperties",
+                "Item",
+            ),
             (
                 "    | extend User = tolower(tostring(UserId)), Operation = tostring(Operation)",
                 "    | where User in (upns)",
@@ -750,6 +778,7 @@ SCOPE_BODY = _lines(
         + ",",
         _mailbox_branch(
             CLOUD_APP_EVENTS,
+            ("TimeGenerated", "RawEventData", "ActionType", "AccountObjectId", "IPAddress", "UserAgent", "ObjectName"),
             (
                 "    | extend _raw = todynamic(RawEventData)",
                 "    | extend User = tolower(tostring(_raw.UserId)), Operation = tostring(ActionType)",
@@ -768,16 +797,18 @@ SCOPE_BODY = _lines(
         + ",",
         f"    ({AUDIT_LOGS}",
         "    | where TimeGenerated between (window_start .. window_end)",
+        "    | project TimeGenerated, OperationName, InitiatedBy, TargetResources",
         f"    | where OperationName in~ ({', '.join(map(string_literal, DIRECTORY_OPERATIONS))})",
         f"        or OperationName startswith {string_literal(APPLICATION_CREDENTIALS)}",
         "    | extend _ini = todynamic(InitiatedBy), _tgt = todynamic(TargetResources)",
         "    | extend User = tolower(tostring(_ini.user.userPrincipalName)), ActorId = tolower(tostring(_ini.user.id)),",
         "        Ip = tostring(_ini.user.ipAddress)",
         "    | where (User in (upns) or ActorId in (object_ids)) and Ip in (suspect_ips)",
+        f"    | extend _detail = substring(tostring(_tgt[0].modifiedProperties), 0, {SCOPE_TEXT_CAP}),",
+        "        _id = tostring(_tgt[0].id), _target = tostring(_tgt[0].displayName)",
         *_packed_text(
             "Sample",
-            'pack("at", TimeGenerated, "detail", substring(tostring(_tgt[0].modifiedProperties), 0, '
-            f'{SCOPE_TEXT_CAP}), "id", tostring(_tgt[0].id), "target", tostring(_tgt[0].displayName))',
+            'pack("at", TimeGenerated, "detail", _detail, "id", _id, "target", _target)',
         ),
         "    | summarize Count = count(), FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated),",
         f"        Samples = {_text_set('Sample')}",
