@@ -207,7 +207,7 @@ class Subjects:
     A query that carries them promises that its body reads `SigninLogs` and
     `AADNonInteractiveUserSignInLogs` only where `UserPrincipalName in~ (upns) or UserId in~
     (object_ids)`, so an engine may narrow those tables to these accounts before running it (the
-    embedded engine does: its cache is sorted by user).
+    embedded engine does: its cache indexes the sign-ins by user).
     """
 
     upns: tuple[str, ...]
