@@ -64,7 +64,6 @@ def lookups(path: Path, users: int, count: int) -> tuple[float, str]:
     try:
         cursor = con.cursor()
         times = []
-        plan = ""
         for index in range(count):
             narrow_to(cursor, [f"user{(index * 7919) % users}@contoso.example"], [])
             started = time.perf_counter()

@@ -260,8 +260,7 @@ def scope_request(evidence: Sequence[UserEvidence], suspects: Sequence[Iterable[
     the assessment of `evidence[i]` implicates; None when no account has any. The suspects' tokens and
     lifted sessions are the ones their sign-ins carried (`tied_identifiers`).
     """
-    asked = [(e, frozenset(s)) for e, s in zip(evidence, suspects, strict=True)]
-    asked = [(e, s) for e, s in asked if s]
+    asked = [(e, s) for e, s in zip(evidence, map(frozenset, suspects), strict=True) if s]
     if not asked:
         return None
     windows = {e.window for e, _ in asked}
