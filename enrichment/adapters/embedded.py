@@ -31,10 +31,10 @@ from enrichment.adapters.exports import (
     STORE,
     TABLES,
     LoadReport,
-    load_exports,
     narrow_to,
     narrowable,
     open_database,
+    open_exports,
 )
 from enrichment.domain.model import QueryOutcome
 from enrichment.queries.kql import QUESTIONS, Query, Question
@@ -130,17 +130,17 @@ class EmbeddedEngine:
         path = Path(path)
         report: LoadReport | None = None
         if path.is_dir():
-            loaded = load_exports(path, cache=cache, tables=tables)
+            loaded, connection, notes = open_exports(path, cache=cache, tables=tables)
             database, report = loaded.database, loaded.report
         elif path.is_file() and path.suffix.lower() == ".duckdb":
             database = path
+            connection, notes = open_database(database)
         elif path.exists():
             msg = f"{path}: give a folder of exported logs or a .duckdb file"
             raise InputError(msg)
         else:
             msg = f"{path}: no such folder or file"
             raise InputError(msg)
-        connection, notes = open_database(database)
         stored = stored_translations(connection)
         digest = _schema_digest(connection)
         if report is not None and not all(_key(digest, q.declared) in stored for q in QUESTIONS):

@@ -287,6 +287,20 @@ def load_exports(folder: Path, *, cache: Path | None = None, tables: Mapping[str
     (`private_cache_folder`). Raises `InputError` for a missing folder, a file that cannot be read or
     does not hold its table's rows, and anything at the cache path that is not a triage cache.
     """
+    loaded, con, _ = open_exports(folder, cache=cache, tables=tables)
+    con.close()
+    return loaded
+
+
+def open_exports(
+    folder: Path, *, cache: Path | None = None, tables: Mapping[str, str] | None = None
+) -> tuple[LoadedExports, DuckDBPyConnection, tuple[str, ...]]:
+    """
+    `load_exports`, then `open_database` on its file: the loaded exports, the open connection and its notes.
+
+    A current cache (the usual run) is attached once, both to check it is of these inputs and to
+    query it: a second open of the file cost a one-user run about 20 ms.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         msg = f"{folder}: not a folder of exported logs"
@@ -294,11 +308,18 @@ def load_exports(folder: Path, *, cache: Path | None = None, tables: Mapping[str
     exports, ignored = _discover(folder, tables or {})
     fingerprint = _fingerprint(folder, exports, ignored, tables or {})
     target = _cache_path(folder, cache)
-    cached = _read_cache(target, fingerprint)
-    if cached is not None:
-        return LoadedExports(target, cached)
-    report = _build(target, exports, ignored, fingerprint)
-    return LoadedExports(target, report)
+    opened = _open_cache(target, fingerprint)
+    if opened is None:
+        report = _build(target, exports, ignored, fingerprint)
+        con = _attach(target)
+    else:
+        con, report = opened
+    try:
+        notes = _expose(con, target)
+    except BaseException:
+        con.close()
+        raise
+    return LoadedExports(target, report), con, notes
 
 
 #: The alias the cache file is attached under; queries see views of its tables in the in-memory database.
@@ -315,12 +336,22 @@ def open_database(path: Path, *, writable: bool = False) -> tuple[DuckDBPyConnec
     supplied as an empty table with the full schema (the file itself is never written), and named in
     the returned notes so the caller can say so. Every cursor of the connection sees the views.
     """
-    import duckdb
-
     path = Path(path)
     if not path.is_file():
         msg = f"{path}: no such DuckDB file"
         raise InputError(msg)
+    con = _attach(path, writable=writable)
+    try:
+        return con, _expose(con, path)
+    except BaseException:
+        con.close()
+        raise
+
+
+def _attach(path: Path, *, writable: bool = False) -> DuckDBPyConnection:
+    """An in-memory connection with the file at `path` attached as `STORE` (read-only unless `writable`)."""
+    import duckdb
+
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone='UTC'")
@@ -332,10 +363,15 @@ def open_database(path: Path, *, writable: bool = False) -> tuple[DuckDBPyConnec
         con.close()
         msg = f"{path}: not a DuckDB database this version can open: {first_line(error)}"
         raise InputError(msg) from error
+    return con
+
+
+def _expose(con: DuckDBPyConnection, path: Path) -> tuple[str, ...]:
+    """The attached file's tables as views (see `open_database`); the notes naming the tables it lacks."""
     stored: dict[str, list[str]] = {}
     for name, column in con.execute(
-        "SELECT table_name, column_name FROM information_schema.columns"
-        " WHERE table_catalog = ? AND table_schema = 'main' ORDER BY table_name, ordinal_position",
+        "SELECT table_name, column_name FROM duckdb_columns()"
+        " WHERE database_name = ? AND schema_name = 'main' ORDER BY table_name, column_index",
         [STORE],
     ).fetchall():
         stored.setdefault(name, []).append(column)
@@ -359,7 +395,7 @@ def open_database(path: Path, *, writable: bool = False) -> tuple[DuckDBPyConnec
             continue
         con.execute(f"CREATE TABLE {_ident(table)} ({_table_ddl(table)})")
         notes.append(f"{path.name} has no {table} table: treated as empty")
-    return con, tuple(notes)
+    return tuple(notes)
 
 
 def narrowable(con: DuckDBPyConnection) -> bool:
@@ -571,6 +607,16 @@ def _read_cache(path: Path, fingerprint: str) -> LoadReport | None:
     The stored report when `path` is our cache of exactly these inputs; None when there is nothing
     there or our cache of other inputs (rebuilt). Anything else at the path is refused, never replaced.
     """
+    opened = _open_cache(path, fingerprint)
+    if opened is None:
+        return None
+    con, report = opened
+    con.close()
+    return report
+
+
+def _open_cache(path: Path, fingerprint: str) -> tuple[DuckDBPyConnection, LoadReport] | None:
+    """`_read_cache`, keeping the connection (`_attach`) it read the report through open for the caller."""
     import duckdb
 
     try:
@@ -587,20 +633,21 @@ def _read_cache(path: Path, fingerprint: str) -> LoadReport | None:
         msg = f"{path}: the cache file belongs to user id {info.st_uid}, not to you; refusing to trust or replace it"
         raise InputError(msg)
     try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as error:
-        msg = f"{path}: exists and is not a triage cache ({first_line(error)}); refusing to overwrite it"
+        con = _attach(path)
+    except InputError as error:
+        cause = first_line(error.__cause__) if error.__cause__ is not None else str(error)
+        msg = f"{path}: exists and is not a triage cache ({cause}); refusing to overwrite it"
         raise InputError(msg) from error
     try:
-        meta = dict(con.execute(f"SELECT key, value FROM {_META_TABLE}").fetchall())  # noqa: S608 - constant name
+        meta = dict(con.execute(f"SELECT key, value FROM {STORE}.main.{_META_TABLE}").fetchall())  # noqa: S608 - constant names
     except duckdb.Error as error:
+        con.close()
         msg = f"{path}: is a DuckDB file but not a triage cache; refusing to overwrite it"
         raise InputError(msg) from error
-    finally:
-        con.close()
     if meta.get("fingerprint") != fingerprint:
+        con.close()
         return None
-    return LoadReport.from_dict(json.loads(meta["report"]), from_cache=True)
+    return con, LoadReport.from_dict(json.loads(meta["report"]), from_cache=True)
 
 
 def _build(target: Path, exports: Sequence[_Export], ignored: Sequence[str], fingerprint: str) -> LoadReport:

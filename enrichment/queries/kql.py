@@ -509,26 +509,26 @@ SCOPE_TEXT_CAP = 4000
 RISK_DETECTIONS_CAP = 50
 
 
-def _packed_text(column: str, packed: str) -> tuple[str, str]:
+def _packed_text(column: str, packed: str) -> tuple[str, str, str]:
     """
-    The lines that give every row `column`, the JSON text of `packed` (a `pack(...)`), before a
-    summarize collects it with `_text_set(column)`. The bag is made in one step and turned into text in
-    the next: the same value in Kusto, and on the embedded engine the difference between a few KB of
-    SQL and megabytes (duckdb-kql repeats a nested expression once per type it might have, so
+    The lines that give every row `column`, the JSON text of `packed` (a `pack(...)`) as a one-element
+    array, ready for a summarize to collect with `_text_set(column)`. Each step is its own `extend`: the
+    same values in Kusto, and on the embedded engine the difference between a few KB of SQL and
+    megabytes (duckdb-kql repeats a nested expression once per type it might have, so
     `make_set(pack_array(tostring(pack(...))))` written inline took 11 s per query to plan).
     """
-    return f"    | extend {column} = {packed}", f"    | extend {column} = tostring({column})"
+    return f"    | extend {column} = {packed}", f"    | extend {column} = tostring({column})", f"    | extend {column} = pack_array({column})"
 
 
 def _text_set(column: str) -> str:
     """
     The distinct JSON texts of `column` (made by `_packed_text`) per group, uncapped (`_first` cuts
-    them). Each text is collected as a one-element array: Kusto unions the arrays, and duckdb-kql, which
+    them). Each text arrives as a one-element array: Kusto unions the arrays, and duckdb-kql, which
     parses every string given to `make_set` as JSON and fails on one that is JSON-array text, always
     gets an array. The packed keys are named in alphabetical order, so the text reads the same whichever
     order an engine writes a bag's keys in.
     """
-    return f"make_set(pack_array({column}))"
+    return f"make_set({column})"
 
 
 def _first(column: str, count: int, *, newest: bool = False) -> str:
@@ -697,6 +697,7 @@ def _mailbox_branch(source: str, columns: Sequence[str], lines: Sequence[str]) -
             '            Operation =~ "MailItemsAccessed", pack("access", _access),',
             '            pack("subject", _subject))',
             "    | extend Sample = tostring(Sample)",
+            "    | extend Sample = pack_array(Sample)",
             "    | summarize Count = count(), Items = sum(Items), FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated),",
             f"        Samples = {_text_set('Sample')}",
             '        by User, Ip, SessionId, TokenKey = iff(TokenId in (token_ids), TokenId, ""), Operation, Client, AppId',
@@ -723,15 +724,12 @@ SCOPE_BODY = _lines(
         f"    | extend TokenId = {_text('SignInActivityId')}, Ip = {_text('IPAddress')}",
         "    | where Ip in (suspect_ips) or TokenId in (token_ids)",
         f'    | extend Path = tolower(tostring(split({_text("RequestUri")}, "?")[0])), Method = toupper({_text("RequestMethod")})',
-        '    | extend Family = case(Path contains "/messagerules" or Path contains "/mailboxsettings", "mail_settings",',
-        '        Path contains "/sendmail" or (Method == "POST" and (Path endswith "/send" or Path endswith "/reply"',
-        '            or Path endswith "/replyall" or Path endswith "/forward")), "mail_send",',
-        '        Path contains "/messages" or Path contains "/mailfolders", "mail_read",',
-        '        Path contains "/drive" or Path contains "/sites/", "files",',
-        '        Path contains "/applications" or Path contains "/serviceprincipals" or Path contains "/oauth2permissiongrants"',
-        '            or Path contains "/approleassignments", "applications",',
-        '        Path contains "/users" or Path contains "/groups" or Path contains "/directoryroles"',
-        '            or Path contains "/rolemanagement" or Path contains "/organization" or Path contains "/devices", "directory",',
+        '    | extend Family = case(Path matches regex "/messagerules|/mailboxsettings", "mail_settings",',
+        '        Path contains "/sendmail" or (Method == "POST" and Path matches regex "/(send|reply|replyall|forward)$"), "mail_send",',
+        '        Path matches regex "/messages|/mailfolders", "mail_read",',
+        '        Path matches regex "/drive|/sites/", "files",',
+        '        Path matches regex "/applications|/serviceprincipals|/oauth2permissiongrants|/approleassignments", "applications",',
+        '        Path matches regex "/users|/groups|/directoryroles|/rolemanagement|/organization|/devices", "directory",',
         '        "other")',
         "    | extend _path = substring(Path, 0, 300)",
         *_packed_text("Sample", 'pack("path", _path)'),

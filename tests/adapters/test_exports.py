@@ -29,6 +29,7 @@ from enrichment.adapters.exports import (
     narrow_to,
     narrowable,
     open_database,
+    open_exports,
     schema_columns,
 )
 
@@ -801,6 +802,27 @@ def test_the_cache_defaults_into_the_folder_and_a_second_load_reads_it(tmp_path:
     assert second.database.stat().st_mtime_ns == built
     assert second.report.files == first.report.files
     assert second.report.table_rows == first.report.table_rows
+
+
+def test_open_exports_answers_through_the_connection_that_checked_the_cache(tmp_path: Path) -> None:
+    """A current cache is checked and queried through one attach; a stale one is rebuilt, then opened."""
+    folder = tmp_path / "in"
+    path = write(folder / "SigninLogs.csv", csv_text(PORTAL_HEADER, PORTAL_ROWS))
+    load_exports(folder)
+    loaded, con, _ = open_exports(folder)
+    try:
+        assert loaded.report.from_cache
+        assert con.execute("SELECT count(*) FROM SigninLogs").fetchall() == [(2,)]
+    finally:
+        con.close()
+    with path.open("a", encoding="utf-8", newline="") as out:
+        csv.writer(out, lineterminator="\r\n").writerow(PORTAL_ROWS[0])
+    rebuilt, con, _ = open_exports(folder)
+    try:
+        assert not rebuilt.report.from_cache
+        assert con.execute("SELECT count(*) FROM SigninLogs").fetchall() == [(3,)]
+    finally:
+        con.close()
 
 
 def test_a_changed_input_rebuilds_the_cache(tmp_path: Path) -> None:
