@@ -517,7 +517,11 @@ def _packed_text(column: str, packed: str) -> tuple[str, str, str]:
     megabytes (duckdb-kql repeats a nested expression once per type it might have, so
     `make_set(pack_array(tostring(pack(...))))` written inline took 11 s per query to plan).
     """
-    return f"    | extend {column} = {packed}", f"    | extend {column} = tostring({column})", f"    | extend {column} = pack_array({column})"
+    return (
+        f"    | extend {column} = {packed}",
+        f"    | extend {column} = tostring({column})",
+        f"    | extend {column} = pack_array({column})",
+    )
 
 
 def _text_set(column: str) -> str:
