@@ -582,10 +582,15 @@ def answer(
     return out
 
 
-def load(folder: Path, database: Path) -> dict[str, int]:
+def load(folder: Path, database: Path, *, resampled: list[str] | None = None) -> dict[str, int]:
     """
     Every `<Table>.*` export of `folder`, and every watchlist in its `watchlists/` folder, read by
     DuckDB with its defaults into a table of `database`; rows per table.
+
+    DuckDB guesses each column's type from the first rows of a file; where a later row does not fit
+    the guess (at 50,000 users, a column of ids that holds an empty string after the sampled rows),
+    its read fails, and the file is read again with every row sampled (`sample_size=-1`). Those
+    tables are appended to `resampled`: their floor includes the failed read and a second pass.
     """
     files = [(path.name.partition(".")[0], path) for path in sorted(folder.iterdir())]
     files = [(table, path) for table, path in files if path.is_file() and table in TABLES and "." in path.name]
@@ -595,7 +600,13 @@ def load(folder: Path, database: Path) -> dict[str, int]:
     with duckdb.connect(str(database)) as con:
         for table, path in files:
             reader = "read_csv" if ".csv" in path.name else "read_json"
-            con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM {reader}(?)', [str(path)])
+            try:
+                con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM {reader}(?)', [str(path)])
+            except duckdb.InvalidInputException:
+                con.execute(f'DROP TABLE IF EXISTS "{table}"')
+                con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM {reader}(?, sample_size=-1)', [str(path)])
+                if resampled is not None:
+                    resampled.append(table)
             found = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()
             rows[table] = int(found[0]) if found else 0
         con.execute("CHECKPOINT")

@@ -334,3 +334,19 @@ def test_the_floors_load_reads_every_file_the_product_loads(tenant: Any, tenant_
         table: rows for table, rows in loaded.items() if table != WATCHLIST_TABLE
     }
     assert watchlists == loaded[WATCHLIST_TABLE] > 0
+
+
+def test_the_floors_load_rereads_a_file_whose_later_rows_break_duckdbs_type_guess(tmp_path: Path) -> None:
+    """A column sampled as UUIDs that holds "" further down is read again with every row sampled, and named."""
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    rows = [
+        {"UserId": f"00000000-0000-0000-0000-{index:012d}", "UserPrincipalName": f"u{index}@contoso.example"}
+        for index in range(30_000)
+    ]
+    rows.append({"UserId": "", "UserPrincipalName": "late@contoso.example"})
+    (folder / "SigninLogs.jsonl").write_text("\n".join(json.dumps(row) for row in rows), encoding="utf-8")
+    resampled: list[str] = []
+    loaded = floor.load(folder, tmp_path / "floor.duckdb", resampled=resampled)
+    assert loaded == {"SigninLogs": 30_001}
+    assert resampled == ["SigninLogs"]
