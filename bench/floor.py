@@ -22,11 +22,11 @@ The questions read the cache as the loader lays it out: each sign-in row keyed b
 lower-case UPN) under an ART index, so the equality filter on `_user_key` fetches only the users' rows
 (with the product's index-scan bound, `INDEX_SCAN_MAX_ROWS`), and each row's JSON columns parsed once.
 The values follow the product's columns: strings never NULL, JSON fields as their text, 10-minute
-bins, the per-user cut at `row_cap` + 1 groups nearest the incident (ties kept). The scope question filters each activity table by the window, and
-by the accounts and operations where plain columns hold them, before it reads JSON (CloudAppEvents names
-its user only in RawEventData); it reads all the fields it needs from one JSON column in one
-`json_extract_string` call, and keeps a group's first `SCOPE_SAMPLE_CAP` samples in the product's order
-(that of their JSON-quoted text).
+bins, the per-user cut at `row_cap` + 1 groups nearest the incident (ties kept). The scope question
+filters each activity table by the window, and by the accounts and operations where plain columns hold
+them, before it reads JSON (CloudAppEvents names its user only in RawEventData); it reads all the
+fields it needs from one JSON column in one `json_extract_string` call, and keeps a group's first
+`SCOPE_SAMPLE_CAP` samples in the product's order (that of their JSON-quoted text).
 """
 
 from __future__ import annotations
@@ -494,6 +494,15 @@ def scope_sql(present: set[str]) -> str:
             f"SELECT 'coverage' AS Kind, '{table}' AS Source, count(*) AS Rows FROM {table} WHERE TimeGenerated BETWEEN $start AND $end",
         )
     )
+
+
+def suspect_keywords(request: Any) -> dict[str, list[str]]:
+    """`answer`'s suspect keywords from a request shaped like the product's `gather.ScopeRequest` (not imported)."""
+    return {
+        "suspect_ips": sorted(request.suspect_ips),
+        "token_ids": sorted(request.token_ids),
+        "session_ids": sorted(request.session_ids),
+    }
 
 
 def connect(cache: str) -> duckdb.DuckDBPyConnection:

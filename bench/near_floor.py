@@ -91,6 +91,7 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> float:
 def child_load(kind: str, data: Path, out: Path) -> dict[str, Any]:
     """One cold load into `out`: the product's loader, or DuckDB's own read (the floor)."""
     started, cpu = time.perf_counter(), cpu_seconds()
+    resampled: list[str] = []
     if kind == "product":
         from enrichment.adapters.exports import load_exports
 
@@ -98,15 +99,8 @@ def child_load(kind: str, data: Path, out: Path) -> dict[str, Any]:
     else:
         import floor
 
-        resampled: list[str] = []
         rows = floor.load(data, out, resampled=resampled)
-        return {
-            "seconds": time.perf_counter() - started,
-            "cpu_seconds": cpu_seconds() - cpu,
-            "rows": rows,
-            "resampled": resampled,
-        }
-    return {"seconds": time.perf_counter() - started, "cpu_seconds": cpu_seconds() - cpu, "rows": rows, "resampled": []}
+    return {"seconds": time.perf_counter() - started, "cpu_seconds": cpu_seconds() - cpu, "rows": rows, "resampled": resampled}
 
 
 def child_triage(data: Path, cache: Path, runs: int) -> dict[str, Any]:
@@ -138,7 +132,7 @@ def child_triage(data: Path, cache: Path, runs: int) -> dict[str, Any]:
             at = last - timedelta(minutes=5)
             evidence = gather_evidence(engine, [Account(upn=user)], at, settings)
             request = scope_request(evidence, [followed_addresses(assess(e, settings)) for e in evidence])
-            asked = {} if request is None else floor_suspects(request)
+            asked = {} if request is None else floor.suspect_keywords(request)
             suspects.append(asked)
             floor.answer(con, [user.lower()], [], at, **floor.options(settings), **asked)
         for (user, last), asked in zip(users, suspects, strict=True):
@@ -150,8 +144,8 @@ def child_triage(data: Path, cache: Path, runs: int) -> dict[str, Any]:
             started = time.perf_counter()
             floor.answer(con, [user.lower()], [], at, **floor.options(settings), **asked)
             bare.append(time.perf_counter() - started)
-    # The CLI is timed for the middle user, and for the first user with suspects (four questions), if any.
-    chosen = [len(users) // 2, *[index for index, asked in enumerate(suspects) if asked][:1]]
+    # The CLI is timed for the middle user, and for the first user with suspects (four questions), if any (once if the same).
+    chosen = list(dict.fromkeys([len(users) // 2, *[index for index, asked in enumerate(suspects) if asked][:1]]))
     return {
         "product": product,
         "floor": bare,
@@ -159,15 +153,6 @@ def child_triage(data: Path, cache: Path, runs: int) -> dict[str, Any]:
         "cli": [
             {"user": users[i][0], "at": (users[i][1] - timedelta(minutes=5)).isoformat(), "suspects": suspects[i]} for i in chosen
         ],
-    }
-
-
-def floor_suspects(request: Any) -> dict[str, list[str]]:
-    """`floor.answer`'s suspect keywords from the product's `ScopeRequest`."""
-    return {
-        "suspect_ips": sorted(request.suspect_ips),
-        "token_ids": sorted(request.token_ids),
-        "session_ids": sorted(request.session_ids),
     }
 
 

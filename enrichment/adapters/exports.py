@@ -314,12 +314,7 @@ def open_exports(
         con = _attach(target)
     else:
         con, report = opened
-    try:
-        notes = _expose(con, target)
-    except BaseException:
-        con.close()
-        raise
-    return LoadedExports(target, report), con, notes
+    return LoadedExports(target, report), *_exposed(con, target)
 
 
 #: The alias the cache file is attached under; queries see views of its tables in the in-memory database.
@@ -340,12 +335,7 @@ def open_database(path: Path, *, writable: bool = False) -> tuple[DuckDBPyConnec
     if not path.is_file():
         msg = f"{path}: no such DuckDB file"
         raise InputError(msg)
-    con = _attach(path, writable=writable)
-    try:
-        return con, _expose(con, path)
-    except BaseException:
-        con.close()
-        raise
+    return _exposed(_attach(path, writable=writable), path)
 
 
 def _attach(path: Path, *, writable: bool = False) -> DuckDBPyConnection:
@@ -364,6 +354,15 @@ def _attach(path: Path, *, writable: bool = False) -> DuckDBPyConnection:
         msg = f"{path}: not a DuckDB database this version can open: {first_line(error)}"
         raise InputError(msg) from error
     return con
+
+
+def _exposed(con: DuckDBPyConnection, path: Path) -> tuple[DuckDBPyConnection, tuple[str, ...]]:
+    """`con` with the attached file's tables as views (see `open_database`), and the notes; `con` is closed on failure."""
+    try:
+        return con, _expose(con, path)
+    except BaseException:
+        con.close()
+        raise
 
 
 def _expose(con: DuckDBPyConnection, path: Path) -> tuple[str, ...]:
@@ -635,8 +634,7 @@ def _open_cache(path: Path, fingerprint: str) -> tuple[DuckDBPyConnection, LoadR
     try:
         con = _attach(path)
     except InputError as error:
-        cause = first_line(error.__cause__) if error.__cause__ is not None else str(error)
-        msg = f"{path}: exists and is not a triage cache ({cause}); refusing to overwrite it"
+        msg = f"{path}: exists and is not a triage cache ({first_line(error.__cause__ or error)}); refusing to overwrite it"
         raise InputError(msg) from error
     try:
         meta = dict(con.execute(f"SELECT key, value FROM {STORE}.main.{_META_TABLE}").fetchall())  # noqa: S608 - constant names

@@ -81,11 +81,7 @@ def _scopes(
 ) -> tuple[list[str], list[str]]:
     """(product, floor) scope rows for the same accounts and suspects: `kql.scope_query` on the engine, `floor.answer` on the cache."""
     accounts = asked.accounts
-    suspects = {
-        "suspect_ips": sorted(asked.suspect_ips),
-        "token_ids": sorted(asked.token_ids),
-        "session_ids": sorted(asked.session_ids),
-    }
+    suspects = floor.suspect_keywords(asked)
     product = _rows(engine.run(kql.scope_query(accounts, asked.window, **suspects)).rows)
     upns = sorted({a.upn.lower() for a in accounts if a.upn})
     ids = sorted({a.object_id.lower() for a in accounts if a.object_id})
