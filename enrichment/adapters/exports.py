@@ -17,8 +17,8 @@ sign-in row carries the normalised user (`_user_key`, the lower-case UPN), index
 `open_database` narrows the tables to the users a question names with an equality filter on that
 column, so DuckDB fetches only those users' rows however large the tenant is. The rows stay in the
 order the parallel reader wrote them: an index costs a fraction of a second per million rows, where
-sorting a million wide rows by user cost a third of the load and spilled under the build's memory
-bound, for the same lookups (bench/near_floor.py).
+sorting them by user nearly doubles the load on a million wide rows, and at 25 million does not
+finish under the build's memory bound (bench/sort_cost.py, bench/user_index.py).
 
 A cache decides verdicts, so nothing but our own cache is trusted or replaced: a file at the cache
 path that is not one is refused, and when the evidence folder is read-only the cache goes to a
