@@ -54,6 +54,12 @@ TRIP_SLACK = timedelta(days=1)
 #: IPv4 and IPv6 of one network count as "at the same time" within this gap.
 DUAL_STACK_GAP = timedelta(minutes=30)
 
+#: Read once here: on Python 3.11 each enum member lookup (`Table.NON_INTERACTIVE`) is a descriptor call
+#: (about 0.2 us), and the checks below make it per row or per ASN.
+_NON_INTERACTIVE = Table.NON_INTERACTIVE
+_MICROSOFT = networks.NetworkKind.MICROSOFT
+_MOBILE_CARRIER = networks.NetworkKind.MOBILE_CARRIER
+
 
 def _corporate(facts: IpFacts, settings: Settings) -> Iterable[Explanation]:
     for kind, cidrs, setting in (
@@ -88,7 +94,7 @@ def _named_location(facts: IpFacts) -> Explanation | None:
 
 def _service_like(signin: SignIn) -> bool:
     """A Microsoft service acting for the user: non-interactive, no user agent, no device."""
-    return signin.table is Table.NON_INTERACTIVE and not signin.user_agent and not signin.device_id
+    return signin.table is _NON_INTERACTIVE and not signin.user_agent and not signin.device_id
 
 
 def _microsoft(p: Picture, facts: IpFacts, rows: Sequence[SignIn]) -> Explanation | None:
@@ -99,7 +105,7 @@ def _microsoft(p: Picture, facts: IpFacts, rows: Sequence[SignIn]) -> Explanatio
     the address must look like a service acting for the user, or come from the user's own device or
     a device the organisation manages (compliance is Entra's verdict, not the client's claim).
     """
-    owned = sorted(a for a in facts.asns if networks.network_kind(a) is networks.NetworkKind.MICROSOFT)
+    owned = sorted(a for a in facts.asns if networks.network_kind(a) is _MICROSOFT)
     if not owned or not rows:
         return None
     if not all(_service_like(s) or p.own_device(s) for s in rows):
@@ -123,7 +129,7 @@ def _mobile_carrier(p: Picture, facts: IpFacts, rows: Sequence[SignIn], carried:
     address, or a session the device never used elsewhere, and stays unexplained.
     """
     ref = p.reference
-    carriers = sorted(a for a in facts.asns if networks.network_kind(a) is networks.NetworkKind.MOBILE_CARRIER)
+    carriers = sorted(a for a in facts.asns if networks.network_kind(a) is _MOBILE_CARRIER)
     if not carriers or not facts.countries or not facts.countries <= ref.countries:
         return None
     usual = [a for a in carriers if a in ref.asns]
@@ -209,11 +215,19 @@ def _dual_stack_presence(p: Picture) -> dict[tuple[int, int, str], _Presence]:
     return {key: _Presence.of(found, DUAL_STACK_GAP) for key, found in spans.items()}
 
 
-def _prefix64(address: Address | None) -> ipaddress.IPv6Network | None:
-    """The /64 an IPv6 address is in (None for IPv4 or no address)."""
+def _prefix64(address: Address | None) -> int | None:
+    """
+    The /64 an IPv6 address is in, as its upper 64 bits (None for IPv4 or no address): a key that
+    costs a shift, where an `IPv6Network` costs 10 us and is built only to be written (`_lan_text`).
+    """
     if address is None or address.version != 6:
         return None
-    return ipaddress.IPv6Network((int(address) >> 64 << 64, 64))
+    return int(address) >> 64
+
+
+def _lan_text(prefix: int) -> str:
+    """The /64 of `_prefix64` as people read it, e.g. "2001:db8:1:2::/64"."""
+    return str(ipaddress.IPv6Network((prefix << 64, 64)))
 
 
 def _paired(p: Picture, facts: IpFacts, presence: dict[tuple[int, int, str], _Presence]) -> tuple[int, str] | None:
@@ -230,8 +244,8 @@ def _paired(p: Picture, facts: IpFacts, presence: dict[tuple[int, int, str], _Pr
     return None
 
 
-#: IPv6 /64 -> AS -> how the user is known on it, for the detail sentence.
-Lans = dict[ipaddress.IPv6Network, dict[int, str]]
+#: IPv6 /64 (`_prefix64`) -> AS -> how the user is known on it, for the detail sentence.
+Lans = dict[int, dict[int, str]]
 
 
 def _dual_stack(p: Picture, facts: IpFacts, presence: dict[tuple[int, int, str], _Presence], lans: Lans) -> Explanation | None:
@@ -263,7 +277,7 @@ def _dual_stack(p: Picture, facts: IpFacts, presence: dict[tuple[int, int, str],
                 return Explanation(
                     facts.ip,
                     ExplanationKind.DUAL_STACK,
-                    f"{facts.ip} is inside {lan}, {known[asn]}, of AS{asn} where the user also signs in over IPv4: the "
+                    f"{facts.ip} is inside {_lan_text(lan)}, {known[asn]}, of AS{asn} where the user also signs in over IPv4: the "
                     "household router's rotating IPv6 addresses.",
                 )
     return None
@@ -368,7 +382,7 @@ def _established(p: Picture, s: SignIn, settings: Settings) -> bool:
         return True
     return (
         networks.handheld(s.operating_system)
-        and networks.network_kind(s.asn) is networks.NetworkKind.MOBILE_CARRIER
+        and networks.network_kind(s.asn) is _MOBILE_CARRIER
         and s.asn in p.reference.asns
         and s.country in p.reference.countries
     )
@@ -502,9 +516,7 @@ def explain(p: Picture, settings: Settings, skip: frozenset[ExplanationKind] = f
     records = [t for t in p.evidence.travel if not user or not t.user or t.user.lower() == user]
     every = {**p.failed_only, **p.ips}
     travel_ips = {ip for ip, f in every.items() if any(t.country in f.countries for t in records)}
-    microsoft_ips = {
-        ip for ip, f in every.items() if any(networks.network_kind(a) is networks.NetworkKind.MICROSOFT for a in f.asns)
-    }
+    microsoft_ips = {ip for ip, f in every.items() if any(networks.network_kind(a) is _MICROSOFT for a in f.asns)}
     relay_ips = {ip for ip, f in every.items() if f.asns & networks.PRIVACY_RELAY_ASNS.keys()}
     sse_asns = frozenset().union(*(networks.SSE_PROVIDERS[name].asns for name in settings.sse_providers))
     sse_ips = {
@@ -515,8 +527,7 @@ def explain(p: Picture, settings: Settings, skip: frozenset[ExplanationKind] = f
     carrier_ips = {
         ip
         for ip, f in every.items()
-        if ip not in p.taken
-        and any(networks.network_kind(a) is networks.NetworkKind.MOBILE_CARRIER and a not in p.reference.asns for a in f.asns)
+        if ip not in p.taken and any(networks.network_kind(a) is _MOBILE_CARRIER and a not in p.reference.asns for a in f.asns)
     }
     wanted = travel_ips | microsoft_ips | relay_ips | sse_ips | carrier_ips
     rows_by_ip: dict[str, list[SignIn]] = defaultdict(list)

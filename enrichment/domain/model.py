@@ -25,6 +25,9 @@ class Table(StrEnum):
     NON_INTERACTIVE = "AADNonInteractiveUserSignInLogs"
 
 
+#: Read once here for `SignIn.interactive`: on Python 3.11 each `Table.INTERACTIVE` is a descriptor call.
+_INTERACTIVE = Table.INTERACTIVE
+
 #: The directory's audit table: security-info and device registrations.
 AUDIT_LOGS = "AuditLogs"
 #: Every table the evidence comes from, in the order coverage is reported.
@@ -190,7 +193,7 @@ class SignIn:
 
     @property
     def interactive(self) -> bool:
-        return self.table is Table.INTERACTIVE
+        return self.table is _INTERACTIVE
 
     @property
     def succeeded(self) -> bool:

@@ -111,10 +111,11 @@ def run_side_by_side(engine: QueryEngine, queries: Sequence[kql.Query]) -> list[
 
 def _nearest(signins: Sequence[SignIn], at: datetime, count: int) -> list[SignIn]:
     """The `count` groups nearest `at`; ties broken by the groups' own order, so the cut does not depend on row order."""
-    return sorted(signins, key=lambda s: (abs((s.first - at).total_seconds()), *_order(s)))[:count]
+    return sorted(signins, key=lambda s: (abs((s.first - at).total_seconds()), *evidence_order(s)))[:count]
 
 
-def _order(signin: SignIn) -> tuple[datetime, str, str, str, str]:
+def evidence_order(signin: SignIn) -> tuple[datetime, str, str, str, str]:
+    """The order of `UserEvidence.signins`: by time, then table, address, session and app (`assess` gets them so)."""
     return (signin.first, signin.table.value, signin.ip, signin.session_id, signin.app_id)
 
 
@@ -182,7 +183,7 @@ def gather_evidence(
                 account=named,
                 at=at,
                 window=window,
-                signins=tuple(sorted(mine, key=_order)),
+                signins=tuple(sorted(mine, key=evidence_order)),
                 baseline=rows.baseline(history_rows, before),
                 security_events=tuple(sorted(security, key=lambda e: (e.time, e.operation))),
                 travel=tuple(sorted(travel, key=lambda t: (t.start, t.country))),

@@ -205,7 +205,7 @@ class TestDualStack:
 
     def test_dual_stack_of_a_network_the_user_is_not_known_on(self) -> None:
         """An attacker's own IPv4 and IPv6 do not vouch for each other."""
-        v6 = ("2001:db8:14061::66", ATTACKER[1], "NL", "Amsterdam", 52.37, 4.89)
+        v6 = ("2001:db8:1406::66", ATTACKER[1], "NL", "Amsterdam", 52.37, 4.89)
         ev = evidence(signin(ATTACKER, 0), signin(v6, 2))
         assert kinds(ev, v6[0]) == set()
 
@@ -214,6 +214,8 @@ class TestDualStack:
         history = baseline(ips=frozenset({HOME[0], "2001:db8:7922::1"}))
         ev = evidence(signin(HOME, -600), signin(HOME_V6, 0), history=history)
         assert kinds(ev, HOME_V6[0]) == {ExplanationKind.DUAL_STACK}
+        detail = next(e.detail for e in explain(picture(ev), Settings()) if e.ip == HOME_V6[0])
+        assert f"{HOME_V6[0]} is inside 2001:db8:7922::/64, an IPv6 network the user is known on" in detail
 
     def test_an_address_the_laptops_session_was_lifted_to_is_not_the_router(self) -> None:
         """The other family of the home AS, used by the laptop's session with no device, is not the home router."""

@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from common import settings
 from enrichment.domain import networks
 from enrichment.domain.networks import NetworkKind
-from enrichment.domain.picture import Address, parsed
+from enrichment.domain.picture import Address, parsed, site
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,6 +56,19 @@ class TestNetworkKind:
         for table in tables:
             assert not seen & set(table)
             seen |= set(table)
+
+    def test_every_listed_asn_has_its_tables_kind(self) -> None:
+        """The lookup table behind `network_kind` classifies every ASN of every list as that list says."""
+        for table, kind in (
+            (networks.MICROSOFT_ASNS, NetworkKind.MICROSOFT),
+            (networks.CONSUMER_VPN_ASNS, NetworkKind.CONSUMER_VPN),
+            (networks.HOSTING_ASNS, NetworkKind.HOSTING),
+            (networks.MOBILE_CARRIER_ASNS, NetworkKind.MOBILE_CARRIER),
+            (networks.MIXED_OPERATOR_ASNS, NetworkKind.MOBILE_CARRIER),
+            (networks.PRIVACY_RELAY_ASNS, NetworkKind.PRIVACY_RELAY),
+            (networks.SSE_ASNS, NetworkKind.SECURITY_SERVICE_EDGE),
+        ):
+            assert {asn: networks.network_kind(asn) for asn in table} == dict.fromkeys(table, kind)
 
     def test_shared_infrastructure(self) -> None:
         """Clouds, hosting, commercial VPNs, privacy relays and SSEs are shared by anyone; carriers and ISPs are not."""
@@ -113,6 +128,65 @@ class TestAddresses:
         assert [a.version if a else None for a in (parsed(ip, known) for ip in ("192.0.2.1", "2001:db8::1", "x"))] == [4, 6, None]
         assert set(known) == {"192.0.2.1", "2001:db8::1", "x"}
         assert parsed("192.0.2.1", known) is known["192.0.2.1"]
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "192.0.2.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "192.0.2.01",
+            "192.0.2.256",
+            "192.0.2",
+            "192.0.2.1.5",
+            " 192.0.2.1",
+            "192.0.2.1/24",
+            "١٩٢.0.2.1",
+            "2001:db8::1",
+            "2001:DB8:0:0:0:0:0:1",
+            "2001:db8:21928::1",
+            "2001:db8::1::2",
+            "::",
+            "::ffff:192.0.2.1",
+            "::ffff:192.0.2.01",
+            "2001:db8::192.0.2.1",
+            "fe80::1%eth0",
+            "fe80::1%",
+            "2001:0db8:0000:0000:0000:0000:0000:00001",
+            "1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7:8:9",
+            ":1:2:3:4:5:6:7",
+            "",
+            "x",
+            "<script>",
+        ],
+    )
+    def test_addresses_parse_as_ipaddress_parses_them(self, text: str) -> None:
+        """The fast parser gives what `ipaddress.ip_address` gives (equal address, or None), hostile text included."""
+        try:
+            expected: Address | None = ipaddress.ip_address(text)
+        except ValueError:
+            expected = None
+        found = parsed(text, {})
+        assert found == expected
+        assert type(found) is type(expected)
+        if isinstance(found, ipaddress.IPv6Address) and isinstance(expected, ipaddress.IPv6Address):
+            assert found.scope_id == expected.scope_id
+
+    @given(st.integers(min_value=0, max_value=2**128 - 1), st.sampled_from(["compressed", "exploded"]))
+    def test_any_ipv6_parses_to_itself_and_sits_in_its_48(self, value: int, form: str) -> None:
+        """Any IPv6 address, in either written form, parses to itself, and its site is the /48 `IPv6Network` writes."""
+        address = ipaddress.IPv6Address(value)
+        text = getattr(address, form)
+        assert parsed(text, {}) == address
+        assert site(text) == str(ipaddress.IPv6Network((value >> 80 << 80, 48)))
+
+    @given(st.integers(min_value=0, max_value=2**32 - 1))
+    def test_any_ipv4_parses_to_itself_and_sits_in_its_24(self, value: int) -> None:
+        """Any IPv4 address parses to itself, and its site is its /24."""
+        address = ipaddress.IPv4Address(value)
+        assert parsed(str(address), {}) == address
+        assert site(str(address)) == str(ipaddress.IPv4Network((value >> 8 << 8, 24)))
 
 
 class TestSecurityServiceEdges:

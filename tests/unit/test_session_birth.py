@@ -24,7 +24,7 @@ from tests.unit.factories import (
 NEIGHBOUR = ("198.18.44.9", 7922, "US", "Tacoma", 47.25, -122.44)
 #: A new home line (an ISP the user was never seen on) and its IPv6 address.
 NEW_HOME = ("198.18.200.5", 64501, "US", "Seattle", 47.61, -122.33)
-NEW_HOME_V6 = ("2001:db8:64501::5", 64501, "US", "Seattle", 47.61, -122.33)
+NEW_HOME_V6 = ("2001:db8:6450::5", 64501, "US", "Seattle", 47.61, -122.33)
 IPHONE = {"operating_system": "Ios", "browser": "Mobile Safari 18.5", "user_agent": "Outlook-iOS/728.4913406.prod.iphone"}
 NEW_PHONE = "5b0a9e3c-8d2f-4f61-a7c4-2e9d0b1f6a38"
 #: The user knows the carrier from their old phone.

@@ -68,6 +68,8 @@ def concurrent_streams(p: Picture, check: Check) -> Signal | None:
     The unfamiliar, unexplained side of each pair (`sweeps.concurrent_pairs`) is implicated; two
     networks the user is known on (laptop at home, phone on the carrier) are ordinary.
     """
+    if not check.uncovered(p.unfamiliar):
+        return None  # only an unfamiliar, unexplained address is ever implicated: no sweep can find one
     pairs = concurrent_pairs(p.non_interactive, p.unfamiliar, CONCURRENCY_GAP)
     implicated: set[str] = set()
     partners: set[str] = set()
