@@ -387,7 +387,7 @@ def parsed(ip: str, known: dict[str, Address | None]) -> Address | None:
     The C parser (`inet_pton`) reads the usual forms, and the address is built from its integer:
     `ipaddress` parsing a string costs about 13 us, and a user's churning phone brings thousands of
     addresses. What it refuses (a scope id such as "fe80::1%eth0", or no address at all) is left to
-    `ipaddress.ip_address`, which has the last word; tests/unit/test_picture.py holds the two to the
+    `ipaddress.ip_address`, which has the last word; tests/unit/test_networks.py holds the two to the
     same answers.
     """
     if ip in known:
@@ -541,7 +541,7 @@ def site(ip: str, known: dict[str, Address | None] | None = None, memo: dict[str
         found = f"{a}.{b}.{c}.0/24"
     else:
         # The /48's network address in the compressed form `IPv6Network` writes, by the C formatter: building
-        # the network in Python cost 10 us an address (tests/unit/test_picture.py holds the two equal).
+        # the network in Python cost 10 us an address (tests/unit/test_networks.py holds the two equal).
         found = socket.inet_ntop(socket.AF_INET6, (int(address) >> 80 << 80).to_bytes(16, "big")) + "/48"
     if memo is not None:
         memo[ip] = found
