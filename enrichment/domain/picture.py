@@ -384,7 +384,7 @@ def parsed(ip: str, known: dict[str, Address | None]) -> Address | None:
     """
     `ip` as an address (None if it is not one), remembered in `known`.
 
-    The C parser (`inet_pton`) reads the usual forms, and the address is built from its integer:
+    The C parser (`networks.address_value`) reads the usual forms, and the address is built from its integer:
     `ipaddress` parsing a string costs about 13 us, and a user's churning phone brings thousands of
     addresses. What it refuses (a scope id such as "fe80::1%eth0", or no address at all) is left to
     `ipaddress.ip_address`, which has the last word; tests/unit/test_networks.py holds the two to the
@@ -393,12 +393,11 @@ def parsed(ip: str, known: dict[str, Address | None]) -> Address | None:
     if ip in known:
         return known[ip]
     address: Address | None
-    try:
-        if ":" in ip:
-            address = ipaddress.IPv6Address(int.from_bytes(socket.inet_pton(socket.AF_INET6, ip), "big"))
-        else:
-            address = ipaddress.IPv4Address(int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big"))
-    except (OSError, ValueError):
+    found = networks.address_value(ip)
+    if found is not None:
+        side, value = found
+        address = ipaddress.IPv6Address(value) if side else ipaddress.IPv4Address(value)
+    else:
         try:
             address = ipaddress.ip_address(ip)
         except ValueError:
